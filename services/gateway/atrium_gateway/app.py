@@ -1,0 +1,110 @@
+"""Wires the gateway: FastAPI for REST v1, the NATS broker for RPC, Redis for accounts."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from atrium_gateway import rooms
+from atrium_shared import errors, telemetry
+from atrium_shared.accounts import AccountStore
+from atrium_shared.errors import AtriumError
+from atrium_shared.infra import make_broker, make_redis
+from atrium_shared.settings import Settings, get_settings
+
+log = logging.getLogger("atrium.gateway")
+
+
+def _error(exc: AtriumError) -> JSONResponse:
+    headers = {"WWW-Authenticate": 'Basic realm="Atrium"'} if exc.status == 401 else None
+    return JSONResponse(exc.body().model_dump(), status_code=exc.status, headers=headers)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    telemetry.setup("gateway", settings)
+    broker = make_broker(settings)
+    redis = make_redis(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await broker.start()
+        app.state.ready = True
+        try:
+            yield
+        finally:
+            app.state.ready = False
+            await broker.stop()
+            await redis.aclose()
+
+    app = FastAPI(
+        title="Atrium REST API",
+        version="1.0",
+        summary="Twilio Programmable Video REST v1, self-hosted",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.broker = broker
+    app.state.redis = redis
+    app.state.accounts = AccountStore(redis)
+    app.state.ready = False
+    app.include_router(rooms.router)
+
+    @app.exception_handler(AtriumError)
+    async def atrium_error(request: Request, exc: AtriumError) -> JSONResponse:
+        return _error(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        fields = ", ".join(str(err.get("loc", ["?"])[-1]) for err in exc.errors())
+        return _error(AtriumError(errors.INVALID_PARAMETER, f"Invalid parameter: {fields}", 400))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            path = request.url.path.removeprefix("/v1")
+            return _error(errors.not_found(path))
+        if exc.status_code == 405:
+            return _error(AtriumError(errors.METHOD_NOT_ALLOWED, "Method not allowed", 405))
+        return _error(AtriumError(errors.INVALID_PARAMETER, str(exc.detail), exc.status_code))
+
+    @app.get("/healthz", include_in_schema=False)
+    @app.get("/livez", include_in_schema=False)
+    async def livez() -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> PlainTextResponse:
+        try:
+            await asyncio.wait_for(redis.ping(), 2)
+            ok = app.state.ready and bool(broker.config.connection_state)
+        except Exception:
+            ok = False
+        return PlainTextResponse("ready" if ok else "not ready", status_code=200 if ok else 503)
+
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,livez,readyz")
+    return app
+
+
+def main() -> None:
+    settings = get_settings()
+    uvicorn.run(
+        create_app(settings),
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        timeout_graceful_shutdown=10,
+    )
+
+
+if __name__ == "__main__":
+    main()

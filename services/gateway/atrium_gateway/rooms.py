@@ -1,0 +1,205 @@
+"""REST v1 Rooms: thin handlers that parse Twilio's wire format and call the room service."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from atrium_gateway import wire
+from atrium_gateway.auth import authenticated_account
+from atrium_shared import errors, subjects
+from atrium_shared.accounts import Account
+from atrium_shared.errors import AtriumError
+from atrium_shared.models import RoomInfo
+from atrium_shared.room_api import (
+    CreateRoomRequest,
+    FetchRoomRequest,
+    ListRoomsRequest,
+    RoomPage,
+    UpdateRoomRequest,
+)
+from atrium_shared.rpc import call
+
+router = APIRouter(prefix="/v1")
+MAX_PAGE_SIZE = 1000
+ROOM_STATUSES = ("in-progress", "completed", "failed")
+
+
+class CreateRoomForm(BaseModel):
+    """Twilio's CreateRoom form parameters, kept as sent; parsing happens in :mod:`wire`."""
+
+    EnableTurn: str | None = None
+    Type: str | None = None
+    UniqueName: str | None = None
+    StatusCallback: str | None = None
+    StatusCallbackMethod: str | None = None
+    MaxParticipants: str | None = None
+    RecordParticipantsOnConnect: str | None = None
+    TranscribeParticipantsOnConnect: str | None = None
+    VideoCodecs: list[str] | None = None
+    MediaRegion: str | None = None
+    RecordingRules: str | None = None
+    TranscriptionsConfiguration: str | None = None
+    AudioOnly: str | None = None
+    MaxParticipantDuration: str | None = None
+    EmptyRoomTimeout: str | None = None
+    UnusedRoomTimeout: str | None = None
+    LargeRoom: str | None = None
+
+
+class UpdateRoomForm(BaseModel):
+    Status: str | None = None
+
+
+class RoomList(BaseModel):
+    rooms: list[wire.RoomResource]
+    meta: wire.PageMeta
+
+
+def base_url(request: Request) -> str:
+    configured: str | None = request.app.state.settings.public_url
+    if configured:
+        return configured.rstrip("/")
+    host = request.headers.get("host") or f"{request.url.hostname}:{request.url.port}"
+    return f"{request.url.scheme}://{host}"
+
+
+async def _room_call(request: Request, subject: str, body: BaseModel) -> RoomInfo:
+    state = request.app.state
+    return await call(state.broker, subject, body, RoomInfo, state.settings.rpc_timeout_seconds)
+
+
+def _json(resource: BaseModel, status: int) -> JSONResponse:
+    return JSONResponse(resource.model_dump(mode="json"), status_code=status)
+
+
+Auth = Annotated[Account, Depends(authenticated_account)]
+
+
+@router.post("/Rooms", status_code=201, response_model=wire.RoomResource)
+async def create_room(
+    request: Request, account: Auth, form: Annotated[CreateRoomForm, Form()]
+) -> JSONResponse:
+    command = CreateRoomRequest(
+        account_sid=account.sid,
+        type=form.Type,
+        unique_name=form.UniqueName,
+        status_callback=form.StatusCallback,
+        status_callback_method=form.StatusCallbackMethod,
+        max_participants=wire.parse_int("MaxParticipants", form.MaxParticipants),
+        record_participants_on_connect=wire.parse_bool(
+            "RecordParticipantsOnConnect", form.RecordParticipantsOnConnect
+        ),
+        transcribe_participants_on_connect=wire.parse_bool(
+            "TranscribeParticipantsOnConnect", form.TranscribeParticipantsOnConnect
+        ),
+        transcriptions_configuration=_json_object(
+            "TranscriptionsConfiguration", form.TranscriptionsConfiguration
+        ),
+        video_codecs=form.VideoCodecs,
+        media_region=form.MediaRegion,
+        recording_rules=wire.parse_json("RecordingRules", form.RecordingRules),
+        audio_only=wire.parse_bool("AudioOnly", form.AudioOnly),
+        max_participant_duration=wire.parse_int(
+            "MaxParticipantDuration", form.MaxParticipantDuration
+        ),
+        empty_room_timeout=wire.parse_int("EmptyRoomTimeout", form.EmptyRoomTimeout),
+        unused_room_timeout=wire.parse_int("UnusedRoomTimeout", form.UnusedRoomTimeout),
+        large_room=wire.parse_bool("LargeRoom", form.LargeRoom),
+        enable_turn=wire.parse_bool("EnableTurn", form.EnableTurn),
+    )
+    room = await _room_call(request, subjects.ROOM_CREATE, command)
+    return _json(wire.render_room(room, base_url(request)), 201)
+
+
+def _json_object(parameter: str, value: str | None) -> dict[str, object] | None:
+    parsed = wire.parse_json(parameter, value)
+    if parsed is not None and not isinstance(parsed, dict):
+        raise wire.invalid(parameter, f"{parameter} must be a JSON object")
+    return parsed
+
+
+@router.get("/Rooms", response_model=RoomList)
+async def list_rooms(
+    request: Request,
+    account: Auth,
+    status: Annotated[str | None, Query(alias="Status")] = None,
+    unique_name: Annotated[str | None, Query(alias="UniqueName")] = None,
+    created_after: Annotated[str | None, Query(alias="DateCreatedAfter")] = None,
+    created_before: Annotated[str | None, Query(alias="DateCreatedBefore")] = None,
+    page_size: Annotated[str | None, Query(alias="PageSize")] = None,
+    page: Annotated[str | None, Query(alias="Page")] = None,
+    page_token: Annotated[str | None, Query(alias="PageToken")] = None,
+) -> JSONResponse:
+    if status is not None and status not in ROOM_STATUSES:
+        raise AtriumError(errors.INVALID_PARAMETER, "Status is invalid", 400)
+    size = wire.parse_int("PageSize", page_size) or 50
+    if not 1 <= size <= MAX_PAGE_SIZE:
+        raise AtriumError(errors.INVALID_PARAMETER, "PageSize must be between 1 and 1000", 400)
+    page_number = wire.parse_int("Page", page) or 0
+    if page_number < 0:
+        raise AtriumError(errors.INVALID_PARAMETER, "Page must not be negative", 400)
+    query = ListRoomsRequest(
+        account_sid=account.sid,
+        status=status or "in-progress",
+        unique_name=unique_name,
+        created_on_or_after=wire.parse_date("DateCreatedAfter", created_after),
+        created_before=wire.parse_date("DateCreatedBefore", created_before),
+        page_size=size,
+        cursor=page_token or None,
+    )
+    state = request.app.state
+    result = await call(
+        state.broker, subjects.ROOM_LIST, query, RoomPage, state.settings.rpc_timeout_seconds
+    )
+    base = base_url(request)
+    filters = [
+        (name, value)
+        for name, value in (
+            ("Status", status),
+            ("UniqueName", unique_name),
+            ("DateCreatedAfter", created_after),
+            ("DateCreatedBefore", created_before),
+        )
+        if value is not None
+    ]
+    meta = wire.page_meta(
+        list_url=f"{base}/v1/Rooms",
+        key="rooms",
+        filters=filters,
+        page=page_number,
+        page_size=size,
+        page_token=page_token,
+        next_token=result.next_cursor,
+        previous_token=result.previous_cursor,
+    )
+    body = RoomList(rooms=[wire.render_room(room, base) for room in result.items], meta=meta)
+    return _json(body, 200)
+
+
+@router.get("/Rooms/{sid_or_name}", response_model=wire.RoomResource)
+async def fetch_room(request: Request, account: Auth, sid_or_name: str) -> JSONResponse:
+    room = await _room_call(
+        request,
+        subjects.ROOM_FETCH,
+        FetchRoomRequest(account_sid=account.sid, sid_or_name=sid_or_name),
+    )
+    return _json(wire.render_room(room, base_url(request)), 200)
+
+
+@router.post("/Rooms/{sid_or_name}", response_model=wire.RoomResource)
+async def update_room(
+    request: Request,
+    account: Auth,
+    sid_or_name: str,
+    form: Annotated[UpdateRoomForm, Form()],
+) -> JSONResponse:
+    room = await _room_call(
+        request,
+        subjects.ROOM_UPDATE,
+        UpdateRoomRequest(account_sid=account.sid, sid_or_name=sid_or_name, status=form.Status),
+    )
+    return _json(wire.render_room(room, base_url(request)), 200)

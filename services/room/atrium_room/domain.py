@@ -1,0 +1,221 @@
+"""Room rules: validation, creation, completion. Pure functions, no I/O.
+
+Ranges and defaults follow Twilio's Rooms resource (see the project's REST reference). Legacy room
+types are accepted as they were on Twilio for the accounts that used them, since the applications
+moving to Atrium are exactly those accounts.
+"""
+
+from __future__ import annotations
+
+import math
+import unicodedata
+from datetime import datetime
+from typing import Any, cast
+from urllib.parse import urlsplit
+
+from atrium_shared import errors
+from atrium_shared.errors import AtriumError
+from atrium_shared.events import RoomCreated, RoomEnded
+from atrium_shared.models import CallbackMethod, RoomInfo, RoomType, VideoCodec
+from atrium_shared.room_api import CreateRoomRequest
+
+ROOM_TYPES: tuple[RoomType, ...] = ("group", "go", "peer-to-peer", "group-small")
+MAX_PARTICIPANTS_BY_TYPE: dict[str, int] = {"group": 50, "group-small": 4, "peer-to-peer": 10,
+                                            "go": 2}
+LARGE_ROOM_MAX_PARTICIPANTS = 100
+MAX_NAME_LENGTH = 128
+MAX_CALLBACK_URL_LENGTH = 4000
+TIMEOUT_MINUTES = range(1, 61)
+MAX_PARTICIPANT_DURATION = range(600, 86401)
+MEDIA_REGIONS = ("gll", "us1", "us2", "ie1", "de1", "au1", "br1", "jp1", "sg1", "in1")
+VIDEO_CODECS: tuple[VideoCodec, ...] = ("VP8", "H264")
+MAX_RECORDING_RULES = 20
+RECORDING_RULE_KEYS = {"type", "all", "publisher", "track", "kind"}
+
+
+def _invalid(code: int, message: str) -> AtriumError:
+    return AtriumError(code, message, 400)
+
+
+def validate_unique_name(name: str) -> str:
+    if name == "" or name.strip() == "":
+        raise _invalid(errors.ROOM_NAME_INVALID, "Room name is invalid")
+    if len(name) > MAX_NAME_LENGTH:
+        raise _invalid(errors.ROOM_NAME_TOO_LONG, "Room name is too long")
+    if any(unicodedata.category(ch).startswith("C") for ch in name):
+        raise _invalid(errors.ROOM_NAME_INVALID_CHARS, "Room name contains invalid characters")
+    return name
+
+
+def validate_status_callback(url: str) -> str:
+    parts = urlsplit(url)
+    if (
+        len(url) > MAX_CALLBACK_URL_LENGTH
+        or parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or any(ch.isspace() for ch in url)
+    ):
+        raise _invalid(errors.STATUS_CALLBACK_INVALID, "StatusCallback is invalid")
+    return url
+
+
+def validate_recording_rules(raw: Any) -> list[dict[str, Any]]:
+    """RecordingRules as Twilio takes them: a list of rules, or an object with a ``rules`` key."""
+    rules = raw.get("rules") if isinstance(raw, dict) else raw
+    bad = _invalid(errors.RECORDING_RULES_INVALID, "Invalid Recording Rule(s)")
+    if not isinstance(rules, list) or not rules or len(rules) > MAX_RECORDING_RULES:
+        raise bad
+    cleaned: list[dict[str, Any]] = []
+    for rule in rules:
+        if not isinstance(rule, dict) or set(rule) - RECORDING_RULE_KEYS:
+            raise bad
+        if rule.get("type") not in ("include", "exclude"):
+            raise bad
+        filters = {k: v for k, v in rule.items() if k != "type" and v is not None}
+        if "all" in filters:
+            if filters["all"] not in (True, "true") or len(filters) > 1:
+                raise bad
+            filters["all"] = True
+        if not filters:
+            raise bad
+        if "kind" in filters and filters["kind"] not in ("audio", "video"):
+            raise bad
+        for key in ("publisher", "track"):
+            if key in filters and not isinstance(filters[key], str):
+                raise bad
+        cleaned.append({"type": rule["type"], **filters})
+    return cleaned
+
+
+def create_room(
+    request: CreateRoomRequest, sid: str, now: datetime
+) -> tuple[RoomInfo, RoomCreated]:
+    """Validate a create request and build the new room with its RoomCreated event."""
+    room_type = request.type if request.type is not None else "group"
+    if room_type not in ROOM_TYPES:
+        raise _invalid(errors.ROOM_TYPE_INVALID, "RoomType is not valid")
+    typed_room_type = cast(RoomType, room_type)
+
+    unique_name = validate_unique_name(request.unique_name) if request.unique_name is not None \
+        else sid
+
+    status_callback = (
+        validate_status_callback(request.status_callback)
+        if request.status_callback not in (None, "")
+        else None
+    )
+    method = (request.status_callback_method or "POST").upper()
+    if method not in ("GET", "POST"):
+        raise _invalid(errors.STATUS_CALLBACK_METHOD_INVALID, "StatusCallbackMethod is invalid")
+
+    large_room = bool(request.large_room)
+    type_limit = MAX_PARTICIPANTS_BY_TYPE[room_type]
+    limit = LARGE_ROOM_MAX_PARTICIPANTS if large_room and room_type == "group" else type_limit
+    max_participants = request.max_participants if request.max_participants is not None \
+        else type_limit
+    if not 1 <= max_participants <= limit:
+        raise _invalid(errors.MAX_PARTICIPANTS_OUT_OF_RANGE, "MaxParticipants is out of range")
+
+    audio_only = bool(request.audio_only)
+    if audio_only and room_type != "group":
+        raise _invalid(
+            errors.AUDIO_ONLY_UNSUPPORTED, "The AudioOnly flag is not supported for the Room type"
+        )
+
+    for name, value in (
+        ("EmptyRoomTimeout", request.empty_room_timeout),
+        ("UnusedRoomTimeout", request.unused_room_timeout),
+    ):
+        if value is not None and value not in TIMEOUT_MINUTES:
+            raise _invalid(errors.TIMEOUT_OUT_OF_RANGE, f"{name} is out of range")
+    max_duration = request.max_participant_duration
+    if max_duration is not None and max_duration not in MAX_PARTICIPANT_DURATION:
+        raise _invalid(errors.TIMEOUT_OUT_OF_RANGE, "MaxParticipantDuration is out of range")
+
+    codecs: list[VideoCodec] = []
+    for codec in request.video_codecs or []:
+        upper = codec.upper()
+        if upper not in VIDEO_CODECS:
+            raise _invalid(
+                errors.ROOM_PARAMS_INCOMPATIBLE, f"VideoCodecs value {codec!r} is invalid"
+            )
+        if upper not in codecs:
+            codecs.append(cast(VideoCodec, upper))
+    if audio_only:
+        codecs = []
+    elif not codecs:
+        codecs = list(VIDEO_CODECS)
+
+    media_region = request.media_region or "us1"
+    if media_region not in MEDIA_REGIONS:
+        raise _invalid(errors.MEDIA_REGION_INVALID, "MediaRegion is invalid")
+
+    recording_rules = (
+        validate_recording_rules(request.recording_rules)
+        if request.recording_rules is not None
+        else [{"type": "include", "all": True}]
+    )
+    if request.transcriptions_configuration is not None and not isinstance(
+        request.transcriptions_configuration, dict
+    ):
+        raise _invalid(errors.INVALID_PARAMETER, "TranscriptionsConfiguration is invalid")
+
+    room = RoomInfo(
+        sid=sid,
+        account_sid=request.account_sid,
+        unique_name=unique_name,
+        type=typed_room_type,
+        date_created=now,
+        date_updated=now,
+        duration=None,
+        status_callback=status_callback,
+        status_callback_method=cast(CallbackMethod, method),
+        max_participants=max_participants,
+        max_participant_duration=max_duration if max_duration is not None else 14400,
+        max_concurrent_published_tracks=0 if room_type == "peer-to-peer"
+        else (16 if large_room else 170),
+        record_participants_on_connect=bool(request.record_participants_on_connect),
+        transcribe_participants_on_connect=bool(request.transcribe_participants_on_connect),
+        transcriptions_configuration=request.transcriptions_configuration,
+        video_codecs=codecs,
+        media_region=media_region,
+        audio_only=audio_only,
+        empty_room_timeout=request.empty_room_timeout or 5,
+        unused_room_timeout=request.unused_room_timeout or 5,
+        large_room=large_room,
+        recording_rules=recording_rules,
+        created_by="rest",
+        version=1,
+    )
+    event = RoomCreated(account_sid=room.account_sid, room_sid=room.sid, occurred_at=now, room=room)
+    return room, event
+
+
+def complete_room(room: RoomInfo, now: datetime) -> tuple[RoomInfo, RoomEnded]:
+    """End an in-progress room: status, end_time and duration. Anything else is 53112."""
+    if room.status != "in-progress":
+        raise _invalid(errors.STATUS_INVALID, "Status is invalid")
+    duration = max(0, math.floor((now - room.date_created).total_seconds()))
+    ended = room.model_copy(
+        update={
+            "status": "completed",
+            "end_time": now,
+            "duration": duration,
+            "date_updated": now,
+            "version": room.version + 1,
+        }
+    )
+    return ended, RoomEnded(account_sid=room.account_sid, room_sid=room.sid, occurred_at=now,
+                            room=ended)
+
+
+def requested_status(status: str | None) -> str:
+    """The only update Twilio allows on a room is Status=completed."""
+    if status != "completed":
+        raise _invalid(errors.STATUS_INVALID, "Status is invalid")
+    return status
+
+
+def unused_room_deadline(room: RoomInfo, minute_seconds: float) -> float:
+    """Epoch seconds at which a room that nobody joined ends."""
+    return room.date_created.timestamp() + room.unused_room_timeout * minute_seconds

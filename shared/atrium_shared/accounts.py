@@ -1,0 +1,169 @@
+"""Accounts and API keys, kept in Redis and shared by every service that authenticates or signs.
+
+Secrets are :class:`SecretStr` so they never print by accident.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import secrets
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from redis.asyncio import Redis
+
+from atrium_shared import sids
+from atrium_shared.timefmt import utcnow
+
+ACCOUNTS_SET = "atrium:accounts"
+
+
+def _account_key(sid: str) -> str:
+    return f"atrium:account:{sid}"
+
+
+def _account_keys_set(sid: str) -> str:
+    return f"atrium:account:{sid}:api-keys"
+
+
+def _api_key_key(sid: str) -> str:
+    return f"atrium:api-key:{sid}"
+
+
+class Account(BaseModel):
+    sid: str
+    friendly_name: str
+    auth_token: SecretStr
+    status: Literal["active", "closed"] = "active"
+    date_created: datetime = Field(default_factory=utcnow)
+
+    def dump(self) -> str:
+        data = self.model_dump(mode="json")
+        data["auth_token"] = self.auth_token.get_secret_value()
+        return _json(data)
+
+
+class ApiKey(BaseModel):
+    sid: str
+    account_sid: str
+    friendly_name: str
+    secret: SecretStr
+    status: Literal["active", "revoked"] = "active"
+    date_created: datetime = Field(default_factory=utcnow)
+
+    def dump(self) -> str:
+        data = self.model_dump(mode="json")
+        data["secret"] = self.secret.get_secret_value()
+        return _json(data)
+
+
+def _json(data: dict[str, object]) -> str:
+    return json.dumps(data)
+
+
+def new_secret() -> str:
+    """32 characters, like Twilio's auth tokens and API key secrets."""
+    return secrets.token_hex(16)
+
+
+class AccountStore:
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+
+    # Accounts ---------------------------------------------------------------------------------
+    async def create_account(
+        self, friendly_name: str, sid: str | None = None, auth_token: str | None = None
+    ) -> Account:
+        account = Account(
+            sid=sid or sids.new_sid(sids.ACCOUNT),
+            friendly_name=friendly_name,
+            auth_token=SecretStr(auth_token or new_secret()),
+        )
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(_account_key(account.sid), account.dump())
+            pipe.sadd(ACCOUNTS_SET, account.sid)
+            await pipe.execute()
+        return account
+
+    async def get_account(self, sid: str) -> Account | None:
+        raw = await self._redis.get(_account_key(sid))
+        return Account.model_validate_json(raw) if raw else None
+
+    async def list_accounts(self) -> list[Account]:
+        found = []
+        for sid in sorted(await self._redis.smembers(ACCOUNTS_SET)):
+            account = await self.get_account(sid)
+            if account is not None:
+                found.append(account)
+        return found
+
+    async def close_account(self, sid: str) -> bool:
+        account = await self.get_account(sid)
+        if account is None:
+            return False
+        account.status = "closed"
+        await self._redis.set(_account_key(sid), account.dump())
+        return True
+
+    # API keys ---------------------------------------------------------------------------------
+    async def create_api_key(
+        self,
+        account_sid: str,
+        friendly_name: str,
+        sid: str | None = None,
+        secret: str | None = None,
+    ) -> ApiKey:
+        if await self.get_account(account_sid) is None:
+            raise KeyError(account_sid)
+        key = ApiKey(
+            sid=sid or sids.new_sid(sids.API_KEY),
+            account_sid=account_sid,
+            friendly_name=friendly_name,
+            secret=SecretStr(secret or new_secret()),
+        )
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(_api_key_key(key.sid), key.dump())
+            pipe.sadd(_account_keys_set(account_sid), key.sid)
+            await pipe.execute()
+        return key
+
+    async def get_api_key(self, sid: str) -> ApiKey | None:
+        raw = await self._redis.get(_api_key_key(sid))
+        return ApiKey.model_validate_json(raw) if raw else None
+
+    async def list_api_keys(self, account_sid: str) -> list[ApiKey]:
+        found = []
+        for sid in sorted(await self._redis.smembers(_account_keys_set(account_sid))):
+            key = await self.get_api_key(sid)
+            if key is not None:
+                found.append(key)
+        return found
+
+    async def revoke_api_key(self, sid: str) -> bool:
+        key = await self.get_api_key(sid)
+        if key is None:
+            return False
+        key.status = "revoked"
+        await self._redis.set(_api_key_key(sid), key.dump())
+        return True
+
+    # Authentication ---------------------------------------------------------------------------
+    async def authenticate(self, username: str, password: str) -> Account | None:
+        """Basic auth as Twilio takes it: Account SID + Auth Token, or API Key SID + Secret."""
+        if username.startswith(sids.ACCOUNT):
+            account = await self.get_account(username)
+            if account is None or account.status != "active":
+                return None
+            expected = account.auth_token.get_secret_value()
+            return account if hmac.compare_digest(expected, password) else None
+        if username.startswith(sids.API_KEY):
+            key = await self.get_api_key(username)
+            if key is None or key.status != "active":
+                return None
+            if not hmac.compare_digest(key.secret.get_secret_value(), password):
+                return None
+            account = await self.get_account(key.account_sid)
+            return account if account is not None and account.status == "active" else None
+        return None

@@ -1,0 +1,71 @@
+"""Twilio's error body and the error codes Atrium uses.
+
+Every service raises :class:`AtriumError`; the RPC layer carries it as :class:`ErrorBody` and the
+gateway renders it as Twilio's JSON body with the matching HTTP status.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+MORE_INFO = "https://www.twilio.com/docs/errors/{code}"
+
+
+class ErrorBody(BaseModel):
+    """Twilio's error body. No ``type``/``title``: twilio-python would treat it as RFC 9457."""
+
+    code: int
+    message: str
+    more_info: str
+    status: int
+
+
+class AtriumError(Exception):
+    """A failure with a Twilio error code, safe to show to the caller."""
+
+    def __init__(self, code: int, message: str, status: int = 400) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.status = status
+
+    def body(self) -> ErrorBody:
+        return ErrorBody(
+            code=self.code,
+            message=self.message,
+            more_info=MORE_INFO.format(code=self.code),
+            status=self.status,
+        )
+
+    @classmethod
+    def from_body(cls, body: ErrorBody) -> AtriumError:
+        return cls(body.code, body.message, body.status)
+
+
+# Codes, with the HTTP status Twilio answers them with.
+AUTHENTICATE = 20003  # 401
+NOT_FOUND = 20404  # 404
+METHOD_NOT_ALLOWED = 20004  # 405
+INVALID_PARAMETER = 20001  # 400, a malformed parameter without a more specific code
+SERVICE_UNAVAILABLE = 20503  # 503
+INTERNAL = 20500  # 500
+ROOM_NAME_INVALID = 53100
+ROOM_NAME_TOO_LONG = 53101
+ROOM_NAME_INVALID_CHARS = 53102
+ROOM_CREATE_FAILED = 53103
+MAX_PARTICIPANTS_OUT_OF_RANGE = 53107
+ROOM_TYPE_INVALID = 53108
+TIMEOUT_OUT_OF_RANGE = 53109
+STATUS_CALLBACK_METHOD_INVALID = 53110
+STATUS_CALLBACK_INVALID = 53111
+STATUS_INVALID = 53112
+ROOM_EXISTS = 53113
+ROOM_PARAMS_INCOMPATIBLE = 53114
+MEDIA_REGION_INVALID = 53115
+ROOM_COMPLETED = 53118
+RECORDING_RULES_INVALID = 53120
+AUDIO_ONLY_UNSUPPORTED = 53124
+
+
+def not_found(path: str) -> AtriumError:
+    return AtriumError(NOT_FOUND, f"The requested resource {path} was not found", 404)

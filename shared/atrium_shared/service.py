@@ -1,0 +1,110 @@
+"""How every Atrium service process is put together and run.
+
+A service hands over its broker (subscribers already registered), its Redis client and its
+background loops; this module wraps them into a FastStream application with a health server,
+telemetry, and a graceful shutdown: SIGTERM stops taking work, drains, then exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from faststream import FastStream
+from faststream.nats import NatsBroker
+from redis.asyncio import Redis
+
+from atrium_shared.health import HealthServer
+from atrium_shared.settings import Settings
+
+log = logging.getLogger("atrium.service")
+
+BackgroundLoop = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class ServiceParts:
+    name: str
+    settings: Settings
+    broker: NatsBroker
+    redis: Redis
+    # Long-running loops (timers, relays, dispatchers), started after the broker is up.
+    loops: Sequence[BackgroundLoop] = ()
+    # Called first on shutdown, to ask the loops to finish their current work.
+    on_drain: Sequence[Callable[[], None]] = ()
+    on_stopped: Sequence[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+
+class ServiceRuntime:
+    def __init__(self, parts: ServiceParts) -> None:
+        self.parts = parts
+        self.draining = False
+        self._tasks: list[asyncio.Task[None]] = []
+        port = int(os.environ.get("ATRIUM_HEALTH_PORT", "0"))
+        self.health = HealthServer("0.0.0.0", port, self.ready) if port else None
+        self.app = FastStream(
+            parts.broker,
+            on_startup=[self._on_startup],
+            after_startup=[self._after_startup],
+            on_shutdown=[self._on_shutdown],
+            after_shutdown=[self._after_shutdown],
+        )
+
+    async def ready(self) -> bool:
+        if self.draining:
+            return False
+        await self.parts.redis.ping()
+        return bool(self.parts.broker.config.connection_state)
+
+    async def _on_startup(self) -> None:
+        await self.parts.redis.ping()
+        if self.health is not None:
+            await self.health.start()
+
+    async def _after_startup(self) -> None:
+        for loop in self.parts.loops:
+            self._tasks.append(asyncio.create_task(self._supervise(loop)))
+        log.info("%s service started", self.parts.name)
+
+    async def _supervise(self, loop: BackgroundLoop) -> None:
+        while not self.draining:
+            try:
+                await loop()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("background loop %s crashed; restarting", loop)
+                await asyncio.sleep(0.5)
+
+    async def _on_shutdown(self) -> None:
+        self.draining = True
+        for drain in self.parts.on_drain:
+            drain()
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=10)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _after_shutdown(self) -> None:
+        for hook in self.parts.on_stopped:
+            await hook()
+        if self.health is not None:
+            await self.health.stop()
+        await self.parts.redis.aclose()
+        log.info("%s service stopped", self.parts.name)
+
+    async def start(self) -> None:
+        """Start in the current event loop (tests run several services in one process)."""
+        await self.app.start()
+
+    async def stop(self) -> None:
+        await self.app.stop()
+
+    def run(self) -> None:
+        """Run until SIGINT/SIGTERM; FastStream installs the signal handlers."""
+        asyncio.run(self.app.run())

@@ -1,0 +1,56 @@
+"""The one settings object. Every process reads its configuration from the environment here."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ATRIUM_", extra="ignore")
+
+    nats_url: str = Field(
+        "nats://127.0.0.1:4222", validation_alias=AliasChoices("NATS_URL", "ATRIUM_NATS_URL")
+    )
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0", validation_alias=AliasChoices("REDIS_URL", "ATRIUM_REDIS_URL")
+    )
+
+    # Gateway
+    http_host: str = "0.0.0.0"
+    http_port: int = 8080
+    public_url: str | None = None  # base of url/links/meta; default: from the request's Host
+    rpc_timeout_seconds: float = 5.0
+
+    # Dev account provisioned by `atrium run` when all four are set.
+    account_sid: str | None = None
+    auth_token: SecretStr | None = None
+    api_key_sid: str | None = None
+    api_key_secret: SecretStr | None = None
+
+    # Room lifecycle. Room timeouts are in minutes on the wire; tests shrink a minute here.
+    minute_seconds: float = 60.0
+    completed_room_retention_seconds: float = 7 * 24 * 3600.0
+    timer_poll_seconds: float = 0.25
+
+    # Status callbacks. Twilio tries twice at most; Atrium retries longer by default, and a URL's
+    # own connection overrides (#rc=..&rp=..) win.
+    callback_max_attempts: int = 6
+    callback_backoff_initial_seconds: float = 1.0
+    callback_backoff_max_seconds: float = 60.0
+    callback_connect_timeout_ms: int = 5000
+    callback_read_timeout_ms: int = 15000
+    callback_total_timeout_ms: int = 15000
+    callback_concurrency: int = 64
+    callback_log_max_entries: int = 10000
+
+    # Observability
+    log_level: str = "INFO"
+    log_format: str = "json"  # json or text
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,61 @@
+"""NATS subject names and the JetStream stream: the one place they are spelled."""
+
+from __future__ import annotations
+
+from faststream.nats import JStream, NatsBroker, StorageType, StreamConfig
+from nats.js.errors import BadRequestError, NotFoundError
+
+# Request/reply (NATS core). Replicas of a service share a queue group: one serves each request.
+ROOM_CREATE = "atrium.rpc.room.create"
+ROOM_FETCH = "atrium.rpc.room.fetch"
+ROOM_LIST = "atrium.rpc.room.list"
+ROOM_UPDATE = "atrium.rpc.room.update"
+CALLBACK_DELIVERIES = "atrium.rpc.callback.deliveries"
+
+EVENTS_PREFIX = "atrium.events"
+EVENTS_STREAM_NAME = "ATRIUM_EVENTS"
+EVENTS_SUBJECTS = [f"{EVENTS_PREFIX}.>"]
+# JetStream drops a re-published event whose Nats-Msg-Id it saw within this window, so a relay
+# that crashed between publishing and trimming the outbox duplicates nothing.
+EVENTS_DUPLICATE_WINDOW_SECONDS = 600.0
+
+
+def events_stream() -> JStream:
+    """The durable event stream, for ``stream=`` of a subscriber.
+
+    A new object per call: FastStream marks a JStream as declared after the first broker starts,
+    and every broker (one per service, several in one test process) must be able to declare it.
+    """
+    return JStream(
+        name=EVENTS_STREAM_NAME,
+        subjects=list(EVENTS_SUBJECTS),
+        duplicate_window=EVENTS_DUPLICATE_WINDOW_SECONDS,
+        declare=True,
+    )
+
+
+def event_subject(account_sid: str, room_sid: str, event_type: str) -> str:
+    return f"{EVENTS_PREFIX}.{account_sid}.{room_sid}.{event_type}"
+
+
+def queue_group(service: str) -> str:
+    return f"atrium-{service}"
+
+
+async def ensure_events_stream(broker: NatsBroker) -> None:
+    """Create the event stream if it is missing (idempotent: any service may go first)."""
+    jetstream = broker.config.connection_state.stream
+    config = StreamConfig(
+        name=EVENTS_STREAM_NAME,
+        subjects=list(EVENTS_SUBJECTS),
+        duplicate_window=EVENTS_DUPLICATE_WINDOW_SECONDS,
+        storage=StorageType.FILE,
+    )
+    try:
+        await jetstream.stream_info(EVENTS_STREAM_NAME)
+    except NotFoundError:
+        try:
+            await jetstream.add_stream(config=config)
+        except BadRequestError:
+            # Another process created it between our look and our add.
+            await jetstream.stream_info(EVENTS_STREAM_NAME)
