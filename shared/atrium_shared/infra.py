@@ -21,7 +21,7 @@ def make_broker(settings: Settings) -> NatsBroker:
         log_level=logging.DEBUG,
         # Keep retrying while NATS restarts instead of giving up after a few attempts.
         max_reconnect_attempts=-1,
-        reconnect_time_wait=0.5,
+        reconnect_time_wait=1,
     )
 
 

@@ -14,6 +14,7 @@ RoomStatus = Literal["in-progress", "completed", "failed"]
 RoomType = Literal["group", "go", "peer-to-peer", "group-small"]
 CallbackMethod = Literal["GET", "POST"]
 VideoCodec = Literal["VP8", "H264"]
+DEFAULT_VIDEO_CODECS: tuple[VideoCodec, ...] = ("VP8", "H264")
 
 
 class RoomInfo(BaseModel):
@@ -36,7 +37,7 @@ class RoomInfo(BaseModel):
     record_participants_on_connect: bool = False
     transcribe_participants_on_connect: bool = False
     transcriptions_configuration: dict[str, Any] | None = None
-    video_codecs: list[VideoCodec] = Field(default_factory=lambda: ["VP8", "H264"])
+    video_codecs: list[VideoCodec] = Field(default_factory=lambda: list(DEFAULT_VIDEO_CODECS))
     media_region: str = "us1"
     audio_only: bool = False
     empty_room_timeout: int = 5

@@ -28,5 +28,7 @@ async def eventually(
         except AssertionError as exc:
             last_error = exc
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message}") from last_error
+            raise AssertionError(
+                f"timed out after {timeout}s waiting for {message}"
+            ) from last_error
         await asyncio.sleep(interval)

@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from atrium_gateway import rooms
 from atrium_shared import errors, telemetry
@@ -27,6 +28,25 @@ log = logging.getLogger("atrium.gateway")
 def _error(exc: AtriumError) -> JSONResponse:
     headers = {"WWW-Authenticate": 'Basic realm="Atrium"'} if exc.status == 401 else None
     return JSONResponse(exc.body().model_dump(), status_code=exc.status, headers=headers)
+
+
+class StripTrailingSlash:
+    """Twilio's docs write resource paths with a trailing slash; the helper libraries send none.
+
+    Both must reach the same handler without a redirect (the libraries do not follow redirects).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            path: str = scope["path"]
+            if len(path) > 1 and path.endswith("/"):
+                scope = dict(scope)
+                scope["path"] = path.rstrip("/") or "/"
+                scope["raw_path"] = scope["path"].encode()
+        await self.app(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -91,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ok = False
         return PlainTextResponse("ready" if ok else "not ready", status_code=200 if ok else 503)
 
+    app.add_middleware(StripTrailingSlash)
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,livez,readyz")
     return app
 

@@ -136,10 +136,12 @@ async def list_rooms(
 ) -> JSONResponse:
     if status is not None and status not in ROOM_STATUSES:
         raise AtriumError(errors.INVALID_PARAMETER, "Status is invalid", 400)
-    size = wire.parse_int("PageSize", page_size) or 50
+    parsed_size = wire.parse_int("PageSize", page_size)
+    size = 50 if parsed_size is None else parsed_size
     if not 1 <= size <= MAX_PAGE_SIZE:
         raise AtriumError(errors.INVALID_PARAMETER, "PageSize must be between 1 and 1000", 400)
-    page_number = wire.parse_int("Page", page) or 0
+    parsed_page = wire.parse_int("Page", page)
+    page_number = 0 if parsed_page is None else parsed_page
     if page_number < 0:
         raise AtriumError(errors.INVALID_PARAMETER, "Page must not be negative", 400)
     query = ListRoomsRequest(

@@ -94,7 +94,6 @@ def create_room(
     room_type = request.type if request.type is not None else "group"
     if room_type not in ROOM_TYPES:
         raise _invalid(errors.ROOM_TYPE_INVALID, "RoomType is not valid")
-    typed_room_type = cast(RoomType, room_type)
 
     unique_name = validate_unique_name(request.unique_name) if request.unique_name is not None \
         else sid
@@ -140,7 +139,7 @@ def create_room(
                 errors.ROOM_PARAMS_INCOMPATIBLE, f"VideoCodecs value {codec!r} is invalid"
             )
         if upper not in codecs:
-            codecs.append(cast(VideoCodec, upper))
+            codecs.append(upper)
     if audio_only:
         codecs = []
     elif not codecs:
@@ -164,7 +163,7 @@ def create_room(
         sid=sid,
         account_sid=request.account_sid,
         unique_name=unique_name,
-        type=typed_room_type,
+        type=room_type,
         date_created=now,
         date_updated=now,
         duration=None,

@@ -1,0 +1,139 @@
+"""Room rules without I/O."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from atrium_room import domain
+from atrium_room.repository import decode_cursor, encode_cursor
+from atrium_shared.errors import AtriumError
+from atrium_shared.models import RoomInfo
+from atrium_shared.room_api import CreateRoomRequest
+
+NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+ACCOUNT = "AC" + "0" * 32
+SID = "RM" + "1" * 32
+
+
+def create(**fields: object) -> RoomInfo:
+    room, event = domain.create_room(
+        CreateRoomRequest(account_sid=ACCOUNT, **fields), SID, NOW  # type: ignore[arg-type]
+    )
+    assert event.room == room and event.room_sid == SID
+    return room
+
+
+def error_code(**fields: object) -> int:
+    with pytest.raises(AtriumError) as caught:
+        create(**fields)
+    assert caught.value.status == 400
+    return caught.value.code
+
+
+def test_defaults_follow_twilio() -> None:
+    room = create()
+    assert room.unique_name == SID
+    assert room.type == "group" and room.max_participants == 50
+    assert room.status == "in-progress" and room.end_time is None and room.duration is None
+    assert room.video_codecs == ["VP8", "H264"]
+    assert room.empty_room_timeout == room.unused_room_timeout == 5
+    assert room.max_participant_duration == 14400
+    assert room.recording_rules == [{"type": "include", "all": True}]
+
+
+@pytest.mark.parametrize(
+    ("room_type", "limit"), [("group", 50), ("group-small", 4), ("peer-to-peer", 10), ("go", 2)]
+)
+def test_max_participants_limits_by_type(room_type: str, limit: int) -> None:
+    assert create(type=room_type).max_participants == limit
+    assert create(type=room_type, max_participants=limit).max_participants == limit
+    assert error_code(type=room_type, max_participants=limit + 1) == 53107
+
+
+def test_large_rooms_allow_more_participants() -> None:
+    assert create(large_room=True, max_participants=100).max_participants == 100
+    assert error_code(large_room=True, max_participants=101) == 53107
+
+
+@pytest.mark.parametrize(
+    ("fields", "code"),
+    [
+        ({"type": "huge"}, 53108),
+        ({"unique_name": "n" * 129}, 53101),
+        ({"unique_name": "tab\there"}, 53102),
+        ({"status_callback": "example.com/no-scheme"}, 53111),
+        ({"status_callback": "https://ex ample.com"}, 53111),
+        ({"status_callback_method": "DELETE"}, 53110),
+        ({"empty_room_timeout": 0}, 53109),
+        ({"unused_room_timeout": 61}, 53109),
+        ({"max_participant_duration": 86401}, 53109),
+        ({"media_region": "xx1"}, 53115),
+        ({"video_codecs": ["VP9"]}, 53114),
+        ({"audio_only": True, "type": "go"}, 53124),
+        ({"recording_rules": {"rules": []}}, 53120),
+        ({"recording_rules": [{"type": "include"}]}, 53120),
+        ({"recording_rules": [{"type": "include", "kind": "video", "kind2": 1}]}, 53120),
+        ({"recording_rules": [{"type": "include", "all": True}] * 21}, 53120),
+    ],
+)
+def test_invalid_values_have_twilio_codes(fields: dict[str, object], code: int) -> None:
+    assert error_code(**fields) == code
+
+
+def test_boundaries_are_inclusive() -> None:
+    room = create(unique_name="n" * 128, empty_room_timeout=1, unused_room_timeout=60,
+                  max_participant_duration=86400)
+    assert room.empty_room_timeout == 1 and room.unused_room_timeout == 60
+
+
+def test_method_is_case_insensitive_and_codecs_dedupe() -> None:
+    room = create(status_callback_method="get", video_codecs=["vp8", "VP8", "H264"])
+    assert room.status_callback_method == "GET"
+    assert room.video_codecs == ["VP8", "H264"]
+
+
+def test_audio_only_rooms_have_no_video_codecs() -> None:
+    assert create(audio_only=True, video_codecs=["VP8"]).video_codecs == []
+
+
+def test_recording_rules_accept_object_form_and_string_true() -> None:
+    room = create(recording_rules={"rules": [{"type": "exclude", "all": "true"},
+                                             {"type": "include", "kind": "audio"}]})
+    assert room.recording_rules == [{"type": "exclude", "all": True},
+                                    {"type": "include", "kind": "audio"}]
+
+
+def test_complete_sets_end_time_and_whole_second_duration() -> None:
+    room = create()
+    later = NOW + timedelta(seconds=90, milliseconds=700)
+    ended, event = domain.complete_room(room, later)
+    assert ended.status == "completed" and ended.end_time == later and ended.duration == 90
+    assert ended.version == room.version + 1
+    assert event.room == ended
+    with pytest.raises(AtriumError) as caught:
+        domain.complete_room(ended, later)
+    assert caught.value.code == 53112
+
+
+@pytest.mark.parametrize("status", [None, "in-progress", "failed", "Completed"])
+def test_only_status_completed_is_an_allowed_update(status: str | None) -> None:
+    with pytest.raises(AtriumError) as caught:
+        domain.requested_status(status)
+    assert caught.value.code == 53112
+    assert domain.requested_status("completed") == "completed"
+
+
+def test_unused_deadline_scales_minutes() -> None:
+    room = create(unused_room_timeout=3)
+    assert domain.unused_room_deadline(room, 60.0) == NOW.timestamp() + 180
+    assert domain.unused_room_deadline(room, 1.0) == NOW.timestamp() + 3
+
+
+def test_cursors_round_trip_and_reject_garbage() -> None:
+    token = encode_cursor("next", "00000000000000001:RMabc")
+    assert decode_cursor(token) == ("next", "00000000000000001:RMabc")
+    for garbage in ("", "!!!", encode_cursor("sideways", "1:RM")):
+        with pytest.raises(ValueError):
+            decode_cursor(garbage)
