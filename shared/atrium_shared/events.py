@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter
 
-from atrium_shared.models import RoomInfo
+from atrium_shared.models import ParticipantInfo, RoomInfo, TrackInfo
 from atrium_shared.timefmt import utcnow
 
 
@@ -36,7 +36,54 @@ class RoomEnded(EventBase):
     room: RoomInfo
 
 
-DomainEvent = Annotated[RoomCreated | RoomEnded, Field(discriminator="event_type")]
+class ParticipantConnected(EventBase):
+    event_type: Literal["participant-connected"] = "participant-connected"
+    participant: ParticipantInfo
+
+
+class ParticipantDisconnected(EventBase):
+    event_type: Literal["participant-disconnected"] = "participant-disconnected"
+    participant: ParticipantInfo
+    # Why the participant left: "left", "kicked", "duplicate-identity", "room-ended",
+    # "max-duration", "connection-lost". Workers use it to tell the client.
+    reason: str = "left"
+
+
+class TrackAdded(EventBase):
+    event_type: Literal["track-added"] = "track-added"
+    participant: ParticipantInfo
+    track: TrackInfo
+
+
+class TrackRemoved(EventBase):
+    event_type: Literal["track-removed"] = "track-removed"
+    participant: ParticipantInfo
+    track: TrackInfo
+
+
+class TrackEnabled(EventBase):
+    event_type: Literal["track-enabled"] = "track-enabled"
+    participant: ParticipantInfo
+    track: TrackInfo
+
+
+class TrackDisabled(EventBase):
+    event_type: Literal["track-disabled"] = "track-disabled"
+    participant: ParticipantInfo
+    track: TrackInfo
+
+
+DomainEvent = Annotated[
+    RoomCreated
+    | RoomEnded
+    | ParticipantConnected
+    | ParticipantDisconnected
+    | TrackAdded
+    | TrackRemoved
+    | TrackEnabled
+    | TrackDisabled,
+    Field(discriminator="event_type"),
+]
 domain_event_adapter: TypeAdapter[DomainEvent] = TypeAdapter(DomainEvent)
 
 

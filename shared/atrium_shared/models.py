@@ -53,6 +53,40 @@ class RoomInfo(BaseModel):
 T = TypeVar("T")
 
 
+ParticipantStatus = Literal["connected", "disconnected", "reconnecting"]
+TrackKind = Literal["audio", "video", "data"]
+
+
+class ParticipantInfo(BaseModel):
+    """A Participant as the participant service owns it."""
+
+    sid: str
+    room_sid: str
+    account_sid: str
+    identity: str
+    status: ParticipantStatus = "connected"
+    date_created: datetime
+    date_updated: datetime
+    start_time: datetime
+    end_time: datetime | None = None
+    duration: int | None = None
+    version: int = 1
+
+
+class TrackInfo(BaseModel):
+    """A published track as the track service owns it."""
+
+    sid: str
+    room_sid: str
+    account_sid: str
+    participant_sid: str
+    name: str
+    kind: TrackKind
+    enabled: bool = True
+    date_created: datetime
+    date_updated: datetime
+
+
 class Page(BaseModel, Generic[T]):
     """One page of a keyset-paged listing. Cursors are opaque to everyone but the owner."""
 

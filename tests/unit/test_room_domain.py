@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from atrium_room import domain
-from atrium_room.repository import decode_cursor, encode_cursor
 from atrium_shared.errors import AtriumError
 from atrium_shared.models import RoomInfo
+from atrium_shared.paging import decode_cursor, encode_cursor
 from atrium_shared.room_api import CreateRoomRequest
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)

@@ -3,15 +3,13 @@
 Keys (all owned by the room service):
 - ``atrium:room:{sid}``: the RoomInfo JSON;
 - ``atrium:room:name:{account}:{unique_name}``: the SID of the in-progress room holding the name;
-- ``atrium:room:index:{account}:{status}`` and ``...:{status}:name:{digest}``: sorted sets of
-  ``{date_created in microseconds}:{sid}`` members, all with score 0, read by lexicographic range so
-  pages are keyset-cursored and stay correct while rooms are created;
+- ``atrium:room:index:{account}:{status}`` and ``...:{status}:name:{digest}``: keyset-paged indexes
+  (:mod:`atrium_shared.paging`);
 - ``atrium:room:timers``: sorted set ``{kind}:{sid}`` by due time (epoch seconds).
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from datetime import datetime
 
@@ -20,6 +18,7 @@ from redis.asyncio.client import Pipeline
 
 from atrium_shared.models import RoomInfo
 from atrium_shared.outbox import sequence_key
+from atrium_shared.paging import index_member, member_sid, read_page
 
 TIMERS_KEY = "atrium:room:timers"
 UNUSED = "unused"
@@ -42,11 +41,7 @@ def _index_key(account_sid: str, status: str, unique_name: str | None = None) ->
 
 
 def _index_member(room: RoomInfo) -> str:
-    return f"{_micros(room.date_created):017d}:{room.sid}"
-
-
-def _micros(moment: datetime) -> int:
-    return int(moment.timestamp() * 1_000_000)
+    return index_member(room.date_created, room.sid)
 
 
 def index_keys(room: RoomInfo) -> list[str]:
@@ -58,19 +53,6 @@ def index_keys(room: RoomInfo) -> list[str]:
 
 def timer_member(kind: str, sid: str) -> str:
     return f"{kind}:{sid}"
-
-
-def encode_cursor(direction: str, member: str) -> str:
-    return base64.urlsafe_b64encode(f"{direction}|{member}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(token: str) -> tuple[str, str]:
-    """Raises ValueError on anything that is not a cursor we issued."""
-    padded = token + "=" * (-len(token) % 4)
-    direction, _, member = base64.urlsafe_b64decode(padded.encode()).decode().partition("|")
-    if direction not in ("next", "prev") or ":" not in member:
-        raise ValueError("bad cursor")
-    return direction, member
 
 
 class RoomRepository:
@@ -101,38 +83,19 @@ class RoomRepository:
         cursor: str | None,
     ) -> tuple[list[RoomInfo], str | None, str | None]:
         """Newest first. Returns (rooms, next cursor, previous cursor)."""
-        key = _index_key(account_sid, status, unique_name)
-        low = f"[{_micros(created_on_or_after):017d}:" if created_on_or_after else "-"
-        high = f"({_micros(created_before):017d}:" if created_before else "+"
-        direction, anchor = decode_cursor(cursor) if cursor else ("next", None)
-
-        if direction == "next":
-            upper = f"({anchor}" if anchor else high
-            if anchor and high != "+" and anchor >= high[1:]:
-                upper = high
-            members = await self.redis.zrange(
-                key, upper, low, desc=True, bylex=True, offset=0, num=page_size + 1
-            )
-            has_more = len(members) > page_size
-            members = members[:page_size]
-            has_before = anchor is not None
-        else:
-            assert anchor is not None
-            lower = f"({anchor}"
-            members = await self.redis.zrange(
-                key, lower, high, bylex=True, offset=0, num=page_size + 1
-            )
-            has_before = len(members) > page_size
-            members = list(reversed(members[:page_size]))
-            has_more = True
-
+        members, next_cursor, prev_cursor = await read_page(
+            self.redis,
+            _index_key(account_sid, status, unique_name),
+            created_on_or_after=created_on_or_after,
+            created_before=created_before,
+            page_size=page_size,
+            cursor=cursor,
+        )
         rooms: list[RoomInfo] = []
         for member in members:
-            room = await self.get(member.split(":", 1)[1])
+            room = await self.get(member_sid(member))
             if room is not None:
                 rooms.append(room)
-        next_cursor = encode_cursor("next", members[-1]) if members and has_more else None
-        prev_cursor = encode_cursor("prev", members[0]) if members and has_before else None
         return rooms, next_cursor, prev_cursor
 
     async def due_timers(self, now: float, limit: int = 100) -> list[tuple[str, str]]:
