@@ -59,3 +59,18 @@ class ListRoomsRequest(BaseModel):
 
 class RoomPage(Page[RoomInfo]):
     pass
+
+
+class JoinRoomRequest(BaseModel):
+    """A client is joining ``room`` (a unique name or an RM SID) over signaling.
+
+    A name no in-progress room holds creates an ad-hoc group room, as Twilio does.
+    """
+
+    account_sid: str
+    room: str
+
+
+class JoinRoomResult(BaseModel):
+    room: RoomInfo
+    worker_id: str

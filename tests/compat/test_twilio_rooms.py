@@ -17,14 +17,14 @@ from twilio.rest import Client
 
 from atrium_shared.settings import Settings
 from tests.conftest import Tenant, make_tenant
-from tests.support.stack import Stack, running_stack
+from tests.support.stack import CONTROL_PLANE, Stack, running_stack
 
 T = TypeVar("T")
 
 
 @pytest.fixture
 async def stack(settings: Settings) -> AsyncIterator[Stack]:
-    async with running_stack(settings, ["room"]) as running:
+    async with running_stack(settings, CONTROL_PLANE) as running:
         yield running
 
 

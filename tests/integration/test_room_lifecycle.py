@@ -19,7 +19,7 @@ from atrium_shared.timefmt import utcnow
 from tests.conftest import Tenant, start_service
 from tests.support.jetstream import stream_events
 from tests.support.processes import ServiceProcess
-from tests.support.stack import running_stack
+from tests.support.stack import CONTROL_PLANE, running_stack
 from tests.support.waiting import eventually
 
 
@@ -33,7 +33,7 @@ async def create_room(base_url: str, tenant: Tenant, **form: str) -> dict[str, o
 async def test_created_and_ended_events_reach_jetstream_in_order(
     settings: Settings, tenant: Tenant
 ) -> None:
-    async with running_stack(settings, ["room"]) as stack:
+    async with running_stack(settings, CONTROL_PLANE) as stack:
         room = await create_room(stack.base_url, tenant, UniqueName="events")
         async with httpx.AsyncClient(auth=(tenant.account.sid, tenant.auth_token)) as client:
             await client.post(f"{stack.base_url}/v1/Rooms/events", data={"Status": "completed"})
@@ -85,7 +85,7 @@ async def test_outbox_survives_a_relay_outage_and_duplicates_nothing(
 
 
 async def test_unused_room_ends_after_its_timeout(settings: Settings, tenant: Tenant) -> None:
-    async with running_stack(settings, ["room"]) as stack:
+    async with running_stack(settings, CONTROL_PLANE) as stack:
         room = await create_room(stack.base_url, tenant, UniqueName="lonely", UnusedRoomTimeout="1")
         other = await create_room(stack.base_url, tenant, UniqueName="patient",
                                   UnusedRoomTimeout="60")
@@ -110,10 +110,10 @@ async def test_timers_survive_a_room_service_restart(
     settings: Settings, tenant: Tenant, service_env: dict[str, str], spawn: list[ServiceProcess],
     tmp_path: object,
 ) -> None:
-    async with running_stack(settings, ["room"]) as stack:
+    async with running_stack(settings, CONTROL_PLANE) as stack:
         room = await create_room(stack.base_url, tenant, UnusedRoomTimeout="2")
     # No room service runs while the deadline passes.
-    async with running_stack(settings, []) as stack:
+    async with running_stack(settings, ["participant"]) as stack:
         auth = (tenant.account.sid, tenant.auth_token)
         async with httpx.AsyncClient(auth=auth, base_url=stack.base_url) as client:
             # The gateway answers while no room service runs: 503, not a hang or a 500.
@@ -133,7 +133,7 @@ async def test_two_replicas_fire_each_timer_exactly_once(
     replica = build_room(settings)
     await replica.start()
     try:
-        async with running_stack(settings, ["room"]) as stack:
+        async with running_stack(settings, CONTROL_PLANE) as stack:
             sids = [
                 str((await create_room(stack.base_url, tenant, UnusedRoomTimeout="1"))["sid"])
                 for _ in range(12)
@@ -160,7 +160,7 @@ async def test_completed_rooms_are_kept_for_the_retention_period(
     settings: Settings, tenant: Tenant
 ) -> None:
     short = settings.model_copy(update={"completed_room_retention_seconds": 1.0})
-    async with running_stack(short, ["room"]) as stack:
+    async with running_stack(short, CONTROL_PLANE) as stack:
         room = await create_room(stack.base_url, tenant)
         auth = (tenant.account.sid, tenant.auth_token)
         async with httpx.AsyncClient(auth=auth, base_url=stack.base_url) as client:

@@ -10,12 +10,12 @@ import pytest
 
 from atrium_shared.settings import Settings
 from tests.conftest import Tenant
-from tests.support.stack import Stack, running_stack
+from tests.support.stack import CONTROL_PLANE, Stack, running_stack
 
 
 @pytest.fixture
 async def stack(settings: Settings) -> AsyncIterator[Stack]:
-    async with running_stack(settings, ["room"]) as running:
+    async with running_stack(settings, CONTROL_PLANE) as running:
         yield running
 
 
@@ -117,7 +117,7 @@ async def test_trailing_slash_json_shape_and_dates(http: httpx.AsyncClient) -> N
 
 async def test_public_url_setting_drives_urls(settings: Settings, tenant: Tenant) -> None:
     configured = settings.model_copy(update={"public_url": "https://video.example.com/"})
-    async with running_stack(configured, ["room"]) as stack:
+    async with running_stack(configured, CONTROL_PLANE) as stack:
         auth = (tenant.account.sid, tenant.auth_token)
         async with httpx.AsyncClient(base_url=stack.base_url, auth=auth) as client:
             room = (await client.post("/v1/Rooms")).json()

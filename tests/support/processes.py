@@ -16,6 +16,7 @@ SERVICE_MODULES = {
     "gateway": "atrium_gateway.app",
     "room": "atrium_room.app",
     "callback": "atrium_callback.app",
+    "participant": "atrium_participant.app",
 }
 
 

@@ -18,6 +18,9 @@ from atrium_cli.embedded import free_port
 from atrium_shared.service import ServiceRuntime
 from atrium_shared.settings import Settings
 
+# The services REST Rooms needs (no callbacks).
+CONTROL_PLANE = ("room", "participant")
+
 
 @dataclass
 class Stack:
@@ -31,6 +34,10 @@ def _build(name: str, settings: Settings) -> ServiceRuntime:
         from atrium_room.app import build as build_room
 
         return build_room(settings)
+    if name == "participant":
+        from atrium_participant.app import build as build_participant
+
+        return build_participant(settings)
     if name == "callback":
         from atrium_callback.app import build as build_callback
 
@@ -40,7 +47,7 @@ def _build(name: str, settings: Settings) -> ServiceRuntime:
 
 @contextlib.asynccontextmanager
 async def running_stack(
-    settings: Settings, services: Sequence[str] = ("room", "callback")
+    settings: Settings, services: Sequence[str] = ("room", "participant", "callback")
 ) -> AsyncIterator[Stack]:
     port = free_port()
     settings = settings.model_copy(update={"http_port": port, "http_host": "127.0.0.1"})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from faststream.nats import NatsBroker
 
 from atrium_room import handlers
+from atrium_room.ports import ParticipantsPort
 from atrium_room.repository import RoomRepository
 from atrium_room.usecases import RoomUseCases
 from atrium_shared import telemetry
@@ -12,13 +13,19 @@ from atrium_shared.infra import make_broker, make_redis
 from atrium_shared.outbox import OutboxRelay
 from atrium_shared.service import ServiceParts, ServiceRuntime
 from atrium_shared.settings import Settings, get_settings
+from atrium_shared.workers import WorkerRegistry
 
 
 def build(settings: Settings) -> ServiceRuntime:
     telemetry.setup("room", settings)
     broker = make_broker(settings)
     redis = make_redis(settings)
-    rooms = RoomUseCases(RoomRepository(redis), settings)
+    rooms = RoomUseCases(
+        RoomRepository(redis),
+        settings,
+        ParticipantsPort(broker, settings.rpc_timeout_seconds),
+        WorkerRegistry(redis),
+    )
     handlers.register(broker, rooms)
     relay = OutboxRelay(redis, broker)
     return ServiceRuntime(

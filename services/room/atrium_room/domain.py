@@ -88,7 +88,7 @@ def validate_recording_rules(raw: Any) -> list[dict[str, Any]]:
 
 
 def create_room(
-    request: CreateRoomRequest, sid: str, now: datetime
+    request: CreateRoomRequest, sid: str, now: datetime, created_by: str = "rest"
 ) -> tuple[RoomInfo, RoomCreated]:
     """Validate a create request and build the new room with its RoomCreated event."""
     room_type = request.type if request.type is not None else "group"
@@ -183,7 +183,7 @@ def create_room(
         unused_room_timeout=request.unused_room_timeout or 5,
         large_room=large_room,
         recording_rules=recording_rules,
-        created_by="rest",
+        created_by="signaling" if created_by == "signaling" else "rest",
         version=1,
     )
     event = RoomCreated(account_sid=room.account_sid, room_sid=room.sid, occurred_at=now, room=room)
@@ -218,3 +218,15 @@ def requested_status(status: str | None) -> str:
 def unused_room_deadline(room: RoomInfo, minute_seconds: float) -> float:
     """Epoch seconds at which a room that nobody joined ends."""
     return room.date_created.timestamp() + room.unused_room_timeout * minute_seconds
+
+
+def empty_room_deadline(room: RoomInfo, since: float, minute_seconds: float) -> float:
+    """Epoch seconds at which a room whose last participant left at ``since`` ends."""
+    return since + room.empty_room_timeout * minute_seconds
+
+
+def joinable(room: RoomInfo) -> RoomInfo:
+    """Only an in-progress room takes participants (Twilio's 53118 otherwise)."""
+    if room.status != "in-progress":
+        raise AtriumError(errors.ROOM_COMPLETED, "Room completed", 400)
+    return room

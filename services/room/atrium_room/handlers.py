@@ -6,10 +6,13 @@ from faststream.nats import NatsBroker
 
 from atrium_room.usecases import RoomUseCases
 from atrium_shared import subjects
+from atrium_shared.events import ParticipantConnected, ParticipantDisconnected
 from atrium_shared.models import RoomInfo
 from atrium_shared.room_api import (
     CreateRoomRequest,
     FetchRoomRequest,
+    JoinRoomRequest,
+    JoinRoomResult,
     ListRoomsRequest,
     RoomPage,
     UpdateRoomRequest,
@@ -43,3 +46,31 @@ def register(broker: NatsBroker, rooms: RoomUseCases) -> None:
     async def update_room(request: UpdateRoomRequest) -> RoomInfo:
         """Complete a room (the only update Twilio allows)."""
         return await rooms.update(request)
+
+    @broker.subscriber(subjects.ROOM_JOIN, queue=queue, title="room.join")
+    @reply_handler
+    async def join_room(request: JoinRoomRequest) -> JoinRoomResult:
+        """The room a signaling client joins (ad hoc if new) and the media worker hosting it."""
+        return await rooms.join(request)
+
+    @broker.subscriber(
+        subjects.event_subject("*", "*", "participant-connected"),
+        # JetStream names a queue consumer after its queue: replicas share this durable.
+        queue="atrium-room-presence-connected",
+        stream=subjects.events_stream(),
+        title="room.presence.connected",
+    )
+    async def participant_connected(event: ParticipantConnected) -> None:
+        """A participant arrived: the room is in use, its unused/empty timers stop."""
+        await rooms.participant_connected(event.room_sid, event.participant.sid)
+
+    @broker.subscriber(
+        subjects.event_subject("*", "*", "participant-disconnected"),
+        # JetStream names a queue consumer after its queue: replicas share this durable.
+        queue="atrium-room-presence-disconnected",
+        stream=subjects.events_stream(),
+        title="room.presence.disconnected",
+    )
+    async def participant_disconnected(event: ParticipantDisconnected) -> None:
+        """A participant left: the last one to leave starts the EmptyRoomTimeout."""
+        await rooms.participant_disconnected(event.room_sid, event.participant.sid)

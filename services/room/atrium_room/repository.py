@@ -15,6 +15,7 @@ from datetime import datetime
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.exceptions import WatchError
 
 from atrium_shared.models import RoomInfo
 from atrium_shared.outbox import sequence_key
@@ -22,11 +23,22 @@ from atrium_shared.paging import index_member, member_sid, read_page
 
 TIMERS_KEY = "atrium:room:timers"
 UNUSED = "unused"
+EMPTY = "empty"
 PURGE = "purge"
 
 
 def room_key(sid: str) -> str:
     return f"atrium:room:{sid}"
+
+
+def presence_key(sid: str) -> str:
+    """SIDs of the participants connected to a room, as the room service learned from events."""
+    return f"atrium:room:{sid}:present"
+
+
+def placement_key(sid: str) -> str:
+    """The media worker hosting a room."""
+    return f"atrium:room:{sid}:worker"
 
 
 def name_key(account_sid: str, unique_name: str) -> str:
@@ -107,12 +119,50 @@ class RoomRepository:
 
     # Writes, queued on a MULTI pipeline by outbox.commit ---------------------------------------
     @staticmethod
-    def write_new(pipe: Pipeline, room: RoomInfo, unused_deadline: float) -> None:
+    def write_new(pipe: Pipeline, room: RoomInfo, timer: tuple[str, float]) -> None:
         pipe.set(room_key(room.sid), room.model_dump_json())
         pipe.set(name_key(room.account_sid, room.unique_name), room.sid)
         for key in index_keys(room):
             pipe.zadd(key, {_index_member(room): 0})
-        pipe.zadd(TIMERS_KEY, {timer_member(UNUSED, room.sid): unused_deadline})
+        kind, deadline = timer
+        pipe.zadd(TIMERS_KEY, {timer_member(kind, room.sid): deadline})
+
+    async def place(self, sid: str, worker_id: str, previous: str | None) -> str:
+        """Record the room's worker unless another replica placed it first; returns the winner."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            try:
+                await pipe.watch(placement_key(sid))
+                current = await pipe.get(placement_key(sid))
+                if current is not None and current != previous:
+                    await pipe.reset()
+                    return str(current)
+                pipe.multi()
+                pipe.set(placement_key(sid), worker_id)
+                await pipe.execute()
+                return worker_id
+            except WatchError:
+                return str(await self.redis.get(placement_key(sid)))
+
+    async def placement(self, sid: str) -> str | None:
+        value = await self.redis.get(placement_key(sid))
+        return str(value) if value is not None else None
+
+    async def participant_arrived(self, sid: str, participant_sid: str) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.sadd(presence_key(sid), participant_sid)
+            pipe.zrem(TIMERS_KEY, timer_member(UNUSED, sid), timer_member(EMPTY, sid))
+            await pipe.execute()
+
+    async def participant_left(self, sid: str, participant_sid: str) -> int:
+        """Forget a participant; returns how many remain connected."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.srem(presence_key(sid), participant_sid)
+            pipe.scard(presence_key(sid))
+            _, remaining = await pipe.execute()
+        return int(remaining)
+
+    async def set_timer(self, kind: str, sid: str, deadline: float) -> None:
+        await self.redis.zadd(TIMERS_KEY, {timer_member(kind, sid): deadline})
 
     @staticmethod
     def write_completed(
@@ -124,8 +174,9 @@ class RoomRepository:
             pipe.zrem(key, _index_member(before))
         for key in index_keys(after):
             pipe.zadd(key, {_index_member(after): 0})
-        pipe.zrem(TIMERS_KEY, timer_member(UNUSED, after.sid))
+        pipe.zrem(TIMERS_KEY, timer_member(UNUSED, after.sid), timer_member(EMPTY, after.sid))
         pipe.zadd(TIMERS_KEY, {timer_member(PURGE, after.sid): purge_at})
+        pipe.delete(presence_key(after.sid), placement_key(after.sid))
 
     @staticmethod
     def write_purged(pipe: Pipeline, room: RoomInfo) -> None:

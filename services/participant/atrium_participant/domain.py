@@ -1,0 +1,83 @@
+"""Participant rules: admission, duplicate identities, disconnection. Pure functions, no I/O."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+from atrium_shared import errors
+from atrium_shared.errors import AtriumError
+from atrium_shared.events import ParticipantConnected, ParticipantDisconnected
+from atrium_shared.models import ParticipantInfo
+
+MAX_IDENTITY_LENGTH = 128
+ROOM_FULL = 53105
+IDENTITY_INVALID = 53200
+IDENTITY_TOO_LONG = 53201
+
+
+def validate_identity(identity: str) -> str:
+    if not identity or not identity.strip():
+        raise AtriumError(IDENTITY_INVALID, "Participant identity is invalid", 400)
+    if len(identity) > MAX_IDENTITY_LENGTH:
+        raise AtriumError(IDENTITY_TOO_LONG, "Participant identity is too long", 400)
+    return identity
+
+
+def check_capacity(connected_count: int, max_participants: int, replacing: bool) -> None:
+    """A room is full when it already holds its maximum; a duplicate identity frees its seat."""
+    if not replacing and connected_count >= max_participants:
+        raise AtriumError(ROOM_FULL, "Room contains too many Participants", 400)
+
+
+def admit(
+    account_sid: str, room_sid: str, identity: str, sid: str, now: datetime
+) -> tuple[ParticipantInfo, ParticipantConnected]:
+    participant = ParticipantInfo(
+        sid=sid,
+        room_sid=room_sid,
+        account_sid=account_sid,
+        identity=validate_identity(identity),
+        date_created=now,
+        date_updated=now,
+        start_time=now,
+    )
+    return participant, ParticipantConnected(
+        account_sid=account_sid, room_sid=room_sid, occurred_at=now, participant=participant
+    )
+
+
+def disconnect(
+    participant: ParticipantInfo, now: datetime, reason: str
+) -> tuple[ParticipantInfo, ParticipantDisconnected] | None:
+    """Disconnect a connected participant; None when it already is (idempotent)."""
+    if participant.status == "disconnected":
+        return None
+    duration = max(0, math.floor((now - participant.start_time).total_seconds()))
+    ended = participant.model_copy(
+        update={
+            "status": "disconnected",
+            "end_time": now,
+            "duration": duration,
+            "date_updated": now,
+            "version": participant.version + 1,
+        }
+    )
+    return ended, ParticipantDisconnected(
+        account_sid=participant.account_sid,
+        room_sid=participant.room_sid,
+        occurred_at=now,
+        participant=ended,
+        reason=reason,
+    )
+
+
+def requested_status(status: str | None) -> str:
+    """REST may only set Status=disconnected (a kick)."""
+    if status != "disconnected":
+        raise AtriumError(errors.INVALID_PARAMETER, "Status is invalid", 400)
+    return status
+
+
+def max_duration_deadline(participant: ParticipantInfo, max_seconds: int) -> float:
+    return participant.start_time.timestamp() + max_seconds

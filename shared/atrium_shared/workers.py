@@ -1,0 +1,80 @@
+"""The media-worker registry in Redis: workers write their entry, the room service reads it.
+
+Each worker keeps ``atrium:media:worker:{id}`` (JSON, with a TTL a few heartbeats long) and its
+load in the ``atrium:media:workers`` sorted set. A worker whose entry expired is dead: rooms are
+never placed on it, and the room service moves its rooms on the next join.
+"""
+
+from __future__ import annotations
+
+import time
+
+from pydantic import BaseModel
+from redis.asyncio import Redis
+
+WORKERS_KEY = "atrium:media:workers"
+HEARTBEAT_SECONDS = 2.0
+EXPIRY_SECONDS = 3 * HEARTBEAT_SECONDS
+
+
+def worker_key(worker_id: str) -> str:
+    return f"atrium:media:worker:{worker_id}"
+
+
+def worker_subject(worker_id: str) -> str:
+    """Where the gateway sends RSP bodies for sessions hosted by this worker."""
+    return f"atrium.media.{worker_id}.rsp"
+
+
+class WorkerInfo(BaseModel):
+    worker_id: str
+    rooms: int = 0
+    participants: int = 0
+    capacity: int = 200  # participants this worker accepts
+    draining: bool = False
+    heartbeat_at: float = 0.0
+
+    @property
+    def load(self) -> float:
+        return self.participants / max(self.capacity, 1)
+
+
+class WorkerRegistry:
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+
+    async def heartbeat(self, info: WorkerInfo) -> None:
+        info.heartbeat_at = time.time()
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(worker_key(info.worker_id), info.model_dump_json(),
+                     px=int(EXPIRY_SECONDS * 1000))
+            if info.draining:
+                pipe.zrem(WORKERS_KEY, info.worker_id)
+            else:
+                pipe.zadd(WORKERS_KEY, {info.worker_id: info.load})
+            await pipe.execute()
+
+    async def leave(self, worker_id: str) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(worker_key(worker_id))
+            pipe.zrem(WORKERS_KEY, worker_id)
+            await pipe.execute()
+
+    async def get(self, worker_id: str) -> WorkerInfo | None:
+        raw = await self.redis.get(worker_key(worker_id))
+        return WorkerInfo.model_validate_json(raw) if raw else None
+
+    async def is_live(self, worker_id: str) -> bool:
+        info = await self.get(worker_id)
+        return info is not None and not info.draining
+
+    async def least_loaded(self) -> WorkerInfo | None:
+        """The live worker with the lowest load that still has room; stale entries are pruned."""
+        for worker_id in await self.redis.zrange(WORKERS_KEY, 0, -1):
+            info = await self.get(worker_id)
+            if info is None:
+                await self.redis.zrem(WORKERS_KEY, worker_id)
+                continue
+            if not info.draining and info.participants < info.capacity:
+                return info
+        return None
