@@ -15,7 +15,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from atrium_gateway import rooms
+from atrium_gateway import participants, rooms
 from atrium_shared import errors, telemetry
 from atrium_shared.accounts import AccountStore
 from atrium_shared.errors import AtriumError
@@ -78,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.accounts = AccountStore(redis)
     app.state.ready = False
     app.include_router(rooms.router)
+    app.include_router(participants.router)
 
     @app.exception_handler(AtriumError)
     async def atrium_error(request: Request, exc: AtriumError) -> JSONResponse:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from atrium_gateway import wire
-from atrium_gateway.auth import authenticated_account
+from atrium_gateway.common import Auth, base_url, filters_in_order, json_response, rpc
 from atrium_shared import errors, subjects
-from atrium_shared.accounts import Account
 from atrium_shared.errors import AtriumError
 from atrium_shared.models import RoomInfo
 from atrium_shared.room_api import (
@@ -21,10 +20,8 @@ from atrium_shared.room_api import (
     RoomPage,
     UpdateRoomRequest,
 )
-from atrium_shared.rpc import call
 
 router = APIRouter(prefix="/v1")
-MAX_PAGE_SIZE = 1000
 ROOM_STATUSES = ("in-progress", "completed", "failed")
 
 
@@ -59,24 +56,8 @@ class RoomList(BaseModel):
     meta: wire.PageMeta
 
 
-def base_url(request: Request) -> str:
-    configured: str | None = request.app.state.settings.public_url
-    if configured:
-        return configured.rstrip("/")
-    host = request.headers.get("host") or f"{request.url.hostname}:{request.url.port}"
-    return f"{request.url.scheme}://{host}"
-
-
 async def _room_call(request: Request, subject: str, body: BaseModel) -> RoomInfo:
-    state = request.app.state
-    return await call(state.broker, subject, body, RoomInfo, state.settings.rpc_timeout_seconds)
-
-
-def _json(resource: BaseModel, status: int) -> JSONResponse:
-    return JSONResponse(resource.model_dump(mode="json"), status_code=status)
-
-
-Auth = Annotated[Account, Depends(authenticated_account)]
+    return await rpc(request, subject, body, RoomInfo)
 
 
 @router.post("/Rooms", status_code=201, response_model=wire.RoomResource)
@@ -112,7 +93,7 @@ async def create_room(
         enable_turn=wire.parse_bool("EnableTurn", form.EnableTurn),
     )
     room = await _room_call(request, subjects.ROOM_CREATE, command)
-    return _json(wire.render_room(room, base_url(request)), 201)
+    return json_response(wire.render_room(room, base_url(request)), 201)
 
 
 def _json_object(parameter: str, value: str | None) -> dict[str, object] | None:
@@ -136,50 +117,36 @@ async def list_rooms(
 ) -> JSONResponse:
     if status is not None and status not in ROOM_STATUSES:
         raise AtriumError(errors.INVALID_PARAMETER, "Status is invalid", 400)
-    parsed_size = wire.parse_int("PageSize", page_size)
-    size = 50 if parsed_size is None else parsed_size
-    if not 1 <= size <= MAX_PAGE_SIZE:
-        raise AtriumError(errors.INVALID_PARAMETER, "PageSize must be between 1 and 1000", 400)
-    parsed_page = wire.parse_int("Page", page)
-    page_number = 0 if parsed_page is None else parsed_page
-    if page_number < 0:
-        raise AtriumError(errors.INVALID_PARAMETER, "Page must not be negative", 400)
+    paging = wire.parse_list_query(page_size, page, page_token, created_after, created_before)
     query = ListRoomsRequest(
         account_sid=account.sid,
         status=status or "in-progress",
         unique_name=unique_name,
-        created_on_or_after=wire.parse_date("DateCreatedAfter", created_after),
-        created_before=wire.parse_date("DateCreatedBefore", created_before),
-        page_size=size,
-        cursor=page_token or None,
+        created_on_or_after=paging.created_on_or_after,
+        created_before=paging.created_before,
+        page_size=paging.page_size,
+        cursor=paging.page_token,
     )
-    state = request.app.state
-    result = await call(
-        state.broker, subjects.ROOM_LIST, query, RoomPage, state.settings.rpc_timeout_seconds
-    )
+    result = await rpc(request, subjects.ROOM_LIST, query, RoomPage)
     base = base_url(request)
-    filters = [
-        (name, value)
-        for name, value in (
-            ("Status", status),
-            ("UniqueName", unique_name),
-            ("DateCreatedAfter", created_after),
-            ("DateCreatedBefore", created_before),
-        )
-        if value is not None
-    ]
+    filters = filters_in_order(
+        ("Status", status),
+        ("UniqueName", unique_name),
+        ("DateCreatedAfter", created_after),
+        ("DateCreatedBefore", created_before),
+    )
     meta = wire.page_meta(
         list_url=f"{base}/v1/Rooms",
         key="rooms",
         filters=filters,
-        page=page_number,
-        page_size=size,
-        page_token=page_token,
+        page=paging.page,
+        page_size=paging.page_size,
+        page_token=paging.page_token,
         next_token=result.next_cursor,
         previous_token=result.previous_cursor,
     )
     body = RoomList(rooms=[wire.render_room(room, base) for room in result.items], meta=meta)
-    return _json(body, 200)
+    return json_response(body, 200)
 
 
 @router.get("/Rooms/{sid_or_name}", response_model=wire.RoomResource)
@@ -189,7 +156,7 @@ async def fetch_room(request: Request, account: Auth, sid_or_name: str) -> JSONR
         subjects.ROOM_FETCH,
         FetchRoomRequest(account_sid=account.sid, sid_or_name=sid_or_name),
     )
-    return _json(wire.render_room(room, base_url(request)), 200)
+    return json_response(wire.render_room(room, base_url(request)), 200)
 
 
 @router.post("/Rooms/{sid_or_name}", response_model=wire.RoomResource)
@@ -204,4 +171,4 @@ async def update_room(
         subjects.ROOM_UPDATE,
         UpdateRoomRequest(account_sid=account.sid, sid_or_name=sid_or_name, status=form.Status),
     )
-    return _json(wire.render_room(room, base_url(request)), 200)
+    return json_response(wire.render_room(room, base_url(request)), 200)

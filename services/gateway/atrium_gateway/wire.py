@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from atrium_shared import errors
 from atrium_shared.errors import AtriumError
-from atrium_shared.models import RoomInfo
+from atrium_shared.models import ParticipantInfo, RoomInfo
 from atrium_shared.timefmt import parse_filter_date, to_json_date
 
 # The code a malformed value of each parameter is reported with; others get 20001.
@@ -184,4 +184,88 @@ def page_meta(
         url=link(page, page_token),
         next_page_url=link(page + 1, next_token) if next_token else None,
         key=key,
+    )
+
+
+class ParticipantLinks(BaseModel):
+    published_tracks: str
+    subscribed_tracks: str
+    subscribe_rules: str
+    anonymize: str
+
+
+class ParticipantResource(BaseModel):
+    """A Participant exactly as Twilio's REST API shows it."""
+
+    sid: str
+    room_sid: str
+    account_sid: str
+    status: str
+    identity: str
+    date_created: str | None
+    date_updated: str | None
+    start_time: str | None
+    end_time: str | None
+    duration: int | None
+    url: str
+    links: ParticipantLinks
+
+
+def render_participant(participant: ParticipantInfo, base_url: str) -> ParticipantResource:
+    url = f"{base_url}/v1/Rooms/{participant.room_sid}/Participants/{participant.sid}"
+    return ParticipantResource(
+        sid=participant.sid,
+        room_sid=participant.room_sid,
+        account_sid=participant.account_sid,
+        status=participant.status,
+        identity=participant.identity,
+        date_created=to_json_date(participant.date_created),
+        date_updated=to_json_date(participant.date_updated),
+        start_time=to_json_date(participant.start_time),
+        end_time=to_json_date(participant.end_time),
+        duration=participant.duration,
+        url=url,
+        links=ParticipantLinks(
+            published_tracks=f"{url}/PublishedTracks",
+            subscribed_tracks=f"{url}/SubscribedTracks",
+            subscribe_rules=f"{url}/SubscribeRules",
+            anonymize=f"{url}/Anonymize",
+        ),
+    )
+
+
+MAX_PAGE_SIZE = 1000
+
+
+class ListQuery(BaseModel):
+    """Paging and date filters common to every list endpoint, parsed and checked."""
+
+    page_size: int
+    page: int
+    page_token: str | None
+    created_on_or_after: datetime | None
+    created_before: datetime | None
+
+
+def parse_list_query(
+    page_size: str | None,
+    page: str | None,
+    page_token: str | None,
+    created_after: str | None,
+    created_before: str | None,
+) -> ListQuery:
+    parsed_size = parse_int("PageSize", page_size)
+    size = 50 if parsed_size is None else parsed_size
+    if not 1 <= size <= MAX_PAGE_SIZE:
+        raise AtriumError(errors.INVALID_PARAMETER, "PageSize must be between 1 and 1000", 400)
+    parsed_page = parse_int("Page", page)
+    number = 0 if parsed_page is None else parsed_page
+    if number < 0:
+        raise AtriumError(errors.INVALID_PARAMETER, "Page must not be negative", 400)
+    return ListQuery(
+        page_size=size,
+        page=number,
+        page_token=page_token or None,
+        created_on_or_after=parse_date("DateCreatedAfter", created_after),
+        created_before=parse_date("DateCreatedBefore", created_before),
     )
