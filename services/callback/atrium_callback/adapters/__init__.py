@@ -1,0 +1,1 @@
+"""Adapters: Redis (queues, leases, delivery log) and HTTP (sending the callbacks)."""

@@ -1,0 +1,337 @@
+"""Status-callback rules, free of I/O.
+
+- what Twilio sends for each event (:func:`callback_params`);
+- how the request is signed (:func:`twilio_signature`) and shaped for POST or GET
+  (:func:`build_request`);
+- Twilio's connection overrides in the URL fragment (:func:`parse_callback_url`);
+- whether and when a failed try is retried (:class:`RetryPlan`).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+from urllib.parse import SplitResult, parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+
+from atrium_shared.events import DomainEvent, RoomCreated, RoomEnded
+from atrium_shared.settings import Settings
+from atrium_shared.timefmt import to_callback_timestamp
+
+Method = Literal["GET", "POST"]
+
+# --------------------------------------------------------------------------------------------
+# Parameters
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RoomProjection:
+    """What the callback service remembers of a room, from the events that carried the room.
+
+    Later events (participants, tracks) carry only the room SID; their callbacks still need the
+    room's StatusCallback, name and type.
+    """
+
+    account_sid: str
+    url: str | None
+    method: Method = "POST"
+    room_name: str = ""
+    room_type: str = "group"
+
+
+def projection_from_event(event: DomainEvent) -> RoomProjection | None:
+    """The room as this event describes it, or None if the event does not carry the room."""
+    room = getattr(event, "room", None)
+    if room is None:
+        return None
+    return RoomProjection(
+        account_sid=event.account_sid,
+        url=room.status_callback or None,
+        method=room.status_callback_method,
+        room_name=room.unique_name,
+        room_type=room.type,
+    )
+
+
+# Builders of the parameters specific to one event type. Participant and track events add an
+# entry here (ParticipantSid, ParticipantStatus, ParticipantIdentity, ParticipantDuration,
+# TrackSid, TrackKind, TrackName) when their event models exist.
+ParamBuilder = Callable[[DomainEvent], dict[str, str]]
+
+
+def _room_created_params(event: DomainEvent) -> dict[str, str]:
+    assert isinstance(event, RoomCreated)
+    return {"RoomStatus": str(event.room.status)}
+
+
+def _room_ended_params(event: DomainEvent) -> dict[str, str]:
+    assert isinstance(event, RoomEnded)
+    params: dict[str, str] = {"RoomStatus": event.room.status}
+    if event.room.duration is not None:
+        params["RoomDuration"] = str(event.room.duration)
+    return params
+
+
+EVENT_PARAMS: dict[str, ParamBuilder] = {
+    "room-created": _room_created_params,
+    "room-ended": _room_ended_params,
+}
+
+
+def callback_params(event: DomainEvent, room: RoomProjection) -> dict[str, str]:
+    """Twilio's form parameters for ``event`` of ``room``."""
+    params = {
+        "AccountSid": event.account_sid,
+        "RoomName": room.room_name or event.room_sid,
+        "RoomSid": event.room_sid,
+        # Events that do not say otherwise happen in a live room.
+        "RoomStatus": "in-progress",
+        "RoomType": room.room_type,
+        "StatusCallbackEvent": event.event_type,
+        "Timestamp": to_callback_timestamp(event.occurred_at),
+        "SequenceNumber": str(event.sequence_number),
+    }
+    builder = EVENT_PARAMS.get(event.event_type)
+    if builder is not None:
+        params.update(builder(event))
+    return params
+
+
+# --------------------------------------------------------------------------------------------
+# Signature and request shape
+# --------------------------------------------------------------------------------------------
+
+
+def twilio_signature(auth_token: str, url: str, params: Mapping[str, str]) -> str:
+    """``X-Twilio-Signature``: HMAC-SHA1 of the URL followed by the sorted name+value pairs."""
+    payload = url + "".join(name + params[name] for name in sorted(params))
+    digest = hmac.new(auth_token.encode(), payload.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode().strip()
+
+
+@dataclass(frozen=True)
+class CallbackRequest:
+    method: Method
+    url: str  # what is requested and signed: no fragment, no credentials, GET params included
+    form: dict[str, str] | None  # POST body; None for GET
+    signature: str
+    basic_auth: tuple[str, str] | None = None
+
+
+def build_request(
+    target: CallbackUrl, method: Method, params: Mapping[str, str], auth_token: str
+) -> CallbackRequest:
+    if method == "GET":
+        # Parameters join whatever query the application put in its URL.
+        parts = urlsplit(target.url)
+        query = parts.query + ("&" if parts.query else "") + urlencode(params)
+        url = urlunsplit(parts._replace(query=query))
+        return CallbackRequest(
+            "GET", url, None, twilio_signature(auth_token, url, {}), target.basic_auth
+        )
+    form = dict(params)
+    return CallbackRequest(
+        "POST", target.url, form, twilio_signature(auth_token, target.url, form), target.basic_auth
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Connection overrides (#ct=..&rt=..&tt=..&rc=..&rp=..)
+# --------------------------------------------------------------------------------------------
+
+FailureKind = Literal["4xx", "5xx", "ct", "rt"]
+ALL_FAILURES: frozenset[str] = frozenset({"4xx", "5xx", "ct", "rt"})
+TWILIO_DEFAULT_RETRY_POLICY: frozenset[str] = frozenset({"ct", "rt"})
+TWILIO_DEFAULT_RETRY_COUNT = 1
+
+
+@dataclass(frozen=True)
+class ConnectionOverrides:
+    """What the URL fragment asked for; None where it said nothing (or nothing valid)."""
+
+    connect_timeout_ms: int | None = None
+    read_timeout_ms: int | None = None
+    total_time_ms: int | None = None
+    retry_count: int | None = None
+    retry_policy: frozenset[str] | None = None
+
+
+def _clamped_int(text: str, low: int, high: int) -> int | None:
+    try:
+        value = int(text.strip())
+    except ValueError:
+        return None
+    return max(low, min(high, value))
+
+
+def parse_overrides(fragment: str) -> ConnectionOverrides:
+    """Parse Twilio's fragment overrides. Bad values are ignored, out-of-range ones clamped."""
+    values: dict[str, str] = {}
+    for name, value in parse_qsl(fragment, keep_blank_values=True):
+        values[name.strip()] = value
+    policy: frozenset[str] | None = None
+    if "rp" in values:
+        tokens = {token.strip().lower() for token in values["rp"].split(",")}
+        if "all" in tokens:
+            policy = ALL_FAILURES
+        else:
+            known = frozenset(tokens & ALL_FAILURES)
+            policy = known or None
+    # `e` (edge) and `sni` are Twilio routing hints: accepted, meaningless here.
+    return ConnectionOverrides(
+        connect_timeout_ms=_clamped_int(values["ct"], 100, 10000) if "ct" in values else None,
+        read_timeout_ms=_clamped_int(values["rt"], 100, 15000) if "rt" in values else None,
+        total_time_ms=_clamped_int(values["tt"], 100, 15000) if "tt" in values else None,
+        retry_count=_clamped_int(values["rc"], 0, 5) if "rc" in values else None,
+        retry_policy=policy,
+    )
+
+
+@dataclass(frozen=True)
+class CallbackUrl:
+    url: str  # requested and signed: fragment and credentials removed
+    overrides: ConnectionOverrides = field(default_factory=ConnectionOverrides)
+    basic_auth: tuple[str, str] | None = None
+
+
+def parse_callback_url(raw: str) -> CallbackUrl:
+    """Split a StatusCallback into the URL to request, its overrides and its credentials.
+
+    The fragment is never sent and never signed. Credentials (``user:pass@``) become Basic auth;
+    the receiver cannot see them in the request URL, so they are not signed either.
+    """
+    parts = urlsplit(raw.strip())
+    overrides = parse_overrides(parts.fragment)
+    credentials = None
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, netloc = netloc.rpartition("@")
+        user, _, password = userinfo.partition(":")
+        credentials = (unquote(user), unquote(password))
+    clean = SplitResult(parts.scheme, netloc, parts.path, parts.query, "")
+    return CallbackUrl(urlunsplit(clean), overrides, credentials)
+
+
+def public_url(raw: str) -> str:
+    """The URL as it may be shown or logged: no credentials, no fragment."""
+    return parse_callback_url(raw).url
+
+
+# --------------------------------------------------------------------------------------------
+# Retries
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    status: int | None = None  # HTTP status, None if there was no response
+    failure: FailureKind | None = None  # for transport failures: "ct" or "rt"
+    error: str | None = None
+    permanent: bool = False  # e.g. an unusable URL: no try can succeed
+
+    @property
+    def delivered(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+    @property
+    def kind(self) -> FailureKind | None:
+        if self.delivered:
+            return None
+        if self.status is not None:
+            return "5xx" if self.status >= 500 else "4xx"
+        return self.failure or "ct"
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect_s: float
+    read_s: float
+    total_s: float  # bound of one try
+
+
+@dataclass(frozen=True)
+class RetryPlan:
+    """How often and on what a callback is retried, and how long the whole series may take."""
+
+    max_attempts: int
+    retry_on: frozenset[str]
+    retry_on_429: bool
+    total_deadline_ms: int | None  # from the first try; None: unbounded (attempts bound it)
+    backoff_initial_s: float
+    backoff_max_s: float
+    timeouts: Timeouts
+
+    def backoff(self, attempts_done: int) -> float:
+        """Wait before the next try, after ``attempts_done`` (>= 1) failed ones."""
+        delay = self.backoff_initial_s * (2 ** max(0, attempts_done - 1))
+        return float(min(delay, self.backoff_max_s))
+
+    def retryable(self, result: AttemptResult) -> bool:
+        if result.delivered or result.permanent:
+            return False
+        if result.status == 429 and self.retry_on_429:
+            return True
+        return result.kind in self.retry_on
+
+    def next_delay(
+        self, result: AttemptResult, attempts_done: int, elapsed_ms: float
+    ) -> float | None:
+        """Seconds to wait before retrying, or None when this try was the last one."""
+        if not self.retryable(result) or attempts_done >= self.max_attempts:
+            return None
+        delay = self.backoff(attempts_done)
+        if self.total_deadline_ms is not None and elapsed_ms + delay * 1000 >= (
+            self.total_deadline_ms
+        ):
+            return None
+        return delay
+
+    def try_timeouts(self, elapsed_ms: float) -> Timeouts:
+        """Timeouts of the next try; a total-time override shrinks the last ones."""
+        if self.total_deadline_ms is None:
+            return self.timeouts
+        remaining = max(0.1, (self.total_deadline_ms - elapsed_ms) / 1000)
+        return Timeouts(
+            min(self.timeouts.connect_s, remaining),
+            min(self.timeouts.read_s, remaining),
+            min(self.timeouts.total_s, remaining),
+        )
+
+
+def retry_plan(overrides: ConnectionOverrides, settings: Settings) -> RetryPlan:
+    """Atrium's policy, or Twilio's as the URL fragment tunes it.
+
+    Without ``rc``/``rp`` Atrium is more persistent than Twilio: ``callback_max_attempts`` tries on
+    connection errors, timeouts, 5xx and 429. With either one, Twilio's rules govern: rc + 1
+    tries on the failures listed in rp (defaults rc=1, rp=ct,rt), and ``tt`` bounds the series.
+    """
+    timeouts = Timeouts(
+        connect_s=(overrides.connect_timeout_ms or settings.callback_connect_timeout_ms) / 1000,
+        read_s=(overrides.read_timeout_ms or settings.callback_read_timeout_ms) / 1000,
+        total_s=(overrides.total_time_ms or settings.callback_total_timeout_ms) / 1000,
+    )
+    twilio_rules = overrides.retry_count is not None or overrides.retry_policy is not None
+    if twilio_rules:
+        count = overrides.retry_count
+        return RetryPlan(
+            max_attempts=(TWILIO_DEFAULT_RETRY_COUNT if count is None else count) + 1,
+            retry_on=overrides.retry_policy or TWILIO_DEFAULT_RETRY_POLICY,
+            retry_on_429=False,
+            total_deadline_ms=overrides.total_time_ms,
+            backoff_initial_s=settings.callback_backoff_initial_seconds,
+            backoff_max_s=settings.callback_backoff_max_seconds,
+            timeouts=timeouts,
+        )
+    return RetryPlan(
+        max_attempts=max(1, settings.callback_max_attempts),
+        retry_on=frozenset({"ct", "rt", "5xx"}),
+        retry_on_429=True,
+        total_deadline_ms=overrides.total_time_ms,
+        backoff_initial_s=settings.callback_backoff_initial_seconds,
+        backoff_max_s=settings.callback_backoff_max_seconds,
+        timeouts=timeouts,
+    )

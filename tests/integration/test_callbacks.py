@@ -1,0 +1,641 @@
+"""The callback service against real NATS (JetStream) and Redis, delivering to a local webhook.
+
+Events are produced the way the room service produces them (outbox commit + relay), so these
+tests do not need the room service. Every request the webhook receives is checked with twilio's
+own RequestValidator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
+from faststream.nats import NatsBroker
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+from redis.asyncio import Redis
+from twilio.request_validator import RequestValidator
+
+from atrium_cli.embedded import free_port
+from atrium_shared import sids
+from atrium_shared.callbacks import DeliveryList, DeliveryQuery
+from atrium_shared.events import DomainEvent, RoomCreated, RoomEnded
+from atrium_shared.infra import make_broker
+from atrium_shared.models import RoomInfo
+from atrium_shared.outbox import Change, OutboxRelay, commit
+from atrium_shared.rpc import call
+from atrium_shared.service import ServiceRuntime
+from atrium_shared.settings import Settings
+from atrium_shared.subjects import CALLBACK_DELIVERIES
+from atrium_shared.timefmt import utcnow
+from tests.conftest import Tenant, start_service
+from tests.support.processes import ServiceProcess
+from tests.support.waiting import eventually
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+
+# --------------------------------------------------------------------------------------------
+# A webhook receiver speaking just enough HTTP/1.1
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Received:
+    method: str
+    target: str  # path and query as requested
+    params: dict[str, str]  # form body (POST) or query (GET)
+    headers: dict[str, str]
+    valid_signature: bool
+    status: int | None = None  # what the webhook answered
+
+    @property
+    def room_sid(self) -> str:
+        return self.params.get("RoomSid", "")
+
+    @property
+    def sequence(self) -> int:
+        return int(self.params.get("SequenceNumber", "-1"))
+
+
+Responder = Callable[[Received], Awaitable[int]]
+
+
+async def always_ok(_: Received) -> int:
+    return 200
+
+
+@dataclass
+class Webhook:
+    auth_token: str
+    port: int = field(default_factory=free_port)
+    respond: Responder = always_ok
+    received: list[Received] = field(default_factory=list)
+    _server: asyncio.Server | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+
+    def for_room(self, room_sid: str) -> list[Received]:
+        return [r for r in self.received if r.room_sid == room_sid]
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request_line = (await reader.readline()).decode("latin-1").split()
+            if len(request_line) < 2:
+                return
+            method, target = request_line[0], request_line[1]
+            headers: dict[str, str] = {}
+            while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
+                name, _, value = line.decode("latin-1").partition(":")
+                headers[name.strip().lower()] = value.strip()
+            body = await reader.readexactly(int(headers.get("content-length", "0")))
+            url = self.base + target
+            if method == "POST":
+                params = dict(parse_qsl(body.decode(), keep_blank_values=True))
+                signed: dict[str, str] = params
+            else:
+                params = dict(parse_qsl(urlsplit(target).query, keep_blank_values=True))
+                signed = {}
+            valid = RequestValidator(self.auth_token).validate(
+                url, signed, headers.get("x-twilio-signature", "")
+            )
+            request = Received(method, target, params, headers, valid)
+            self.received.append(request)
+            status = await self.respond(request)
+            request.status = status
+            writer.write(
+                f"HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode()
+            )
+            await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Producing events like the room service does
+# --------------------------------------------------------------------------------------------
+
+
+def room_info(
+    tenant: Tenant, url: str | None, method: str = "POST", name: str | None = None
+) -> RoomInfo:
+    sid = sids.new_sid(sids.ROOM)
+    now = utcnow()
+    return RoomInfo.model_validate(
+        {
+            "sid": sid,
+            "account_sid": tenant.account.sid,
+            "unique_name": name or sid,
+            "date_created": now,
+            "date_updated": now,
+            "status_callback": url,
+            "status_callback_method": method,
+        }
+    )
+
+
+def created(room: RoomInfo) -> RoomCreated:
+    return RoomCreated(account_sid=room.account_sid, room_sid=room.sid, room=room)
+
+
+def ended(room: RoomInfo, duration: int = 7) -> RoomEnded:
+    done = room.model_copy(update={"status": "completed", "duration": duration})
+    return RoomEnded(account_sid=room.account_sid, room_sid=room.sid, room=done)
+
+
+async def emit(redis: Redis, *events: DomainEvent) -> None:
+    async def decide(_: Any) -> Change:
+        return Change(events=list(events))
+
+    await commit(redis, [], decide)
+
+
+@contextlib.asynccontextmanager
+async def event_relay(settings: Settings, redis: Redis) -> AsyncIterator[NatsBroker]:
+    broker = make_broker(settings)
+    await broker.start()
+    relay = OutboxRelay(redis, broker)
+    task = asyncio.create_task(relay.run())
+    try:
+        yield broker
+    finally:
+        relay.stop()
+        await asyncio.wait_for(task, 10)
+        await broker.stop()
+
+
+@contextlib.asynccontextmanager
+async def callback_service(settings: Settings) -> AsyncIterator[ServiceRuntime]:
+    from atrium_callback.app import build
+
+    runtime = build(settings)
+    await runtime.start()
+    try:
+        yield runtime
+    finally:
+        await runtime.stop()
+
+
+def sequences(requests: Sequence[Received]) -> list[int]:
+    return [r.sequence for r in requests]
+
+
+def all_valid(webhook: Webhook) -> None:
+    bad = [r.target for r in webhook.received if not r.valid_signature]
+    assert not bad, f"requests with invalid signatures: {bad}"
+
+
+# --------------------------------------------------------------------------------------------
+# Fixtures
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fast_settings(settings: Settings) -> Settings:
+    return settings.model_copy(
+        update={
+            "callback_backoff_initial_seconds": 0.05,
+            "callback_backoff_max_seconds": 0.2,
+            "callback_max_attempts": 4,
+            "timer_poll_seconds": 0.05,
+        }
+    )
+
+
+@pytest.fixture
+async def webhook(tenant: Tenant) -> AsyncIterator[Webhook]:
+    hook = Webhook(tenant.auth_token)
+    await hook.start()
+    try:
+        yield hook
+    finally:
+        await hook.stop()
+
+
+@pytest.fixture
+async def relay(fast_settings: Settings, redis: Redis) -> AsyncIterator[NatsBroker]:
+    async with event_relay(fast_settings, redis) as broker:
+        yield broker
+
+
+@pytest.fixture
+async def service(fast_settings: Settings, relay: NatsBroker) -> AsyncIterator[ServiceRuntime]:
+    async with callback_service(fast_settings) as runtime:
+        yield runtime
+
+
+# --------------------------------------------------------------------------------------------
+# Tests
+# --------------------------------------------------------------------------------------------
+
+
+async def test_post_delivery_with_exact_params_and_projection(
+    service: ServiceRuntime, webhook: Webhook, redis: Redis, tenant: Tenant
+) -> None:
+    room = room_info(tenant, webhook.url("/status?tenant=a"), name="daily")
+    await emit(redis, created(room))
+    # The room-ended event does not carry the callback: the service remembers it from creation.
+    finished = ended(room.model_copy(update={"status_callback": None}), duration=42)
+    await emit(redis, finished)
+
+    await eventually(lambda: _count(webhook, 2), message="two callbacks")
+    all_valid(webhook)
+    first, second = webhook.received
+    assert first.method == "POST" and first.target == "/status?tenant=a"
+    assert first.headers["content-type"] == "application/x-www-form-urlencoded"
+    timestamp = first.params.pop("Timestamp")
+    assert timestamp.endswith("Z") and len(timestamp) == len("2025-10-27T18:16:01.876Z")
+    assert first.params == {
+        "AccountSid": tenant.account.sid,
+        "RoomName": "daily",
+        "RoomSid": room.sid,
+        "RoomStatus": "in-progress",
+        "RoomType": "group",
+        "StatusCallbackEvent": "room-created",
+        "SequenceNumber": "0",
+    }
+    assert second.params["StatusCallbackEvent"] == "room-ended"
+    assert second.params["RoomStatus"] == "completed"
+    assert second.params["RoomDuration"] == "42"
+    assert second.params["SequenceNumber"] == "1"
+
+
+async def test_get_delivery_puts_params_in_query(
+    service: ServiceRuntime, webhook: Webhook, redis: Redis, tenant: Tenant
+) -> None:
+    room = room_info(tenant, webhook.url("/hook?app=x%20y#rt=2000"), method="GET")
+    await emit(redis, created(room))
+    await eventually(lambda: _count(webhook, 1), message="GET callback")
+    all_valid(webhook)
+    request = webhook.received[0]
+    assert request.method == "GET"
+    assert request.target.startswith("/hook?app=x%20y&")
+    assert "content-length" not in request.headers or request.headers["content-length"] == "0"
+    assert request.params["app"] == "x y"
+    assert request.params["RoomSid"] == room.sid
+    assert request.params["StatusCallbackEvent"] == "room-created"
+    assert request.params["AccountSid"] == tenant.account.sid
+
+
+async def test_room_without_callback_sends_nothing(
+    service: ServiceRuntime, webhook: Webhook, redis: Redis, tenant: Tenant
+) -> None:
+    silent = room_info(tenant, None)
+    await emit(redis, created(silent), ended(silent))
+    marker = room_info(tenant, webhook.url("/marker"))
+    await emit(redis, created(marker))
+    await eventually(lambda: _count(webhook, 1), message="marker callback")
+    # The marker came after the silent room's events on the same stream: they were processed.
+    assert [r.room_sid for r in webhook.received] == [marker.sid]
+
+
+async def test_order_within_a_room_holds_under_retries(
+    service: ServiceRuntime, webhook: Webhook, redis: Redis, tenant: Tenant
+) -> None:
+    failures: dict[int, int] = {0: 2, 2: 1, 3: 2}  # sequence -> how many tries fail first
+
+    async def flaky(request: Received) -> int:
+        left = failures.get(request.sequence, 0)
+        if left:
+            failures[request.sequence] = left - 1
+            return 503
+        return 200
+
+    webhook.respond = flaky
+    room = room_info(tenant, webhook.url("/ordered"))
+    for _ in range(5):  # one commit per event, as state changes come one at a time
+        await emit(redis, created(room))
+
+    await eventually(lambda: _delivered(webhook, room.sid, 5), message="5 delivered")
+    all_valid(webhook)
+    assert sequences(webhook.received) == [0, 0, 0, 1, 2, 2, 3, 3, 3, 4]
+
+
+async def test_failing_room_does_not_delay_another(
+    fast_settings: Settings, relay: NatsBroker, webhook: Webhook, redis: Redis, tenant: Tenant
+) -> None:
+    slow_settings = fast_settings.model_copy(
+        update={"callback_max_attempts": 50, "callback_backoff_max_seconds": 0.5}
+    )
+
+    async def respond(request: Received) -> int:
+        if request.target.startswith("/down"):
+            return 500
+        if request.target.startswith("/slow"):
+            await asyncio.sleep(3)
+        return 200
+
+    webhook.respond = respond
+    down = room_info(tenant, webhook.url("/down"))
+    slow = room_info(tenant, webhook.url("/slow#rt=8000"))
+    healthy = room_info(tenant, webhook.url("/ok"))
+    async with callback_service(slow_settings):
+        await emit(redis, created(down), created(slow))
+        await emit(redis, created(down))
+
+        async def both_tried() -> bool:
+            return await _any(webhook, "/down") and await _any(webhook, "/slow")
+
+        await eventually(both_tried, message="both tried")
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        for _ in range(3):
+            await emit(redis, created(healthy))
+        await eventually(lambda: _delivered(webhook, healthy.sid, 3), timeout=3)
+        assert loop.time() - started < 2.0
+        assert sequences(webhook.for_room(healthy.sid)) == [0, 1, 2]
+        # The failing room is still retrying its first callback, in order.
+        assert set(sequences(webhook.for_room(down.sid))) == {0}
+
+
+async def test_dead_letter_and_delivery_log_rpc(
+    service: ServiceRuntime, relay: NatsBroker, webhook: Webhook, redis: Redis, tenant: Tenant
+) -> None:
+    async def respond(request: Received) -> int:
+        return 500 if request.target.startswith("/broken") else 204
+
+    webhook.respond = respond
+    broken = room_info(tenant, webhook.url("/broken#ct=1000"))
+    fine = room_info(tenant, webhook.url("/fine"))
+    await emit(redis, created(broken), created(fine))
+    await emit(redis, ended(broken))
+
+    async def dead_letters() -> DeliveryList:
+        query = DeliveryQuery(kind="dead-letters", account_sid=tenant.account.sid)
+        return await call(relay, CALLBACK_DELIVERIES, query, DeliveryList)
+
+    dead = await eventually(lambda: _records(dead_letters, 2), message="two dead letters")
+    assert dead is not None
+    # Each dead letter got every try the settings allow (4), in order, then the next went.
+    assert sorted((r.sequence_number, r.attempts) for r in dead.records) == [(0, 4), (1, 4)]
+    assert all(r.outcome == "dead-letter" and r.last_status == 500 for r in dead.records)
+    assert dead.records[0].url == webhook.url("/broken")  # no fragment
+    assert sequences(webhook.for_room(broken.sid)) == [0, 0, 0, 0, 1, 1, 1, 1]
+
+    log = await call(
+        relay, CALLBACK_DELIVERIES, DeliveryQuery(room_sid=fine.sid), DeliveryList
+    )
+    assert [(r.outcome, r.attempts, r.last_status) for r in log.records] == [("delivered", 1, 204)]
+    everything = await call(relay, CALLBACK_DELIVERIES, DeliveryQuery(limit=2), DeliveryList)
+    assert len(everything.records) == 2
+    other = await call(
+        relay, CALLBACK_DELIVERIES, DeliveryQuery(account_sid="AC" + "0" * 32), DeliveryList
+    )
+    assert other.records == []
+
+
+async def test_rc_zero_fragment_means_exactly_one_attempt(
+    service: ServiceRuntime, relay: NatsBroker, webhook: Webhook, redis: Redis, tenant: Tenant
+) -> None:
+    async def fail(_: Received) -> int:
+        return 503
+
+    webhook.respond = fail
+    room = room_info(tenant, webhook.url("/once#rc=0"))
+    await emit(redis, created(room))
+
+    async def dead() -> DeliveryList:
+        query = DeliveryQuery(kind="dead-letters", room_sid=room.sid)
+        return await call(relay, CALLBACK_DELIVERIES, query, DeliveryList)
+
+    records = await eventually(lambda: _records(dead, 1), message="dead letter")
+    assert records is not None
+    assert records.records[0].attempts == 1
+    assert len(webhook.received) == 1
+    assert webhook.received[0].target == "/once"
+
+
+async def test_webhook_down_then_up_receives_backlog(
+    fast_settings: Settings, relay: NatsBroker, redis: Redis, tenant: Tenant
+) -> None:
+    patient = fast_settings.model_copy(
+        update={"callback_max_attempts": 40, "callback_backoff_max_seconds": 0.2}
+    )
+    webhook = Webhook(tenant.auth_token)  # not listening yet: connections are refused
+    rooms = [room_info(tenant, webhook.url(f"/later/{i}")) for i in range(3)]
+    async with callback_service(patient):
+        for room in rooms:
+            await emit(redis, created(room))
+            await emit(redis, ended(room))
+        await asyncio.sleep(1.0)  # let a few tries fail (not a correctness wait)
+        await webhook.start()
+        try:
+            for room in rooms:
+                await eventually(functools.partial(_delivered, webhook, room.sid, 2), timeout=8)
+                assert sequences(webhook.for_room(room.sid)) == [0, 1]
+            all_valid(webhook)
+        finally:
+            await webhook.stop()
+
+
+async def test_delivery_continues_the_event_trace(
+    fast_settings: Settings, webhook: Webhook, redis: Redis, tenant: Tenant
+) -> None:
+    exporter = _memory_exporter()
+    async with event_relay(fast_settings, redis), callback_service(fast_settings):
+        tracer = trace.get_tracer("test")
+        room = room_info(tenant, webhook.url("/traced"))
+        with tracer.start_as_current_span("create room") as root:
+            await emit(redis, created(room))
+        trace_id = root.get_span_context().trace_id
+        await eventually(lambda: _count(webhook, 1))
+
+        def spans_of_trace() -> list[Any]:
+            return [s for s in exporter.get_finished_spans() if s.context.trace_id == trace_id]
+
+        async def http_span() -> Any:
+            found = [s for s in spans_of_trace() if s.kind == SpanKind.CLIENT and "POST" in s.name]
+            return found[0] if found else None
+
+        span = await eventually(http_span, message="HTTP client span in the event's trace")
+        by_id = {s.context.span_id: s for s in spans_of_trace()}
+        parent = by_id.get(span.parent.span_id)
+        assert parent is not None and parent.kind == SpanKind.CONSUMER, parent
+        traceparent = webhook.received[0].headers.get("traceparent", "")
+        assert format(trace_id, "032x") in traceparent
+
+
+async def test_bad_event_is_logged_and_does_not_stop_the_consumer(
+    service: ServiceRuntime, relay: NatsBroker, webhook: Webhook, redis: Redis, tenant: Tenant
+) -> None:
+    await relay.publish(
+        b"{not json", "atrium.events.x.y.room-created", stream="ATRIUM_EVENTS", timeout=5.0
+    )
+    await relay.publish(
+        {"event_type": "room-created", "account_sid": 5},
+        "atrium.events.x.y.room-created",
+        stream="ATRIUM_EVENTS",
+        timeout=5.0,
+    )
+    room = room_info(tenant, webhook.url("/after-bad"))
+    await emit(redis, created(room))
+    await eventually(lambda: _count(webhook, 1), message="callback after bad input")
+
+
+async def test_secrets_never_logged(
+    service: ServiceRuntime,
+    webhook: Webhook,
+    redis: Redis,
+    tenant: Tenant,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level("DEBUG")
+    room = room_info(tenant, f"http://user:hunter2secret@127.0.0.1:{webhook.port}/s#rc=0")
+    await emit(redis, created(room))
+    await eventually(lambda: _count(webhook, 1))
+    assert webhook.received[0].headers["authorization"].startswith("Basic ")
+    all_valid(webhook)
+    text = caplog.text + "".join(str(getattr(r, "fields", "")) for r in caplog.records)
+    assert tenant.auth_token not in text
+    assert "hunter2secret" not in text
+
+
+async def test_two_replicas_never_deliver_one_room_concurrently(
+    fast_settings: Settings, relay: NatsBroker, webhook: Webhook, redis: Redis, tenant: Tenant
+) -> None:
+    in_flight: dict[str, int] = {}
+    overlaps: list[str] = []
+
+    async def one_at_a_time(request: Received) -> int:
+        in_flight[request.room_sid] = in_flight.get(request.room_sid, 0) + 1
+        if in_flight[request.room_sid] > 1:
+            overlaps.append(request.room_sid)
+        await asyncio.sleep(0.01)
+        in_flight[request.room_sid] -= 1
+        return 500 if random.random() < 0.2 else 200
+
+    webhook.respond = one_at_a_time
+    patient = fast_settings.model_copy(update={"callback_max_attempts": 30})
+    rooms = [room_info(tenant, webhook.url(f"/pair/{i}")) for i in range(4)]
+    async with callback_service(patient), callback_service(patient):
+        for _ in range(6):
+            for room in rooms:
+                await emit(redis, created(room))
+        for room in rooms:
+            await eventually(functools.partial(_delivered, webhook, room.sid, 6), timeout=10)
+    assert not overlaps
+    for room in rooms:
+        assert _without_retries(webhook.for_room(room.sid)) == list(range(6))
+    all_valid(webhook)
+
+
+# --------------------------------------------------------------------------------------------
+# Crash safety: the service as a subprocess, killed with SIGKILL mid-delivery
+# --------------------------------------------------------------------------------------------
+
+
+async def test_kill_9_loses_nothing_and_keeps_order(
+    fast_settings: Settings,
+    relay: NatsBroker,
+    redis: Redis,
+    tenant: Tenant,
+    spawn: list[ServiceProcess],
+    service_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    env = {
+        **service_env,
+        "ATRIUM_CALLBACK_MAX_ATTEMPTS": "40",
+        "ATRIUM_CALLBACK_BACKOFF_INITIAL_SECONDS": "0.05",
+        "ATRIUM_CALLBACK_BACKOFF_MAX_SECONDS": "0.2",
+        "ATRIUM_TIMER_POLL_SECONDS": "0.05",
+    }
+
+    async def slowish(request: Received) -> int:
+        await asyncio.sleep(random.uniform(0.005, 0.03))
+        return 500 if random.random() < 0.1 else 200  # some retries in flight too
+
+    webhook = Webhook(tenant.auth_token, respond=slowish)
+    await webhook.start()
+    try:
+        rooms = [room_info(tenant, webhook.url(f"/crash/{i}")) for i in range(6)]
+        per_room = 8
+        first = start_service(spawn, "callback", env, tmp_path)
+        for _ in range(per_room):
+            for room in rooms:
+                await emit(redis, created(room))
+        kill_after = random.randint(5, len(rooms) * per_room // 2)
+        await eventually(lambda: _count(webhook, kill_after), timeout=10)
+        first.kill9()
+        start_service(spawn, "callback", env, tmp_path)
+
+        async def all_arrived() -> bool:
+            return all(
+                set(sequences(webhook.for_room(r.sid))) >= set(range(per_room)) for r in rooms
+            )
+
+        await eventually(all_arrived, timeout=15, message="every callback after the restart")
+        all_valid(webhook)
+        for room in rooms:
+            seen = _without_retries(webhook.for_room(room.sid))
+            assert seen == list(range(per_room)), (room.sid, sequences(webhook.for_room(room.sid)))
+    finally:
+        await webhook.stop()
+
+
+def _without_retries(requests: Sequence[Received]) -> list[int]:
+    """Sequence numbers with consecutive repeats (retries, the replayed in-flight one) collapsed."""
+    collapsed: list[int] = []
+    for seq in sequences(requests):
+        if not collapsed or collapsed[-1] != seq:
+            collapsed.append(seq)
+    return collapsed
+
+
+# --------------------------------------------------------------------------------------------
+# Probes
+# --------------------------------------------------------------------------------------------
+
+
+async def _count(webhook: Webhook, n: int) -> bool:
+    return len(webhook.received) >= n
+
+
+async def _any(webhook: Webhook, prefix: str) -> bool:
+    return any(r.target.startswith(prefix) for r in webhook.received)
+
+
+async def _delivered(webhook: Webhook, room_sid: str, n: int) -> bool:
+    """At least ``n`` distinct callbacks of the room were answered with a 2xx."""
+    ok = {r.sequence for r in webhook.for_room(room_sid) if r.status and 200 <= r.status < 300}
+    return len(ok) >= n
+
+
+async def _records(fetch: Callable[[], Awaitable[DeliveryList]], n: int) -> DeliveryList | None:
+    found = await fetch()
+    return found if len(found.records) >= n else None
+
+
+def _memory_exporter() -> InMemorySpanExporter:
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        provider = TracerProvider()
+        trace.set_tracer_provider(provider)
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return exporter
