@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Install what the headless-browser compatibility tests (tests/browser) need:
+#   * Debian's headless Chromium (package chromium-headless-shell, falling back to chromium);
+#   * the pinned twilio-video.js in web/node_modules, via `npm ci` from web/package-lock.json.
+# Idempotent and quick when everything is already in place. Safe in CI (root, no tty).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+WEB="$ROOT/web"
+export DEBIAN_FRONTEND=noninteractive
+
+log() { printf 'install-browser-deps: %s\n' "$*" >&2; }
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then SUDO="sudo -n"; fi
+fi
+
+have_chromium() {
+    [ -x /usr/lib/chromium/chromium-headless-shell ] || [ -x /usr/lib/chromium/chromium ]
+}
+
+# --- Chromium -----------------------------------------------------------------------------
+if have_chromium; then
+    log "chromium already installed"
+else
+    if ! command -v apt-get >/dev/null 2>&1; then
+        log "apt-get not found; install chromium-headless-shell (or chromium) yourself" && exit 1
+    fi
+    log "apt-get update"
+    $SUDO apt-get update -qq
+    if apt-cache show chromium-headless-shell >/dev/null 2>&1; then
+        pkg=chromium-headless-shell
+    else
+        pkg=chromium
+    fi
+    log "apt-get install $pkg"
+    $SUDO apt-get install -y -qq --no-install-recommends "$pkg" >/dev/null
+    have_chromium || { log "chromium still missing after installing $pkg"; exit 1; }
+fi
+for bin in /usr/lib/chromium/chromium-headless-shell /usr/lib/chromium/chromium; do
+    if [ -x "$bin" ]; then log "$("$bin" --version 2>/dev/null || echo "$bin")"; break; fi
+done
+
+# --- twilio-video.js ---------------------------------------------------------------------
+if ! command -v npm >/dev/null 2>&1; then
+    log "npm not found; install Node.js and npm" && exit 1
+fi
+want="$(node -p "require('$WEB/package-lock.json').packages['node_modules/twilio-video'].version")"
+have=""
+if [ -f "$WEB/node_modules/twilio-video/package.json" ] \
+    && [ -f "$WEB/node_modules/twilio-video/dist/twilio-video.min.js" ] \
+    && [ "$WEB/node_modules/.package-lock.json" -nt "$WEB/package-lock.json" ]; then
+    have="$(node -p "require('$WEB/node_modules/twilio-video/package.json').version")"
+fi
+if [ "$have" = "$want" ]; then
+    log "twilio-video $have already installed"
+else
+    log "npm ci (twilio-video $want)"
+    # twilio-video declares engines.node >=22; the browser bundle does not care which Node
+    # installs it, so do not let a strict engine setting refuse it.
+    (cd "$WEB" && npm ci --no-audit --no-fund --ignore-scripts --engine-strict=false \
+        --loglevel=error)
+    have="$(node -p "require('$WEB/node_modules/twilio-video/package.json').version")"
+    [ "$have" = "$want" ] || { log "installed twilio-video $have, expected $want"; exit 1; }
+fi
