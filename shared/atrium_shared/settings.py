@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 
 from pydantic import AliasChoices, Field, SecretStr
@@ -23,6 +24,9 @@ class Settings(BaseSettings):
     http_port: int = 8080
     public_url: str | None = None  # base of url/links/meta; default: from the request's Host
     rpc_timeout_seconds: float = 5.0
+    # ICE servers handed to clients that ask over signaling (`iced`), as JSON: a list of
+    # RTCIceServer objects, e.g. [{"urls": "turn:turn.example.com:3478", "username": ..}].
+    ice_servers_json: str = "[]"
 
     # Dev account provisioned by `atrium run` when all four are set.
     account_sid: str | None = None
@@ -49,6 +53,11 @@ class Settings(BaseSettings):
     # Observability
     log_level: str = "INFO"
     log_format: str = "json"  # json or text
+
+
+    def ice_servers(self) -> list[dict[str, object]]:
+        parsed = json.loads(self.ice_servers_json or "[]")
+        return parsed if isinstance(parsed, list) else []
 
 
 @lru_cache(maxsize=1)

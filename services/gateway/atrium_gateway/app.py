@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import uvicorn
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from atrium_gateway import participants, rooms
+from atrium_gateway.signaling import SignalingHub
 from atrium_shared import errors, telemetry
 from atrium_shared.accounts import AccountStore
 from atrium_shared.errors import AtriumError
@@ -76,6 +77,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.broker = broker
     app.state.redis = redis
     app.state.accounts = AccountStore(redis)
+    hub = SignalingHub(broker, app.state.accounts, settings)
+    hub.register()
+    app.state.signaling = hub
     app.state.ready = False
     app.include_router(rooms.router)
     app.include_router(participants.router)
@@ -97,6 +101,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if exc.status_code == 405:
             return _error(AtriumError(errors.METHOD_NOT_ALLOWED, "Method not allowed", 405))
         return _error(AtriumError(errors.INVALID_PARAMETER, str(exc.detail), exc.status_code))
+
+    @app.websocket("/signaling")
+    async def signaling(socket: WebSocket) -> None:
+        await hub.serve(socket)
 
     @app.get("/healthz", include_in_schema=False)
     @app.get("/livez", include_in_schema=False)

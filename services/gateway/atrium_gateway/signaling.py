@@ -1,0 +1,256 @@
+"""The twilio-video.js signaling socket: TCMP v2 framing here, the RSP session on a media worker.
+
+TCMP (hello/welcome, msg, heartbeat, bye) is handled entirely in the gateway. RSP bodies are
+relayed over NATS to the worker hosting the room, after the gateway has checked the Access Token
+and asked the room service which room and worker a ``connect`` goes to. What the worker sends back
+arrives on this replica's subject and is written to the socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import WebSocket, WebSocketDisconnect
+from faststream.nats import NatsBroker
+from opentelemetry import trace
+
+from atrium_gateway.tokens import TokenError, VideoClaims, verify_video_token
+from atrium_shared import subjects
+from atrium_shared.accounts import AccountStore
+from atrium_shared.errors import AtriumError
+from atrium_shared.room_api import JoinRoomRequest, JoinRoomResult
+from atrium_shared.rpc import call
+from atrium_shared.settings import Settings
+from atrium_shared.signaling_api import (
+    Caller,
+    ClientFrame,
+    WorkerFrame,
+    gateway_subject,
+    worker_of_session,
+)
+from atrium_shared.workers import worker_subject
+
+log = logging.getLogger("atrium.gateway.signaling")
+tracer = trace.get_tracer("atrium.gateway.signaling")
+
+MIN_TIMEOUT_MS = 1000
+MAX_TIMEOUT_MS = 30000
+NORMAL_CLOSE = 1000
+HEARTBEATS_MISSED = 3001
+HELLO_FAILED = 3002
+SIGNALING_ERROR = 53000
+INVALID_MESSAGE = 53003
+ROOM_NAME_INVALID = 53100
+
+
+def negotiate_timeout(requested: Any) -> int:
+    """Heartbeat interval in ms: the client's request, kept within sane bounds."""
+    value = requested if isinstance(requested, int) else 5000
+    return max(MIN_TIMEOUT_MS, min(MAX_TIMEOUT_MS, value))
+
+
+def error_body(code: int, message: str) -> dict[str, Any]:
+    return {"type": "error", "code": code, "message": message}
+
+
+@dataclass
+class Connection:
+    """One client socket on this gateway replica."""
+
+    connection_id: str
+    socket: WebSocket
+    outbox: asyncio.Queue[WorkerFrame] = field(default_factory=asyncio.Queue)
+    worker_id: str | None = None
+    timeout_ms: int = 5000
+    last_heard: float = field(default_factory=time.monotonic)
+
+
+class SignalingHub:
+    """The connections of this gateway replica and the relay to and from media workers."""
+
+    def __init__(
+        self, broker: NatsBroker, accounts: AccountStore, settings: Settings
+    ) -> None:
+        self.broker = broker
+        self.accounts = accounts
+        self.settings = settings
+        self.gateway_id = uuid.uuid4().hex[:12]
+        self.connections: dict[str, Connection] = {}
+
+    def register(self) -> None:
+        """Subscribe this replica to what workers send its connections."""
+
+        @self.broker.subscriber(gateway_subject(self.gateway_id), title="gateway.signaling")
+        async def from_worker(frame: WorkerFrame) -> None:
+            connection = self.connections.get(frame.connection_id)
+            if connection is not None:
+                connection.outbox.put_nowait(frame)
+
+    # The socket -------------------------------------------------------------------------------
+    async def serve(self, socket: WebSocket) -> None:
+        await socket.accept()
+        connection = Connection(uuid.uuid4().hex, socket)
+        self.connections[connection.connection_id] = connection
+        writer = asyncio.create_task(self._write_worker_frames(connection))
+        heartbeat: asyncio.Task[None] | None = None
+        try:
+            while True:
+                raw = await socket.receive_text()
+                connection.last_heard = time.monotonic()
+                try:
+                    frame = json.loads(raw)
+                except ValueError:
+                    await self._send(connection, {"type": "bad", "reason": "not JSON"})
+                    continue
+                kind = frame.get("type") if isinstance(frame, dict) else None
+                if kind == "hello":
+                    connection.timeout_ms = negotiate_timeout(frame.get("timeout"))
+                    await self._send(
+                        connection,
+                        {"type": "welcome", "negotiatedTimeout": connection.timeout_ms},
+                    )
+                    if heartbeat is None:
+                        heartbeat = asyncio.create_task(self._heartbeat(connection))
+                    if isinstance(frame.get("body"), dict):
+                        await self._handle_body(connection, frame["body"])
+                elif kind == "msg" and isinstance(frame.get("body"), dict):
+                    await self._handle_body(connection, frame["body"])
+                elif kind == "heartbeat":
+                    pass
+                elif kind == "bye":
+                    await socket.close(NORMAL_CLOSE)
+                    break
+                else:
+                    await self._send(connection, {"type": "bad", "reason": "unknown frame"})
+        except WebSocketDisconnect:
+            pass
+        finally:
+            for task in (writer, heartbeat):
+                if task is not None:
+                    task.cancel()
+            self.connections.pop(connection.connection_id, None)
+            await self._forward(connection, ClientFrame(
+                connection_id=connection.connection_id,
+                reply_subject=gateway_subject(self.gateway_id, connection.connection_id),
+                kind="socket-closed",
+            ))
+
+    async def _heartbeat(self, connection: Connection) -> None:
+        interval = connection.timeout_ms / 1000 / 2
+        while True:
+            await asyncio.sleep(interval)
+            silent_for = time.monotonic() - connection.last_heard
+            if silent_for > 3 * connection.timeout_ms / 1000:
+                with contextlib.suppress(RuntimeError):
+                    await connection.socket.close(HEARTBEATS_MISSED)
+                return
+            await self._send(connection, {"type": "heartbeat"})
+
+    async def _write_worker_frames(self, connection: Connection) -> None:
+        while True:
+            frame = await connection.outbox.get()
+            for body in frame.bodies:
+                await self._send(connection, {"type": "msg", "body": body})
+            if frame.close_code is not None:
+                with contextlib.suppress(RuntimeError):
+                    await connection.socket.close(frame.close_code)
+                return
+
+    async def _send(self, connection: Connection, frame: dict[str, Any]) -> None:
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+            await connection.socket.send_text(json.dumps(frame))
+
+    # RSP bodies -------------------------------------------------------------------------------
+    async def _handle_body(self, connection: Connection, body: dict[str, Any]) -> None:
+        kind = body.get("type")
+        if kind == "ice":
+            await self._send(connection, {"type": "msg", "body": {
+                "type": "iced", "ice_servers": self.settings.ice_servers()}})
+            return
+        if kind in ("connect", "sync"):
+            with tracer.start_as_current_span(f"signaling {kind}"):
+                await self._start_session(connection, body)
+            return
+        if connection.worker_id is None:
+            await self._reply_error(connection, INVALID_MESSAGE, "No session")
+            return
+        await self._forward(connection, self._frame(connection, body))
+
+    async def _start_session(self, connection: Connection, body: dict[str, Any]) -> None:
+        try:
+            claims = await self._verify(body.get("token"))
+            room_name = self._room_name(body, claims)
+            if body.get("type") == "sync":
+                worker_id = worker_of_session(str(body.get("session", "")))
+                if worker_id is None:
+                    raise AtriumError(INVALID_MESSAGE, "Unknown session", 400)
+                joined = None
+            else:
+                joined = await call(
+                    self.broker,
+                    subjects.ROOM_JOIN,
+                    JoinRoomRequest(account_sid=claims.account_sid, room=room_name),
+                    JoinRoomResult,
+                    self.settings.rpc_timeout_seconds,
+                )
+                worker_id = joined.worker_id
+        except TokenError as exc:
+            await self._reply_error(connection, exc.code, exc.message)
+            return
+        except AtriumError as exc:
+            await self._reply_error(connection, exc.code, exc.message)
+            return
+        connection.worker_id = worker_id
+        frame = self._frame(connection, body)
+        frame.caller = Caller(
+            account_sid=claims.account_sid,
+            identity=claims.identity,
+            api_key_sid=claims.api_key_sid,
+            token_expires_at=claims.expires_at,
+        )
+        frame.room = joined.room if joined is not None else None
+        await self._forward(connection, frame)
+
+    async def _verify(self, token: Any) -> VideoClaims:
+        if not isinstance(token, str):
+            raise TokenError(20101)
+        return await verify_video_token(token, self.accounts.get_api_key)
+
+    @staticmethod
+    def _room_name(body: dict[str, Any], claims: VideoClaims) -> str:
+        requested = body.get("name")
+        if requested is not None and not isinstance(requested, str):
+            raise AtriumError(ROOM_NAME_INVALID, "Room name is invalid", 400)
+        name = requested or claims.room
+        if claims.room is not None and name != claims.room:
+            # The token only grants its own room.
+            raise TokenError(20106)
+        if not name:
+            raise AtriumError(ROOM_NAME_INVALID, "Room name is invalid", 400)
+        return name
+
+    def _frame(self, connection: Connection, body: dict[str, Any]) -> ClientFrame:
+        return ClientFrame(
+            connection_id=connection.connection_id,
+            reply_subject=gateway_subject(self.gateway_id, connection.connection_id),
+            body=body,
+        )
+
+    async def _forward(self, connection: Connection, frame: ClientFrame) -> None:
+        if connection.worker_id is None:
+            return
+        try:
+            await self.broker.publish(frame, worker_subject(connection.worker_id))
+        except Exception:
+            log.exception("could not reach media worker %s", connection.worker_id)
+            await self._reply_error(connection, SIGNALING_ERROR, "Signaling connection error")
+
+    async def _reply_error(self, connection: Connection, code: int, message: str) -> None:
+        await self._send(connection, {"type": "msg", "body": error_body(code, message)})
