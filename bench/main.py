@@ -1,0 +1,591 @@
+"""Start NATS, Redis, the Atrium services and the floor; measure; report; stop everything."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import importlib.util
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import httpx
+from redis.asyncio import Redis
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from atrium_cli.embedded import EmbeddedServer, free_port, start_nats, start_redis
+from atrium_shared.accounts import AccountStore
+from bench.load import LoadResult, run_load
+from bench.pipeline import PipelineProbe
+from bench.procs import REPO_ROOT, Process, ProcessFailed
+from bench.report import Comparison, fmt, print_report, write_json
+from bench.stats import Summary, match_arrivals, summarize
+from bench.webhook import WebhookServer
+
+RESULTS_PATH = REPO_ROOT / "bench" / "results" / "latest.json"
+READY_TIMEOUT = 45.0
+SERVICE_MODULES = {
+    "room": "atrium_room.app",
+    "participant": "atrium_participant.app",
+    "callback": "atrium_callback.app",
+    "gateway": "atrium_gateway.app",
+    "floor": "bench.http_floor",
+}
+DRAIN_TIMEOUT = 45.0
+
+
+@dataclass(frozen=True)
+class Config:
+    levels: tuple[int, ...] = (1, 8, 32)
+    requests: int = 800  # per level and target, after warm-up
+    max_seconds: float = 8.0  # per level and target
+    callbacks: int = 200
+    callback_concurrency: int = 8
+    callback_wait_seconds: float = 20.0
+
+
+@dataclass
+class Stack:
+    gateway_url: str
+    floor_url: str
+    nats_url: str
+    redis_url: str
+    callback_unavailable: str | None
+    processes: list[Process] = field(default_factory=list)
+
+    def check_alive(self) -> None:
+        """Stop the run if a service died after it was ready (its log says why)."""
+        for process in self.processes:
+            if process.name == "callback" and self.callback_unavailable:
+                continue
+            if process.process is not None and process.process.poll() is not None:
+                raise ProcessFailed(
+                    f"{process.name} exited with {process.process.returncode} during the run:\n"
+                    f"{process.log_tail()}"
+                )
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    # KeyboardInterrupt, not an Exception: asyncio lets it out of the loop at once, and no
+    # ``except Exception`` on the way (a load worker counting errors) can swallow it.
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+@contextmanager
+def _signals_ignored() -> Iterator[None]:
+    """Cleanup must finish even if Ctrl-C is pressed again."""
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _service_env(nats: EmbeddedServer, redis: EmbeddedServer) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env.update(
+        {
+            "NATS_URL": nats.url,
+            "REDIS_URL": redis.url,
+            "ATRIUM_LOG_LEVEL": "WARNING",
+            "ATRIUM_LOG_FORMAT": "text",
+            "ATRIUM_HTTP_HOST": "127.0.0.1",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:  # a missing parent package
+        return False
+
+
+def start_stack(
+    console: Console, tmp: Path, servers: list[EmbeddedServer], processes: list[Process]
+) -> Stack:
+    console.print("[bold]starting[/] NATS (JetStream) and Redis in", tmp)
+    nats = start_nats(tmp / "nats")
+    servers.append(nats)
+    redis = start_redis(tmp / "redis")
+    servers.append(redis)
+    env = _service_env(nats, redis)
+
+    gateway_port, floor_port = free_port(), free_port()
+    room = Process("room", SERVICE_MODULES["room"], env, tmp)
+    participant = Process("participant", SERVICE_MODULES["participant"], env, tmp)
+    gateway = Process(
+        "gateway",
+        SERVICE_MODULES["gateway"],
+        {**env, "ATRIUM_HTTP_PORT": str(gateway_port)},
+        tmp,
+        ready_port=gateway_port,
+    )
+    floor = Process(
+        "floor",
+        SERVICE_MODULES["floor"],
+        {**env, "ATRIUM_HTTP_PORT": str(floor_port)},
+        tmp,
+        ready_port=floor_port,
+    )
+    callback: Process | None = None
+    callback_unavailable: str | None = None
+    callback_module = SERVICE_MODULES["callback"]
+    if not _importable(callback_module):
+        callback_unavailable = "callback service unavailable"
+        console.print(f"[yellow]skip[/] callback service: {callback_module} not found")
+    else:
+        callback = Process("callback", callback_module, env, tmp)
+
+    started = [room, participant, gateway, floor] + ([callback] if callback else [])
+    console.print("[bold]starting[/]", ", ".join(p.name for p in started), "(subprocesses)")
+    for process in started:
+        processes.append(process.launch())
+    for process in (room, participant, gateway, floor):
+        process.wait_ready(READY_TIMEOUT)
+    if callback is not None:
+        try:
+            callback.wait_ready(READY_TIMEOUT)
+        except ProcessFailed as exc:
+            callback.stop()
+            processes.remove(callback)
+            callback_unavailable = "callback service unavailable"
+            console.print(f"[yellow]skip[/] callback service did not start: {exc}")
+    console.print("[green]ready[/]")
+    return Stack(
+        gateway_url=f"http://127.0.0.1:{gateway_port}",
+        floor_url=f"http://127.0.0.1:{floor_port}",
+        nats_url=nats.url,
+        redis_url=redis.url,
+        callback_unavailable=callback_unavailable,
+        processes=processes,
+    )
+
+
+@asynccontextmanager
+async def _clients(
+    base_url: str, count: int, auth: tuple[str, str] | None
+) -> AsyncIterator[list[httpx.AsyncClient]]:
+    """One client with one keep-alive connection per worker (see bench/load.py for why)."""
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    async with AsyncExitStack() as stack:
+        yield [
+            await stack.enter_async_context(
+                httpx.AsyncClient(base_url=base_url, auth=auth, limits=limits, timeout=15.0)
+            )
+            for _ in range(count)
+        ]
+
+
+def _describe(response: httpx.Response) -> str:
+    return f"HTTP {response.status_code}: {response.text[:200]}"
+
+
+def _summary_line(label: str, summary: Summary) -> str:
+    errors = f", [red]{summary.errors} errors[/]" if summary.errors else ""
+    return (
+        f"  [green]done[/] {label}: p50 {fmt('p50_ms', summary.p50_ms)}, "
+        f"p99 {fmt('p99_ms', summary.p99_ms)}, {fmt('rps', summary.rps)} req/s "
+        f"({summary.count} ok{errors})"
+    )
+
+
+class Bench:
+    def __init__(self, stack: Stack, config: Config, progress: Progress) -> None:
+        self.stack = stack
+        self.config = config
+        self.progress = progress
+        self.run_id = uuid.uuid4().hex[:8]
+        self.auth: tuple[str, str] = ("", "")
+        self.error_samples: dict[str, list[str]] = {}
+
+    async def create_account(self) -> None:
+        redis = Redis.from_url(self.stack.redis_url, decode_responses=True)
+        try:
+            account = await AccountStore(redis).create_account("bench")
+        finally:
+            await redis.aclose()
+        self.auth = (account.sid, account.auth_token.get_secret_value())
+
+    async def _load(
+        self, label: str, clients: list[httpx.AsyncClient], count: int, tag: str
+    ) -> LoadResult:
+        async def send(worker: int, i: int) -> str | None:
+            data = {"UniqueName": f"bench-{self.run_id}-{tag}-{i}"}
+            response = await clients[worker].post("/v1/Rooms", data=data)
+            return None if response.status_code == 201 else _describe(response)
+
+        task = self.progress.add_task(label, total=count)
+        result = await run_load(
+            send,
+            concurrency=len(clients),
+            count=count,
+            max_seconds=self.config.max_seconds,
+            on_done=lambda: self.progress.advance(task),
+        )
+        self.progress.update(task, visible=False)
+        return result
+
+    async def rest(self, target: str, base_url: str, concurrency: int) -> Summary:
+        label = f"{target} create-room c={concurrency}"
+        self.stack.check_alive()
+        async with _clients(base_url, concurrency, self.auth) as clients:
+            warm = max(20, 3 * concurrency)
+            await self._load(f"{label} warm-up", clients, warm, f"{target}-w{concurrency}")
+            result = await self._load(
+                label, clients, self.config.requests, f"{target}-c{concurrency}"
+            )
+        self.stack.check_alive()
+        summary = summarize(result.latencies_s, result.elapsed_s, result.errors)
+        if result.error_samples:
+            self.error_samples[label] = result.error_samples
+        self.progress.console.print(_summary_line(label, summary))
+        return summary
+
+    async def _await_arrivals(
+        self, webhook: WebhookServer, keys: list[str], timeout: float
+    ) -> None:
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            if all(webhook.recorder.arrived(key) is not None for key in keys):
+                return
+            await asyncio.sleep(0.02)
+
+    async def _callbacks(
+        self,
+        webhook: WebhookServer,
+        clients: list[httpx.AsyncClient],
+        count: int,
+        tag: str,
+        label: str,
+    ) -> tuple[dict[str, float], dict[str, float], LoadResult]:
+        sent: dict[str, float] = {}
+        answered: dict[str, float] = {}
+
+        async def send(worker: int, i: int) -> str | None:
+            name = f"bench-{self.run_id}-{tag}-{i}"
+            callback = f"{webhook.url}?k={name}"
+            sent[name] = time.perf_counter()
+            response = await clients[worker].post(
+                "/v1/Rooms", data={"UniqueName": name, "StatusCallback": callback}
+            )
+            if response.status_code != 201:
+                del sent[name]
+                return _describe(response)
+            answered[name] = time.perf_counter()
+            return None
+
+        task = self.progress.add_task(label, total=count)
+        result = await run_load(
+            send,
+            concurrency=len(clients),
+            count=count,
+            max_seconds=self.config.max_seconds * 2,
+            on_done=lambda: self.progress.advance(task),
+        )
+        self.progress.update(task, visible=False)
+        wait = self.progress.add_task(f"{label}: waiting for webhooks", total=None)
+        await self._await_arrivals(webhook, list(sent), self.config.callback_wait_seconds)
+        self.progress.update(wait, visible=False)
+        return sent, answered, result
+
+    async def atrium_callbacks(self, webhook: WebhookServer) -> tuple[Summary, dict[str, Any]]:
+        c = self.config.callback_concurrency
+        label = f"atrium callback c={c}"
+        self.stack.check_alive()
+        async with _clients(self.stack.gateway_url, c, self.auth) as clients:
+            await self._callbacks(webhook, clients, max(16, 2 * c), "cbw", f"{label} warm-up")
+            sent, answered, created = await self._callbacks(
+                webhook, clients, self.config.callbacks, "cb", label
+            )
+        arrivals = {k: t for k in sent if (t := webhook.recorder.arrived(k)) is not None}
+        latencies, missing = match_arrivals(sent, arrivals)
+        after_response, _ = match_arrivals(answered, arrivals)
+        span = (max(arrivals.values()) - min(sent.values())) if arrivals else 0.0
+        summary = summarize(latencies, span, errors=created.errors + len(missing))
+        events = collections.Counter(
+            d.params.get("StatusCallbackEvent", "?") for d in webhook.recorder.deliveries
+        )
+        extra = {
+            "sent": len(sent),
+            "delivered": len(latencies),
+            "missing": len(missing),
+            "create_errors": created.errors,
+            "deliveries_by_event": dict(events),
+            "create_request": summarize(
+                created.latencies_s, created.elapsed_s, created.errors
+            ).as_dict(),
+            # create response received -> webhook received (0 if the webhook came first)
+            "after_create_response": summarize(after_response, span).as_dict(),
+        }
+        if created.error_samples:
+            self.error_samples[label] = created.error_samples
+        self.progress.console.print(
+            f"  [green]done[/] {label}: delivered {len(latencies)}/{len(sent)}, "
+            f"p50 {fmt('p50_ms', summary.p50_ms)}, p99 {fmt('p99_ms', summary.p99_ms)}"
+        )
+        return summary, extra
+
+    async def floor_callbacks(self, webhook: WebhookServer) -> Summary:
+        c = self.config.callback_concurrency
+        label = f"floor callback c={c}"
+        sent: dict[str, float] = {}
+
+        async def post(worker: int, i: int, tag: str) -> str | None:
+            key = f"bench-{self.run_id}-{tag}-{i}"
+            form = {
+                "AccountSid": self.auth[0],
+                "RoomSid": "RM" + uuid.uuid4().hex,
+                "RoomName": key,
+                "RoomStatus": "in-progress",
+                "RoomType": "group",
+                "StatusCallbackEvent": "floor",
+                "SequenceNumber": "0",
+                "Timestamp": datetime.now(UTC).isoformat(),
+            }
+            sent[key] = time.perf_counter()
+            response = await clients[worker].post(webhook.url, params={"k": key}, data=form)
+            return None if response.status_code == 200 else _describe(response)
+
+        async with _clients(webhook.url, c, None) as clients:
+            await run_load(
+                lambda w, i: post(w, i, "cbfw"), concurrency=c, count=max(16, 2 * c), max_seconds=5
+            )
+            sent.clear()
+            task = self.progress.add_task(label, total=self.config.callbacks)
+            result = await run_load(
+                lambda w, i: post(w, i, "cbf"),
+                concurrency=c,
+                count=self.config.callbacks,
+                max_seconds=self.config.max_seconds,
+                on_done=lambda: self.progress.advance(task),
+            )
+            self.progress.update(task, visible=False)
+        await self._await_arrivals(webhook, list(sent), 5)
+        arrivals = {k: t for k in sent if (t := webhook.recorder.arrived(k)) is not None}
+        latencies, missing = match_arrivals(sent, arrivals)
+        summary = summarize(latencies, result.elapsed_s, result.errors + len(missing))
+        self.progress.console.print(
+            f"  [green]done[/] {label}: p50 {fmt('p50_ms', summary.p50_ms)}, "
+            f"p99 {fmt('p99_ms', summary.p99_ms)}"
+        )
+        return summary
+
+
+async def measure(stack: Stack, config: Config, console: Console) -> list[Comparison]:
+    comparisons: list[Comparison] = []
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    webhook = WebhookServer()
+    probe = PipelineProbe(stack.nats_url, stack.redis_url)
+    await webhook.start()
+    try:
+        await probe.start()
+        with Progress(*columns, console=console, transient=True) as progress:
+
+            async def drain(after: str) -> float | None:
+                task = progress.add_task(f"waiting for the event pipeline to drain ({after})")
+                took = await probe.wait_idle(DRAIN_TIMEOUT)
+                progress.update(task, visible=False)
+                if took is None:
+                    backlog = await probe.backlog()
+                    progress.console.print(
+                        f"  [yellow]pipeline still busy[/] after {after}: {backlog} events left "
+                        f"after {DRAIN_TIMEOUT:.0f}s; going on"
+                    )
+                elif took > 0.5:
+                    progress.console.print(f"  pipeline drained {took:.1f}s after {after}")
+                return took
+
+            bench = Bench(stack, config, progress)
+            await bench.create_account()
+            await drain("startup")
+            for c in config.levels:
+                # The floor first, then Atrium, at each level; then let Atrium's event backlog
+                # drain so neither the next floor phase nor the next level pays for it.
+                floor = await bench.rest("floor", stack.floor_url, c)
+                atrium = await bench.rest("atrium", stack.gateway_url, c)
+                drained = await drain(f"atrium c={c}")
+                comparisons.append(
+                    Comparison(
+                        f"create_room_c{c}",
+                        f"create-room c={c}",
+                        c,
+                        atrium,
+                        floor,
+                        extra={"pipeline_drain_after_s": drained},
+                    )
+                )
+            c = config.callback_concurrency
+            floor_cb = await bench.floor_callbacks(webhook)
+            if stack.callback_unavailable:
+                comparisons.append(
+                    Comparison(
+                        "callback",
+                        f"callback c={c}",
+                        c,
+                        None,
+                        floor_cb,
+                        metrics=("p50_ms", "p99_ms"),
+                        unavailable=stack.callback_unavailable,
+                    )
+                )
+            else:
+                atrium_cb, extra = await bench.atrium_callbacks(webhook)
+                unavailable = None if atrium_cb.count else "no webhook received"
+                comparisons.append(
+                    Comparison(
+                        "callback",
+                        f"callback c={c}",
+                        c,
+                        atrium_cb,
+                        floor_cb,
+                        metrics=("p50_ms", "p99_ms"),
+                        unavailable=unavailable,
+                        extra=extra,
+                    )
+                )
+            for label, samples in bench.error_samples.items():
+                console.print(f"[red]errors[/] {label}: {samples}")
+    finally:
+        await probe.close()
+        await webhook.stop()
+    return comparisons
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def _busy_note(load_before: float) -> str | None:
+    cpus = os.cpu_count() or 1
+    if load_before <= 0.5 * cpus:
+        return None
+    return (
+        f"WARNING: the machine was already busy before the bench started (1-min load "
+        f"{load_before:.1f} on {cpus} CPUs): these figures are noisy; rerun on an idle machine."
+    )
+
+
+def _notes(config: Config, comparisons: list[Comparison], load_before: float) -> list[str]:
+    busy = _busy_note(load_before)
+    notes = [busy] if busy else []
+    notes += [
+        "create-room: closed loop, httpx.AsyncClient + Basic auth, POST /v1/Rooms with a unique "
+        f"UniqueName; up to {config.requests} requests or {config.max_seconds:.0f}s per level "
+        "after warm-up. Floor: FastAPI/uvicorn subprocess doing one Redis SET.",
+        "callback: create request sent -> room-created webhook received (in-process receiver); "
+        "floor: the bench POSTs a Twilio-like form straight to the same receiver.",
+        f"Load generator, services, NATS and Redis share this machine's {os.cpu_count()} CPUs.",
+    ]
+    for comparison in comparisons:
+        missing = comparison.extra.get("missing")
+        if missing:
+            notes.append(f"{comparison.title}: {missing} webhooks never arrived (counted as err)")
+    return notes
+
+
+def parse_args(argv: list[str] | None) -> Config:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--levels", default="1,8,32", help="concurrency levels (default 1,8,32)")
+    parser.add_argument("--requests", type=int, default=Config.requests)
+    parser.add_argument("--max-seconds", type=float, default=Config.max_seconds)
+    parser.add_argument("--callbacks", type=int, default=Config.callbacks)
+    args = parser.parse_args(argv)
+    levels = tuple(int(level) for level in args.levels.split(",") if level.strip())
+    return Config(
+        levels=levels,
+        requests=args.requests,
+        max_seconds=args.max_seconds,
+        callbacks=args.callbacks,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = parse_args(argv)
+    console = Console()
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGHUP, _on_sigterm)
+    tmp = Path(tempfile.mkdtemp(prefix="atrium-bench-"))
+    servers: list[EmbeddedServer] = []
+    processes: list[Process] = []
+    started = time.perf_counter()
+    load_before = os.getloadavg()[0]
+    succeeded = False
+    try:
+        stack = start_stack(console, tmp, servers, processes)
+        comparisons = asyncio.run(measure(stack, config, console))
+        notes = _notes(config, comparisons, load_before)
+        print_report(console, comparisons, notes)
+        meta = {
+            "generated_at": datetime.now(UTC).isoformat(),
+            "git_commit": _git_commit(),
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+            "cpu_count": os.cpu_count(),
+            "loadavg_1m_before": load_before,
+            "loadavg_1m_after": os.getloadavg()[0],
+            "config": asdict(config),
+            "notes": notes,
+        }
+        write_json(RESULTS_PATH, meta, comparisons)
+        console.print(f"wrote {RESULTS_PATH.relative_to(REPO_ROOT)}")
+        succeeded = True
+        return 0
+    except KeyboardInterrupt as exc:
+        console.print(f"[yellow]interrupted[/] {exc or ''}".rstrip())
+        return 130
+    except ProcessFailed as exc:
+        console.print(f"[red]failed to start:[/] {exc}")
+        return 1
+    finally:
+        with _signals_ignored():
+            console.print("stopping", ", ".join(p.name for p in reversed(processes)), "...")
+            for process in reversed(processes):
+                try:
+                    process.stop()
+                except Exception as exc:
+                    console.print(f"[red]could not stop {process.name}:[/] {exc}")
+            for server in reversed(servers):
+                server.stop()
+            if succeeded:
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                console.print(f"logs kept in {tmp}")
+            console.print(f"total {time.perf_counter() - started:.0f}s")

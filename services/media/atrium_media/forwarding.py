@@ -1,0 +1,576 @@
+"""RTP-level forwarding of one published track to many subscriber legs, without decoding.
+
+How it hooks into aiortc (1.16, names checked by :mod:`atrium_media.aiortc_compat`):
+
+* **Receive side.** ``RTCRtpReceiver._handle_rtp_packet`` is shadowed by an instance attribute on
+  the publisher's receiver. The wrapper first awaits aiortc's own method, so receiver reports, NACKs
+  to the publisher, REMB and PLI-on-jitter-buffer-overflow keep working, then re-stamps the packet
+  for every leg and sends it. The receiver's decoder queue (``__decoder_queue``) is replaced by a
+  :class:`FrameSink` that drops the re-assembled frames on the event loop and only passes the stop
+  sentinel to the decoder thread: nothing is decoded, no frame crosses threads, and the receiver's
+  track never buffers anything. Unlike swapping ``aiortc.rtcrtpreceiver.get_decoder`` (a process
+  global), this is per receiver, so clients in the same process (SDK, tests) still decode.
+* **Send side.** Each subscriber leg is a ``sendonly`` transceiver whose sender holds an
+  :class:`IdleTrack` (its ``recv()`` never returns, so aiortc's RTP loop sleeps instead of polling
+  every 20 ms). Packets are re-stamped (payload type, SSRC, sequence number, timestamp, ``mid`` and
+  ``abs-send-time``; ``ssrc-audio-level`` is kept), stored in the sender's RTX history so aiortc
+  answers the subscriber's NACKs, and sent with the leg's ``RTCDtlsTransport._send_rtp`` once that
+  transport is ``connected`` and the sender started. The sender's SR counters and NTP/RTP mapping
+  are updated so its sender reports stay meaningful for lip-sync.
+* **Keyframes.** ``RTCRtpSender._send_keyframe`` is shadowed per leg so a subscriber's PLI/FIR
+  becomes ``RTCRtpReceiver._send_rtcp_pli`` on the publisher's receiver, rate-limited per track
+  (a request inside the interval is deferred, not lost). A leg that starts (or resumes) is gated
+  until a keyframe and triggers one PLI; while a leg waits, the PLI is repeated every
+  ``KEYFRAME_RETRY_SECONDS``.
+
+Threading: everything here runs on the event loop thread that owns the peer connections. None of
+it is thread-safe; call it from that loop only. Memory is bounded: there is no queue on the RTP
+path (packets are sent inline while the publisher's packet is handled), the RTX history is aiortc's
+fixed 128-slot ring per leg, and a leg whose transport is closed or failed is dropped on the next
+packet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+import weakref
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from aiortc import RTCRtpTransceiver
+from aiortc.clock import current_ntp_time
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpCodecParameters
+from aiortc.rtcrtpsender import RTCRtpSender
+from aiortc.rtp import RTP_HISTORY_SIZE, RtpPacket, unwrap_rtx
+
+from atrium_media import aiortc_compat as compat
+from atrium_media.keyframes import keyframe_detector, needs_keyframe_gate
+from atrium_media.rewrite import StreamRewriter
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PLI_INTERVAL = 0.3
+KEYFRAME_RETRY_SECONDS = 1.0
+_DEAD_TRANSPORT_STATES = ("closed", "failed")
+_SENDING_DIRECTIONS = ("sendonly", "sendrecv")
+
+
+class FrameSink:
+    """Takes the place of a receiver's decoder queue: drops encoded frames, keeps the stop signal.
+
+    ``put`` runs on the event loop (from ``_handle_rtp_packet``); ``get`` runs on the receiver's
+    decoder thread, which therefore only ever sees the ``None`` sentinel and exits on it.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.discarded = 0
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        if item is None:
+            self._inner.put(None)
+        else:
+            self.discarded += 1
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        return self._inner.get(block, timeout)
+
+
+class IdleTrack(MediaStreamTrack):
+    """A sender track that never yields: the leg's packets are injected below the sender."""
+
+    def __init__(self, kind: str, track_id: str | None = None) -> None:
+        super().__init__()
+        self.kind = kind
+        if track_id is not None:
+            self._id = track_id
+        self._stopped: asyncio.Future[None] | None = None
+
+    async def recv(self) -> Any:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._stopped is None:
+            self._stopped = asyncio.get_running_loop().create_future()
+        await self._stopped
+        raise MediaStreamError
+
+    def stop(self) -> None:
+        super().stop()
+        if self._stopped is not None and not self._stopped.done():
+            self._stopped.set_result(None)
+
+
+def codec_preferences(codec: RTCRtpCodecParameters, kind: str) -> list[RTCRtpCodecCapability]:
+    """Capabilities to pass to ``setCodecPreferences`` so a leg negotiates the publisher's codec.
+
+    Prefers aiortc capabilities with the same MIME type and parameters (H.264 profile, packetization
+    mode), falls back to the same MIME type; appends RTX for video.
+    """
+    capabilities = RTCRtpSender.getCapabilities(kind).codecs
+    mime = codec.mimeType.lower()
+    same_mime = [c for c in capabilities if c.mimeType.lower() == mime]
+    exact = [c for c in same_mime if c.parameters == codec.parameters]
+    chosen = exact or same_mime
+    if not chosen:
+        raise ValueError(f"aiortc cannot send {codec.mimeType}")
+    rtx = [c for c in capabilities if c.mimeType.lower() == "video/rtx"]
+    return chosen + rtx
+
+
+def _is_rtx(codec: RTCRtpCodecParameters) -> bool:
+    return codec.mimeType.lower().endswith("/rtx")
+
+
+# Sequence/timestamp state is kept per sender, so re-attaching a transceiver (a "slot") to another
+# published track continues the subscriber's stream instead of jumping.
+_rewriters: weakref.WeakKeyDictionary[RTCRtpSender, StreamRewriter] = weakref.WeakKeyDictionary()
+
+
+def _rewriter_for(sender: RTCRtpSender, clock_rate: int) -> StreamRewriter:
+    rewriter = _rewriters.get(sender)
+    if rewriter is None:
+        rewriter = StreamRewriter(
+            clock_rate,
+            initial_seq=random.randrange(32768),  # low half, as aiortc does (SRTP rollover)
+            initial_ts=random.getrandbits(32),
+        )
+        _rewriters[sender] = rewriter
+    return rewriter
+
+
+@dataclass
+class LegStats:
+    subscriber_id: str
+    state: str
+    packets_sent: int
+    bytes_sent: int
+    packets_dropped: int
+    keyframe_requests: int
+
+
+class ForwardingLeg:
+    """One published track forwarded to one subscriber over one sendonly transceiver."""
+
+    PENDING = "pending"  # transport not connected / not negotiated yet
+    WAITING = "waiting-keyframe"
+    FORWARDING = "forwarding"
+    PAUSED = "paused"
+    CLOSED = "closed"
+
+    def __init__(
+        self, subscriber_id: str, transceiver: RTCRtpTransceiver, forwarder: TrackForwarder
+    ) -> None:
+        sender = transceiver.sender
+        compat.require_instance_attrs(sender, compat.SENDER_INSTANCE_ATTRS)
+        self.subscriber_id = subscriber_id
+        self.transceiver = transceiver
+        self.sender = sender
+        self.enabled = True
+        self.closed = False
+        self.packets_sent = 0
+        self.bytes_sent = 0
+        self.packets_dropped = 0
+        self.keyframe_requests = 0
+        self._ready = False
+        self._payload_types: dict[str, int] = {}
+        self._mid: str | None = None
+        self._rewriter: StreamRewriter | None = None
+        self._forwarder = weakref.ref(forwarder)
+        self._sender_state: dict[str, Any] = sender.__dict__
+        sender._send_keyframe = self._on_keyframe_request  # type: ignore[method-assign]
+
+    @property
+    def state(self) -> str:
+        if self.closed:
+            return self.CLOSED
+        if not self._ready:
+            return self.PENDING
+        forwarder = self._forwarder()
+        if not self.enabled or (forwarder is not None and not forwarder.enabled):
+            return self.PAUSED
+        if self._rewriter is not None and self._rewriter.active:
+            return self.FORWARDING
+        return self.WAITING
+
+    def _on_keyframe_request(self) -> None:
+        self.keyframe_requests += 1
+        forwarder = self._forwarder()
+        if forwarder is not None and self.enabled:
+            forwarder.request_keyframe()
+
+    def is_dead(self) -> bool:
+        if self.closed or self.transceiver.stopped:
+            return True
+        return bool(self.sender.transport.state in _DEAD_TRANSPORT_STATES)
+
+    def try_activate(self, clock_rate: int) -> bool:
+        """Become ready once negotiated, connected and started; True on the transition."""
+        if self._ready:
+            return False
+        transceiver = self.transceiver
+        if (
+            transceiver.mid is None
+            or transceiver.currentDirection not in _SENDING_DIRECTIONS
+            or self.sender.transport.state != "connected"
+            or not self._sender_state.get(compat.SENDER_STARTED, False)
+        ):
+            return False
+        codecs: list[RTCRtpCodecParameters] = getattr(transceiver, compat.TRANSCEIVER_CODECS)
+        for codec in codecs:
+            if not _is_rtx(codec) and codec.payloadType is not None:
+                self._payload_types.setdefault(codec.mimeType.lower(), codec.payloadType)
+        if not self._payload_types:
+            return False
+        self._mid = transceiver.mid
+        self._rewriter = _rewriter_for(self.sender, clock_rate)
+        self._rewriter.stop_epoch()
+        self._ready = True
+        return True
+
+    def pause_epoch(self) -> None:
+        if self._rewriter is not None:
+            self._rewriter.stop_epoch()
+
+    def detach(self) -> None:
+        """Stop forwarding and give the sender back its own keyframe handling."""
+        self.closed = True
+        self.pause_epoch()
+        self.sender.__dict__.pop("_send_keyframe", None)
+
+    async def forward(
+        self,
+        packet: RtpPacket,
+        mime: str,
+        is_keyframe: Callable[[], bool],
+        repaired: bool,
+        now: float,
+        abs_send_time: int,
+        ntp_time: int,
+    ) -> int:
+        """Send one publisher packet on this leg; returns the payload bytes sent (0: not sent)."""
+        rewriter = self._rewriter
+        payload_type = self._payload_types.get(mime)
+        if rewriter is None or payload_type is None or not self.enabled:
+            self.packets_dropped += 1
+            return 0
+        if not rewriter.active:
+            if repaired or not is_keyframe():
+                self.packets_dropped += 1
+                return 0
+            rewriter.start_epoch(packet.sequence_number, packet.timestamp, now)
+        elif not rewriter.in_epoch(packet.sequence_number):
+            return 0
+        seq, ts = rewriter.map(packet.sequence_number, packet.timestamp, now)
+        out = RtpPacket(
+            payload_type=payload_type,
+            marker=packet.marker,
+            sequence_number=seq,
+            timestamp=ts,
+            ssrc=self.sender._ssrc,
+            payload=packet.payload,
+        )
+        out.padding_size = packet.padding_size
+        extensions = out.extensions
+        extensions.mid = self._mid
+        extensions.abs_send_time = abs_send_time
+        extensions.audio_level = packet.extensions.audio_level
+        state = self._sender_state
+        state[compat.SENDER_RTP_HISTORY][seq % RTP_HISTORY_SIZE] = out
+        data = out.serialize(state[compat.SENDER_EXTENSIONS_MAP])
+        try:
+            await self.sender.transport._send_rtp(data)
+        except ConnectionError:
+            self.packets_dropped += 1
+            if self.sender.transport.state in _DEAD_TRANSPORT_STATES:
+                self.closed = True
+            return 0
+        self.packets_sent += 1
+        self.bytes_sent += len(packet.payload)
+        if not repaired:
+            state[compat.SENDER_NTP_TIMESTAMP] = ntp_time
+            state[compat.SENDER_RTP_TIMESTAMP] = ts
+        state[compat.SENDER_OCTET_COUNT] += len(packet.payload)
+        state[compat.SENDER_PACKET_COUNT] += 1
+        return len(packet.payload)
+
+    def stats(self) -> LegStats:
+        return LegStats(
+            subscriber_id=self.subscriber_id,
+            state=self.state,
+            packets_sent=self.packets_sent,
+            bytes_sent=self.bytes_sent,
+            packets_dropped=self.packets_dropped,
+            keyframe_requests=self.keyframe_requests,
+        )
+
+
+@dataclass
+class TrackStats:
+    track_id: str
+    publisher_id: str
+    kind: str
+    enabled: bool
+    packets_received: int
+    bytes_received: int
+    packets_forwarded: int
+    bytes_forwarded: int
+    keyframe_requests_sent: int
+    frames_discarded: int
+    legs: list[LegStats]
+
+
+class TrackForwarder:
+    """Forwards the RTP of one publisher receiver to any number of :class:`ForwardingLeg`."""
+
+    def __init__(
+        self,
+        publisher_id: str,
+        track_id: str,
+        transceiver: RTCRtpTransceiver,
+        *,
+        pli_interval: float = DEFAULT_PLI_INTERVAL,
+        on_leg_removed: Callable[[ForwardingLeg], None] | None = None,
+    ) -> None:
+        receiver = transceiver.receiver
+        compat.require_instance_attrs(receiver, compat.RECEIVER_INSTANCE_ATTRS)
+        if "_handle_rtp_packet" in receiver.__dict__:
+            raise ValueError("this receiver is already forwarded")
+        self.publisher_id = publisher_id
+        self.track_id = track_id
+        self.kind: str = transceiver.kind
+        self.transceiver = transceiver
+        self.receiver = receiver
+        self.enabled = True
+        self.legs: dict[str, ForwardingLeg] = {}
+        self.media_ssrc: int | None = None
+        self.packets_received = 0
+        self.bytes_received = 0
+        self.keyframe_requests_sent = 0
+        self.packets_forwarded = 0
+        self.bytes_forwarded = 0
+        self._pli_interval = pli_interval
+        self._last_pli = float("-inf")
+        self._pli_timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._codecs: dict[int, RTCRtpCodecParameters] = {}
+        self._on_leg_removed = on_leg_removed
+        self._closed = False
+
+        self._original = receiver._handle_rtp_packet
+        self._sink = FrameSink(receiver.__dict__[compat.RECEIVER_DECODER_QUEUE])
+        receiver.__dict__[compat.RECEIVER_DECODER_QUEUE] = self._sink
+        receiver._handle_rtp_packet = self._on_rtp  # type: ignore[method-assign]
+
+    # ----------------------------------------------------------------- codec bookkeeping
+    @property
+    def codec(self) -> RTCRtpCodecParameters | None:
+        """The primary negotiated codec (what a subscriber leg should negotiate)."""
+        for codec in getattr(self.transceiver, compat.TRANSCEIVER_CODECS):
+            if not _is_rtx(codec):
+                return codec  # type: ignore[no-any-return]
+        return None
+
+    def _codec_for(self, payload_type: int) -> RTCRtpCodecParameters | None:
+        codec = self._codecs.get(payload_type)
+        if codec is None:
+            for candidate in getattr(self.transceiver, compat.TRANSCEIVER_CODECS):
+                if candidate.payloadType is not None:
+                    self._codecs[candidate.payloadType] = candidate
+            codec = self._codecs.get(payload_type)
+        return codec
+
+    @property
+    def frames_discarded(self) -> int:
+        """Re-assembled frames aiortc handed to the decoder queue and that were dropped unseen."""
+        return self._sink.discarded
+
+    # ----------------------------------------------------------------- legs
+    def add_leg(self, subscriber_id: str, transceiver: RTCRtpTransceiver) -> ForwardingLeg:
+        if self._closed:
+            raise RuntimeError(f"track {self.track_id} is no longer published")
+        if transceiver.kind != self.kind:
+            raise ValueError(f"cannot forward {self.kind} on a {transceiver.kind} transceiver")
+        old = self.legs.pop(subscriber_id, None)
+        if old is not None:
+            old.detach()
+        leg = ForwardingLeg(subscriber_id, transceiver, self)
+        self.legs[subscriber_id] = leg
+        return leg
+
+    def remove_leg(self, subscriber_id: str) -> ForwardingLeg | None:
+        leg = self.legs.pop(subscriber_id, None)
+        if leg is not None:
+            leg.detach()
+        return leg
+
+    def _drop_dead_leg(self, leg: ForwardingLeg) -> None:
+        if self.legs.get(leg.subscriber_id) is leg:
+            del self.legs[leg.subscriber_id]
+        leg.detach()
+        if self._on_leg_removed is not None:
+            self._on_leg_removed(leg)
+
+    # ----------------------------------------------------------------- control
+    def set_enabled(self, enabled: bool) -> None:
+        """Pause (stop forwarding to every leg) or resume (legs re-gate on a requested keyframe)."""
+        if enabled == self.enabled:
+            return
+        self.enabled = enabled
+        for leg in self.legs.values():
+            leg.pause_epoch()
+        if enabled:
+            self.request_keyframe()
+
+    def set_leg_enabled(self, subscriber_id: str, enabled: bool) -> None:
+        leg = self.legs.get(subscriber_id)
+        if leg is None or leg.enabled == enabled:
+            return
+        leg.enabled = enabled
+        leg.pause_epoch()
+        if enabled:
+            self.request_keyframe()
+
+    def request_keyframe(self) -> None:
+        """Ask the publisher for a keyframe (video only), at most once per PLI interval.
+
+        A request inside the interval is deferred to its end (one timer), so it is never lost.
+        """
+        if self.kind != "video" or self._closed:
+            return
+        now = time.monotonic()
+        wait = self._last_pli + self._pli_interval - now
+        if wait <= 0:
+            self._send_pli(now)
+        elif self._pli_timer is None:
+            loop = asyncio.get_running_loop()
+            self._pli_timer = loop.call_later(wait, self._deferred_pli)
+
+    def _deferred_pli(self) -> None:
+        self._pli_timer = None
+        if not self._closed:
+            self._send_pli(time.monotonic())
+
+    def _send_pli(self, now: float) -> None:
+        ssrc = self.media_ssrc
+        if ssrc is None:
+            sources = self.receiver.getSynchronizationSources()
+            if not sources:
+                return
+            ssrc = sources[0].source
+        self._last_pli = now
+        self.keyframe_requests_sent += 1
+        self._spawn(self.receiver._send_rtcp_pli(ssrc))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ----------------------------------------------------------------- packet path
+    async def _on_rtp(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+        await self._original(packet, arrival_time_ms)
+        if self._closed or not self.receiver._enabled:
+            return
+        self.packets_received += 1
+        self.bytes_received += len(packet.payload)
+        codec = self._codec_for(packet.payload_type)
+        if codec is None:
+            return
+        repaired = False
+        if _is_rtx(codec):
+            if not self.legs or not self.enabled:
+                return
+            apt = codec.parameters.get("apt")
+            if not isinstance(apt, int) or self.media_ssrc is None or len(packet.payload) < 2:
+                return
+            primary = self._codec_for(apt)
+            if primary is None:
+                return
+            packet = unwrap_rtx(packet, payload_type=apt, ssrc=self.media_ssrc)
+            codec = primary
+            repaired = True
+        elif packet.ssrc != self.media_ssrc:
+            if self.media_ssrc is not None:
+                # The publisher restarted its stream: every leg re-gates on a fresh keyframe.
+                for leg in self.legs.values():
+                    leg.pause_epoch()
+                self.request_keyframe()
+            self.media_ssrc = packet.ssrc
+        if not self.legs or not self.enabled:
+            return
+        try:
+            await self._forward(packet, codec, repaired)
+        except Exception:
+            # Never let a forwarding bug kill the publisher's DTLS receive loop.
+            logger.exception("forwarding %s failed", self.track_id)
+
+    async def _forward(
+        self, packet: RtpPacket, codec: RTCRtpCodecParameters, repaired: bool
+    ) -> None:
+        mime = codec.mimeType.lower()
+        gated = needs_keyframe_gate(mime)
+        detect = keyframe_detector(mime)
+        keyframe: list[bool] = []
+
+        def is_keyframe() -> bool:
+            if not keyframe:
+                keyframe.append(detect(packet.payload))
+            return keyframe[0]
+
+        now = time.monotonic()
+        ntp_time = current_ntp_time()
+        abs_send_time = (ntp_time >> 14) & 0x00FFFFFF
+        waiting = False
+        for leg in tuple(self.legs.values()):
+            if leg.is_dead():
+                self._drop_dead_leg(leg)
+                continue
+            if leg.try_activate(codec.clockRate) and gated:
+                self.request_keyframe()
+            sent = await leg.forward(
+                packet, mime, is_keyframe, repaired, now, abs_send_time, ntp_time
+            )
+            if sent:
+                self.packets_forwarded += 1
+                self.bytes_forwarded += sent
+            if leg.closed:
+                self._drop_dead_leg(leg)
+            elif gated and leg.state == ForwardingLeg.WAITING:
+                waiting = True
+        if waiting and now - self._last_pli >= KEYFRAME_RETRY_SECONDS:
+            self.request_keyframe()
+
+    # ----------------------------------------------------------------- lifecycle
+    def close(self) -> None:
+        """Unhook the receiver and detach every leg (the transceivers stay with their PCs)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._pli_timer is not None:
+            self._pli_timer.cancel()
+            self._pli_timer = None
+        self.receiver.__dict__.pop("_handle_rtp_packet", None)
+        for leg in self.legs.values():
+            leg.detach()
+        self.legs.clear()
+
+    def stats(self) -> TrackStats:
+        legs = [leg.stats() for leg in self.legs.values()]
+        return TrackStats(
+            track_id=self.track_id,
+            publisher_id=self.publisher_id,
+            kind=self.kind,
+            enabled=self.enabled,
+            packets_received=self.packets_received,
+            bytes_received=self.bytes_received,
+            packets_forwarded=self.packets_forwarded,
+            bytes_forwarded=self.bytes_forwarded,
+            keyframe_requests_sent=self.keyframe_requests_sent,
+            frames_discarded=self.frames_discarded,
+            legs=legs,
+        )
