@@ -44,7 +44,12 @@ done
 
 # --- twilio-video.js ---------------------------------------------------------------------
 if ! command -v npm >/dev/null 2>&1; then
-    log "npm not found; install Node.js and npm" && exit 1
+    if ! command -v apt-get >/dev/null 2>&1; then
+        log "npm not found; install Node.js and npm" && exit 1
+    fi
+    log "apt-get install nodejs npm"
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
 fi
 want="$(node -p "require('$WEB/package-lock.json').packages['node_modules/twilio-video'].version")"
 have=""

@@ -66,3 +66,16 @@ async def ensure_events_stream(broker: NatsBroker) -> None:
         except BadRequestError:
             # Another process created it between our look and our add.
             await jetstream.stream_info(EVENTS_STREAM_NAME)
+
+
+# Track service RPCs (request/reply, queue group "atrium-track"); see atrium_shared.track_api.
+TRACK_PUBLISH = "atrium.rpc.track.publish"
+TRACK_UNPUBLISH = "atrium.rpc.track.unpublish"
+TRACK_SET_ENABLED = "atrium.rpc.track.set-enabled"
+TRACK_JOIN = "atrium.rpc.track.join"
+TRACK_LEAVE = "atrium.rpc.track.leave"
+TRACK_SUBSCRIPTION = "atrium.rpc.track.subscription"
+TRACK_PUBLISHED_LIST = "atrium.rpc.track.published.list"
+TRACK_PUBLISHED_FETCH = "atrium.rpc.track.published.fetch"
+TRACK_SUBSCRIBED_LIST = "atrium.rpc.track.subscribed.list"
+TRACK_SUBSCRIBED_FETCH = "atrium.rpc.track.subscribed.fetch"

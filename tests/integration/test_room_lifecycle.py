@@ -113,7 +113,7 @@ async def test_timers_survive_a_room_service_restart(
     async with running_stack(settings, CONTROL_PLANE) as stack:
         room = await create_room(stack.base_url, tenant, UnusedRoomTimeout="2")
     # No room service runs while the deadline passes.
-    async with running_stack(settings, ["participant"]) as stack:
+    async with running_stack(settings, ["participant", "track"]) as stack:
         auth = (tenant.account.sid, tenant.auth_token)
         async with httpx.AsyncClient(auth=auth, base_url=stack.base_url) as client:
             # The gateway answers while no room service runs: 503, not a hang or a 500.

@@ -17,6 +17,7 @@ SERVICE_MODULES = {
     "room": "atrium_room.app",
     "callback": "atrium_callback.app",
     "participant": "atrium_participant.app",
+    "track": "atrium_track.app",
 }
 
 

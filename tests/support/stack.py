@@ -18,8 +18,11 @@ from atrium_cli.embedded import free_port
 from atrium_shared.service import ServiceRuntime
 from atrium_shared.settings import Settings
 
-# The services REST Rooms needs (no callbacks).
-CONTROL_PLANE = ("room", "participant")
+# Every service of a real-time room, media worker included.
+REALTIME = ("room", "participant", "track", "callback", "media")
+# The services REST Rooms needs (no callbacks). The participant service needs the track service
+# (it unpublishes a participant's tracks before disconnecting it).
+CONTROL_PLANE = ("room", "participant", "track")
 
 
 @dataclass
@@ -38,6 +41,14 @@ def _build(name: str, settings: Settings) -> ServiceRuntime:
         from atrium_participant.app import build as build_participant
 
         return build_participant(settings)
+    if name == "track":
+        from atrium_track.app import build as build_track
+
+        return build_track(settings)
+    if name == "media":
+        from atrium_media.app import build as build_media
+
+        return build_media(settings)
     if name == "callback":
         from atrium_callback.app import build as build_callback
 
@@ -47,7 +58,7 @@ def _build(name: str, settings: Settings) -> ServiceRuntime:
 
 @contextlib.asynccontextmanager
 async def running_stack(
-    settings: Settings, services: Sequence[str] = ("room", "participant", "callback")
+    settings: Settings, services: Sequence[str] = ("room", "participant", "track", "callback")
 ) -> AsyncIterator[Stack]:
     port = free_port()
     settings = settings.model_copy(update={"http_port": port, "http_host": "127.0.0.1"})

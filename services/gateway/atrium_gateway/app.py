@@ -15,7 +15,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from atrium_gateway import participants, rooms
+from atrium_gateway import participants, rooms, tracks
 from atrium_gateway.signaling import SignalingHub
 from atrium_shared import errors, telemetry
 from atrium_shared.accounts import AccountStore
@@ -83,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.ready = False
     app.include_router(rooms.router)
     app.include_router(participants.router)
+    app.include_router(tracks.router)
 
     @app.exception_handler(AtriumError)
     async def atrium_error(request: Request, exc: AtriumError) -> JSONResponse:

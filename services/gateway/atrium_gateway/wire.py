@@ -16,8 +16,9 @@ from pydantic import BaseModel
 
 from atrium_shared import errors
 from atrium_shared.errors import AtriumError
-from atrium_shared.models import ParticipantInfo, RoomInfo
+from atrium_shared.models import ParticipantInfo, RoomInfo, TrackInfo
 from atrium_shared.timefmt import parse_filter_date, to_json_date
+from atrium_shared.track_api import SubscribedTrackInfo
 
 # The code a malformed value of each parameter is reported with; others get 20001.
 PARAMETER_ERROR_CODES = {
@@ -268,4 +269,71 @@ def parse_list_query(
         page_token=page_token or None,
         created_on_or_after=parse_date("DateCreatedAfter", created_after),
         created_before=parse_date("DateCreatedBefore", created_before),
+    )
+
+
+class PublishedTrackResource(BaseModel):
+    """A PublishedTrack exactly as Twilio's REST API shows it (no links)."""
+
+    sid: str
+    participant_sid: str
+    room_sid: str
+    name: str
+    date_created: str | None
+    date_updated: str | None
+    enabled: bool
+    kind: str
+    url: str
+
+
+def render_published_track(track: TrackInfo, base_url: str) -> PublishedTrackResource:
+    return PublishedTrackResource(
+        sid=track.sid,
+        participant_sid=track.participant_sid,
+        room_sid=track.room_sid,
+        name=track.name,
+        date_created=to_json_date(track.date_created),
+        date_updated=to_json_date(track.date_updated),
+        enabled=track.enabled,
+        kind=track.kind,
+        url=(
+            f"{base_url}/v1/Rooms/{track.room_sid}/Participants/{track.participant_sid}"
+            f"/PublishedTracks/{track.sid}"
+        ),
+    )
+
+
+class SubscribedTrackResource(BaseModel):
+    """A SubscribedTrack exactly as Twilio's REST API shows it: ``participant_sid`` is the
+    subscriber, ``publisher_sid`` the participant that publishes the track."""
+
+    sid: str
+    participant_sid: str
+    publisher_sid: str
+    room_sid: str
+    name: str
+    date_created: str | None
+    date_updated: str | None
+    enabled: bool
+    kind: str
+    url: str
+
+
+def render_subscribed_track(
+    track: SubscribedTrackInfo, base_url: str
+) -> SubscribedTrackResource:
+    return SubscribedTrackResource(
+        sid=track.sid,
+        participant_sid=track.participant_sid,
+        publisher_sid=track.publisher_sid,
+        room_sid=track.room_sid,
+        name=track.name,
+        date_created=to_json_date(track.date_created),
+        date_updated=to_json_date(track.date_updated),
+        enabled=track.enabled,
+        kind=track.kind,
+        url=(
+            f"{base_url}/v1/Rooms/{track.room_sid}/Participants/{track.participant_sid}"
+            f"/SubscribedTracks/{track.sid}"
+        ),
     )

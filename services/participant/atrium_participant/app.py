@@ -5,6 +5,7 @@ from __future__ import annotations
 from faststream.nats import NatsBroker
 
 from atrium_participant import handlers
+from atrium_participant.ports import TracksPort
 from atrium_participant.repository import ParticipantRepository
 from atrium_participant.usecases import ParticipantUseCases
 from atrium_shared import telemetry
@@ -18,7 +19,11 @@ def build(settings: Settings) -> ServiceRuntime:
     telemetry.setup("participant", settings)
     broker = make_broker(settings)
     redis = make_redis(settings)
-    participants = ParticipantUseCases(ParticipantRepository(redis), settings)
+    participants = ParticipantUseCases(
+        ParticipantRepository(redis),
+        settings,
+        TracksPort(broker, settings.rpc_timeout_seconds),
+    )
     handlers.register(broker, participants)
     relay = OutboxRelay(redis, broker)
     return ServiceRuntime(

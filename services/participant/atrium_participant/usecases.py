@@ -9,6 +9,7 @@ import time
 from redis.asyncio.client import Pipeline
 
 from atrium_participant import domain
+from atrium_participant.ports import TracksPort
 from atrium_participant.repository import (
     ParticipantRepository,
     connected_key,
@@ -36,14 +37,21 @@ log = logging.getLogger("atrium.participant")
 
 
 class ParticipantUseCases:
-    def __init__(self, repository: ParticipantRepository, settings: Settings) -> None:
+    def __init__(
+        self, repository: ParticipantRepository, settings: Settings, tracks: TracksPort
+    ) -> None:
         self.participants = repository
         self.settings = settings
+        self.tracks = tracks
         self._stopping = asyncio.Event()
 
     async def admit(self, request: AdmitParticipantRequest) -> AdmitParticipantResult:
         domain.validate_identity(request.identity)
         seats = connected_key(request.room_sid)
+        # A duplicate identity is about to be evicted: its tracks go first (Twilio's order).
+        holder_sid = await self.participants.connected_sid(request.room_sid, request.identity)
+        if holder_sid is not None:
+            await self._leave_tracks([holder_sid])
         outcome: list[AdmitParticipantResult] = []
 
         async def decide(pipe: Pipeline) -> outbox.Change:
@@ -99,6 +107,8 @@ class ParticipantUseCases:
         """Disconnect several participants in one commit, so their events are adjacent."""
         if not participant_sids:
             return []
+        # Tracks are removed before their publisher is disconnected (Twilio's callback order).
+        await self._leave_tracks(participant_sids)
         seats = connected_key(room_sid)
         ended: list[ParticipantInfo] = []
 
@@ -130,6 +140,14 @@ class ParticipantUseCases:
         watch = [seats, *(participant_key(sid) for sid in participant_sids)]
         await outbox.commit(self.participants.redis, watch, decide)
         return list(ended)
+
+    async def _leave_tracks(self, participant_sids: list[str]) -> None:
+        """Ask the track service to unpublish the tracks of those still connected."""
+        found = [await self.participants.get(sid) for sid in participant_sids]
+        leaving = [p for p in found if p is not None and p.status != "disconnected"]
+        await asyncio.gather(
+            *(self.tracks.leave(p.account_sid, p.room_sid, p.sid) for p in leaving)
+        )
 
     async def resolve(
         self, account_sid: str, room_sid: str, sid_or_identity: str

@@ -1,0 +1,104 @@
+"""The credentials `atrium run` prints: the ones given in the environment, or a dev account.
+
+With ATRIUM_ACCOUNT_SID, ATRIUM_AUTH_TOKEN, ATRIUM_API_KEY_SID and ATRIUM_API_KEY_SECRET all set,
+exactly those are created (or updated, so a changed token takes effect on the next start).
+Otherwise a dev account and API key are created on the first start and remembered in Redis under
+``atrium:dev-account``, so later starts print the same credentials and apps keep working.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from atrium_cli.connection import CliError
+from atrium_shared import sids
+from atrium_shared.accounts import Account, AccountStore, ApiKey
+
+log = logging.getLogger("atrium.cli.provision")
+
+DEV_ACCOUNT_KEY = "atrium:dev-account"
+DEV_ACCOUNT_NAME = "Atrium dev account"
+DEV_API_KEY_NAME = "Atrium dev key"
+PROVISIONED_ACCOUNT_NAME = "Atrium provisioned account"
+PROVISIONED_API_KEY_NAME = "Atrium provisioned key"
+CREDENTIAL_VARIABLES = (
+    "ATRIUM_ACCOUNT_SID",
+    "ATRIUM_AUTH_TOKEN",
+    "ATRIUM_API_KEY_SID",
+    "ATRIUM_API_KEY_SECRET",
+)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    account: Account
+    api_key: ApiKey
+    origin: str  # "environment", "new dev account" or "existing dev account"
+
+
+async def provision(redis: Redis, environ: dict[str, str] | None = None) -> Credentials:
+    environ = dict(os.environ) if environ is None else environ
+    given = {name: environ.get(name, "") for name in CREDENTIAL_VARIABLES}
+    if all(given.values()):
+        return await _provision_given(AccountStore(redis), given)
+    if any(given.values()):
+        missing = ", ".join(name for name, value in given.items() if not value)
+        log.warning("ignoring the ATRIUM_* credentials: %s unset; using the dev account", missing)
+    return await _dev_account(redis)
+
+
+async def _provision_given(store: AccountStore, given: dict[str, str]) -> Credentials:
+    account_sid = given["ATRIUM_ACCOUNT_SID"]
+    key_sid = given["ATRIUM_API_KEY_SID"]
+    # The gateway tells Account SIDs from API key SIDs by prefix; any other shape never logs in.
+    if not sids.is_sid(account_sid, sids.ACCOUNT):
+        raise CliError("ATRIUM_ACCOUNT_SID must be AC followed by 32 hex digits")
+    if not sids.is_sid(key_sid, sids.API_KEY):
+        raise CliError("ATRIUM_API_KEY_SID must be SK followed by 32 hex digits")
+    existing_account = await store.get_account(account_sid)
+    account = await store.create_account(
+        existing_account.friendly_name if existing_account else PROVISIONED_ACCOUNT_NAME,
+        sid=account_sid,
+        auth_token=given["ATRIUM_AUTH_TOKEN"],
+    )
+    existing_key = await store.get_api_key(key_sid)
+    api_key = await store.create_api_key(
+        account_sid,
+        existing_key.friendly_name if existing_key else PROVISIONED_API_KEY_NAME,
+        sid=key_sid,
+        secret=given["ATRIUM_API_KEY_SECRET"],
+    )
+    return Credentials(account, api_key, "environment")
+
+
+async def _dev_account(redis: Redis) -> Credentials:
+    store = AccountStore(redis)
+    remembered = await redis.get(DEV_ACCOUNT_KEY)
+    if remembered:
+        try:
+            sids_of = json.loads(remembered)
+            account = await store.get_account(str(sids_of["account_sid"]))
+            api_key = await store.get_api_key(str(sids_of["api_key_sid"]))
+        except (ValueError, KeyError, TypeError):
+            account, api_key = None, None
+        if (
+            account is not None
+            and api_key is not None
+            and account.status == "active"
+            and api_key.status == "active"
+            and api_key.account_sid == account.sid
+        ):
+            return Credentials(account, api_key, "existing dev account")
+        # Closed or revoked with the CLI: the dev account is replaced rather than resurrected.
+        log.info("the remembered dev account is gone, closed or revoked; creating a new one")
+    account = await store.create_account(DEV_ACCOUNT_NAME)
+    api_key = await store.create_api_key(account.sid, DEV_API_KEY_NAME)
+    await redis.set(
+        DEV_ACCOUNT_KEY, json.dumps({"account_sid": account.sid, "api_key_sid": api_key.sid})
+    )
+    return Credentials(account, api_key, "new dev account")

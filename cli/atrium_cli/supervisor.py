@@ -1,0 +1,575 @@
+"""`atrium run`: the whole stack on one machine, for development (`make run`).
+
+What it does, in order:
+
+1. Takes ``.atrium/run.lock`` so two supervisors never share one data folder.
+2. Starts embedded NATS (JetStream) and Redis for whichever of NATS_URL / REDIS_URL is unset, with
+   data under ``.atrium/data/`` and the ports of the last run when they are still free
+   (``.atrium/ports.json``); writes ``.atrium/run.env`` so the other commands find them.
+3. Provisions the credentials it prints (see :mod:`atrium_cli.provision`).
+4. Starts gateway, room and callback, one process each (``python -m atrium_<name>.app``), each with
+   its own ATRIUM_HEALTH_PORT, their output prefixed per line; waits until each answers /readyz.
+5. Prints the REST base URL and the credentials to stdout (never through logging).
+
+Crash policy: a service that exits before it ever became ready stops the whole run with exit
+code 1 (it is a bug or a misconfiguration, and restarting would only repeat it). A service that
+exits after it was ready is restarted with exponential backoff (1 s doubling to 30 s, reset once
+it stays up 30 s), as Kubernetes would do, so a crash in development does not take the stack down.
+
+SIGINT or SIGTERM stops the services with SIGTERM, then SIGKILL after a grace period
+(ATRIUM_RUN_GRACE_SECONDS, default 15), then the embedded servers, and exits 0. A second signal
+skips the grace period.
+
+For tests only: ATRIUM_RUN_COMMANDS, a JSON object mapping a service name to an argv list,
+replaces that service's command (e.g. a stand-in that only serves /readyz).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from pydantic import ValidationError
+
+from atrium_cli.connection import CliError, Endpoint, connected_redis
+from atrium_cli.embedded import EmbeddedServer, EmbeddedServerError, free_port, start_nats
+from atrium_cli.embedded import start_redis as start_embedded_redis
+from atrium_cli.provision import Credentials, provision
+from atrium_cli.state import StateDir, port_is_free, write_env_file
+from atrium_shared.settings import Settings
+
+log = logging.getLogger("atrium.cli.run")
+
+SERVICE_MODULES = {
+    "gateway": "atrium_gateway.app",
+    "room": "atrium_room.app",
+    "participant": "atrium_participant.app",
+    "track": "atrium_track.app",
+    "callback": "atrium_callback.app",
+    "media": "atrium_media.app",
+}
+COMMANDS_OVERRIDE_VARIABLE = "ATRIUM_RUN_COMMANDS"
+READY_TIMEOUT_VARIABLE = "ATRIUM_RUN_READY_TIMEOUT"
+GRACE_VARIABLE = "ATRIUM_RUN_GRACE_SECONDS"
+DEFAULT_READY_TIMEOUT_SECONDS = 90.0
+DEFAULT_GRACE_SECONDS = 15.0
+RESTART_BACKOFF_INITIAL_SECONDS = 1.0
+RESTART_BACKOFF_MAX_SECONDS = 30.0
+STABLE_AFTER_SECONDS = 30.0
+DUPLICATE_SIGNAL_WINDOW_SECONDS = 1.0
+READY_POLL_SECONDS = 0.1
+# A service may log a long line (a JSON record with a traceback); don't choke on it.
+LINE_LIMIT_BYTES = 1024 * 1024
+
+def _instances() -> list[tuple[str, str]]:
+    """(child name, module) for every process to start: media-2, media-3... when scaled."""
+    workers = max(1, int(os.environ.get("ATRIUM_MEDIA_WORKERS", "1") or "1"))
+    instances = []
+    for name, module in SERVICE_MODULES.items():
+        if name == "media":
+            names = [name] + [f"{name}-{i}" for i in range(2, workers + 1)]
+            instances += [(worker, module) for worker in names]
+        else:
+            instances.append((name, module))
+    return instances
+
+
+_COLORS = {
+    "gateway": "36", "room": "32", "participant": "34", "track": "94", "callback": "35",
+    "media": "96", "atrium": "33;1",
+}
+_PREFIX_WIDTH = max(len(name) for name in _COLORS)
+
+
+def line_prefix(name: str, colored: bool) -> str:
+    prefix = f"{name:<{_PREFIX_WIDTH}} | "
+    if colored:
+        return f"\x1b[{_COLORS.get(name, '34')}m{prefix}\x1b[0m"
+    return prefix
+
+
+class Output:
+    """The supervisor's stdout: children's lines, prefixed, and the banner. Flushed per write,
+    so a file or pipe sees each line as it happens."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+        self.colored = stream.isatty()
+
+    def _write(self, data: bytes) -> None:
+        with contextlib.suppress(BrokenPipeError, ValueError):
+            buffer = getattr(self._stream, "buffer", None)
+            if buffer is not None:
+                buffer.write(data)
+                buffer.flush()
+            else:
+                self._stream.write(data.decode(errors="replace"))
+                self._stream.flush()
+
+    def child_line(self, name: str, line: bytes) -> None:
+        self._write(line_prefix(name, self.colored).encode() + line.rstrip(b"\r\n") + b"\n")
+
+    def text(self, text: str) -> None:
+        self._write(text.encode())
+
+
+def configure_logging() -> None:
+    """The supervisor's own messages go to stderr, prefixed like a service's."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter(line_prefix("atrium", sys.stderr.isatty()) + "%(levelname)s %(message)s")
+    )
+    root = logging.getLogger("atrium.cli")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    root.propagate = False
+
+
+async def http_status(port: int, path: str, timeout: float = 1.0) -> int | None:
+    """Status code of ``GET path`` on 127.0.0.1:port, None if nothing answers.
+
+    Plain asyncio rather than an HTTP client library: the CLI must not need one, and a
+    readiness probe needs nothing but the status line.
+    """
+    try:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection("127.0.0.1", port), timeout
+        )
+    except (OSError, TimeoutError):
+        return None
+    try:
+        writer.write(f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), timeout)
+        parts = status_line.split()
+        return int(parts[1]) if len(parts) >= 2 and parts[1].isdigit() else None
+    except (OSError, TimeoutError):
+        return None
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+
+
+@dataclass
+class ChildSpec:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    # Any of these answering 200 means ready: services serve /readyz on their health port;
+    # the gateway may serve it on its HTTP port instead.
+    ready_probes: list[tuple[int, str]]
+
+
+@dataclass
+class Child:
+    spec: ChildSpec
+    output: Output
+    process: asyncio.subprocess.Process | None = None
+    pump: asyncio.Task[None] | None = None
+    started_at: float = 0.0
+    ever_ready: bool = False
+    consecutive_crashes: int = 0
+    stopping: bool = False
+    keep_alive: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.returncode is None
+
+    async def start(self) -> None:
+        self.process = await asyncio.create_subprocess_exec(
+            *self.spec.argv,
+            env=self.spec.env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            limit=LINE_LIMIT_BYTES,
+            # Its own process group: a terminal's Ctrl-C reaches only the supervisor, which then
+            # stops the services in order, and a SIGKILL to the group catches their children.
+            start_new_session=True,
+        )
+        self.started_at = time.monotonic()
+        log.info("started %s (pid %d)", self.name, self.process.pid)
+        self.pump = asyncio.create_task(self._pump(self.process))
+
+    async def _pump(self, process: asyncio.subprocess.Process) -> None:
+        assert process.stdout is not None
+        while True:
+            try:
+                line = await process.stdout.readline()
+            except ValueError:  # a line over the limit: pass on what is buffered
+                line = await process.stdout.read(LINE_LIMIT_BYTES)
+            if not line:
+                return
+            self.output.child_line(self.name, line)
+
+    async def is_ready(self) -> bool:
+        for port, path in self.spec.ready_probes:
+            if await http_status(port, path) == 200:
+                return True
+        return False
+
+    def send(self, sig: signal.Signals) -> None:
+        if self.process is None or self.process.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, sig)
+
+    def kill_group(self) -> None:
+        """SIGKILL whatever is left of the process group, even after its leader exited.
+
+        Safe against pid reuse: Linux does not hand out a pid still in use as a group id."""
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+
+    async def drain_output(self) -> None:
+        if self.pump is not None:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(self.pump, 5)
+
+
+def _float_from_env(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise CliError(f"{name} must be a number of seconds, got {raw!r}") from None
+
+
+def _command_overrides() -> dict[str, list[str]]:
+    raw = os.environ.get(COMMANDS_OVERRIDE_VARIABLE)
+    if not raw:
+        return {}
+    try:
+        parsed = json.loads(raw)
+        if not isinstance(parsed, dict):
+            raise TypeError
+        return {str(name): [str(arg) for arg in argv] for name, argv in parsed.items()}
+    except (ValueError, TypeError):
+        raise CliError(
+            f"{COMMANDS_OVERRIDE_VARIABLE} must be a JSON object of name -> argv list"
+        ) from None
+
+
+@contextlib.contextmanager
+def run_lock(state: StateDir) -> Iterator[None]:
+    state.root.mkdir(parents=True, exist_ok=True)
+    # Opened without O_TRUNC so a loser can still read the owner's pid; the fd is not inherited
+    # by children (PEP 446), so the lock dies with this process even if the services linger.
+    with state.lock_file.open("a+") as lock:
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            owner = lock.read().strip() or "unknown"
+            raise CliError(
+                f"another `atrium run` (pid {owner}) is already using {state.root}; "
+                "stop it first, or run from another directory"
+            ) from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+
+class Supervisor:
+    def __init__(self, workdir: Path, output: Output) -> None:
+        self.state = StateDir.in_directory(workdir)
+        self.output = output
+        self.stop_requested = asyncio.Event()
+        self.force_kill = False
+        self.first_signal_at = 0.0
+        self.children: list[Child] = []
+        self.embedded: list[EmbeddedServer] = []
+        self.grace_seconds = _float_from_env(GRACE_VARIABLE, DEFAULT_GRACE_SECONDS)
+        self.ready_timeout = _float_from_env(READY_TIMEOUT_VARIABLE, DEFAULT_READY_TIMEOUT_SECONDS)
+
+    # Entry point -------------------------------------------------------------------------------
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._on_signal, sig)
+        try:
+            with run_lock(self.state):
+                async with contextlib.AsyncExitStack() as cleanup:
+                    await self._start(cleanup)
+                    if not self.stop_requested.is_set():
+                        await self.stop_requested.wait()
+            log.info("stopped")
+            return 0
+        except CliError as exc:
+            log.error("%s", exc)
+            return exc.exit_code
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        now = time.monotonic()
+        if not self.stop_requested.is_set():
+            log.info("%s received: stopping (send it again to kill at once)", sig.name)
+            self.first_signal_at = now
+            self.stop_requested.set()
+            return
+        if now - self.first_signal_at < DUPLICATE_SIGNAL_WINDOW_SECONDS:
+            # The same stop request delivered twice (e.g. `timeout` signals its whole process
+            # group and `uv run` forwards it too), not an impatient second Ctrl-C.
+            return
+        log.warning("%s received again: killing the services now", sig.name)
+        self.force_kill = True
+        for child in self.children:
+            child.send(signal.SIGKILL)
+
+    # Startup -----------------------------------------------------------------------------------
+    async def _start(self, cleanup: contextlib.AsyncExitStack) -> None:
+        try:
+            settings = Settings()
+        except ValidationError as exc:
+            raise CliError(f"invalid ATRIUM_* / NATS_URL / REDIS_URL settings: {exc}") from None
+        if not port_is_free(settings.http_port, settings.http_host):
+            raise CliError(
+                f"port {settings.http_port} is in use, so the gateway could not listen on it; "
+                "set ATRIUM_HTTP_PORT to a free port"
+            )
+
+        nats_url = await self._server_url("NATS_URL", "nats", cleanup)
+        if self.stop_requested.is_set():
+            return
+        redis_url = await self._server_url("REDIS_URL", "redis", cleanup)
+        if self.stop_requested.is_set():
+            return
+        write_env_file(
+            self.state.run_env_file,
+            {
+                "NATS_URL": nats_url,
+                "REDIS_URL": redis_url,
+                "ATRIUM_HTTP_PORT": str(settings.http_port),
+                "ATRIUM_RUN_PID": str(os.getpid()),
+            },
+            "written by `atrium run` while it runs; removed when it stops",
+        )
+        cleanup.callback(self.state.run_env_file.unlink, missing_ok=True)
+
+        async with connected_redis(Endpoint("Redis", redis_url, "atrium run")) as redis:
+            credentials = await provision(redis)
+
+        cleanup.push_async_callback(self._stop_children)
+        await self._start_children(nats_url, redis_url, settings.http_port)
+        if self.stop_requested.is_set():
+            return
+        for child in self.children:
+            child.keep_alive = asyncio.create_task(self._keep_alive(child))
+        self._print_banner(settings, credentials, nats_url, redis_url)
+
+    async def _server_url(
+        self, variable: str, kind: str, cleanup: contextlib.AsyncExitStack
+    ) -> str:
+        for name in (variable, f"ATRIUM_{variable}"):
+            if os.environ.get(name):
+                log.info("using %s from $%s", kind, name)
+                return os.environ[name]
+        remembered = self.state.remembered_ports().get(kind)
+        port = remembered if remembered and port_is_free(remembered) else free_port()
+        if remembered and port != remembered:
+            log.warning("port %d of the last run is taken; %s moves to %d", remembered, kind, port)
+        start = start_nats if kind == "nats" else start_embedded_redis
+        try:
+            server = await asyncio.to_thread(start, self.state.data_dir / kind, port)
+        except EmbeddedServerError as exc:
+            raise CliError(f"could not start embedded {kind}: {exc}") from None
+        cleanup.callback(server.stop)
+        self.embedded.append(server)
+        self.state.remember_ports({kind: server.port})
+        log.info("embedded %s at %s (data in %s)", kind, server.url, self.state.data_dir / kind)
+        return server.url
+
+    def _child_specs(self, nats_url: str, redis_url: str, http_port: int) -> list[ChildSpec]:
+        """One child per service; ATRIUM_MEDIA_WORKERS media workers (default 1)."""
+        overrides = _command_overrides()
+        specs = []
+        for name, module in _instances():
+            health_port = free_port()
+            env = dict(os.environ)
+            env.update(
+                {
+                    "NATS_URL": nats_url,
+                    "REDIS_URL": redis_url,
+                    "ATRIUM_HEALTH_PORT": str(health_port),
+                    "ATRIUM_HTTP_PORT": str(http_port),
+                    # Lines must reach the terminal as they happen, not when a buffer fills.
+                    "PYTHONUNBUFFERED": "1",
+                }
+            )
+            # Dev output is read by people: text logs unless asked otherwise.
+            env.setdefault("ATRIUM_LOG_FORMAT", "text")
+            probes = [(health_port, "/readyz")]
+            if name == "gateway":
+                probes.append((http_port, "/readyz"))
+            argv = overrides.get(name.partition("-")[0], [sys.executable, "-m", module])
+            specs.append(ChildSpec(name, argv, env, probes))
+        return specs
+
+    async def _start_children(self, nats_url: str, redis_url: str, http_port: int) -> None:
+        for spec in self._child_specs(nats_url, redis_url, http_port):
+            child = Child(spec, self.output)
+            self.children.append(child)
+            try:
+                await child.start()
+            except OSError as exc:
+                raise CliError(f"could not start {spec.name} ({spec.argv[0]}): {exc}") from None
+
+        deadline = time.monotonic() + self.ready_timeout
+        waiting = list(self.children)
+        while waiting and not self.stop_requested.is_set():
+            for child in list(waiting):
+                assert child.process is not None
+                if child.process.returncode is not None:
+                    await child.drain_output()
+                    raise CliError(
+                        f"{child.name} exited with code {child.process.returncode} before it "
+                        "became ready; see its output above"
+                    )
+                if await child.is_ready():
+                    child.ever_ready = True
+                    waiting.remove(child)
+                    log.info("%s is ready", child.name)
+            if not waiting:
+                break
+            if time.monotonic() > deadline:
+                names = ", ".join(child.name for child in waiting)
+                raise CliError(
+                    f"{names} not ready after {self.ready_timeout:.0f}s "
+                    f"(set {READY_TIMEOUT_VARIABLE} to wait longer)"
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop_requested.wait(), READY_POLL_SECONDS)
+
+    # Running -----------------------------------------------------------------------------------
+    async def _keep_alive(self, child: Child) -> None:
+        """Restart ``child`` with backoff whenever it exits without being asked to."""
+        while True:
+            assert child.process is not None
+            code = await child.process.wait()
+            await child.drain_output()
+            if child.stopping or self.stop_requested.is_set():
+                return
+            uptime = time.monotonic() - child.started_at
+            if uptime >= STABLE_AFTER_SECONDS:
+                child.consecutive_crashes = 0
+            delay = min(
+                RESTART_BACKOFF_INITIAL_SECONDS * 2**child.consecutive_crashes,
+                RESTART_BACKOFF_MAX_SECONDS,
+            )
+            child.consecutive_crashes += 1
+            log.error(
+                "%s exited unexpectedly with code %s after %.1fs; restarting in %.0fs",
+                child.name, code, uptime, delay,
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop_requested.wait(), delay)
+            if self.stop_requested.is_set():
+                return
+            try:
+                await child.start()
+            except OSError as exc:
+                log.error("could not restart %s: %s; stopping", child.name, exc)
+                self.stop_requested.set()
+                return
+
+    async def _stop_children(self) -> None:
+        for child in self.children:
+            child.stopping = True
+        running = [child for child in self.children if child.running]
+        for child in running:
+            child.send(signal.SIGTERM)
+        if running:
+            log.info("stopping %s", ", ".join(child.name for child in running))
+        deadline = time.monotonic() + self.grace_seconds
+        for child in running:
+            assert child.process is not None
+            remaining = 0.0 if self.force_kill else max(deadline - time.monotonic(), 0.0)
+            try:
+                await asyncio.wait_for(child.process.wait(), remaining or 0.01)
+            except TimeoutError:
+                if not self.force_kill:
+                    log.warning("%s still running after %.0fs: killing it", child.name,
+                                self.grace_seconds)
+                child.send(signal.SIGKILL)
+                await child.process.wait()
+            if child.process.returncode not in (0, -signal.SIGTERM):
+                log.info("%s exited with code %s", child.name, child.process.returncode)
+        for child in self.children:
+            # The process group may outlive its leader (a service's own children): end it too.
+            child.kill_group()
+            await child.drain_output()
+            if child.keep_alive is not None:
+                child.keep_alive.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await child.keep_alive
+
+    # Banner ------------------------------------------------------------------------------------
+    def _print_banner(
+        self, settings: Settings, credentials: Credentials, nats_url: str, redis_url: str
+    ) -> None:
+        origin = f"http://127.0.0.1:{settings.http_port}"
+        account = credentials.account
+        key = credentials.api_key
+        lines = [
+            "",
+            "Atrium is running.",
+            "",
+            f"  REST API base URL: {origin}/v1",
+        ]
+        if settings.public_url:
+            lines.append(f"  Public URL:        {settings.public_url}")
+        lines += [
+            "",
+            "  twilio-python:",
+            "      from twilio.rest import Client",
+            f'      client = Client("{key.sid}", "{key.secret.get_secret_value()}", '
+            f'"{account.sid}")',
+            f'      client.video.base_url = "{origin}"',
+            "",
+            f"  Credentials ({credentials.origin}):",
+            f"      Account SID:    {account.sid}",
+            f"      Auth Token:     {account.auth_token.get_secret_value()}",
+            f"      API Key SID:    {key.sid}",
+            f"      API Key Secret: {key.secret.get_secret_value()}",
+            "",
+            f"  NATS:  {nats_url}",
+            f"  Redis: {redis_url}",
+            "",
+            "Press Ctrl-C to stop.",
+            "",
+        ]
+        self.output.text("\n".join(lines) + "\n")
+
+
+def run_stack(workdir: Path | None = None) -> int:
+    configure_logging()
+    supervisor_output = Output(sys.stdout)
+    return asyncio.run(Supervisor(workdir or Path.cwd(), supervisor_output).run())

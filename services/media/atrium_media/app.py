@@ -1,0 +1,57 @@
+"""Wires a media worker: settings, telemetry, broker, registry heartbeat, RSP handlers."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+from faststream.nats import NatsBroker
+
+from atrium_media import handlers
+from atrium_media.ice import configure_host_addresses
+from atrium_media.ports import ControlPlane
+from atrium_media.worker import MediaWorker
+from atrium_shared import telemetry
+from atrium_shared.infra import make_broker, make_redis
+from atrium_shared.service import ServiceParts, ServiceRuntime
+from atrium_shared.settings import Settings, get_settings
+from atrium_shared.workers import WorkerRegistry
+
+
+def build(settings: Settings, worker_id: str | None = None) -> ServiceRuntime:
+    telemetry.setup("media", settings)
+    configure_host_addresses()
+    broker = make_broker(settings)
+    redis = make_redis(settings)
+    worker = MediaWorker(
+        worker_id or os.environ.get("ATRIUM_MEDIA_WORKER_ID") or uuid.uuid4().hex[:12],
+        broker,
+        ControlPlane(broker, settings.rpc_timeout_seconds),
+        WorkerRegistry(redis),
+        capacity=int(os.environ.get("ATRIUM_MEDIA_CAPACITY", "200")),
+    )
+    handlers.register(broker, worker)
+    return ServiceRuntime(
+        ServiceParts(
+            name="media",
+            settings=settings,
+            broker=broker,
+            redis=redis,
+            loops=[worker.run_heartbeat],
+            on_drain=[worker.stop],
+            on_stopped=[worker.close],
+        )
+    )
+
+
+def build_broker() -> NatsBroker:
+    """The broker with every subscriber registered, for the AsyncAPI document."""
+    return build(Settings()).parts.broker
+
+
+def main() -> None:
+    build(get_settings()).run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,28 @@
+"""NATS handlers of the media worker: client frames from gateways, participant events."""
+
+from __future__ import annotations
+
+from faststream.nats import NatsBroker
+
+from atrium_media.worker import MediaWorker
+from atrium_shared import subjects
+from atrium_shared.events import ParticipantDisconnected
+from atrium_shared.signaling_api import ClientFrame
+from atrium_shared.workers import worker_subject
+
+
+def register(broker: NatsBroker, worker: MediaWorker) -> None:
+    @broker.subscriber(worker_subject(worker.worker_id), title="media.rsp")
+    async def client_frame(frame: ClientFrame) -> None:
+        """An RSP body (or socket news) for a session this worker hosts."""
+        worker.accept(frame)
+
+    # A plain (non-durable) subscription: every worker hears every room's departures and keeps
+    # the ones of its own sessions; a worker that is down has no session to tell.
+    @broker.subscriber(
+        subjects.event_subject("*", "*", "participant-disconnected"),
+        title="media.participant-disconnected",
+    )
+    async def participant_disconnected(event: ParticipantDisconnected) -> None:
+        """A participant was removed by the control plane: tell its client, drop its media."""
+        await worker.participant_disconnected(event)

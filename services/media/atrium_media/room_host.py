@@ -1,0 +1,339 @@
+"""A room hosted on this worker: its sessions, its media router, and the RSP flows between them.
+
+Each session's own work (its descriptions, its state) runs under that session's lock. Effects on
+other sessions (a new subscription, a participant update) are scheduled as their own tasks, so no
+code path ever holds two sessions' locks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+from aiortc import RTCDataChannel
+from opentelemetry import trace
+
+from atrium_media.ports import ControlPlane
+from atrium_media.router import MediaRouter, UnknownTrack
+from atrium_media.session import (
+    SESSION_TIMEOUT_SECONDS,
+    ClientTrack,
+    ParticipantSession,
+    Subscription,
+)
+from atrium_shared.errors import AtriumError
+from atrium_shared.models import RoomInfo, TrackInfo
+from atrium_shared.track_api import TrackToPublish
+
+log = logging.getLogger("atrium.media.room")
+tracer = trace.get_tracer("atrium.media")
+
+
+class RoomHost:
+    def __init__(self, room: RoomInfo, control: ControlPlane) -> None:
+        self.room = room
+        self.control = control
+        self.router = MediaRouter(room.sid)
+        self.sessions: dict[str, ParticipantSession] = {}  # by participant SID
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(_log_failure)
+
+    def others(self, session: ParticipantSession) -> list[ParticipantSession]:
+        return [s for s in self.sessions.values() if s is not session and not s.closed]
+
+    # Joining ----------------------------------------------------------------------------------
+    async def connect(self, session: ParticipantSession, body: dict[str, Any]) -> None:
+        """Answer the connect offer, register the signaled tracks, reply ``connected``."""
+        with tracer.start_as_current_span("rsp connect", attributes={
+            "atrium.room_sid": self.room.sid, "atrium.participant_sid": session.participant.sid,
+        }):
+            async with session.lock:
+                self.sessions[session.participant.sid] = session
+                session.pc.on("datachannel", lambda channel: self._on_datachannel(session, channel))
+                pcs = body.get("peer_connections") or []
+                offer = next((pc for pc in pcs if (pc.get("description") or {}).get("type")
+                              == "offer"), None)
+                answer: dict[str, Any] | None = None
+                if offer is not None:
+                    session.pc_id = str(offer.get("id", ""))
+                    description = offer["description"]
+                    answer = await session.apply_client_offer(
+                        str(description.get("sdp", "")), int(description.get("revision", 1))
+                    )
+                await self._apply_participant_state(session, body.get("participant") or {})
+                await session.send({
+                    "type": "connected",
+                    "session": session.session,
+                    "options": {"session_timeout": SESSION_TIMEOUT_SECONDS},
+                    "sid": self.room.sid,
+                    "name": self.room.unique_name,
+                    "participant": {"sid": session.participant.sid,
+                                    "identity": session.participant.identity},
+                    "participants": [o.remote_state() for o in self.others(session)],
+                    "peer_connections": [answer] if answer else [],
+                    "published": session.published_body(),
+                    "subscribed": session.subscribed_body(),
+                })
+            # The others learn about the newcomer; the newcomer receives what they publish.
+            for other in self.others(session):
+                self.spawn(other.send({"type": "update",
+                                       "participants": [session.remote_state()]}))
+            tracks = await self.control.join_tracks(session.participant)
+            self.spawn(self.subscribe_many(session, tracks))
+
+    # Client updates ---------------------------------------------------------------------------
+    async def update(self, session: ParticipantSession, body: dict[str, Any]) -> None:
+        async with session.lock:
+            replies: list[dict[str, Any]] = []
+            for entry in body.get("peer_connections") or []:
+                if session.pc_id and entry.get("id") not in (None, session.pc_id):
+                    continue
+                description = entry.get("description")
+                if isinstance(description, dict):
+                    reply = await self._apply_description(session, description)
+                    if reply is not None:
+                        replies.append(reply)
+                if isinstance(entry.get("ice"), dict):
+                    await session.add_ice(entry["ice"])
+            if isinstance(body.get("participant"), dict):
+                await self._apply_participant_state(session, body["participant"])
+            message: dict[str, Any] = {"type": "update"}
+            if replies:
+                message["peer_connections"] = replies
+            if session.published_revision and body.get("participant"):
+                message["published"] = session.published_body()
+            if len(message) > 1:
+                await session.send(message)
+            if session.renegotiate and not session.offer_pending:
+                await self._offer(session)
+
+    async def _apply_description(
+        self, session: ParticipantSession, description: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        kind = description.get("type")
+        revision = int(description.get("revision", 0))
+        sdp = str(description.get("sdp", ""))
+        if kind == "offer":
+            answer = await session.apply_client_offer(sdp, revision)
+            if answer is not None:
+                self._wire_published(session)
+            return answer
+        if kind == "answer":
+            if await session.apply_client_answer(sdp, revision):
+                for sub in session.subscriptions.values():
+                    self.spawn(self.control.subscription(session.participant, sub.track_sid,
+                                                         True))
+        return None
+
+    async def _apply_participant_state(
+        self, session: ParticipantSession, state: dict[str, Any]
+    ) -> None:
+        """Diff the client's full track list: publish, unpublish, enable, disable."""
+        revision = int(state.get("revision", 0))
+        if revision and revision <= session.client_revision:
+            return
+        session.client_revision = revision
+        signaled = {str(t.get("id")): t for t in state.get("tracks") or [] if t.get("id")}
+        added = [
+            ClientTrack(client_id=tid, kind=str(t.get("kind")), name=str(t.get("name") or tid),
+                        enabled=bool(t.get("enabled", True)))
+            for tid, t in signaled.items() if tid not in session.tracks
+        ]
+        removed = [t for tid, t in session.tracks.items() if tid not in signaled]
+        toggled = [
+            t for tid, t in session.tracks.items()
+            if tid in signaled and bool(signaled[tid].get("enabled", True)) != t.enabled
+        ]
+        changed = False
+        if added:
+            for track in added:
+                session.tracks[track.client_id] = track
+            result = await self.control.publish(session.participant, [
+                TrackToPublish(client_id=t.client_id, name=t.name, kind=t.kind, enabled=t.enabled)
+                for t in added
+            ])
+            for outcome in result.tracks:
+                track = session.tracks[outcome.client_id]
+                if outcome.track is not None:
+                    track.sid = outcome.track.sid
+                elif outcome.error is not None:
+                    track.failed = {"code": outcome.error.code,
+                                    "message": outcome.error.message}
+            session.published_revision += 1
+            changed = True
+            self._wire_published(session)
+        if removed:
+            sids = [t.sid for t in removed if t.sid]
+            for track in removed:
+                del session.tracks[track.client_id]
+                if track.sid:
+                    self.router.remove_published_track(track.sid)
+            if sids:
+                await self.control.unpublish(session.participant, sids)
+                for other in self.others(session):
+                    self.spawn(self.unsubscribe(other, sids))
+            session.published_revision += 1
+            changed = True
+        for track in toggled:
+            track.enabled = not track.enabled
+            if track.sid:
+                await self.control.set_enabled(session.participant.account_sid, track.sid,
+                                               track.enabled)
+                if track.wired and track.kind != "data":
+                    self.router.set_enabled(track.sid, track.enabled)
+            changed = True
+        if changed:
+            session.state_revision += 1
+            for other in self.others(session):
+                self.spawn(other.send({"type": "update",
+                                       "participants": [session.remote_state()]}))
+
+    # Media wiring -----------------------------------------------------------------------------
+    def _on_datachannel(self, session: ParticipantSession, channel: RTCDataChannel) -> None:
+        session.incoming_channels[channel.label] = channel
+        self._wire_published(session)
+
+    def _wire_published(self, session: ParticipantSession) -> None:
+        """Hook every registered track whose media has arrived into the router, once."""
+        for track in session.tracks.values():
+            if track.sid is None or track.wired:
+                continue
+            if track.kind == "data":
+                channel = session.incoming_channels.get(track.client_id)
+                if channel is None:
+                    continue
+                self.router.add_data_track(session.participant.sid, track.sid, channel)
+            else:
+                transceiver = session.receiving_transceiver(track.client_id)
+                if transceiver is None:
+                    continue
+                self.router.add_published_track(session.participant.sid, track.sid, transceiver)
+                if not track.enabled:
+                    self.router.set_enabled(track.sid, False)
+            track.wired = True
+            info = self._track_info(session, track)
+            for other in self.others(session):
+                self.spawn(self.subscribe_many(other, [info]))
+
+    def _track_info(self, session: ParticipantSession, track: ClientTrack) -> TrackInfo:
+        now = session.participant.date_created
+        assert track.sid is not None
+        return TrackInfo(sid=track.sid, room_sid=self.room.sid,
+                         account_sid=self.room.account_sid,
+                         participant_sid=session.participant.sid, name=track.name,
+                         kind=track.kind,
+                         enabled=track.enabled, date_created=now, date_updated=now)
+
+    # Subscriptions ----------------------------------------------------------------------------
+    async def subscribe_many(self, subscriber: ParticipantSession, tracks: list[TrackInfo]) -> None:
+        async with subscriber.lock:
+            added = False
+            for info in tracks:
+                if subscriber.closed or info.sid in subscriber.subscriptions:
+                    continue
+                if info.participant_sid == subscriber.participant.sid:
+                    continue
+                try:
+                    if info.kind == "data":
+                        source = self._data_source(info.sid)
+                        if source is None:
+                            continue
+                        channel = subscriber.pc.createDataChannel(
+                            info.sid,
+                            ordered=source.ordered,
+                            maxPacketLifeTime=source.maxPacketLifeTime,
+                            maxRetransmits=source.maxRetransmits,
+                        )
+                        self.router.subscribe_data(subscriber.participant.sid, info.sid, channel)
+                        subscriber.subscriptions[info.sid] = Subscription(info.sid, "data",
+                                                                          channel=channel)
+                    else:
+                        transceiver = self.router.subscribe(
+                            subscriber.participant.sid, subscriber.pc, info.sid
+                        )
+                        subscriber.subscriptions[info.sid] = Subscription(
+                            info.sid, info.kind, transceiver=transceiver
+                        )
+                    added = True
+                except UnknownTrack:
+                    # Not wired yet: it is subscribed when its media arrives.
+                    continue
+            if added:
+                subscriber.subscribed_revision += 1
+                await self._offer(subscriber)
+
+    def _data_source(self, track_sid: str) -> RTCDataChannel | None:
+        for session in self.sessions.values():
+            for track in session.tracks.values():
+                if track.sid == track_sid and track.wired:
+                    return session.incoming_channels.get(track.client_id)
+        return None
+
+    async def unsubscribe(self, subscriber: ParticipantSession, track_sids: list[str]) -> None:
+        async with subscriber.lock:
+            changed = False
+            for sid in track_sids:
+                sub = subscriber.subscriptions.pop(sid, None)
+                if sub is None:
+                    continue
+                self.router.unsubscribe(subscriber.participant.sid, sid)
+                if sub.transceiver is not None and not subscriber.closed:
+                    sub.transceiver.direction = "inactive"
+                if sub.channel is not None:
+                    sub.channel.close()
+                self.spawn(self.control.subscription(subscriber.participant, sid, False))
+                changed = True
+            if changed and not subscriber.closed:
+                subscriber.subscribed_revision += 1
+                await self._offer(subscriber)
+
+    async def _offer(self, session: ParticipantSession) -> None:
+        """Send a worker offer with the current subscribed list (caller holds the lock)."""
+        if session.closed:
+            return
+        offer = await session.create_server_offer()
+        if offer is None:
+            return
+        await session.send({"type": "update", "peer_connections": [offer],
+                            "subscribed": session.subscribed_body()})
+
+    # Leaving ----------------------------------------------------------------------------------
+    async def leave(self, session: ParticipantSession, reason: str, *, tell_service: bool) -> None:
+        if session.closed or self.sessions.get(session.participant.sid) is not session:
+            return
+        with tracer.start_as_current_span("rsp leave", attributes={"atrium.reason": reason}):
+            del self.sessions[session.participant.sid]
+            published = [t.sid for t in session.tracks.values() if t.sid]
+            if tell_service:
+                try:
+                    await self.control.leave(session.participant, reason)
+                except AtriumError as exc:
+                    log.warning("participant service refused leave: %s", exc.message)
+            self.router.remove_participant(session.participant.sid)
+            await session.close()
+            session.state_revision += 1
+            gone = session.remote_state("disconnected")
+            for other in self.others(session):
+                self.spawn(other.send({"type": "update", "participants": [gone]}))
+                if published:
+                    self.spawn(self.unsubscribe(other, published))
+
+    async def close(self) -> None:
+        for session in list(self.sessions.values()):
+            await session.close()
+        self.sessions.clear()
+        self.router.close()
+        for task in list(self._tasks):
+            task.cancel()
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("room task failed", exc_info=task.exception())

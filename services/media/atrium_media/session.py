@@ -1,0 +1,230 @@
+"""One participant's RSP session on this worker: its peer connection, negotiation and state.
+
+Negotiation follows twilio-video.js's rules: the client makes the first offer (inside ``connect``);
+afterwards either side may offer on the same peer connection, sharing one revision counter. The
+worker is the impolite peer: a client offer that arrives while the worker's own offer is waiting
+for its answer is dropped (the client rolls back, answers ours, and offers again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiortc import (
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCDataChannel,
+    RTCPeerConnection,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
+from aiortc.sdp import candidate_from_sdp
+
+from atrium_media.sdp import harmonize_offer, sending_tracks
+from atrium_shared.models import ParticipantInfo
+
+log = logging.getLogger("atrium.media.session")
+
+SESSION_TIMEOUT_SECONDS = 30
+
+Send = Callable[[str, str, list[dict[str, Any]], int | None], Awaitable[None]]
+
+
+@dataclass
+class ClientTrack:
+    """A track the client signals in its ``participant.tracks``."""
+
+    client_id: str
+    kind: str
+    name: str
+    enabled: bool
+    sid: str | None = None  # MT SID once the track service registered it
+    failed: dict[str, Any] | None = None  # {code, message} when the service refused it
+    wired: bool = False  # its media (or data channel) is hooked into the room's router
+
+
+@dataclass
+class Subscription:
+    """A remote track this client receives: ``client_id`` is the id its SDK sees (msid/label)."""
+
+    track_sid: str
+    kind: str
+    transceiver: RTCRtpTransceiver | None = None
+    channel: RTCDataChannel | None = None
+    negotiated: bool = False
+
+
+@dataclass
+class ParticipantSession:
+    session_id: str
+    worker_id: str
+    participant: ParticipantInfo
+    connection_id: str | None
+    reply_subject: str | None
+    send_frame: Send
+    pc_id: str = ""
+    pc: RTCPeerConnection = field(
+        default_factory=lambda: RTCPeerConnection(
+            RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+        )
+    )
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    revision: int = 0  # the peer connection's description revision
+    offer_pending: bool = False
+    renegotiate: bool = False
+    client_revision: int = 0  # the client's participant.revision last applied
+    tracks: dict[str, ClientTrack] = field(default_factory=dict)
+    published_revision: int = 0
+    subscriptions: dict[str, Subscription] = field(default_factory=dict)
+    subscribed_revision: int = 0
+    state_revision: int = 1  # this participant's revision as the others see it
+    ice_applied: dict[str, int] = field(default_factory=dict)
+    incoming_channels: dict[str, RTCDataChannel] = field(default_factory=dict)
+    sending_mids: dict[str, str] = field(default_factory=dict)  # client track id -> mid
+    detached_timer: asyncio.TimerHandle | None = None
+    closed: bool = False
+
+    @property
+    def session(self) -> str:
+        return f"{self.worker_id}.{self.session_id}"
+
+    @staticmethod
+    def new_id() -> str:
+        return uuid.uuid4().hex
+
+    # Outbound ---------------------------------------------------------------------------------
+    async def send(self, *bodies: dict[str, Any], close_code: int | None = None) -> None:
+        if self.connection_id is None or self.reply_subject is None:
+            return  # the socket is gone; a `sync` will get the full state
+        await self.send_frame(self.connection_id, self.reply_subject, list(bodies), close_code)
+
+    def published_body(self) -> dict[str, Any]:
+        entries: list[dict[str, Any]] = []
+        for track in self.tracks.values():
+            if track.sid is not None:
+                entries.append({"id": track.client_id, "sid": track.sid, "state": "ready"})
+            elif track.failed is not None:
+                entries.append({"id": track.client_id, "state": "failed", "error": track.failed})
+        return {"revision": self.published_revision, "tracks": entries}
+
+    def subscribed_body(self) -> dict[str, Any]:
+        return {
+            "revision": self.subscribed_revision,
+            "tracks": [
+                {"sid": sub.track_sid, "id": sub.track_sid}
+                for sub in self.subscriptions.values()
+                if sub.negotiated or sub.channel is not None or sub.transceiver is not None
+            ],
+        }
+
+    def remote_state(self, state: str = "connected") -> dict[str, Any]:
+        """This participant as the other clients see it (RSP participant entry)."""
+        return {
+            "sid": self.participant.sid,
+            "identity": self.participant.identity,
+            "state": state,
+            "revision": self.state_revision,
+            "tracks": [
+                {"sid": t.sid, "kind": t.kind, "name": t.name, "enabled": t.enabled,
+                 "priority": "standard"}
+                for t in self.tracks.values()
+                if t.sid is not None
+            ],
+        }
+
+    # Client descriptions ----------------------------------------------------------------------
+    async def apply_client_offer(self, sdp: str, revision: int) -> dict[str, Any] | None:
+        """Answer a client offer; returns the answer's peer_connections entry, or None (glare)."""
+        if self.offer_pending:
+            log.info("glare on %s: dropping the client's offer r%s", self.session, revision)
+            return None
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        self.revision = revision
+        self.sending_mids = {
+            track_id: section.mid
+            for track_id, section in sending_tracks(sdp).items()
+            if section.mid is not None
+        }
+        answer = await self.pc.createAnswer()
+        await self.pc.setLocalDescription(answer)
+        return self._description("answer")
+
+    async def apply_client_answer(self, sdp: str, revision: int) -> bool:
+        if not self.offer_pending or revision != self.revision:
+            return False
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        self.offer_pending = False
+        for sub in self.subscriptions.values():
+            sub.negotiated = True
+        return True
+
+    async def create_server_offer(self) -> dict[str, Any] | None:
+        """A worker offer (new or removed subscriptions), or None when it must wait."""
+        if self.offer_pending or self.pc.signalingState != "stable":
+            self.renegotiate = True
+            return None
+        self.renegotiate = False
+        # aiortc renumbers every transceiver's codecs when it offers; keep the negotiated ones
+        # (the running senders and forwarding legs use them) and the client's numbering.
+        negotiated = {
+            t: (t._codecs, t._headerExtensions)
+            for t in self.pc.getTransceivers()
+            if t.mid is not None and t._codecs
+        }
+        offer = await self.pc.createOffer()
+        for transceiver, (codecs, extensions) in negotiated.items():
+            transceiver._codecs, transceiver._headerExtensions = codecs, extensions
+        remote = self.pc.remoteDescription
+        sdp = harmonize_offer(offer.sdp, remote.sdp) if remote is not None else offer.sdp
+        await self.pc.setLocalDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        self.revision += 1
+        self.offer_pending = True
+        return self._description("offer")
+
+    def _description(self, kind: str) -> dict[str, Any]:
+        local = self.pc.localDescription
+        return {"id": self.pc_id,
+                "description": {"type": kind, "sdp": local.sdp, "revision": self.revision}}
+
+    async def add_ice(self, ice: dict[str, Any]) -> None:
+        """Trickled client candidates: a cumulative list per ufrag; add only the new ones."""
+        ufrag = str(ice.get("ufrag", ""))
+        candidates = ice.get("candidates") or []
+        done = self.ice_applied.get(ufrag, 0)
+        for entry in candidates[done:]:
+            text = str(entry.get("candidate", ""))
+            if not text:
+                continue
+            try:
+                candidate = candidate_from_sdp(text.split(":", 1)[1] if ":" in text else text)
+            except (ValueError, IndexError):
+                log.warning("unparsable candidate from %s", self.session)
+                continue
+            candidate.sdpMid = entry.get("sdpMid")
+            candidate.sdpMLineIndex = entry.get("sdpMLineIndex")
+            if candidate.sdpMid is None and candidate.sdpMLineIndex is None:
+                candidate.sdpMLineIndex = 0
+            await self.pc.addIceCandidate(candidate)
+        self.ice_applied[ufrag] = max(done, len(candidates))
+        if ice.get("complete"):
+            await self.pc.addIceCandidate(None)
+
+    def receiving_transceiver(self, client_id: str) -> RTCRtpTransceiver | None:
+        mid = self.sending_mids.get(client_id)
+        if mid is None:
+            return None
+        for transceiver in self.pc.getTransceivers():
+            if transceiver.mid == mid:
+                return transceiver
+        return None
+
+    async def close(self) -> None:
+        self.closed = True
+        if self.detached_timer is not None:
+            self.detached_timer.cancel()
+        await self.pc.close()

@@ -1,0 +1,244 @@
+"""The media worker: hosts rooms, runs their participants' RSP sessions, reports its load.
+
+Frames of one client connection are handled in arrival order (a lock per connection, which
+asyncio hands out first come, first served); different connections proceed concurrently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+from faststream.nats import NatsBroker
+from opentelemetry import trace
+
+from atrium_media.ports import ControlPlane
+from atrium_media.room_host import RoomHost
+from atrium_media.session import SESSION_TIMEOUT_SECONDS, ParticipantSession
+from atrium_shared.errors import AtriumError
+from atrium_shared.events import ParticipantDisconnected
+from atrium_shared.signaling_api import ClientFrame, WorkerFrame
+from atrium_shared.workers import HEARTBEAT_SECONDS, WorkerInfo, WorkerRegistry
+
+log = logging.getLogger("atrium.media.worker")
+tracer = trace.get_tracer("atrium.media")
+
+NORMAL_CLOSE = 1000
+DUPLICATE_IDENTITY = 53205
+SESSION_NOT_FOUND = 53001
+
+
+def disconnect_bodies(reason: str) -> list[dict[str, Any]]:
+    """What a client is told when the control plane removed it."""
+    if reason == "duplicate-identity":
+        return [{"type": "error", "code": DUPLICATE_IDENTITY,
+                 "message": "Participant disconnected because of duplicate identity"}]
+    if reason == "room-ended":
+        return [{"type": "disconnected", "status": "completed"}]
+    return [{"type": "disconnected"}]
+
+
+class MediaWorker:
+    def __init__(
+        self,
+        worker_id: str,
+        broker: NatsBroker,
+        control: ControlPlane,
+        registry: WorkerRegistry,
+        capacity: int = 200,
+    ) -> None:
+        self.worker_id = worker_id
+        self.broker = broker
+        self.control = control
+        self.registry = registry
+        self.capacity = capacity
+        self.rooms: dict[str, RoomHost] = {}
+        self.sessions: dict[str, ParticipantSession] = {}  # by session id
+        self.by_connection: dict[str, ParticipantSession] = {}
+        self.by_participant: dict[str, ParticipantSession] = {}
+        self.draining = False
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = asyncio.Event()
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # Outbound to the gateway --------------------------------------------------------------------
+    async def send_frame(
+        self, connection_id: str, reply_subject: str, bodies: list[dict[str, Any]],
+        close_code: int | None,
+    ) -> None:
+        frame = WorkerFrame(connection_id=connection_id, bodies=bodies, close_code=close_code)
+        await self.broker.publish(frame, reply_subject)
+
+    # Inbound from the gateway -------------------------------------------------------------------
+    def accept(self, frame: ClientFrame) -> None:
+        """Queue a frame behind the earlier frames of its connection (the handler returns now)."""
+        lock = self._locks.setdefault(frame.connection_id, asyncio.Lock())
+
+        async def run() -> None:
+            async with lock:
+                try:
+                    await self.handle(frame)
+                except Exception:
+                    log.exception("frame of %s failed", frame.connection_id)
+            if frame.kind == "socket-closed" and not lock.locked():
+                self._locks.pop(frame.connection_id, None)
+
+        self.spawn(run())
+
+    async def handle(self, frame: ClientFrame) -> None:
+        if frame.kind == "socket-closed":
+            session = self.by_connection.pop(frame.connection_id, None)
+            if session is not None:
+                self._detach(session)
+            return
+        kind = frame.body.get("type")
+        if kind == "connect":
+            await self._connect(frame)
+        elif kind == "sync":
+            await self._sync(frame)
+        else:
+            session = self.by_connection.get(frame.connection_id)
+            if session is None:
+                return
+            host = self.rooms.get(session.participant.room_sid)
+            if host is None:
+                return
+            if kind == "update":
+                await host.update(session, frame.body)
+            elif kind == "disconnect":
+                await host.leave(session, "left", tell_service=True)
+                self._forget(session)
+
+    async def _connect(self, frame: ClientFrame) -> None:
+        room, caller = frame.room, frame.caller
+        if room is None or caller is None:
+            return
+        with tracer.start_as_current_span("worker connect"):
+            try:
+                admitted = await self.control.admit(
+                    caller.account_sid, room.sid, caller.identity, room.max_participants,
+                    room.max_participant_duration,
+                )
+            except AtriumError as exc:
+                await self.send_frame(frame.connection_id, frame.reply_subject,
+                                      [{"type": "error", "code": exc.code,
+                                        "message": exc.message}], None)
+                return
+            host = self.rooms.get(room.sid)
+            if host is None:
+                host = self.rooms[room.sid] = RoomHost(room, self.control)
+            session = ParticipantSession(
+                session_id=ParticipantSession.new_id(),
+                worker_id=self.worker_id,
+                participant=admitted.participant,
+                connection_id=frame.connection_id,
+                reply_subject=frame.reply_subject,
+                send_frame=self.send_frame,
+            )
+            self.sessions[session.session_id] = session
+            self.by_connection[frame.connection_id] = session
+            self.by_participant[admitted.participant.sid] = session
+            await host.connect(session, frame.body)
+
+    async def _sync(self, frame: ClientFrame) -> None:
+        session_id = str(frame.body.get("session", "")).rpartition(".")[2]
+        session = self.sessions.get(session_id)
+        if session is None or session.closed:
+            await self.send_frame(frame.connection_id, frame.reply_subject,
+                                  [{"type": "error", "code": SESSION_NOT_FOUND,
+                                    "message": "Signaling connection disconnected"}], None)
+            return
+        if session.detached_timer is not None:
+            session.detached_timer.cancel()
+            session.detached_timer = None
+        if session.connection_id is not None:
+            self.by_connection.pop(session.connection_id, None)
+        session.connection_id = frame.connection_id
+        session.reply_subject = frame.reply_subject
+        self.by_connection[frame.connection_id] = session
+        host = self.rooms[session.participant.room_sid]
+        await session.send({
+            "type": "synced",
+            "session": session.session,
+            "participant": {"sid": session.participant.sid,
+                            "identity": session.participant.identity},
+            "participants": [o.remote_state() for o in host.others(session)],
+            "peer_connections": [{"id": session.pc_id}],
+            "published": session.published_body(),
+            "subscribed": session.subscribed_body(),
+        })
+
+    def _detach(self, session: ParticipantSession) -> None:
+        """The socket dropped without `disconnect`: await a `sync` until the session times out."""
+        session.connection_id = None
+        session.reply_subject = None
+        loop = asyncio.get_running_loop()
+
+        def expire() -> None:
+            host = self.rooms.get(session.participant.room_sid)
+            if host is not None and not session.closed:
+                self.spawn(self._leave(host, session, "connection-lost", tell_service=True))
+
+        session.detached_timer = loop.call_later(SESSION_TIMEOUT_SECONDS, expire)
+
+    async def _leave(
+        self, host: RoomHost, session: ParticipantSession, reason: str, *, tell_service: bool
+    ) -> None:
+        await host.leave(session, reason, tell_service=tell_service)
+        self._forget(session)
+
+    def _forget(self, session: ParticipantSession) -> None:
+        self.sessions.pop(session.session_id, None)
+        self.by_participant.pop(session.participant.sid, None)
+        if session.connection_id is not None:
+            self.by_connection.pop(session.connection_id, None)
+        host = self.rooms.get(session.participant.room_sid)
+        if host is not None and not host.sessions:
+            self.rooms.pop(host.room.sid, None)
+            self.spawn(host.close())
+
+    # Control-plane events ---------------------------------------------------------------------
+    async def participant_disconnected(self, event: ParticipantDisconnected) -> None:
+        """Kicks, duplicate identities, room completion, duration limits: tell the client."""
+        session = self.by_participant.get(event.participant.sid)
+        if session is None or event.reason in ("left", "connection-lost"):
+            return
+        host = self.rooms.get(session.participant.room_sid)
+        await session.send(*disconnect_bodies(event.reason), close_code=NORMAL_CLOSE)
+        if host is not None:
+            await self._leave(host, session, event.reason, tell_service=False)
+
+    # Registry -----------------------------------------------------------------------------------
+    def info(self) -> WorkerInfo:
+        return WorkerInfo(worker_id=self.worker_id, rooms=len(self.rooms),
+                          participants=len(self.by_participant), capacity=self.capacity,
+                          draining=self.draining)
+
+    async def run_heartbeat(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self.registry.heartbeat(self.info())
+            except Exception:
+                log.exception("registry heartbeat failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), HEARTBEAT_SECONDS)
+        await self.registry.leave(self.worker_id)
+
+    def stop(self) -> None:
+        self.draining = True
+        self._stopping.set()
+
+    async def close(self) -> None:
+        for host in list(self.rooms.values()):
+            await host.close()
+        self.rooms.clear()
+        for task in list(self._tasks):
+            task.cancel()

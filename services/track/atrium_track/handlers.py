@@ -1,0 +1,97 @@
+"""NATS request handlers of the track service: decode, call the use case, reply."""
+
+from __future__ import annotations
+
+from faststream.nats import NatsBroker
+
+from atrium_shared import subjects
+from atrium_shared.models import TrackInfo
+from atrium_shared.rpc import reply_handler
+from atrium_shared.track_api import (
+    FetchPublishedTrackRequest,
+    FetchSubscribedTrackRequest,
+    JoinTracksRequest,
+    JoinTracksResult,
+    LeaveTracksRequest,
+    LeaveTracksResult,
+    ListPublishedTracksRequest,
+    ListSubscribedTracksRequest,
+    PublishedTrackPage,
+    PublishTracksRequest,
+    PublishTracksResult,
+    SetTrackEnabledRequest,
+    SubscribedTrackInfo,
+    SubscribedTrackPage,
+    TrackSubscriptionRequest,
+    TrackSubscriptionResult,
+    UnpublishTracksRequest,
+    UnpublishTracksResult,
+)
+from atrium_track.usecases import TrackUseCases
+
+
+def register(broker: NatsBroker, tracks: TrackUseCases) -> None:
+    queue = subjects.queue_group("track")
+
+    @broker.subscriber(subjects.TRACK_PUBLISH, queue=queue, title="track.publish")
+    @reply_handler
+    async def publish(request: PublishTracksRequest) -> PublishTracksResult:
+        """Register a participant's tracks (idempotent per client id); names who receives each."""
+        return await tracks.publish(request)
+
+    @broker.subscriber(subjects.TRACK_UNPUBLISH, queue=queue, title="track.unpublish")
+    @reply_handler
+    async def unpublish(request: UnpublishTracksRequest) -> UnpublishTracksResult:
+        """Unpublish tracks by client id or MT SID; their subscriptions end."""
+        return await tracks.unpublish(request)
+
+    @broker.subscriber(subjects.TRACK_SET_ENABLED, queue=queue, title="track.set-enabled")
+    @reply_handler
+    async def set_enabled(request: SetTrackEnabledRequest) -> TrackInfo:
+        """Enable or disable a published track; an event only on change."""
+        return await tracks.set_enabled(request)
+
+    @broker.subscriber(subjects.TRACK_JOIN, queue=queue, title="track.join")
+    @reply_handler
+    async def join(request: JoinTracksRequest) -> JoinTracksResult:
+        """A participant is in the room: the tracks it should subscribe to now."""
+        return await tracks.join(request)
+
+    @broker.subscriber(subjects.TRACK_LEAVE, queue=queue, title="track.leave")
+    @reply_handler
+    async def leave(request: LeaveTracksRequest) -> LeaveTracksResult:
+        """A participant is leaving: unpublish all its tracks, forget its subscriptions."""
+        return await tracks.leave(request)
+
+    @broker.subscriber(subjects.TRACK_SUBSCRIPTION, queue=queue, title="track.subscription")
+    @reply_handler
+    async def subscription(request: TrackSubscriptionRequest) -> TrackSubscriptionResult:
+        """Record whether a subscriber really receives a track (idempotent)."""
+        return await tracks.subscription(request)
+
+    @broker.subscriber(subjects.TRACK_PUBLISHED_FETCH, queue=queue,
+                       title="track.published.fetch")
+    @reply_handler
+    async def fetch_published(request: FetchPublishedTrackRequest) -> TrackInfo:
+        """A published track by MT SID or track name."""
+        return await tracks.fetch_published(request)
+
+    @broker.subscriber(subjects.TRACK_PUBLISHED_LIST, queue=queue, title="track.published.list")
+    @reply_handler
+    async def list_published(request: ListPublishedTracksRequest) -> PublishedTrackPage:
+        """One page of a participant's currently published tracks, newest first."""
+        return await tracks.list_published(request)
+
+    @broker.subscriber(subjects.TRACK_SUBSCRIBED_FETCH, queue=queue,
+                       title="track.subscribed.fetch")
+    @reply_handler
+    async def fetch_subscribed(request: FetchSubscribedTrackRequest) -> SubscribedTrackInfo:
+        """A track a participant receives, by MT SID."""
+        return await tracks.fetch_subscribed(request)
+
+    @broker.subscriber(subjects.TRACK_SUBSCRIBED_LIST, queue=queue,
+                       title="track.subscribed.list")
+    @reply_handler
+    async def list_subscribed(request: ListSubscribedTracksRequest) -> SubscribedTrackPage:
+        """One page of the tracks a participant receives, newest first."""
+        return await tracks.list_subscribed(request)

@@ -1,0 +1,170 @@
+"""Requests the track service answers over NATS (see :mod:`atrium_shared.subjects`).
+
+The media worker registers what its clients publish (``publish``/``unpublish``/``set_enabled``),
+tells the service who is in a room (``join``/``leave``) and reports which subscriptions really
+carry media (``subscription``); the participant service calls ``leave`` before it disconnects a
+participant, so ``track-removed`` precedes ``participant-disconnected``. The gateway reads.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from atrium_shared.errors import ErrorBody
+from atrium_shared.models import Page, ParticipantInfo, TrackInfo, TrackKind
+
+
+class SubscribedTrackInfo(BaseModel):
+    """A track a subscriber really receives: the publisher's track seen from the subscriber."""
+
+    sid: str
+    account_sid: str
+    room_sid: str
+    participant_sid: str  # the subscriber
+    publisher_sid: str
+    name: str
+    kind: TrackKind
+    enabled: bool
+    date_created: datetime  # when the subscription started
+    date_updated: datetime
+
+
+class TrackToPublish(BaseModel):
+    """One track of a client's ``update``. ``kind`` is checked by the service (53300)."""
+
+    client_id: str  # the SDK's track id (``a=msid`` track id or data channel label)
+    name: str
+    kind: str
+    enabled: bool = True
+
+
+class PublishTracksRequest(BaseModel):
+    account_sid: str
+    room_sid: str
+    participant: ParticipantInfo
+    tracks: list[TrackToPublish]
+
+
+class PublishedTrackOutcome(BaseModel):
+    """What became of one requested track.
+
+    Either ``track`` (with its MT SID; ``added`` is False when the client id was already
+    published, which changes nothing) or ``error`` (53300-53304), which the worker reports in
+    RSP ``published`` as ``state: "failed"``. ``subscribers`` are the PA SIDs of the other
+    participants in the room that should receive the track now.
+    """
+
+    client_id: str
+    track: TrackInfo | None = None
+    added: bool = False
+    subscribers: list[str] = Field(default_factory=list)
+    error: ErrorBody | None = None
+
+
+class PublishTracksResult(BaseModel):
+    tracks: list[PublishedTrackOutcome]
+
+
+class UnpublishTracksRequest(BaseModel):
+    """Unpublish by client id and/or MT SID; unknown ones are ignored (idempotent)."""
+
+    account_sid: str
+    room_sid: str
+    participant_sid: str
+    client_ids: list[str] = Field(default_factory=list)
+    track_sids: list[str] = Field(default_factory=list)
+
+
+class UnpublishTracksResult(BaseModel):
+    removed: list[TrackInfo]
+
+
+class SetTrackEnabledRequest(BaseModel):
+    account_sid: str
+    track_sid: str
+    enabled: bool
+
+
+class JoinTracksRequest(BaseModel):
+    """A participant is in the room: it takes part in subscriptions from now on."""
+
+    account_sid: str
+    room_sid: str
+    participant_sid: str
+
+
+class JoinTracksResult(BaseModel):
+    """The tracks of others the participant should subscribe to right now."""
+
+    tracks: list[TrackInfo]
+
+
+class LeaveTracksRequest(BaseModel):
+    """A participant is leaving: unpublish its tracks, forget its subscriptions."""
+
+    account_sid: str
+    room_sid: str
+    participant_sid: str
+
+
+class LeaveTracksResult(BaseModel):
+    removed: list[TrackInfo]
+
+
+class TrackSubscriptionRequest(BaseModel):
+    """Whether ``subscriber_sid`` really receives ``track_sid`` now (media or data flows)."""
+
+    account_sid: str
+    room_sid: str
+    subscriber_sid: str
+    track_sid: str
+    subscribed: bool
+
+
+class TrackSubscriptionResult(BaseModel):
+    changed: bool
+    subscription: SubscribedTrackInfo | None = None
+
+
+class FetchPublishedTrackRequest(BaseModel):
+    account_sid: str
+    room_sid: str
+    participant_sid: str
+    sid_or_name: str
+
+
+class ListPublishedTracksRequest(BaseModel):
+    account_sid: str
+    room_sid: str
+    participant_sid: str
+    created_on_or_after: datetime | None = None
+    created_before: datetime | None = None
+    page_size: int = Field(50, ge=1, le=1000)
+    cursor: str | None = None
+
+
+class PublishedTrackPage(Page[TrackInfo]):
+    pass
+
+
+class FetchSubscribedTrackRequest(BaseModel):
+    account_sid: str
+    room_sid: str
+    participant_sid: str
+    sid: str
+
+
+class ListSubscribedTracksRequest(BaseModel):
+    account_sid: str
+    room_sid: str
+    participant_sid: str
+    created_on_or_after: datetime | None = None
+    created_before: datetime | None = None
+    page_size: int = Field(50, ge=1, le=1000)
+    cursor: str | None = None
+
+
+class SubscribedTrackPage(Page[SubscribedTrackInfo]):
+    pass

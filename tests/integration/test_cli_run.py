@@ -1,0 +1,516 @@
+"""The `atrium` command: `atrium run` as a real supervisor process, and the admin commands.
+
+`atrium run` is started the way `make run` starts it, minus the terminal: stdin closed, output to
+a file. The tests wait on what it prints, with deadlines, and check after it stops that nothing it
+started (nats-server, valkey-server, the services) is left running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from faststream.nats import NatsBroker
+
+from atrium_cli.embedded import free_port
+from atrium_cli.main import main as atrium_main
+from atrium_cli.supervisor import SERVICE_MODULES
+from atrium_shared import sids, subjects
+from atrium_shared.accounts import AccountStore
+from atrium_shared.callbacks import DeliveryList, DeliveryQuery, DeliveryRecord
+from atrium_shared.rpc import RpcReply
+from atrium_shared.timefmt import utcnow
+from tests.conftest import Servers
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table"),
+]
+
+REAL_STACK_READY_SECONDS = 120.0
+STAND_IN_READY_SECONDS = 60.0
+STOP_SECONDS = 60.0
+# Variables of the developer's shell that would change what `atrium run` does.
+INHERITED_SETTINGS = (
+    "NATS_URL", "REDIS_URL", "ATRIUM_NATS_URL", "ATRIUM_REDIS_URL", "ATRIUM_ACCOUNT_SID",
+    "ATRIUM_AUTH_TOKEN", "ATRIUM_API_KEY_SID", "ATRIUM_API_KEY_SECRET", "ATRIUM_RUN_COMMANDS",
+    "ATRIUM_HEALTH_PORT", "ATRIUM_PUBLIC_URL", "OTEL_EXPORTER_OTLP_ENDPOINT",
+)
+
+
+# Process table -----------------------------------------------------------------------------------
+def _stat_fields(pid: int) -> list[str] | None:
+    """Fields of /proc/<pid>/stat after the command name (state first, then ppid)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rpartition(")")[2].split()
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        return ""
+
+
+def process_tree(root: int) -> dict[int, str]:
+    """Every descendant of ``root``, with its command line."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _stat_fields(int(entry.name))
+            if fields is not None:
+                children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found: dict[int, str] = {}
+    pending = list(children.get(root, []))
+    while pending:
+        pid = pending.pop()
+        found[pid] = _cmdline(pid)
+        pending.extend(children.get(pid, []))
+    return found
+
+
+def still_running(processes: dict[int, str]) -> dict[int, str]:
+    """Those of ``processes`` that still run (same pid and command line, not a zombie)."""
+    alive = {}
+    for pid, cmdline in processes.items():
+        fields = _stat_fields(pid)
+        if fields is not None and fields[0] != "Z" and _cmdline(pid) == cmdline:
+            alive[pid] = cmdline
+    return alive
+
+
+def wait_until_gone(processes: dict[int, str], timeout: float) -> dict[int, str]:
+    deadline = time.monotonic() + timeout
+    while (left := still_running(processes)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return left
+
+
+# `atrium run` as a process -----------------------------------------------------------------------
+def run_env(**extra: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if key not in INHERITED_SETTINGS}
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Banner:
+    base_url: str
+    account_sid: str
+    auth_token: str
+    api_key_sid: str
+    api_key_secret: str
+    nats_url: str
+    redis_url: str
+
+
+class AtriumRun:
+    """`atrium run` in ``workdir``, with stdin closed and stdout+stderr going to a file."""
+
+    def __init__(self, workdir: Path, env: dict[str, str]) -> None:
+        self.workdir = workdir
+        self.output_path = workdir / f"atrium-run-{time.monotonic_ns()}.log"
+        with self.output_path.open("wb") as output:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "atrium_cli.main", "run"],
+                cwd=workdir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+        self.started: dict[int, str] = {}
+
+    def output(self) -> str:
+        return self.output_path.read_text(errors="replace")
+
+    def wait_for(self, pattern: str, timeout: float, count: int = 1) -> list[re.Match[str]]:
+        """The first ``count`` matches of ``pattern`` in the output, once there are that many."""
+        regex = re.compile(pattern, re.MULTILINE)
+        deadline = time.monotonic() + timeout
+        while True:
+            matches = list(regex.finditer(self.output()))
+            if len(matches) >= count:
+                return matches[:count]
+            if self.process.poll() is not None:
+                matches = list(regex.finditer(self.output()))
+                if len(matches) >= count:
+                    return matches[:count]
+                pytest.fail(
+                    f"atrium run exited with {self.process.returncode} before printing "
+                    f"{pattern!r}:\n{self.output()[-6000:]}"
+                )
+            if time.monotonic() > deadline:
+                pytest.fail(f"no {pattern!r} after {timeout}s:\n{self.output()[-6000:]}")
+            time.sleep(0.05)
+
+    def wait_for_banner(self, timeout: float) -> Banner:
+        self.wait_for(r"^Press Ctrl-C to stop\.$", timeout)
+        # Everything it started is up now: remember it, to check that it all stops.
+        self.started = process_tree(self.process.pid)
+        text = self.output()
+
+        def field(label: str) -> str:
+            match = re.search(rf"^\s*{re.escape(label)}:\s+(\S+)\s*$", text, re.MULTILINE)
+            assert match is not None, f"no {label} in:\n{text}"
+            return match.group(1)
+
+        return Banner(
+            base_url=field("REST API base URL"),
+            account_sid=field("Account SID"),
+            auth_token=field("Auth Token"),
+            api_key_sid=field("API Key SID"),
+            api_key_secret=field("API Key Secret"),
+            nats_url=field("NATS"),
+            redis_url=field("Redis"),
+        )
+
+    def stop(self, timeout: float = STOP_SECONDS) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"atrium run still running {timeout}s after SIGTERM:\n{self.output()}")
+
+    def kill_everything(self) -> None:
+        """Teardown after a failure: nothing this test started may outlive it."""
+        self.started.update(process_tree(self.process.pid))
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+        for pid in still_running(self.started):
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+
+@pytest.fixture
+def atrium_runs(tmp_path: Path) -> Iterator[list[AtriumRun]]:
+    runs: list[AtriumRun] = []
+    yield runs
+    for run in runs:
+        run.kill_everything()
+
+
+def start_run(runs: list[AtriumRun], workdir: Path, env: dict[str, str]) -> AtriumRun:
+    run = AtriumRun(workdir, env)
+    runs.append(run)
+    return run
+
+
+def assert_stops_cleanly(run: AtriumRun) -> None:
+    assert run.started, "took no snapshot of the processes atrium run started"
+    assert run.stop() == 0, run.output()[-6000:]
+    left = wait_until_gone(run.started, timeout=10)
+    assert not left, f"left running after atrium run exited: {left}"
+    assert not (run.workdir / ".atrium" / "run.env").exists(), "run.env outlived the stack"
+
+
+def http_get(url: str, auth: tuple[str, str] | None = None) -> int:
+    request = urllib.request.Request(url)
+    if auth is not None:
+        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+# The real stack ----------------------------------------------------------------------------------
+def test_run_starts_embedded_stack_serves_rest_and_stops_cleanly(
+    tmp_path: Path, atrium_runs: list[AtriumRun]
+) -> None:
+    http_port = free_port()
+    run = start_run(atrium_runs, tmp_path, run_env(ATRIUM_HTTP_PORT=str(http_port)))
+    banner = run.wait_for_banner(REAL_STACK_READY_SECONDS)
+
+    assert banner.base_url == f"http://127.0.0.1:{http_port}/v1"
+    assert f'client.video.base_url = "http://127.0.0.1:{http_port}"' in run.output()
+    commands = " ".join(run.started.values())
+    for expected in ("nats-server", "valkey-server", "atrium_gateway.app", "atrium_room.app",
+                     "atrium_callback.app"):
+        assert expected in commands, f"{expected} not among {run.started}"
+    run_env_file = tmp_path / ".atrium" / "run.env"
+    assert f"NATS_URL={banner.nats_url}" in run_env_file.read_text()
+    assert f"REDIS_URL={banner.redis_url}" in run_env_file.read_text()
+
+    assert http_get(f"http://127.0.0.1:{http_port}/healthz") == 200
+    rooms = f"{banner.base_url}/Rooms"
+    assert http_get(rooms, (banner.account_sid, banner.auth_token)) == 200
+    assert http_get(rooms, (banner.api_key_sid, banner.api_key_secret)) == 200
+    assert http_get(rooms, (banner.account_sid, "wrong")) == 401
+
+    assert_stops_cleanly(run)
+
+
+def test_run_provisions_the_credentials_given_in_the_environment(
+    tmp_path: Path, atrium_runs: list[AtriumRun]
+) -> None:
+    http_port = free_port()
+    given = {
+        "ATRIUM_ACCOUNT_SID": sids.new_sid(sids.ACCOUNT),
+        "ATRIUM_AUTH_TOKEN": "a" * 32,
+        "ATRIUM_API_KEY_SID": sids.new_sid(sids.API_KEY),
+        "ATRIUM_API_KEY_SECRET": "b" * 32,
+    }
+    run = start_run(atrium_runs, tmp_path, run_env(ATRIUM_HTTP_PORT=str(http_port), **given))
+    banner = run.wait_for_banner(REAL_STACK_READY_SECONDS)
+
+    assert (banner.account_sid, banner.auth_token) == (
+        given["ATRIUM_ACCOUNT_SID"], given["ATRIUM_AUTH_TOKEN"])
+    assert (banner.api_key_sid, banner.api_key_secret) == (
+        given["ATRIUM_API_KEY_SID"], given["ATRIUM_API_KEY_SECRET"])
+    rooms = f"{banner.base_url}/Rooms"
+    assert http_get(rooms, (given["ATRIUM_ACCOUNT_SID"], given["ATRIUM_AUTH_TOKEN"])) == 200
+    assert http_get(rooms, (given["ATRIUM_API_KEY_SID"], given["ATRIUM_API_KEY_SECRET"])) == 200
+
+    assert_stops_cleanly(run)
+
+
+# The supervisor, with stand-in services (fast, and independent of the services' code) -----------
+STAND_IN = textwrap.dedent(
+    """
+    import http.server, os, signal, sys
+
+    name = sys.argv[1]
+    port = int(os.environ["ATRIUM_HEALTH_PORT"])
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.path == "/crash":
+                os._exit(3)
+            self.send_response(200 if self.path in ("/readyz", "/livez") else 404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    if os.environ.get("STAND_IN_IGNORES_SIGTERM") == name:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    else:
+        signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    print(f"stand-in {name} ready on {port}", flush=True)
+    server.serve_forever()
+    """
+)
+
+
+def stand_in_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    script = tmp_path / "stand_in.py"
+    script.write_text(STAND_IN)
+    commands = {name: [sys.executable, str(script), name] for name in SERVICE_MODULES}
+    return run_env(
+        ATRIUM_HTTP_PORT=str(free_port()),
+        ATRIUM_RUN_COMMANDS=json.dumps(commands),
+        **extra,
+    )
+
+
+def test_supervisor_restarts_a_crashed_service_and_kills_one_ignoring_sigterm(
+    tmp_path: Path, atrium_runs: list[AtriumRun]
+) -> None:
+    env = stand_in_env(tmp_path, ATRIUM_RUN_GRACE_SECONDS="1", STAND_IN_IGNORES_SIGTERM="callback")
+    run = start_run(atrium_runs, tmp_path, env)
+    run.wait_for_banner(STAND_IN_READY_SECONDS)
+    [ready] = run.wait_for(r"^room +\| stand-in room ready on (\d+)$", 5)
+    assert "\x1b[" not in run.output(), "colored output without a terminal"
+
+    with pytest.raises(OSError):  # the stand-in exits mid-request
+        http_get(f"http://127.0.0.1:{ready.group(1)}/crash")
+    run.wait_for(r"room exited unexpectedly with code 3 .*restarting in 1s", 10)
+    run.wait_for(r"^room +\| stand-in room ready on", 15, count=2)
+    run.started.update(process_tree(run.process.pid))  # the restarted room too
+
+    assert_stops_cleanly(run)
+    assert "callback still running after 1s: killing it" in run.output()
+
+
+def test_run_reuses_ports_and_dev_account_across_restarts(
+    tmp_path: Path, atrium_runs: list[AtriumRun]
+) -> None:
+    env = stand_in_env(tmp_path)
+    first = start_run(atrium_runs, tmp_path, env)
+    first_banner = first.wait_for_banner(STAND_IN_READY_SECONDS)
+    assert "Credentials (new dev account)" in first.output()
+    assert_stops_cleanly(first)
+
+    second = start_run(atrium_runs, tmp_path, env)
+    second_banner = second.wait_for_banner(STAND_IN_READY_SECONDS)
+    assert "Credentials (existing dev account)" in second.output()
+    assert second_banner == first_banner
+    assert_stops_cleanly(second)
+
+
+def test_run_refuses_a_second_supervisor_in_the_same_directory(
+    tmp_path: Path, atrium_runs: list[AtriumRun]
+) -> None:
+    env = stand_in_env(tmp_path)
+    first = start_run(atrium_runs, tmp_path, env)
+    first.wait_for_banner(STAND_IN_READY_SECONDS)
+    second = start_run(atrium_runs, tmp_path, stand_in_env(tmp_path))
+    assert second.process.wait(STOP_SECONDS) == 1
+    assert "another `atrium run`" in second.output()
+    assert_stops_cleanly(first)
+
+
+def test_run_stops_everything_when_a_service_fails_before_ready(
+    tmp_path: Path, atrium_runs: list[AtriumRun]
+) -> None:
+    env = stand_in_env(tmp_path)
+    commands = json.loads(env["ATRIUM_RUN_COMMANDS"])
+    commands["room"] = [sys.executable, "-c", "print('room cannot start'); raise SystemExit(3)"]
+    env["ATRIUM_RUN_COMMANDS"] = json.dumps(commands)
+    run = start_run(atrium_runs, tmp_path, env)
+    run.wait_for(r"^room +\| room cannot start$", STAND_IN_READY_SECONDS)
+    run.started = process_tree(run.process.pid)
+    assert run.process.wait(STOP_SECONDS) == 1
+    assert "room exited with code 3 before it became ready" in run.output()
+    assert not wait_until_gone(run.started, timeout=10)
+
+
+# Admin commands against a real Redis / NATS ----------------------------------------------------
+def _fields(text: str) -> dict[str, str]:
+    return dict(
+        (label.strip(), value.strip())
+        for label, _, value in (line.partition(":") for line in text.splitlines())
+        if value
+    )
+
+
+def test_accounts_and_keys_commands(
+    servers: Servers, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    redis_option = ["--redis-url", servers.redis.url]
+
+    assert atrium_main(["accounts", "create", "--name", "Acme", *redis_option]) == 0
+    created = _fields(capsys.readouterr().out)
+    account_sid, auth_token = created["Account SID"], created["Auth Token"]
+    assert sids.is_sid(account_sid, sids.ACCOUNT) and len(auth_token) == 32
+
+    assert atrium_main(["accounts", "list", *redis_option]) == 0
+    listing = capsys.readouterr().out
+    assert account_sid in listing and "Acme" in listing and "active" in listing
+    assert auth_token not in listing
+
+    assert atrium_main(["keys", "create", "--account", account_sid, "--name", "ci",
+                        *redis_option]) == 0
+    key = _fields(capsys.readouterr().out)
+    key_sid, secret = key["API Key SID"], key["Secret"]
+    assert sids.is_sid(key_sid, sids.API_KEY) and key["Account SID"] == account_sid
+
+    assert atrium_main(["keys", "list", "--account", account_sid, *redis_option]) == 0
+    listing = capsys.readouterr().out
+    assert key_sid in listing and "active" in listing and secret not in listing
+
+    async def authenticates(username: str, password: str) -> bool:
+        from redis.asyncio import Redis
+
+        client = Redis.from_url(servers.redis.url, decode_responses=True)
+        try:
+            return await AccountStore(client).authenticate(username, password) is not None
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(authenticates(key_sid, secret))
+    assert atrium_main(["keys", "revoke", key_sid, *redis_option]) == 0
+    assert atrium_main(["keys", "list", "--account", account_sid, *redis_option]) == 0
+    assert "revoked" in capsys.readouterr().out
+    assert not asyncio.run(authenticates(key_sid, secret))
+
+    # Found through .atrium/run.env of a parent directory, as after `make run`.
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.delenv("ATRIUM_REDIS_URL", raising=False)
+    (tmp_path / ".atrium").mkdir()
+    (tmp_path / ".atrium" / "run.env").write_text(f"REDIS_URL={servers.redis.url}\n")
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    assert asyncio.run(authenticates(account_sid, auth_token))
+    assert atrium_main(["accounts", "close", account_sid]) == 0
+    assert atrium_main(["accounts", "list"]) == 0
+    assert "closed" in capsys.readouterr().out
+    assert not asyncio.run(authenticates(account_sid, auth_token))
+
+    # Failures: a clear message on stderr and a non-zero exit code.
+    assert atrium_main(["keys", "create", "--account", sids.new_sid(sids.ACCOUNT)]) == 1
+    assert "no account" in capsys.readouterr().err
+    assert atrium_main(["keys", "revoke", sids.new_sid(sids.API_KEY)]) == 1
+    assert "no API key" in capsys.readouterr().err
+    nobody = f"redis://127.0.0.1:{free_port()}/0"
+    assert atrium_main(["accounts", "list", "--redis-url", nobody]) == 1
+    error = capsys.readouterr().err
+    assert f"cannot reach Redis at {nobody}" in error and "make run" in error
+
+
+async def run_cli(*args: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "atrium_cli.main", *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=run_env(),
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_callbacks_commands_query_the_callback_service(servers: Servers) -> None:
+    nats_option = ["--nats-url", servers.nats.url]
+    code, _, err = await run_cli("callbacks", "deliveries", *nats_option)
+    assert code == 1 and "callback service does not answer" in err
+
+    room_sid = sids.new_sid(sids.ROOM)
+    record = DeliveryRecord(
+        event_id="ev-1", account_sid=sids.new_sid(sids.ACCOUNT), room_sid=room_sid,
+        event_type="room-ended", sequence_number=7, url="https://example.test/hook",
+        method="POST", outcome="dead-letter", attempts=6, last_status=500,
+        last_error="HTTP 500", first_attempt_at=utcnow(), finished_at=utcnow(),
+    )
+    queries: list[DeliveryQuery] = []
+    broker = NatsBroker(servers.nats.url)
+
+    @broker.subscriber(subjects.CALLBACK_DELIVERIES)
+    async def answer(query: DeliveryQuery) -> RpcReply:
+        queries.append(query)
+        return RpcReply(result=DeliveryList(records=[record]).model_dump(mode="json"))
+
+    await broker.start()
+    try:
+        code, out, err = await run_cli(
+            "callbacks", "dead-letters", "--room", room_sid, "--limit", "5", *nats_option
+        )
+    finally:
+        await broker.stop()
+    assert code == 0, err
+    assert queries == [DeliveryQuery(kind="dead-letters", room_sid=room_sid, limit=5)]
+    assert room_sid in out and "room-ended" in out and "dead-letter" in out and "HTTP 500" in out
+
+    code, _, err = await run_cli(
+        "callbacks", "deliveries", "--nats-url", f"nats://127.0.0.1:{free_port()}"
+    )
+    assert code == 1 and "cannot reach NATS" in err

@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+from atrium_media.sdp import harmonize_offer, media_sections, sending_tracks
+
+OFFER = """v=0
+o=- 1 2 IN IP4 127.0.0.1
+s=-
+t=0 0
+a=group:BUNDLE 0 1 2 3
+a=msid-semantic: WMS
+m=audio 9 UDP/TLS/RTP/SAVPF 111
+a=mid:0
+a=sendrecv
+a=msid:- 7c1f-audio
+m=video 9 UDP/TLS/RTP/SAVPF 96
+a=mid:1
+a=sendrecv
+a=msid:stream 9d2e-video
+m=video 9 UDP/TLS/RTP/SAVPF 96
+a=mid:2
+a=recvonly
+m=application 9 UDP/DTLS/SCTP webrtc-datachannel
+a=mid:3
+"""
+
+
+def test_sections_are_read_in_order() -> None:
+    sections = media_sections(OFFER)
+    assert [(s.index, s.kind, s.mid, s.track_id, s.direction) for s in sections] == [
+        (0, "audio", "0", "7c1f-audio", "sendrecv"),
+        (1, "video", "1", "9d2e-video", "sendrecv"),
+        (2, "video", "2", None, "recvonly"),
+        (3, "application", "3", None, "sendrecv"),
+    ]
+
+
+def test_sending_tracks_are_keyed_by_msid_track_id() -> None:
+    tracks = sending_tracks(OFFER)
+    assert set(tracks) == {"7c1f-audio", "9d2e-video"}
+    assert tracks["9d2e-video"].mid == "1"
+
+
+def test_a_recycled_transceiver_reports_its_new_track() -> None:
+    reoffer = OFFER.replace("a=recvonly\n", "a=sendrecv\na=msid:- new-video\n")
+    assert sending_tracks(reoffer)["new-video"].mid == "2"
+
+
+CLIENT = """v=0
+a=group:BUNDLE 0 1
+m=audio 9 UDP/TLS/RTP/SAVPF 111 0
+a=mid:0
+a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level
+a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid
+a=rtpmap:111 opus/48000/2
+a=fmtp:111 minptime=10;useinbandfec=1
+a=rtpmap:0 PCMU/8000
+m=video 9 UDP/TLS/RTP/SAVPF 96 97 102 103
+a=mid:1
+a=extmap:2 http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time
+a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid
+a=rtpmap:96 VP8/90000
+a=rtpmap:97 rtx/90000
+a=fmtp:97 apt=96
+a=rtpmap:102 H264/90000
+a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f
+a=rtpmap:103 rtx/90000
+a=fmtp:103 apt=102
+"""
+
+WORKER_OFFER = """v=0
+a=group:BUNDLE 0 1 2
+m=audio 9 UDP/TLS/RTP/SAVPF 96 0
+a=mid:0
+a=extmap:1 urn:ietf:params:rtp-hdrext:sdes:mid
+a=extmap:2 urn:ietf:params:rtp-hdrext:ssrc-audio-level
+a=rtpmap:96 opus/48000/2
+a=rtpmap:0 PCMU/8000
+m=video 9 UDP/TLS/RTP/SAVPF 97 98 99 100
+a=mid:1
+a=extmap:1 urn:ietf:params:rtp-hdrext:sdes:mid
+a=extmap:3 http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time
+a=rtpmap:97 VP8/90000
+a=rtcp-fb:97 nack pli
+a=rtpmap:98 rtx/90000
+a=fmtp:98 apt=97
+a=rtpmap:99 H264/90000
+a=fmtp:99 packetization-mode=1;level-asymmetry-allowed=1;profile-level-id=42001f
+a=rtpmap:100 rtx/90000
+a=fmtp:100 apt=99
+m=video 9 UDP/TLS/RTP/SAVPF 97 98 101
+a=mid:2
+a=extmap:1 urn:ietf:params:rtp-hdrext:sdes:mid
+a=extmap:9 urn:example:new-extension
+a=rtpmap:97 VP8/90000
+a=rtpmap:98 rtx/90000
+a=fmtp:98 apt=97
+a=rtpmap:101 H264/90000
+a=fmtp:101 packetization-mode=1;profile-level-id=640c1f
+"""
+
+
+def test_harmonized_offer_keeps_the_clients_numbers() -> None:
+    result = harmonize_offer(WORKER_OFFER, CLIENT)
+    audio, video, _ = result.split("m=")[1:]
+    assert audio.startswith("audio 9 UDP/TLS/RTP/SAVPF 111 0")
+    assert "a=rtpmap:111 opus/48000/2" in audio
+    assert "a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid" in audio
+    assert "a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level" in audio
+    assert video.startswith("video 9 UDP/TLS/RTP/SAVPF 96 97 102 103")
+    assert "a=rtcp-fb:96 nack pli" in video and "a=fmtp:97 apt=96" in video
+    assert "a=fmtp:103 apt=102" in video
+    assert "a=extmap:2 http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time" in video
+
+
+def test_new_codecs_and_extensions_get_unused_numbers() -> None:
+    result = harmonize_offer(WORKER_OFFER, CLIENT)
+    new_video = result.split("m=")[3]
+    fmt = new_video.splitlines()[0].split(" ")[3:]
+    assert fmt[:2] == ["96", "97"]
+    new_h264 = int(fmt[2])
+    assert new_h264 not in (0, 96, 97, 102, 103, 111)
+    assert f"a=rtpmap:{new_h264} H264/90000" in new_video
+    ext = next(line for line in new_video.splitlines() if "new-extension" in line)
+    assert int(ext.split(":")[1].split(" ")[0]) not in (1, 2, 4)
