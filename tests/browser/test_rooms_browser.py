@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
+from twilio.rest import Client
 
 from atrium_shared.settings import Settings
 from tests.browser.harness import Browser, Page, StaticServer, mint_token
 from tests.conftest import Tenant
 from tests.support.stack import REALTIME, Stack, running_stack
+from tests.support.waiting import eventually
 
 
 @pytest.fixture
@@ -89,3 +93,177 @@ async def test_two_browsers_exchange_audio_video_and_data(
     await bob.eval("atrium.sendData('hello from bob')")
     await bob.wait_for("atrium.dataMessages.some(m => m.data === 'hello from alice')")
     await alice.wait_for("atrium.dataMessages.some(m => m.data === 'hello from bob')")
+
+
+def remote_event(event: str, track_sid: str) -> str:
+    """JS: the page recorded ``event`` for the track ``track_sid``."""
+    return (f"atrium.events.some(e => e.event === {json.dumps(event)}"
+            f" && e.trackSid === {json.dumps(track_sid)})")
+
+
+def rest_client(stack: Stack, tenant: Tenant) -> Client:
+    client = Client(tenant.account.sid, tenant.auth_token)
+    client.video.base_url = stack.base_url
+    return client
+
+
+async def connect_result(
+    browser: Browser, web: StaticServer, stack: Stack, token: str, room: str, **media: bool
+) -> tuple[Page, dict[str, Any]]:
+    page = await browser.new_page(web.url())
+    options = {"wsServer": stack.base_url.replace("http://", "ws://") + "/signaling",
+               "name": room, **media}
+    result = await page.eval(
+        f"atrium.settle(atrium.connect({json.dumps(token)}, {json.dumps(options)}))", timeout=30
+    )
+    return page, result
+
+
+async def test_rest_sees_real_tracks_then_kicks_and_completes(
+    stack: Stack, tenant: Tenant, browser: Browser, web_server: StaticServer
+) -> None:
+    alice = await join(browser, web_server, stack, token_for(tenant, "alice"), "managed",
+                       audio=True, video=True, data=True)
+    bob = await join(browser, web_server, stack, token_for(tenant, "bob"), "managed",
+                     audio=True, video=True, data=True)
+    await alice.wait_for(sees_all_tracks("bob", 3), timeout=20)
+    await bob.wait_for(sees_all_tracks("alice", 3), timeout=20)
+    alice_state = await alice.eval("atrium.state()")
+    bob_state = await bob.eval("atrium.state()")
+    room_sid = alice_state["sid"]
+    alice_sid = alice_state["localParticipant"]["sid"]
+    bob_sid = bob_state["localParticipant"]["sid"]
+    client = rest_client(stack, tenant)
+    room = client.video.v1.rooms(room_sid)
+
+    published = await asyncio.to_thread(
+        lambda: room.participants(alice_sid).published_tracks.list()
+    )
+    assert {(t.sid, t.kind) for t in published} == {
+        (t["trackSid"], t["kind"]) for t in alice_state["localParticipant"]["tracks"]
+    }
+
+    async def subscribed_matches() -> bool:
+        subscribed = await asyncio.to_thread(
+            lambda: room.participants(alice_sid).subscribed_tracks.list()
+        )
+        bob_tracks = {(t["trackSid"], t["kind"]) for t in bob_state["localParticipant"]["tracks"]}
+        return {(t.sid, t.kind) for t in subscribed} == bob_tracks and all(
+            t.publisher_sid == bob_sid for t in subscribed
+        )
+
+    await eventually(subscribed_matches, timeout=10, message="SubscribedTracks to match")
+
+    # A REST kick: the kicked browser's room emits `disconnected`; the other sees it leave.
+    await asyncio.to_thread(lambda: room.participants(bob_sid).update(status="disconnected"))
+    await bob.wait_for("atrium.room.state === 'disconnected'", timeout=10)
+    await alice.wait_for("atrium.state().participants.length === 0", timeout=10)
+    assert await alice.eval(
+        "atrium.events.some(e => e.event === 'participantDisconnected' && e.identity === 'bob')"
+    )
+
+    # Completing the room disconnects the remaining browser with Twilio's 53118.
+    await asyncio.to_thread(lambda: room.update(status="completed"))
+    await alice.wait_for("atrium.room.state === 'disconnected'", timeout=10)
+    codes = await alice.eval(
+        "atrium.events.filter(e => e.source === 'room' && e.event === 'disconnected')"
+        ".map(e => e.errorCode)"
+    )
+    assert 53118 in codes, codes
+
+
+async def test_token_defects_reach_the_browser_as_2010x(
+    stack: Stack, tenant: Tenant, browser: Browser, web_server: StaticServer
+) -> None:
+    cases = {
+        20107: mint_token("mallory", account_sid=tenant.account.sid,
+                          api_key_sid=tenant.api_key.sid, api_key_secret="x" * 32),
+        20103: mint_token("mallory", account_sid=tenant.account.sid,
+                          api_key_sid="SK" + "9" * 32, api_key_secret=tenant.key_secret),
+        20104: mint_token("mallory", account_sid=tenant.account.sid,
+                          api_key_sid=tenant.api_key.sid, api_key_secret=tenant.key_secret,
+                          ttl=-600),
+        20106: token_for(tenant, "mallory", room="another-room"),
+    }
+    page = await browser.new_page(web_server.url())
+    ws = stack.base_url.replace("http://", "ws://") + "/signaling"
+    for code, token in cases.items():
+        options = {"wsServer": ws, "name": "guarded", "tracks": []}
+        result = await page.eval(
+            f"atrium.settle(Twilio.Video.connect({json.dumps(token)},"
+            f" Object.assign({json.dumps(options)}, {{insights: false, iceServers: []}})))"
+        )
+        assert not result["ok"] and result["error"]["code"] == code, (code, result)
+
+
+async def test_capacity_duplicates_and_completed_rooms(
+    stack: Stack, tenant: Tenant, browser: Browser, web_server: StaticServer
+) -> None:
+    client = rest_client(stack, tenant)
+    tiny = await asyncio.to_thread(
+        lambda: client.video.v1.rooms.create(unique_name="tiny", max_participants=1)
+    )
+    first = await join(browser, web_server, stack, token_for(tenant, "alice"), "tiny",
+                       audio=True)
+    _, refused = await connect_result(browser, web_server, stack, token_for(tenant, "bob"),
+                                      "tiny", audio=True)
+    assert not refused["ok"] and refused["error"]["code"] == 53105, refused
+
+    # The same identity again takes the seat; the first connection is told 53205.
+    await join(browser, web_server, stack, token_for(tenant, "alice"), "tiny", audio=True)
+    await first.wait_for("atrium.room.state === 'disconnected'", timeout=10)
+    codes = await first.eval(
+        "atrium.events.filter(e => e.event === 'disconnected').map(e => e.errorCode)"
+    )
+    assert 53205 in codes, codes
+
+    await asyncio.to_thread(lambda: client.video.v1.rooms(tiny.sid).update(status="completed"))
+    _, late = await connect_result(browser, web_server, stack, token_for(tenant, "carol"),
+                                   tiny.sid, audio=True)
+    assert not late["ok"] and late["error"]["code"] == 53118, late
+
+
+async def test_disable_enable_and_unpublish_reach_the_other_side_and_rest(
+    stack: Stack, tenant: Tenant, browser: Browser, web_server: StaticServer
+) -> None:
+    alice = await join(browser, web_server, stack, token_for(tenant, "alice"), "toggles",
+                       audio=True, video=True)
+    bob = await join(browser, web_server, stack, token_for(tenant, "bob"), "toggles",
+                     audio=True)
+    await bob.wait_for(sees_all_tracks("alice", 2), timeout=20)
+    state = await alice.eval("atrium.state()")
+    video_sid = next(t["trackSid"] for t in state["localParticipant"]["tracks"]
+                     if t["kind"] == "video")
+    published = rest_client(stack, tenant).video.v1.rooms(state["sid"]).participants(
+        state["localParticipant"]["sid"]
+    ).published_tracks
+
+    await alice.eval("atrium.localTracks.find(t => t.kind === 'video').disable()")
+    await bob.wait_for(
+        remote_event("trackDisabled", video_sid), timeout=10,
+    )
+
+    async def rest_enabled(expected: bool) -> bool:
+        track = await asyncio.to_thread(lambda: published(video_sid).fetch())
+        return bool(track.enabled is expected)
+
+    await eventually(lambda: rest_enabled(False), timeout=10, message="REST enabled=false")
+    await alice.eval("atrium.localTracks.find(t => t.kind === 'video').enable()")
+    await bob.wait_for(
+        remote_event("trackEnabled", video_sid), timeout=10,
+    )
+    await eventually(lambda: rest_enabled(True), timeout=10, message="REST enabled=true")
+
+    await alice.eval(
+        "atrium.room.localParticipant.unpublishTrack("
+        "atrium.localTracks.find(t => t.kind === 'video'))"
+    )
+    await bob.wait_for(
+        remote_event("trackUnpublished", video_sid), timeout=10,
+    )
+
+    async def gone_from_rest() -> bool:
+        tracks = await asyncio.to_thread(lambda: published.list())
+        return [t.kind for t in tracks] == ["audio"]
+
+    await eventually(gone_from_rest, timeout=10, message="video gone from PublishedTracks")
