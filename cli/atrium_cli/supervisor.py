@@ -428,6 +428,7 @@ class Supervisor:
             env.setdefault("ATRIUM_LOG_FORMAT", "text")
             probes = [(health_port, "/readyz")]
             if name == "gateway":
+                env.setdefault("ATRIUM_DEV_MODE", "true")  # the demo page at http://HOST:PORT/
                 probes.append((http_port, "/readyz"))
             argv = overrides.get(name.partition("-")[0], [sys.executable, "-m", module])
             specs.append(ChildSpec(name, argv, env, probes))

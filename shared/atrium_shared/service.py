@@ -108,3 +108,23 @@ class ServiceRuntime:
     def run(self) -> None:
         """Run until SIGINT/SIGTERM; FastStream installs the signal handlers."""
         asyncio.run(self.app.run())
+
+
+class Poller:
+    """Calls ``work`` every ``interval`` seconds until stopped (timers, sweeps)."""
+
+    def __init__(self, work: Callable[[], Awaitable[object]], interval: float) -> None:
+        self._work = work
+        self._interval = interval
+        self._stopping = asyncio.Event()
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            await self._work()
+            try:
+                await asyncio.wait_for(self._stopping.wait(), self._interval)
+            except TimeoutError:
+                pass
+
+    def stop(self) -> None:
+        self._stopping.set()

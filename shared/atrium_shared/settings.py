@@ -27,6 +27,10 @@ class Settings(BaseSettings):
     # ICE servers handed to clients that ask over signaling (`iced`), as JSON: a list of
     # RTCIceServer objects, e.g. [{"urls": "turn:turn.example.com:3478", "username": ..}].
     ice_servers_json: str = "[]"
+    # Dev mode: the gateway also serves the demo page (web/demo), twilio-video.js and
+    # POST /dev/token, which mints tokens for the dev account without credentials. Never in
+    # production. `atrium run` turns it on unless ATRIUM_DEV_MODE is set.
+    dev_mode: bool = False
 
     # Dev account provisioned by `atrium run` when all four are set.
     account_sid: str | None = None

@@ -3,13 +3,15 @@ retry decisions."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import get_args
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from twilio.request_validator import RequestValidator
 
 from atrium_callback.domain import (
+    EVENT_PARAMS,
     AttemptResult,
     ConnectionOverrides,
     RoomProjection,
@@ -21,14 +23,27 @@ from atrium_callback.domain import (
     retry_plan,
     twilio_signature,
 )
-from atrium_shared.events import RoomCreated, RoomEnded
-from atrium_shared.models import RoomInfo
+from atrium_shared.events import (
+    DomainEvent,
+    ParticipantConnected,
+    ParticipantDisconnected,
+    RoomCreated,
+    RoomEnded,
+    TrackAdded,
+    TrackDisabled,
+    TrackEnabled,
+    TrackRemoved,
+)
+from atrium_shared.models import ParticipantInfo, RoomInfo, TrackInfo
 from atrium_shared.settings import Settings
 
 TOKEN = "0123456789abcdef0123456789abcdef"
 ACCOUNT = "AC" + "a" * 32
 ROOM = "RM" + "b" * 32
+PARTICIPANT = "PA" + "c" * 32
+TRACK = "MT" + "d" * 32
 WHEN = datetime(2025, 10, 27, 18, 16, 1, 876543, tzinfo=UTC)
+PROJECTION = RoomProjection(ACCOUNT, "https://example.com/cb", "POST", "daily standup", "group")
 
 
 def room_info(**changes: object) -> RoomInfo:
@@ -92,6 +107,131 @@ def test_room_without_callback_has_no_target() -> None:
     event = RoomCreated(account_sid=ACCOUNT, room_sid=ROOM, room=room_info(status_callback=None))
     projection = projection_from_event(event)
     assert projection is not None and projection.url is None
+
+
+def participant_info(**changes: object) -> ParticipantInfo:
+    joined = WHEN - timedelta(seconds=95, milliseconds=300)
+    base = ParticipantInfo(
+        sid=PARTICIPANT,
+        room_sid=ROOM,
+        account_sid=ACCOUNT,
+        identity="Vatsal Hariramani",
+        date_created=joined,
+        date_updated=joined,
+        start_time=joined,
+    )
+    return base.model_copy(update=changes)
+
+
+def track_info(**changes: object) -> TrackInfo:
+    base = TrackInfo(
+        sid=TRACK,
+        room_sid=ROOM,
+        account_sid=ACCOUNT,
+        participant_sid=PARTICIPANT,
+        name="camera one",
+        kind="video",
+        date_created=WHEN,
+        date_updated=WHEN,
+    )
+    return base.model_copy(update=changes)
+
+
+def common(event_type: str, sequence: int) -> dict[str, str]:
+    return {
+        "AccountSid": ACCOUNT,
+        "RoomName": "daily standup",
+        "RoomSid": ROOM,
+        "RoomStatus": "in-progress",
+        "RoomType": "group",
+        "StatusCallbackEvent": event_type,
+        "Timestamp": "2025-10-27T18:16:01.876Z",
+        "SequenceNumber": str(sequence),
+    }
+
+
+def test_every_event_type_has_its_parameters() -> None:
+    event_types = {
+        model.model_fields["event_type"].default for model in get_args(get_args(DomainEvent)[0])
+    }
+    assert event_types == set(EVENT_PARAMS)
+
+
+def test_participant_connected_params() -> None:
+    event = ParticipantConnected(
+        account_sid=ACCOUNT, room_sid=ROOM, participant=participant_info(), occurred_at=WHEN,
+        sequence_number=1,
+    )
+    assert projection_from_event(event) is None  # the room's projection is kept as it is
+    assert callback_params(event, PROJECTION) == {
+        **common("participant-connected", 1),
+        "ParticipantSid": PARTICIPANT,
+        "ParticipantStatus": "connected",
+        "ParticipantIdentity": "Vatsal Hariramani",
+    }
+
+
+def test_participant_disconnected_params_carry_duration() -> None:
+    left = participant_info(status="disconnected", end_time=WHEN, duration=95)
+    event = ParticipantDisconnected(
+        account_sid=ACCOUNT, room_sid=ROOM, participant=left, reason="kicked", occurred_at=WHEN,
+        sequence_number=9,
+    )
+    assert callback_params(event, PROJECTION) == {
+        **common("participant-disconnected", 9),
+        "ParticipantSid": PARTICIPANT,
+        "ParticipantStatus": "disconnected",
+        "ParticipantIdentity": "Vatsal Hariramani",
+        "ParticipantDuration": "95",
+    }
+
+
+def test_participant_duration_falls_back_to_start_and_end() -> None:
+    left = participant_info(status="disconnected", end_time=None, duration=None)
+    event = ParticipantDisconnected(
+        account_sid=ACCOUNT, room_sid=ROOM, participant=left, occurred_at=WHEN
+    )
+    assert callback_params(event, PROJECTION)["ParticipantDuration"] == "95"
+
+
+@pytest.mark.parametrize(
+    ("model", "event_type", "enabled"),
+    [
+        (TrackAdded, "track-added", True),
+        (TrackRemoved, "track-removed", True),
+        (TrackEnabled, "track-enabled", True),
+        (TrackDisabled, "track-disabled", False),
+    ],
+)
+def test_track_event_params(
+    model: type[TrackAdded | TrackRemoved | TrackEnabled | TrackDisabled],
+    event_type: str,
+    enabled: bool,
+) -> None:
+    event = model(
+        account_sid=ACCOUNT, room_sid=ROOM, participant=participant_info(),
+        track=track_info(enabled=enabled), occurred_at=WHEN, sequence_number=4,
+    )
+    assert callback_params(event, PROJECTION) == {
+        **common(event_type, 4),
+        "ParticipantSid": PARTICIPANT,
+        "ParticipantStatus": "connected",
+        "ParticipantIdentity": "Vatsal Hariramani",
+        "TrackSid": TRACK,
+        "TrackKind": "video",
+        "TrackName": "camera one",
+    }
+
+
+def test_track_params_use_the_room_name_and_type_of_the_projection() -> None:
+    event = TrackAdded(
+        account_sid=ACCOUNT, room_sid=ROOM, participant=participant_info(),
+        track=track_info(kind="data", name="chat"), occurred_at=WHEN, sequence_number=2,
+    )
+    projection = RoomProjection(ACCOUNT, "https://x", "GET", "", "go")
+    params = callback_params(event, projection)
+    assert (params["RoomName"], params["RoomType"]) == (ROOM, "go")
+    assert (params["TrackKind"], params["TrackName"]) == ("data", "chat")
 
 
 # Signature ----------------------------------------------------------------------------------

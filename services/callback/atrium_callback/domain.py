@@ -12,12 +12,24 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import SplitResult, parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
-from atrium_shared.events import DomainEvent, RoomCreated, RoomEnded
+from atrium_shared.events import (
+    DomainEvent,
+    ParticipantConnected,
+    ParticipantDisconnected,
+    RoomCreated,
+    RoomEnded,
+    TrackAdded,
+    TrackDisabled,
+    TrackEnabled,
+    TrackRemoved,
+)
+from atrium_shared.models import ParticipantInfo, TrackInfo
 from atrium_shared.settings import Settings
 from atrium_shared.timefmt import to_callback_timestamp
 
@@ -57,9 +69,8 @@ def projection_from_event(event: DomainEvent) -> RoomProjection | None:
     )
 
 
-# Builders of the parameters specific to one event type. Participant and track events add an
-# entry here (ParticipantSid, ParticipantStatus, ParticipantIdentity, ParticipantDuration,
-# TrackSid, TrackKind, TrackName) when their event models exist.
+# Builders of the parameters specific to one event type; the common ones (and RoomStatus
+# in-progress) come from :func:`callback_params`.
 ParamBuilder = Callable[[DomainEvent], dict[str, str]]
 
 
@@ -76,9 +87,55 @@ def _room_ended_params(event: DomainEvent) -> dict[str, str]:
     return params
 
 
+def _participant(participant: ParticipantInfo) -> dict[str, str]:
+    """Sent with every participant and track event: who, and whether still connected."""
+    return {
+        "ParticipantSid": participant.sid,
+        "ParticipantStatus": participant.status,
+        "ParticipantIdentity": participant.identity,
+    }
+
+
+def _track(track: TrackInfo) -> dict[str, str]:
+    return {"TrackSid": track.sid, "TrackKind": track.kind, "TrackName": track.name}
+
+
+def _participant_connected_params(event: DomainEvent) -> dict[str, str]:
+    assert isinstance(event, ParticipantConnected)
+    return _participant(event.participant)
+
+
+def participant_duration(event: ParticipantDisconnected) -> int:
+    """Whole seconds connected: the participant's duration, else from its start to its end."""
+    participant = event.participant
+    if participant.duration is not None:
+        return participant.duration
+    end = participant.end_time or event.occurred_at
+    return max(0, math.floor((end - participant.start_time).total_seconds()))
+
+
+def _participant_disconnected_params(event: DomainEvent) -> dict[str, str]:
+    assert isinstance(event, ParticipantDisconnected)
+    return {
+        **_participant(event.participant),
+        "ParticipantDuration": str(participant_duration(event)),
+    }
+
+
+def _track_params(event: DomainEvent) -> dict[str, str]:
+    assert isinstance(event, TrackAdded | TrackRemoved | TrackEnabled | TrackDisabled)
+    return {**_participant(event.participant), **_track(event.track)}
+
+
 EVENT_PARAMS: dict[str, ParamBuilder] = {
     "room-created": _room_created_params,
     "room-ended": _room_ended_params,
+    "participant-connected": _participant_connected_params,
+    "participant-disconnected": _participant_disconnected_params,
+    "track-added": _track_params,
+    "track-removed": _track_params,
+    "track-enabled": _track_params,
+    "track-disabled": _track_params,
 }
 
 

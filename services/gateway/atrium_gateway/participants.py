@@ -36,7 +36,9 @@ class ParticipantList(BaseModel):
 
 async def room_of(request: Request, account_sid: str, room: str) -> RoomInfo:
     return await rpc(
-        request, subjects.ROOM_FETCH, FetchRoomRequest(account_sid=account_sid, sid_or_name=room),
+        request,
+        subjects.ROOM_FETCH,
+        FetchRoomRequest(account_sid=account_sid, sid_or_name=room),
         RoomInfo,
     )
 
@@ -77,20 +79,17 @@ async def list_participants(
         ParticipantPage,
     )
     base = base_url(request)
-    meta = wire.page_meta(
-        list_url=f"{base}/v1/Rooms/{found.sid}/Participants",
-        key="participants",
+    meta = wire.list_meta(
+        f"{base}/v1/Rooms/{found.sid}/Participants",
+        "participants",
+        paging,
+        result,
         filters=filters_in_order(
             ("Status", status),
             ("Identity", identity),
             ("DateCreatedAfter", created_after),
             ("DateCreatedBefore", created_before),
         ),
-        page=paging.page,
-        page_size=paging.page_size,
-        page_token=paging.page_token,
-        next_token=result.next_cursor,
-        previous_token=result.previous_cursor,
     )
     body = ParticipantList(
         participants=[wire.render_participant(p, base) for p in result.items], meta=meta

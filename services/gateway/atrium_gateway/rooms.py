@@ -135,16 +135,7 @@ async def list_rooms(
         ("DateCreatedAfter", created_after),
         ("DateCreatedBefore", created_before),
     )
-    meta = wire.page_meta(
-        list_url=f"{base}/v1/Rooms",
-        key="rooms",
-        filters=filters,
-        page=paging.page,
-        page_size=paging.page_size,
-        page_token=paging.page_token,
-        next_token=result.next_cursor,
-        previous_token=result.previous_cursor,
-    )
+    meta = wire.list_meta(f"{base}/v1/Rooms", "rooms", paging, result, filters=filters)
     body = RoomList(rooms=[wire.render_room(room, base) for room in result.items], meta=meta)
     return json_response(body, 200)
 

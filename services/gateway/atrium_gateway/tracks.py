@@ -77,15 +77,11 @@ async def list_published_tracks(
         PublishedTrackPage,
     )
     base = base_url(request)
-    meta = wire.page_meta(
-        list_url=f"{base}/v1/Rooms/{owner.room_sid}/Participants/{owner.sid}/PublishedTracks",
-        key="published_tracks",
-        filters=[],
-        page=paging.page,
-        page_size=paging.page_size,
-        page_token=paging.page_token,
-        next_token=result.next_cursor,
-        previous_token=result.previous_cursor,
+    meta = wire.list_meta(
+        f"{base}/v1/Rooms/{owner.room_sid}/Participants/{owner.sid}/PublishedTracks",
+        "published_tracks",
+        paging,
+        result,
     )
     body = PublishedTrackList(
         published_tracks=[wire.render_published_track(t, base) for t in result.items], meta=meta
@@ -137,18 +133,11 @@ async def list_subscribed_tracks(
         SubscribedTrackPage,
     )
     base = base_url(request)
-    meta = wire.page_meta(
-        list_url=(
-            f"{base}/v1/Rooms/{subscriber.room_sid}/Participants/{subscriber.sid}"
-            "/SubscribedTracks"
-        ),
-        key="subscribed_tracks",
-        filters=[],
-        page=paging.page,
-        page_size=paging.page_size,
-        page_token=paging.page_token,
-        next_token=result.next_cursor,
-        previous_token=result.previous_cursor,
+    meta = wire.list_meta(
+        (f"{base}/v1/Rooms/{subscriber.room_sid}/Participants/{subscriber.sid}/SubscribedTracks"),
+        "subscribed_tracks",
+        paging,
+        result,
     )
     body = SubscribedTrackList(
         subscribed_tracks=[wire.render_subscribed_track(t, base) for t in result.items],

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from atrium_shared import errors
 from atrium_shared.errors import AtriumError
-from atrium_shared.models import ParticipantInfo, RoomInfo, TrackInfo
+from atrium_shared.models import Page, ParticipantInfo, RoomInfo, TrackInfo
 from atrium_shared.timefmt import parse_filter_date, to_json_date
 from atrium_shared.track_api import SubscribedTrackInfo
 
@@ -336,4 +336,24 @@ def render_subscribed_track(
             f"{base_url}/v1/Rooms/{track.room_sid}/Participants/{track.participant_sid}"
             f"/SubscribedTracks/{track.sid}"
         ),
+    )
+
+
+def list_meta(
+    list_url: str,
+    key: str,
+    paging: ListQuery,
+    page: Page[Any],
+    filters: list[tuple[str, str]] | None = None,
+) -> PageMeta:
+    """``meta`` for one page of a listing, from the parsed query and the owner's page."""
+    return page_meta(
+        list_url=list_url,
+        key=key,
+        filters=filters or [],
+        page=paging.page,
+        page_size=paging.page_size,
+        page_token=paging.page_token,
+        next_token=page.next_cursor,
+        previous_token=page.previous_cursor,
     )

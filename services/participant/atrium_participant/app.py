@@ -11,7 +11,7 @@ from atrium_participant.usecases import ParticipantUseCases
 from atrium_shared import telemetry
 from atrium_shared.infra import make_broker, make_redis
 from atrium_shared.outbox import OutboxRelay
-from atrium_shared.service import ServiceParts, ServiceRuntime
+from atrium_shared.service import Poller, ServiceParts, ServiceRuntime
 from atrium_shared.settings import Settings, get_settings
 
 
@@ -26,14 +26,15 @@ def build(settings: Settings) -> ServiceRuntime:
     )
     handlers.register(broker, participants)
     relay = OutboxRelay(redis, broker)
+    timers = Poller(participants.fire_due_timers, settings.timer_poll_seconds)
     return ServiceRuntime(
         ServiceParts(
             name="participant",
             settings=settings,
             broker=broker,
             redis=redis,
-            loops=[participants.run_timers, relay.run],
-            on_drain=[participants.stop, relay.stop],
+            loops=[timers.run, relay.run],
+            on_drain=[timers.stop, relay.stop],
         )
     )
 

@@ -43,7 +43,6 @@ class ParticipantUseCases:
         self.participants = repository
         self.settings = settings
         self.tracks = tracks
-        self._stopping = asyncio.Event()
 
     async def admit(self, request: AdmitParticipantRequest) -> AdmitParticipantResult:
         domain.validate_identity(request.identity)
@@ -207,13 +206,3 @@ class ParticipantUseCases:
                 await self.participants.drop_timer(sid)
         return fired
 
-    async def run_timers(self) -> None:
-        while not self._stopping.is_set():
-            await self.fire_due_timers()
-            try:
-                await asyncio.wait_for(self._stopping.wait(), self.settings.timer_poll_seconds)
-            except TimeoutError:
-                pass
-
-    def stop(self) -> None:
-        self._stopping.set()

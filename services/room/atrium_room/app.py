@@ -11,7 +11,7 @@ from atrium_room.usecases import RoomUseCases
 from atrium_shared import telemetry
 from atrium_shared.infra import make_broker, make_redis
 from atrium_shared.outbox import OutboxRelay
-from atrium_shared.service import ServiceParts, ServiceRuntime
+from atrium_shared.service import Poller, ServiceParts, ServiceRuntime
 from atrium_shared.settings import Settings, get_settings
 from atrium_shared.workers import WorkerRegistry
 
@@ -28,14 +28,15 @@ def build(settings: Settings) -> ServiceRuntime:
     )
     handlers.register(broker, rooms)
     relay = OutboxRelay(redis, broker)
+    timers = Poller(rooms.fire_due_timers, settings.timer_poll_seconds)
     return ServiceRuntime(
         ServiceParts(
             name="room",
             settings=settings,
             broker=broker,
             redis=redis,
-            loops=[rooms.run_timers, relay.run],
-            on_drain=[rooms.stop, relay.stop],
+            loops=[timers.run, relay.run],
+            on_drain=[timers.stop, relay.stop],
         )
     )
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 
@@ -45,7 +44,6 @@ class RoomUseCases:
         self.settings = settings
         self.participants = participants
         self.workers = workers
-        self._stopping = asyncio.Event()
 
     async def create(self, request: CreateRoomRequest, created_by: str = "rest") -> RoomInfo:
         now = utcnow()
@@ -224,13 +222,3 @@ class RoomUseCases:
                 await self.rooms.drop_timer(kind, sid)
         return fired
 
-    async def run_timers(self) -> None:
-        while not self._stopping.is_set():
-            await self.fire_due_timers()
-            try:
-                await asyncio.wait_for(self._stopping.wait(), self.settings.timer_poll_seconds)
-            except TimeoutError:
-                pass
-
-    def stop(self) -> None:
-        self._stopping.set()

@@ -1,0 +1,231 @@
+"""Status callbacks for participant and track events, through the real services.
+
+twilio-python creates and completes the room over REST; participants are admitted through
+``participant.admit`` and tracks published through ``track.publish`` / ``track.set-enabled``, as
+the media worker does. The callback service delivers to a local webhook that checks every
+signature with twilio's own RequestValidator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from faststream.nats import NatsBroker
+from twilio.rest import Client
+
+from atrium_shared import subjects
+from atrium_shared.infra import make_broker
+from atrium_shared.models import ParticipantInfo, TrackInfo
+from atrium_shared.participant_api import AdmitParticipantRequest, AdmitParticipantResult
+from atrium_shared.rpc import call
+from atrium_shared.settings import Settings
+from atrium_shared.track_api import (
+    PublishTracksRequest,
+    PublishTracksResult,
+    SetTrackEnabledRequest,
+    TrackToPublish,
+)
+from tests.conftest import Tenant
+from tests.support.stack import CONTROL_PLANE, Stack, running_stack
+from tests.support.waiting import eventually
+from tests.support.webhook import Received, Webhook
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
+
+
+@pytest.fixture
+async def stack(settings: Settings) -> AsyncIterator[Stack]:
+    async with running_stack(settings, (*CONTROL_PLANE, "callback")) as running:
+        yield running
+
+
+@pytest.fixture
+async def broker(settings: Settings) -> AsyncIterator[NatsBroker]:
+    client = make_broker(settings)
+    await client.start()
+    try:
+        yield client
+    finally:
+        await client.stop()
+
+
+@pytest.fixture
+async def webhook(tenant: Tenant) -> AsyncIterator[Webhook]:
+    hook = Webhook(tenant.auth_token)
+    await hook.start()
+    try:
+        yield hook
+    finally:
+        await hook.stop()
+
+
+@pytest.fixture
+def client(stack: Stack, tenant: Tenant) -> Client:
+    twilio = Client(tenant.account.sid, tenant.auth_token)
+    twilio.video.base_url = stack.base_url
+    return twilio
+
+
+async def admit(broker: NatsBroker, room: Any, identity: str) -> ParticipantInfo:
+    result = await call(
+        broker,
+        subjects.PARTICIPANT_ADMIT,
+        AdmitParticipantRequest(
+            account_sid=room.account_sid,
+            room_sid=room.sid,
+            identity=identity,
+            max_participants=room.max_participants,
+            max_participant_duration=room.max_participant_duration,
+        ),
+        AdmitParticipantResult,
+    )
+    return result.participant
+
+
+async def publish(
+    broker: NatsBroker, who: ParticipantInfo, *tracks: tuple[str, str, str]
+) -> list[TrackInfo]:
+    """Publish (client id, name, kind) triples; the tracks, in order."""
+    result = await call(
+        broker,
+        subjects.TRACK_PUBLISH,
+        PublishTracksRequest(
+            account_sid=who.account_sid,
+            room_sid=who.room_sid,
+            participant=who,
+            tracks=[TrackToPublish(client_id=c, name=n, kind=k) for c, n, k in tracks],
+        ),
+        PublishTracksResult,
+    )
+    published = [outcome.track for outcome in result.tracks]
+    assert all(track is not None for track in published)
+    return [track for track in published if track is not None]
+
+
+def participant_params(who: ParticipantInfo, status: str = "connected") -> dict[str, str]:
+    return {
+        "ParticipantSid": who.sid,
+        "ParticipantStatus": status,
+        "ParticipantIdentity": who.identity,
+    }
+
+
+def track_params(who: ParticipantInfo, track: TrackInfo) -> dict[str, str]:
+    return {
+        **participant_params(who),
+        "TrackSid": track.sid,
+        "TrackKind": track.kind,
+        "TrackName": track.name,
+    }
+
+
+async def test_participant_and_track_callbacks_in_order(
+    client: Client, broker: NatsBroker, tenant: Tenant, webhook: Webhook
+) -> None:
+    room = await asyncio.to_thread(
+        lambda: client.video.v1.rooms.create(
+            unique_name="town hall", status_callback=webhook.url("/video/events?app=1")
+        )
+    )
+    alice = await admit(broker, room, "alice")
+    bob = await admit(broker, room, "bob smith")
+    mic, cam = await publish(broker, alice, ("a1", "mic", "audio"), ("v1", "cam", "video"))
+    (chat,) = await publish(broker, bob, ("d1", "chat", "data"))
+    disabled = await call(
+        broker,
+        subjects.TRACK_SET_ENABLED,
+        SetTrackEnabledRequest(account_sid=alice.account_sid, track_sid=mic.sid, enabled=False),
+        TrackInfo,
+    )
+    assert not disabled.enabled
+    await asyncio.to_thread(lambda: client.video.v1.rooms(room.sid).update(status="completed"))
+
+    async def room_ended() -> list[Received]:
+        received = sorted(webhook.for_room(room.sid), key=lambda r: r.sequence)
+        done = any(r.params["StatusCallbackEvent"] == "room-ended" for r in received)
+        return received if done else []
+
+    received = await eventually(room_ended, timeout=30, message="the room-ended callback")
+    assert all(r.valid_signature for r in received), [r.target for r in received]
+    assert all(r.method == "POST" and r.target == "/video/events?app=1" for r in received)
+    # Every event exactly once, numbered from 0 without gaps, and delivered in that order.
+    assert [r.sequence for r in received] == list(range(len(received)))
+    assert [r.sequence for r in webhook.for_room(room.sid)] == list(range(len(received)))
+    events = [r.params["StatusCallbackEvent"] for r in received]
+    assert events == [
+        "room-created",
+        "participant-connected", "participant-connected",
+        "track-added", "track-added", "track-added",
+        "track-disabled",
+        "track-removed", "track-removed", "track-removed",
+        "participant-disconnected", "participant-disconnected",
+        "room-ended",
+    ]
+
+    # Exact parameters, with durations as REST reports them.
+    finished = await asyncio.to_thread(lambda: client.video.v1.rooms(room.sid).fetch())
+    durations = {
+        who.sid: await asyncio.to_thread(
+            lambda who=who: client.video.v1.rooms(room.sid).participants(who.sid).fetch().duration
+        )
+        for who in (alice, bob)
+    }
+    room_common = {
+        "AccountSid": tenant.account.sid,
+        "RoomName": "town hall",
+        "RoomSid": room.sid,
+        "RoomStatus": "in-progress",
+        "RoomType": "group",
+    }
+
+    def specific(request: Received) -> dict[str, str]:
+        params = dict(request.params)
+        timestamp = params.pop("Timestamp")
+        assert timestamp.endswith("Z") and len(timestamp) == len("2025-10-27T18:16:01.876Z")
+        event = params.pop("StatusCallbackEvent")
+        assert params.pop("SequenceNumber") == str(request.sequence)
+        for name, value in room_common.items():
+            if not (event == "room-ended" and name == "RoomStatus"):
+                assert params.pop(name) == value, (event, name)
+        return params
+
+    by_sid = {p.sid: p for p in (alice, bob)}
+    tracks = {t.sid: t for t in (mic, cam, chat)}
+    connected = [specific(r) for r in received[1:3]]
+    assert connected == [participant_params(alice), participant_params(bob)]
+    added = [specific(r) for r in received[3:6]]
+    assert added == [track_params(alice, mic), track_params(alice, cam),
+                     track_params(bob, chat)]
+    assert specific(received[6]) == track_params(alice, disabled)
+
+    removed = [specific(r) for r in received[7:10]]
+    assert sorted(removed, key=lambda p: p["TrackSid"]) == sorted(
+        [track_params(by_sid[tracks[sid].participant_sid], tracks[sid])
+         for sid in (mic.sid, cam.sid, chat.sid)],
+        key=lambda p: p["TrackSid"],
+    )
+    # The disabled track is removed as it last was.
+    assert next(p for p in removed if p["TrackSid"] == mic.sid)["TrackName"] == "mic"
+    disconnected = [specific(r) for r in received[10:12]]
+    assert sorted(disconnected, key=lambda p: p["ParticipantSid"]) == sorted(
+        [
+            {**participant_params(who, "disconnected"),
+             "ParticipantDuration": str(durations[who.sid])}
+            for who in (alice, bob)
+        ],
+        key=lambda p: p["ParticipantSid"],
+    )
+    # Each participant's tracks are removed before it is disconnected.
+    for who in (alice, bob):
+        gone = next(r.sequence for r in received
+                    if r.params["StatusCallbackEvent"] == "participant-disconnected"
+                    and r.params["ParticipantSid"] == who.sid)
+        assert all(r.sequence < gone for r in received
+                   if r.params["StatusCallbackEvent"] == "track-removed"
+                   and r.params["ParticipantSid"] == who.sid)
+
+    ended = specific(received[-1])
+    assert ended == {"RoomStatus": "completed", "RoomDuration": str(finished.duration)}
