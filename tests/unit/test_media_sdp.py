@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from atrium_media.sdp import harmonize_offer, media_sections, sending_tracks
+from atrium_media.sdp import announce, harmonize_offer, media_sections, sending_tracks
 
 OFFER = """v=0
 o=- 1 2 IN IP4 127.0.0.1
@@ -122,3 +122,15 @@ def test_new_codecs_and_extensions_get_unused_numbers() -> None:
     assert f"a=rtpmap:{new_h264} H264/90000" in new_video
     ext = next(line for line in new_video.splitlines() if "new-extension" in line)
     assert int(ext.split(":")[1].split(" ")[0]) not in (1, 2, 4)
+
+
+def test_announced_address_replaces_local_candidates_but_not_loopback() -> None:
+    sdp = (
+        "v=0\r\nm=audio 5000 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 10.0.0.5\r\n"
+        "a=candidate:1 1 udp 2130706431 10.0.0.5 5000 typ host\r\n"
+        "a=candidate:2 1 udp 2130706431 127.0.0.1 5001 typ host\r\n"
+    )
+    result = announce(sdp, "203.0.113.7")
+    assert "c=IN IP4 203.0.113.7" in result
+    assert "a=candidate:1 1 udp 2130706431 203.0.113.7 5000 typ host" in result
+    assert "a=candidate:2 1 udp 2130706431 127.0.0.1 5001 typ host" in result

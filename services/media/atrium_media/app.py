@@ -29,6 +29,7 @@ def build(settings: Settings, worker_id: str | None = None) -> ServiceRuntime:
         ControlPlane(broker, settings.rpc_timeout_seconds),
         WorkerRegistry(redis),
         capacity=int(os.environ.get("ATRIUM_MEDIA_CAPACITY", "200")),
+        announced_address=os.environ.get("ATRIUM_MEDIA_ANNOUNCED_ADDRESS") or None,
     )
     handlers.register(broker, worker)
     return ServiceRuntime(

@@ -230,3 +230,28 @@ def _rewrite(line: str, mapping: dict[int, int], extension_for: Callable[[str], 
         direction = id_text.partition("/")[1] + id_text.partition("/")[2]
         return f"a=extmap:{extension_for(uri.strip())}{direction} {uri.strip()}"
     return line
+
+
+def announce(sdp: str, address: str) -> str:
+    """Replace the worker's own (non-loopback) candidate addresses with ``address``.
+
+    For a worker behind 1:1 NAT (a cloud VM's public IP, a node's external address): clients must
+    reach the announced address, while the worker keeps its sockets on the local one.
+    """
+    out: list[str] = []
+    for line in sdp.splitlines():
+        if line.startswith("a=candidate:"):
+            fields = line.split(" ")
+            # a=candidate:<foundation> <component> <transport> <priority> <address> <port> typ ..
+            if len(fields) > 5 and not _is_loopback(fields[4]):
+                fields[4] = address
+            line = " ".join(fields)
+        elif line.startswith("c=IN ") and not _is_loopback(line.rsplit(" ", 1)[-1]):
+            family = "IP6" if ":" in address else "IP4"
+            line = f"c=IN {family} {address}"
+        out.append(line)
+    return "\r\n".join(out) + "\r\n"
+
+
+def _is_loopback(address: str) -> bool:
+    return address.startswith("127.") or address == "::1"

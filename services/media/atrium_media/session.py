@@ -25,7 +25,7 @@ from aiortc import (
 )
 from aiortc.sdp import candidate_from_sdp
 
-from atrium_media.sdp import harmonize_offer, sending_tracks
+from atrium_media.sdp import announce, harmonize_offer, sending_tracks
 from atrium_shared.models import ParticipantInfo
 
 log = logging.getLogger("atrium.media.session")
@@ -86,6 +86,7 @@ class ParticipantSession:
     ice_applied: dict[str, int] = field(default_factory=dict)
     incoming_channels: dict[str, RTCDataChannel] = field(default_factory=dict)
     sending_mids: dict[str, str] = field(default_factory=dict)  # client track id -> mid
+    announced_address: str | None = None  # the worker's address as clients must reach it
     detached_timer: asyncio.TimerHandle | None = None
     closed: bool = False
 
@@ -187,9 +188,11 @@ class ParticipantSession:
         return self._description("offer")
 
     def _description(self, kind: str) -> dict[str, Any]:
-        local = self.pc.localDescription
+        sdp = self.pc.localDescription.sdp
+        if self.announced_address:
+            sdp = announce(sdp, self.announced_address)
         return {"id": self.pc_id,
-                "description": {"type": kind, "sdp": local.sdp, "revision": self.revision}}
+                "description": {"type": kind, "sdp": sdp, "revision": self.revision}}
 
     async def add_ice(self, ice: dict[str, Any]) -> None:
         """Trickled client candidates: a cumulative list per ufrag; add only the new ones."""

@@ -49,7 +49,9 @@ class MediaWorker:
         control: ControlPlane,
         registry: WorkerRegistry,
         capacity: int = 200,
+        announced_address: str | None = None,
     ) -> None:
+        self.announced_address = announced_address
         self.worker_id = worker_id
         self.broker = broker
         self.control = control
@@ -142,6 +144,7 @@ class MediaWorker:
                 connection_id=frame.connection_id,
                 reply_subject=frame.reply_subject,
                 send_frame=self.send_frame,
+                announced_address=self.announced_address,
             )
             self.sessions[session.session_id] = session
             self.by_connection[frame.connection_id] = session
