@@ -19,6 +19,8 @@ def make_broker(settings: Settings) -> NatsBroker:
         graceful_timeout=10.0,
         # Per-message Received/Processed lines only at DEBUG: spans already record each one.
         log_level=logging.DEBUG,
+        # Through our handlers (JSON with trace ids), not FastStream's own console format.
+        logger=logging.getLogger("atrium.broker"),
         # Keep retrying while NATS restarts instead of giving up after a few attempts.
         max_reconnect_attempts=-1,
         reconnect_time_wait=1,

@@ -12,15 +12,26 @@ import logging
 import os
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from faststream import FastStream
 from faststream.nats import NatsBroker
+from nats.errors import Error as NatsError
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from atrium_shared.health import HealthServer
 from atrium_shared.settings import Settings
 
 log = logging.getLogger("atrium.service")
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return parts._replace(netloc=netloc).geturl()
 
 BackgroundLoop = Callable[[], Awaitable[None]]
 
@@ -51,6 +62,7 @@ class ServiceRuntime:
             after_startup=[self._after_startup],
             on_shutdown=[self._on_shutdown],
             after_shutdown=[self._after_shutdown],
+            logger=logging.getLogger(f"atrium.{parts.name}"),
         )
 
     async def ready(self) -> bool:
@@ -106,8 +118,20 @@ class ServiceRuntime:
         await self.app.stop()
 
     def run(self) -> None:
-        """Run until SIGINT/SIGTERM; FastStream installs the signal handlers."""
-        asyncio.run(self.app.run())
+        """Run until SIGINT/SIGTERM; FastStream installs the signal handlers.
+
+        A NATS or Redis that cannot be reached at start is a one-line error and exit code 1,
+        not a traceback: the supervisor (or Kubernetes) restarts the process.
+        """
+        try:
+            asyncio.run(self.app.run())
+        except (RedisError, OSError, NatsError) as exc:
+            settings = self.parts.settings
+            log.error(
+                "%s service cannot start: %s (NATS %s, Redis %s)",
+                self.parts.name, exc, settings.nats_url, _without_password(settings.redis_url),
+            )
+            raise SystemExit(1) from None
 
 
 class Poller:

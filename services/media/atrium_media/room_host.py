@@ -25,7 +25,7 @@ from atrium_media.session import (
 )
 from atrium_shared.errors import AtriumError
 from atrium_shared.models import RoomInfo, TrackInfo
-from atrium_shared.track_api import TrackToPublish
+from atrium_shared.track_api import PublishTracksResult, TrackToPublish
 
 log = logging.getLogger("atrium.media.room")
 tracer = trace.get_tracer("atrium.media")
@@ -155,10 +155,17 @@ class RoomHost:
         if added:
             for track in added:
                 session.tracks[track.client_id] = track
-            result = await self.control.publish(session.participant, [
-                TrackToPublish(client_id=t.client_id, name=t.name, kind=t.kind, enabled=t.enabled)
-                for t in added
-            ])
+            try:
+                result = await self.control.publish(session.participant, [
+                    TrackToPublish(client_id=t.client_id, name=t.name, kind=t.kind,
+                                   enabled=t.enabled)
+                    for t in added
+                ])
+            except AtriumError as exc:
+                # The client waits for a `published` entry per track: fail them, don't hang.
+                for track in added:
+                    track.failed = {"code": exc.code, "message": exc.message}
+                result = PublishTracksResult(tracks=[])
             for outcome in result.tracks:
                 track = session.tracks[outcome.client_id]
                 if outcome.track is not None:
