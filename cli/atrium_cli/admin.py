@@ -10,6 +10,7 @@ import os
 import sys
 from collections.abc import Sequence
 from datetime import datetime
+from urllib.parse import urlsplit, urlunsplit
 
 from rich.console import Console
 from rich.table import Table
@@ -60,10 +61,15 @@ async def accounts_create(args: argparse.Namespace) -> int:
 async def accounts_list(args: argparse.Namespace) -> int:
     async with connected_redis(resolve_endpoint("Redis", args.redis_url)) as redis:
         accounts = await AccountStore(redis).list_accounts()
-    table = Table("Account SID", "Friendly name", "Status", "Created (UTC)")
+    table = Table("Account SID", "Friendly name", "Status", "Created (UTC)",
+                  "Ad-hoc rooms' StatusCallback")
     for account in accounts:
-        table.add_row(account.sid, account.friendly_name, account.status,
-                      _when(account.date_created))
+        callback = account.default_status_callback
+        table.add_row(
+            account.sid, account.friendly_name, account.status, _when(account.date_created),
+            "-" if callback is None else
+            f"{account.default_status_callback_method} {public_callback_url(callback)}",
+        )
     console().print(table)
     return 0
 
@@ -75,6 +81,42 @@ async def accounts_close(args: argparse.Namespace) -> int:
         raise CliError(f"no account {args.sid}")
     print(f"Closed {args.sid}: its Auth Token and API keys no longer authenticate.")
     return 0
+
+
+async def accounts_set_callback(args: argparse.Namespace) -> int:
+    """Set or clear the StatusCallback that rooms created ad hoc (by a client's connect) use."""
+    if args.clear == (args.url is not None):
+        raise CliError("give either a URL or --clear")
+    url: str | None = None if args.clear else args.url
+    async with connected_redis(resolve_endpoint("Redis", args.redis_url)) as redis:
+        try:
+            account = await AccountStore(redis).set_default_status_callback(
+                args.sid, url, args.method
+            )
+        except ValueError:
+            raise CliError(
+                f"{url!r} is not a valid StatusCallback: an http(s) URL with a host, "
+                "without spaces, at most 4000 characters"
+            ) from None
+    if account is None:
+        raise CliError(f"no account {args.sid}")
+    if account.default_status_callback is None:
+        print(f"Cleared the default StatusCallback of {account.sid}.")
+    else:
+        print(
+            f"Rooms of {account.sid} created ad hoc now send status callbacks to "
+            f"{account.default_status_callback_method} {public_callback_url(url or '')}."
+        )
+    return 0
+
+
+def public_callback_url(url: str) -> str:
+    """The URL as it may be shown: credentials (user:pass@) masked."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"***@{host}"))
 
 
 # API keys --------------------------------------------------------------------------------------

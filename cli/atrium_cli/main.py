@@ -52,6 +52,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     close.add_argument("sid", metavar="SID", help="Account SID (AC...)")
     close.set_defaults(handler=admin.accounts_close)
+    set_callback = account_commands.add_parser(
+        "set-callback",
+        parents=[redis_option],
+        help="set or clear the StatusCallback of rooms created ad hoc by a client's connect",
+        description="Rooms created over REST use their own StatusCallback; rooms created when "
+        "a client connects to a new name use this one.",
+    )
+    set_callback.add_argument("sid", metavar="SID", help="Account SID (AC...)")
+    set_callback.add_argument("url", metavar="URL", nargs="?", help="the StatusCallback URL")
+    set_callback.add_argument(
+        "--method", choices=("GET", "POST"), default="POST", type=str.upper,
+        help="StatusCallbackMethod (default POST)",
+    )
+    set_callback.add_argument(
+        "--clear", action="store_true", help="remove the default StatusCallback"
+    )
+    set_callback.set_defaults(handler=admin.accounts_set_callback)
 
     keys = commands.add_parser("keys", help="create, list and revoke API keys")
     key_commands = keys.add_subparsers(dest="action", required=True, metavar="ACTION")

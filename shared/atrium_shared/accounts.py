@@ -13,8 +13,11 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr
 from redis.asyncio import Redis
+from redis.exceptions import WatchError
 
 from atrium_shared import sids
+from atrium_shared.callbacks import is_valid_status_callback
+from atrium_shared.models import CallbackMethod
 from atrium_shared.timefmt import utcnow
 
 ACCOUNTS_SET = "atrium:accounts"
@@ -38,6 +41,10 @@ class Account(BaseModel):
     auth_token: SecretStr
     status: Literal["active", "closed"] = "active"
     date_created: datetime = Field(default_factory=utcnow)
+    # Where rooms created ad hoc (by a client's connect, not over REST) send status callbacks,
+    # like the default room settings of Twilio's console. REST rooms name their own.
+    default_status_callback: str | None = None
+    default_status_callback_method: CallbackMethod = "POST"
 
     def dump(self) -> str:
         data = self.model_dump(mode="json")
@@ -106,6 +113,41 @@ class AccountStore:
         account.status = "closed"
         await self._redis.set(_account_key(sid), account.dump())
         return True
+
+    async def set_default_status_callback(
+        self, account_sid: str, url: str | None, method: CallbackMethod = "POST"
+    ) -> Account | None:
+        """Set (or, with ``url`` None, clear) the account's default StatusCallback.
+
+        Returns the updated account, None if there is no such account. Raises ValueError for a
+        URL REST would refuse as a StatusCallback, or a method other than GET and POST.
+        """
+        if url is not None and not is_valid_status_callback(url):
+            raise ValueError(f"not a valid StatusCallback URL: {url!r}")
+        if method not in ("GET", "POST"):
+            raise ValueError(f"StatusCallbackMethod must be GET or POST, not {method!r}")
+        key = _account_key(account_sid)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    # WATCH: a concurrent change (e.g. closing) is not overwritten.
+                    await pipe.watch(key)
+                    raw = await pipe.get(key)
+                    if not raw:
+                        await pipe.reset()
+                        return None
+                    account = Account.model_validate_json(raw).model_copy(
+                        update={
+                            "default_status_callback": url,
+                            "default_status_callback_method": method if url else "POST",
+                        }
+                    )
+                    pipe.multi()
+                    pipe.set(key, account.dump())
+                    await pipe.execute()
+                    return account
+                except WatchError:
+                    continue
 
     # API keys ---------------------------------------------------------------------------------
     async def create_api_key(

@@ -1,11 +1,31 @@
-"""Contract between the callback service and its readers (the CLI): the delivery log."""
+"""Status callbacks across services: what a StatusCallback URL must be (REST rooms and account
+defaults alike), and the contract between the callback service and its readers (the CLI): the
+delivery log."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel
+
+MAX_CALLBACK_URL_LENGTH = 4000
+
+
+def is_valid_status_callback(url: str) -> bool:
+    """An absolute http(s) URL with a host, no whitespace, at most 4000 characters."""
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError:  # e.g. a malformed IPv6 host or port
+        return False
+    return (
+        len(url) <= MAX_CALLBACK_URL_LENGTH
+        and parts.scheme in ("http", "https")
+        and bool(hostname)
+        and not any(ch.isspace() for ch in url)
+    )
 
 
 class DeliveryQuery(BaseModel):

@@ -5,8 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pydantic import SecretStr
 
 from atrium_room import domain
+from atrium_shared.accounts import Account
+from atrium_shared.callbacks import is_valid_status_callback
 from atrium_shared.errors import AtriumError
 from atrium_shared.models import RoomInfo
 from atrium_shared.paging import decode_cursor, encode_cursor
@@ -137,3 +140,57 @@ def test_cursors_round_trip_and_reject_garbage() -> None:
     for garbage in ("", "!!!", encode_cursor("sideways", "1:RM")):
         with pytest.raises(ValueError):
             decode_cursor(garbage)
+
+
+# Ad-hoc rooms and the account's default StatusCallback ----------------------------------------
+def account(**fields: object) -> Account:
+    return Account.model_validate(
+        {"sid": ACCOUNT, "friendly_name": "acme", "auth_token": SecretStr("t" * 32), **fields}
+    )
+
+
+def test_ad_hoc_room_takes_the_account_default_callback() -> None:
+    hooked = account(
+        default_status_callback="https://hooks.example.com/video#rc=2",
+        default_status_callback_method="GET",
+    )
+    request = domain.ad_hoc_room_request(ACCOUNT, "standup", hooked)
+    assert request == CreateRoomRequest(
+        account_sid=ACCOUNT, unique_name="standup",
+        status_callback="https://hooks.example.com/video#rc=2", status_callback_method="GET",
+    )
+    room, _ = domain.create_room(request, SID, NOW, "signaling")
+    assert (room.status_callback, room.status_callback_method) == (
+        "https://hooks.example.com/video#rc=2", "GET"
+    )
+    assert room.created_by == "signaling" and room.unique_name == "standup"
+
+
+@pytest.mark.parametrize(
+    "owner", [None, account(), account(default_status_callback="ftp://files.example.com/x")]
+)
+def test_ad_hoc_room_without_a_usable_default_has_no_callback(owner: Account | None) -> None:
+    assert domain.ad_hoc_room_request(ACCOUNT, "standup", owner) == CreateRoomRequest(
+        account_sid=ACCOUNT, unique_name="standup"
+    )
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://example.com/cb", "http://127.0.0.1:8080/hook?x=1#rc=0", "https://u:p@h.example/cb"],
+)
+def test_valid_status_callbacks(url: str) -> None:
+    assert is_valid_status_callback(url)
+    assert domain.validate_status_callback(url) == url
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["", "example.com/cb", "ftp://example.com/cb", "https:///cb", "https://exa mple.com/",
+     "http://[::1/cb", "https://example.com/" + "x" * 4000],
+)
+def test_invalid_status_callbacks(url: str) -> None:
+    assert not is_valid_status_callback(url)
+    with pytest.raises(AtriumError) as caught:
+        domain.validate_status_callback(url)
+    assert (caught.value.code, caught.value.status) == (53111, 400)

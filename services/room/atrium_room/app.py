@@ -9,6 +9,7 @@ from atrium_room.ports import ParticipantsPort
 from atrium_room.repository import RoomRepository
 from atrium_room.usecases import RoomUseCases
 from atrium_shared import telemetry
+from atrium_shared.accounts import AccountStore
 from atrium_shared.infra import make_broker, make_redis
 from atrium_shared.outbox import OutboxRelay
 from atrium_shared.service import Poller, ServiceParts, ServiceRuntime
@@ -25,6 +26,7 @@ def build(settings: Settings) -> ServiceRuntime:
         settings,
         ParticipantsPort(broker, settings.rpc_timeout_seconds),
         WorkerRegistry(redis),
+        AccountStore(redis),
     )
     handlers.register(broker, rooms)
     relay = OutboxRelay(redis, broker)

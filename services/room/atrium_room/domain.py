@@ -11,9 +11,10 @@ import math
 import unicodedata
 from datetime import datetime
 from typing import Any, cast
-from urllib.parse import urlsplit
 
 from atrium_shared import errors
+from atrium_shared.accounts import Account
+from atrium_shared.callbacks import is_valid_status_callback
 from atrium_shared.errors import AtriumError
 from atrium_shared.events import RoomCreated, RoomEnded
 from atrium_shared.models import CallbackMethod, RoomInfo, RoomType, VideoCodec
@@ -24,7 +25,6 @@ MAX_PARTICIPANTS_BY_TYPE: dict[str, int] = {"group": 50, "group-small": 4, "peer
                                             "go": 2}
 LARGE_ROOM_MAX_PARTICIPANTS = 100
 MAX_NAME_LENGTH = 128
-MAX_CALLBACK_URL_LENGTH = 4000
 TIMEOUT_MINUTES = range(1, 61)
 MAX_PARTICIPANT_DURATION = range(600, 86401)
 MEDIA_REGIONS = ("gll", "us1", "us2", "ie1", "de1", "au1", "br1", "jp1", "sg1", "in1")
@@ -48,13 +48,7 @@ def validate_unique_name(name: str) -> str:
 
 
 def validate_status_callback(url: str) -> str:
-    parts = urlsplit(url)
-    if (
-        len(url) > MAX_CALLBACK_URL_LENGTH
-        or parts.scheme not in ("http", "https")
-        or not parts.hostname
-        or any(ch.isspace() for ch in url)
-    ):
+    if not is_valid_status_callback(url):
         raise _invalid(errors.STATUS_CALLBACK_INVALID, "StatusCallback is invalid")
     return url
 
@@ -188,6 +182,24 @@ def create_room(
     )
     event = RoomCreated(account_sid=room.account_sid, room_sid=room.sid, occurred_at=now, room=room)
     return room, event
+
+
+def ad_hoc_room_request(
+    account_sid: str, unique_name: str, account: Account | None
+) -> CreateRoomRequest:
+    """The room a client's connect creates: Twilio's defaults, with the account's default
+    StatusCallback. A default that is not a valid URL (the CLI refuses those) is left out rather
+    than failing the join."""
+    callback = account.default_status_callback if account is not None else None
+    if callback is None or not is_valid_status_callback(callback):
+        return CreateRoomRequest(account_sid=account_sid, unique_name=unique_name)
+    assert account is not None
+    return CreateRoomRequest(
+        account_sid=account_sid,
+        unique_name=unique_name,
+        status_callback=callback,
+        status_callback_method=account.default_status_callback_method,
+    )
 
 
 def complete_room(room: RoomInfo, now: datetime) -> tuple[RoomInfo, RoomEnded]:

@@ -11,6 +11,7 @@ from atrium_room import domain
 from atrium_room.ports import ParticipantsPort
 from atrium_room.repository import EMPTY, PURGE, UNUSED, RoomRepository, name_key, room_key
 from atrium_shared import errors, outbox, sids
+from atrium_shared.accounts import AccountStore
 from atrium_shared.errors import AtriumError
 from atrium_shared.models import RoomInfo
 from atrium_shared.room_api import (
@@ -39,11 +40,13 @@ class RoomUseCases:
         settings: Settings,
         participants: ParticipantsPort,
         workers: WorkerRegistry,
+        accounts: AccountStore,
     ) -> None:
         self.rooms = repository
         self.settings = settings
         self.participants = participants
         self.workers = workers
+        self.accounts = accounts
 
     async def create(self, request: CreateRoomRequest, created_by: str = "rest") -> RoomInfo:
         now = utcnow()
@@ -123,21 +126,32 @@ class RoomUseCases:
             if room is None or room.account_sid != account_sid:
                 raise AtriumError(ROOM_NOT_FOUND, "Room not found", 404)
             return room
+        ad_hoc: CreateRoomRequest | None = None
         for _ in range(3):
             try:
                 return await self.resolve(account_sid, name_or_sid)
             except AtriumError as exc:
                 if exc.code != errors.NOT_FOUND:
                     raise
+            if ad_hoc is None:
+                ad_hoc = await self._ad_hoc_request(account_sid, name_or_sid)
             try:
-                return await self.create(
-                    CreateRoomRequest(account_sid=account_sid, unique_name=name_or_sid),
-                    created_by="signaling",
-                )
+                return await self.create(ad_hoc, created_by="signaling")
             except AtriumError as exc:
                 if exc.code != errors.ROOM_EXISTS:  # another join created it first: use it
                     raise
         raise AtriumError(errors.ROOM_CREATE_FAILED, "Unable to create Room", 400)
+
+    async def _ad_hoc_request(self, account_sid: str, unique_name: str) -> CreateRoomRequest:
+        """An ad-hoc room reports to its account's default StatusCallback, if it has one."""
+        account = await self.accounts.get_account(account_sid)
+        request = domain.ad_hoc_room_request(account_sid, unique_name, account)
+        if account is not None and account.default_status_callback and not request.status_callback:
+            log.warning(
+                "ignoring the account's invalid default StatusCallback",
+                extra={"fields": {"account_sid": account_sid}},
+            )
+        return request
 
     async def _place(self, room_sid: str) -> str:
         current = await self.rooms.placement(room_sid)

@@ -1,0 +1,136 @@
+"""An account's default StatusCallback, used by rooms a client's connect creates (``room.join``).
+
+The join goes straight to the room service's ``room.join``, as the gateway calls it; a fake media
+worker entry in the registry lets the room be placed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from faststream.nats import NatsBroker
+from redis.asyncio import Redis
+from twilio.rest import Client
+
+from atrium_shared import subjects
+from atrium_shared.accounts import AccountStore
+from atrium_shared.infra import make_broker
+from atrium_shared.room_api import JoinRoomRequest, JoinRoomResult
+from atrium_shared.rpc import call
+from atrium_shared.settings import Settings
+from atrium_shared.workers import WorkerInfo, WorkerRegistry
+from tests.conftest import Tenant
+from tests.support.stack import CONTROL_PLANE, Stack, running_stack
+from tests.support.waiting import eventually
+from tests.support.webhook import Received, Webhook
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
+
+
+@pytest.fixture
+async def stack(settings: Settings) -> AsyncIterator[Stack]:
+    async with running_stack(settings, (*CONTROL_PLANE, "callback")) as running:
+        yield running
+
+
+@pytest.fixture
+async def broker(settings: Settings) -> AsyncIterator[NatsBroker]:
+    client = make_broker(settings)
+    await client.start()
+    try:
+        yield client
+    finally:
+        await client.stop()
+
+
+@pytest.fixture
+async def webhook(tenant: Tenant) -> AsyncIterator[Webhook]:
+    hook = Webhook(tenant.auth_token)
+    await hook.start()
+    try:
+        yield hook
+    finally:
+        await hook.stop()
+
+
+async def join(broker: NatsBroker, tenant: Tenant, room: str) -> JoinRoomResult:
+    return await call(
+        broker,
+        subjects.ROOM_JOIN,
+        JoinRoomRequest(account_sid=tenant.account.sid, room=room),
+        JoinRoomResult,
+    )
+
+
+async def test_ad_hoc_room_uses_the_account_default_callback(
+    stack: Stack, broker: NatsBroker, redis: Redis, tenant: Tenant, webhook: Webhook
+) -> None:
+    url = webhook.url("/adhoc/events?tenant=a")
+    updated = await AccountStore(redis).set_default_status_callback(tenant.account.sid, url, "POST")
+    assert updated is not None and updated.default_status_callback == url
+    await WorkerRegistry(redis).heartbeat(WorkerInfo(worker_id="w1"))
+
+    joined = await join(broker, tenant, "drop-in")
+    room = joined.room
+    assert joined.worker_id == "w1"
+    assert (room.unique_name, room.created_by) == ("drop-in", "signaling")
+    assert (room.status_callback, room.status_callback_method) == (url, "POST")
+    # The next joiner finds the room; nothing new is created.
+    again = await join(broker, tenant, "drop-in")
+    assert again.room.sid == room.sid
+
+    client = Client(tenant.account.sid, tenant.auth_token)
+    client.video.base_url = stack.base_url
+    fetched = await asyncio.to_thread(lambda: client.video.v1.rooms(room.sid).fetch())
+    assert (fetched.status_callback, fetched.status_callback_method) == (url, "POST")
+    # A REST room names its own StatusCallback; the account default is only for ad-hoc rooms.
+    rest_room = await asyncio.to_thread(lambda: client.video.v1.rooms.create(unique_name="rest"))
+    assert rest_room.status_callback is None
+
+    async def created() -> list[Received]:
+        return webhook.for_room(room.sid)
+
+    (request,) = await eventually(created, timeout=15, message="room-created of the ad-hoc room")
+    assert request.valid_signature
+    assert request.method == "POST" and request.target == "/adhoc/events?tenant=a"
+    timestamp = request.params.pop("Timestamp")
+    assert timestamp.endswith("Z") and len(timestamp) == len("2025-10-27T18:16:01.876Z")
+    assert request.params == {
+        "AccountSid": tenant.account.sid,
+        "RoomName": "drop-in",
+        "RoomSid": room.sid,
+        "RoomStatus": "in-progress",
+        "RoomType": "group",
+        "StatusCallbackEvent": "room-created",
+        "SequenceNumber": "0",
+    }
+
+    # Its later events go there too.
+    await asyncio.to_thread(lambda: client.video.v1.rooms(room.sid).update(status="completed"))
+
+    async def ended() -> list[Received]:
+        received = webhook.for_room(room.sid)
+        return received if len(received) >= 2 else []
+
+    _, last = await eventually(ended, timeout=15, message="room-ended of the ad-hoc room")
+    assert last.valid_signature and last.params["StatusCallbackEvent"] == "room-ended"
+    assert last.params["SequenceNumber"] == "1"
+    assert {r.room_sid for r in webhook.received} == {room.sid}
+
+
+async def test_cleared_default_leaves_new_ad_hoc_rooms_without_callback(
+    stack: Stack, broker: NatsBroker, redis: Redis, tenant: Tenant, webhook: Webhook
+) -> None:
+    accounts = AccountStore(redis)
+    await accounts.set_default_status_callback(tenant.account.sid, webhook.url("/hook"), "GET")
+    await WorkerRegistry(redis).heartbeat(WorkerInfo(worker_id="w1"))
+    first = (await join(broker, tenant, "with-hook")).room
+    assert (first.status_callback, first.status_callback_method) == (webhook.url("/hook"), "GET")
+
+    await accounts.set_default_status_callback(tenant.account.sid, None)
+    second = (await join(broker, tenant, "without-hook")).room
+    assert (second.status_callback, second.status_callback_method) == (None, "POST")
+    # A room created before keeps the callback it was created with.
+    assert (await join(broker, tenant, "with-hook")).room.status_callback == webhook.url("/hook")
