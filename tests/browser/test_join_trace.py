@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from twilio.rest import Client
 
 from atrium_shared import telemetry
 from atrium_shared.settings import Settings
@@ -15,6 +17,7 @@ from tests.browser.harness import Browser, StaticServer, mint_token
 from tests.conftest import Tenant
 from tests.support.stack import REALTIME, running_stack
 from tests.support.waiting import eventually
+from tests.support.webhook import Received, Webhook
 
 
 async def test_a_join_is_one_trace(
@@ -26,7 +29,13 @@ async def test_a_join_is_one_trace(
     exporter = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
 
+    hook = Webhook(tenant.auth_token)
+    await hook.start()
     async with running_stack(settings, REALTIME) as stack:
+        rooms = Client(tenant.account.sid, tenant.auth_token)
+        rooms.video.base_url = stack.base_url
+        await asyncio.to_thread(lambda: rooms.video.v1.rooms.create(
+            unique_name="traced", status_callback=hook.url("/hooks")))
         token = mint_token("tracy", account_sid=tenant.account.sid,
                            api_key_sid=tenant.api_key.sid, api_key_secret=tenant.key_secret)
         page = await browser.new_page(web_server.url())
@@ -68,3 +77,13 @@ async def test_a_join_is_one_trace(
         # The gateway's signaling span (token check, room join) is in the same trace.
         (root,) = find("signaling connect")
         assert root.context is not None and root.context.trace_id == trace_id
+
+        # ...and so are the status callbacks the join caused.
+        async def joined_callback() -> list[Received]:
+            return [r for r in hook.received
+                    if r.params.get("StatusCallbackEvent") == "participant-connected"]
+
+        (callback,) = await eventually(joined_callback, timeout=10, message="the callback")
+        assert callback.valid_signature
+        assert int(callback.headers["traceparent"].split("-")[1], 16) == trace_id
+    await hook.stop()
