@@ -267,3 +267,33 @@ async def test_disable_enable_and_unpublish_reach_the_other_side_and_rest(
         return [t.kind for t in tracks] == ["audio"]
 
     await eventually(gone_from_rest, timeout=10, message="video gone from PublishedTracks")
+
+
+async def test_a_dropped_signaling_socket_resumes_the_session(
+    stack: Stack, tenant: Tenant, browser: Browser, web_server: StaticServer
+) -> None:
+    alice = await join(browser, web_server, stack, token_for(tenant, "alice"), "flaky",
+                       audio=True, video=True)
+    bob = await join(browser, web_server, stack, token_for(tenant, "bob"), "flaky",
+                     audio=True, video=True)
+    await bob.wait_for(receives_media("alice"), timeout=20)
+    alice_sid = (await alice.eval("atrium.state()"))["localParticipant"]["sid"]
+
+    # Cut every client's socket the way a network drop would (not a clean 1000 close).
+    assert stack.gateway is not None
+    hub = stack.gateway.state.signaling
+    for connection in list(hub.connections.values()):
+        await connection.socket.close(4000)
+    await alice.wait_for("atrium.events.some(e => e.event === 'reconnecting')", timeout=10)
+    await alice.wait_for("atrium.events.some(e => e.event === 'reconnected')", timeout=20)
+    state = await alice.eval("atrium.state()")
+    assert state["state"] == "connected"
+    assert state["localParticipant"]["sid"] == alice_sid
+    assert [p["identity"] for p in state["participants"]] == ["bob"]
+    # Media kept flowing: bob still sees alice, who is still the same participant.
+    frames = await bob.eval("atrium.media()")
+    key = next(k for k in frames if k.startswith("remote:alice:") and ":video:" in k)
+    before = frames[key]["distinctFrames"]
+    await bob.wait_for(
+        f"atrium.media()[{json.dumps(key)}].distinctFrames > {before}", timeout=10
+    )

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import httpx
 import uvicorn
+from fastapi import FastAPI
 
 from atrium_cli.embedded import free_port
 from atrium_shared.service import ServiceRuntime
@@ -30,6 +31,7 @@ class Stack:
     settings: Settings
     base_url: str
     runtimes: list[ServiceRuntime] = field(default_factory=list)
+    gateway: FastAPI | None = None
 
 
 def _build(name: str, settings: Settings) -> ServiceRuntime:
@@ -68,9 +70,8 @@ async def running_stack(
 
     from atrium_gateway.app import create_app
 
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_config=None, lifespan="on"
-    )
+    gateway = create_app(settings)
+    config = uvicorn.Config(gateway, host="127.0.0.1", port=port, log_config=None, lifespan="on")
     server = uvicorn.Server(config)
     serve = asyncio.create_task(server.serve())
     base_url = f"http://127.0.0.1:{port}"
@@ -87,7 +88,7 @@ async def running_stack(
                 await asyncio.sleep(0.025)
             else:
                 raise RuntimeError("gateway did not become ready")
-        yield Stack(settings, base_url, runtimes)
+        yield Stack(settings, base_url, runtimes, gateway)
     finally:
         server.should_exit = True
         await asyncio.wait_for(serve, 15)
