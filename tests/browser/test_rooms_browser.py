@@ -282,10 +282,14 @@ async def test_a_dropped_signaling_socket_resumes_the_session(
     # Cut every client's socket the way a network drop would (not a clean 1000 close).
     assert stack.gateway is not None
     hub = stack.gateway.state.signaling
+    seen = await alice.eval("atrium.events.length")
     for connection in list(hub.connections.values()):
         await connection.socket.close(4000)
-    await alice.wait_for("atrium.events.some(e => e.event === 'reconnecting')", timeout=10)
-    await alice.wait_for("atrium.events.some(e => e.event === 'reconnected')", timeout=20)
+    room_event_after = (
+        "atrium.events.slice(%d).some(e => e.source === 'room' && e.event === '%s')"
+    )
+    await alice.wait_for(room_event_after % (seen, "reconnecting"), timeout=10)
+    await alice.wait_for(room_event_after % (seen, "reconnected"), timeout=20)
     state = await alice.eval("atrium.state()")
     assert state["state"] == "connected"
     assert state["localParticipant"]["sid"] == alice_sid
