@@ -36,11 +36,23 @@ from rich.progress import (
 )
 
 from atrium_cli.embedded import EmbeddedServer, free_port, start_nats, start_redis
+from atrium_media.bench_forwarding import WorkerError
 from atrium_shared.accounts import AccountStore
+from bench.join import join_figures, measure_joins
+from bench.join import unavailable as join_unavailable
 from bench.load import LoadResult, run_load
+from bench.media import (
+    CpuConfig,
+    LatencyResult,
+    cpu_figures,
+    forwarding_cpu,
+    latency_figures,
+    latency_json,
+    measure_latency,
+)
 from bench.pipeline import PipelineProbe
 from bench.procs import REPO_ROOT, Process, ProcessFailed
-from bench.report import Comparison, fmt, print_report, write_json
+from bench.report import Comparison, MediaFigure, fmt, print_report, write_json
 from bench.stats import Summary, match_arrivals, summarize
 from bench.webhook import WebhookServer
 
@@ -49,6 +61,8 @@ READY_TIMEOUT = 45.0
 SERVICE_MODULES = {
     "room": "atrium_room.app",
     "participant": "atrium_participant.app",
+    "track": "atrium_track.app",
+    "media": "atrium_media.app",
     "callback": "atrium_callback.app",
     "gateway": "atrium_gateway.app",
     "floor": "bench.http_floor",
@@ -64,6 +78,10 @@ class Config:
     callbacks: int = 200
     callback_concurrency: int = 8
     callback_wait_seconds: float = 20.0
+    rest: bool = True  # the create-room and callback phases
+    media: bool = True  # worker CPU, media latency, join latency
+    media_seconds: float = 4.0  # measured window per CPU / latency measurement
+    joins: int = 10
 
 
 @dataclass
@@ -73,12 +91,15 @@ class Stack:
     nats_url: str
     redis_url: str
     callback_unavailable: str | None
+    media_unavailable: str | None = None
     processes: list[Process] = field(default_factory=list)
 
     def check_alive(self) -> None:
         """Stop the run if a service died after it was ready (its log says why)."""
         for process in self.processes:
             if process.name == "callback" and self.callback_unavailable:
+                continue
+            if process.name == "media" and self.media_unavailable:
                 continue
             if process.process is not None and process.process.poll() is not None:
                 raise ProcessFailed(
@@ -114,6 +135,7 @@ def _service_env(nats: EmbeddedServer, redis: EmbeddedServer) -> dict[str, str]:
             "ATRIUM_LOG_FORMAT": "text",
             "ATRIUM_HTTP_HOST": "127.0.0.1",
             "PYTHONUNBUFFERED": "1",
+            "ATRIUM_MEDIA_HOST_ADDRESSES": "127.0.0.1",  # ICE on loopback only
         }
     )
     return env
@@ -139,6 +161,8 @@ def start_stack(
     gateway_port, floor_port = free_port(), free_port()
     room = Process("room", SERVICE_MODULES["room"], env, tmp)
     participant = Process("participant", SERVICE_MODULES["participant"], env, tmp)
+    track = Process("track", SERVICE_MODULES["track"], env, tmp)
+    media = Process("media", SERVICE_MODULES["media"], env, tmp)
     gateway = Process(
         "gateway",
         SERVICE_MODULES["gateway"],
@@ -162,12 +186,20 @@ def start_stack(
     else:
         callback = Process("callback", callback_module, env, tmp)
 
-    started = [room, participant, gateway, floor] + ([callback] if callback else [])
+    started = [room, participant, track, gateway, floor, media] + ([callback] if callback else [])
     console.print("[bold]starting[/]", ", ".join(p.name for p in started), "(subprocesses)")
     for process in started:
         processes.append(process.launch())
-    for process in (room, participant, gateway, floor):
+    for process in (room, participant, track, gateway, floor):
         process.wait_ready(READY_TIMEOUT)
+    media_unavailable: str | None = None
+    try:
+        media.wait_ready(READY_TIMEOUT)
+    except ProcessFailed as exc:
+        media.stop()
+        processes.remove(media)
+        media_unavailable = "media worker did not start"
+        console.print(f"[yellow]skip[/] media worker did not start: {exc}")
     if callback is not None:
         try:
             callback.wait_ready(READY_TIMEOUT)
@@ -183,6 +215,7 @@ def start_stack(
         nats_url=nats.url,
         redis_url=redis.url,
         callback_unavailable=callback_unavailable,
+        media_unavailable=media_unavailable,
         processes=processes,
     )
 
@@ -222,15 +255,31 @@ class Bench:
         self.progress = progress
         self.run_id = uuid.uuid4().hex[:8]
         self.auth: tuple[str, str] = ("", "")
+        self.api_key: tuple[str, str] = ("", "")
         self.error_samples: dict[str, list[str]] = {}
 
     async def create_account(self) -> None:
         redis = Redis.from_url(self.stack.redis_url, decode_responses=True)
         try:
-            account = await AccountStore(redis).create_account("bench")
+            store = AccountStore(redis)
+            account = await store.create_account("bench")
+            key = await store.create_api_key(account.sid, "bench key")
         finally:
             await redis.aclose()
         self.auth = (account.sid, account.auth_token.get_secret_value())
+        self.api_key = (key.sid, key.secret.get_secret_value())
+
+    def token(self, identity: str, room: str) -> str:
+        """An Access Token (Video grant for ``room``) signed with the bench's API key."""
+        from tests.browser.harness import mint_token
+
+        return mint_token(
+            identity,
+            room,
+            account_sid=self.auth[0],
+            api_key_sid=self.api_key[0],
+            api_key_secret=self.api_key[1],
+        )
 
     async def _load(
         self, label: str, clients: list[httpx.AsyncClient], count: int, tag: str
@@ -397,8 +446,94 @@ class Bench:
         return summary
 
 
-async def measure(stack: Stack, config: Config, console: Console) -> list[Comparison]:
+@dataclass
+class MediaResults:
+    figures: list[MediaFigure] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+async def media_phases(
+    stack: Stack, bench: Bench, config: Config, progress: Progress
+) -> MediaResults:
+    """Worker CPU per forwarded stream, media latency, join latency (bench/media.py, join.py)."""
+    out = MediaResults()
+    console = progress.console
+    cpu_config = CpuConfig(seconds=config.media_seconds)
+
+    task = progress.add_task(
+        f"worker CPU: forwarding {cpu_config.forward_counts}, MediaRelay {cpu_config.relay_counts}"
+    )
+    try:
+        forward, relay = await forwarding_cpu(cpu_config)
+    except WorkerError as exc:
+        forward, relay = [], []
+        console.print(f"  [red]worker CPU failed:[/] {exc}")
+        out.data["forwarding_cpu_error"] = str(exc)
+    progress.update(task, visible=False)
+    out.figures += cpu_figures(forward, relay)
+    out.data["forwarding_cpu"] = {
+        "method": "worker side in its own process; time.process_time() of that process",
+        "forward": [row.as_dict() for row in forward],
+        "relay": [row.as_dict() for row in relay],
+        "config": asdict(cpu_config),
+    }
+    for row in forward + relay:
+        console.print(
+            f"  [green]done[/] worker CPU {row.mode} N={row.subscribers}: "
+            f"{row.cpu_percent:.1f}% total, {row.cpu_percent_per_stream:.2f}%/stream, "
+            f"{row.frames_per_second:.1f} fps/sub"
+        )
+
+    task = progress.add_task("media latency publisher -> subscriber (via worker, direct)")
+    latency: dict[str, LatencyResult | None] = {"worker": None, "direct": None}
+    failure: str | None = None
+    try:
+        for path in latency:
+            latency[path] = await measure_latency(path, config.media_seconds, warmup=1.5)
+    except WorkerError as exc:
+        failure = "worker failed"
+        console.print(f"  [red]media latency failed:[/] {exc}")
+    progress.update(task, visible=False)
+    out.figures += latency_figures(latency["worker"], latency["direct"], failure)
+    out.data["latency"] = {path: latency_json(result) for path, result in latency.items()}
+    worker_latency = latency["worker"]
+    if worker_latency is not None:
+        dist = worker_latency.latency
+        console.print(
+            f"  [green]done[/] media latency via worker: p50 {fmt('p50_ms', dist.p50_ms)},"
+            f" p95 {fmt('p95_ms', dist.p95_ms)}"
+        )
+
+    stack.check_alive()
+    if stack.media_unavailable:
+        joins = join_unavailable(stack.media_unavailable, config.joins)
+    else:
+        task = progress.add_task("join latency (headless Chromium)", total=config.joins)
+        joins = await measure_joins(
+            stack.gateway_url,
+            bench.token,
+            joins=config.joins,
+            on_join=lambda: progress.advance(task),
+        )
+        progress.update(task, visible=False)
+    out.figures += join_figures(joins)
+    out.data["join"] = joins.as_dict()
+    if joins.unavailable:
+        console.print(f"  [yellow]join latency n/a:[/] {joins.unavailable}")
+    else:
+        console.print(
+            f"  [green]done[/] join: connected p50 {fmt('p50_ms', joins.connected.p50_ms)}, "
+            f"first frame p50 {fmt('p50_ms', joins.first_frame.p50_ms)} "
+            f"({joins.joins - joins.failures}/{joins.joins} ok)"
+        )
+    return out
+
+
+async def measure(
+    stack: Stack, config: Config, console: Console
+) -> tuple[list[Comparison], MediaResults]:
     comparisons: list[Comparison] = []
+    media = MediaResults()
     columns = (
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -430,7 +565,7 @@ async def measure(stack: Stack, config: Config, console: Console) -> list[Compar
             bench = Bench(stack, config, progress)
             await bench.create_account()
             await drain("startup")
-            for c in config.levels:
+            for c in config.levels if config.rest else ():
                 # The floor first, then Atrium, at each level; then let Atrium's event backlog
                 # drain so neither the next floor phase nor the next level pays for it.
                 floor = await bench.rest("floor", stack.floor_url, c)
@@ -447,8 +582,10 @@ async def measure(stack: Stack, config: Config, console: Console) -> list[Compar
                     )
                 )
             c = config.callback_concurrency
-            floor_cb = await bench.floor_callbacks(webhook)
-            if stack.callback_unavailable:
+            floor_cb = await bench.floor_callbacks(webhook) if config.rest else None
+            if floor_cb is None:
+                pass
+            elif stack.callback_unavailable:
                 comparisons.append(
                     Comparison(
                         "callback",
@@ -475,12 +612,16 @@ async def measure(stack: Stack, config: Config, console: Console) -> list[Compar
                         extra=extra,
                     )
                 )
+            if config.media:
+                if config.rest:
+                    await drain("callbacks")
+                media = await media_phases(stack, bench, config, progress)
             for label, samples in bench.error_samples.items():
                 console.print(f"[red]errors[/] {label}: {samples}")
     finally:
         await probe.close()
         await webhook.stop()
-    return comparisons
+    return comparisons, media
 
 
 def _git_commit() -> str | None:
@@ -503,7 +644,9 @@ def _busy_note(load_before: float) -> str | None:
     )
 
 
-def _notes(config: Config, comparisons: list[Comparison], load_before: float) -> list[str]:
+def _notes(
+    config: Config, comparisons: list[Comparison], load_before: float, media: MediaResults
+) -> list[str]:
     busy = _busy_note(load_before)
     notes = [busy] if busy else []
     notes += [
@@ -514,6 +657,20 @@ def _notes(config: Config, comparisons: list[Comparison], load_before: float) ->
         "floor: the bench POSTs a Twilio-like form straight to the same receiver.",
         f"Load generator, services, NATS and Redis share this machine's {os.cpu_count()} CPUs.",
     ]
+    if media.figures:
+        notes += [
+            "worker CPU: publisher (aiortc, 640x480 30 fps VP8 of changing blocky pictures) and "
+            "subscribers (frames counted, not decoded) in the bench process; the worker side "
+            "alone in a process of its own, its CPU = process_time (all threads) / wall time. "
+            "Forwarding = atrium_media.router.MediaRouter; baseline = aiortc MediaRelay "
+            "(1 decode + 1 VP8 encode per subscriber).",
+            "media latency: frame number stamped into the picture; send = frame handed to the "
+            "encoder, arrival = decoded frame out of the subscriber's track (same clock); "
+            "baseline = the same aiortc pair connected directly.",
+            f"join: {config.joins} fresh tabs (after 1 warm-up) join a room where one tab "
+            "publishes the fake camera; twilio-video SDK via gateway /signaling and the room, "
+            "participant, track and media service subprocesses.",
+        ]
     for comparison in comparisons:
         missing = comparison.extra.get("missing")
         if missing:
@@ -527,6 +684,11 @@ def parse_args(argv: list[str] | None) -> Config:
     parser.add_argument("--requests", type=int, default=Config.requests)
     parser.add_argument("--max-seconds", type=float, default=Config.max_seconds)
     parser.add_argument("--callbacks", type=int, default=Config.callbacks)
+    parser.add_argument("--media-seconds", type=float, default=Config.media_seconds)
+    parser.add_argument("--joins", type=int, default=Config.joins)
+    phases = parser.add_mutually_exclusive_group()
+    phases.add_argument("--no-media", action="store_true", help="REST and callback phases only")
+    phases.add_argument("--media-only", action="store_true", help="media phases only")
     args = parser.parse_args(argv)
     levels = tuple(int(level) for level in args.levels.split(",") if level.strip())
     return Config(
@@ -534,6 +696,10 @@ def parse_args(argv: list[str] | None) -> Config:
         requests=args.requests,
         max_seconds=args.max_seconds,
         callbacks=args.callbacks,
+        rest=not args.media_only,
+        media=not args.no_media,
+        media_seconds=args.media_seconds,
+        joins=args.joins,
     )
 
 
@@ -550,9 +716,9 @@ def main(argv: list[str] | None = None) -> int:
     succeeded = False
     try:
         stack = start_stack(console, tmp, servers, processes)
-        comparisons = asyncio.run(measure(stack, config, console))
-        notes = _notes(config, comparisons, load_before)
-        print_report(console, comparisons, notes)
+        comparisons, media = asyncio.run(measure(stack, config, console))
+        notes = _notes(config, comparisons, load_before, media)
+        print_report(console, comparisons, notes, media.figures)
         meta = {
             "generated_at": datetime.now(UTC).isoformat(),
             "git_commit": _git_commit(),
@@ -564,7 +730,7 @@ def main(argv: list[str] | None = None) -> int:
             "config": asdict(config),
             "notes": notes,
         }
-        write_json(RESULTS_PATH, meta, comparisons)
+        write_json(RESULTS_PATH, meta, comparisons, media.data if config.media else None)
         console.print(f"wrote {RESULTS_PATH.relative_to(REPO_ROOT)}")
         succeeded = True
         return 0

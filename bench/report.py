@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from bench.stats import Summary, ratios
+from bench.stats import Summary, ratio, ratios
 
 
 @dataclass
@@ -89,7 +89,65 @@ def table(comparisons: list[Comparison], title: str) -> Table:
     return out
 
 
-def print_report(console: Console, comparisons: list[Comparison], notes: list[str]) -> None:
+@dataclass
+class MediaFigure:
+    """One row of the media table: an Atrium figure beside its baseline, either may be missing."""
+
+    phase: str
+    metric: str
+    unit: str  # "%", "ms", "fps"
+    atrium: float | None
+    baseline: float | None
+    n: str = ""
+    atrium_missing: str | None = None  # shown instead of the Atrium value
+    baseline_missing: str | None = None  # shown instead of the baseline value
+
+
+def fmt_media(value: float | None, unit: str, missing: str | None) -> str:
+    if value is None:
+        return missing or "-"
+    if unit == "ms":
+        return f"{value:.1f} ms"
+    if unit == "%":
+        return f"{value:.2f} %"
+    return f"{value:.1f} {unit}".rstrip()
+
+
+def media_table(figures: list[MediaFigure], title: str) -> Table:
+    out = Table(title=title, title_justify="left")
+    out.add_column("Phase", no_wrap=True)
+    out.add_column("Metric", no_wrap=True)
+    out.add_column("Atrium", justify="right")
+    out.add_column("Baseline", justify="right")
+    out.add_column("Ratio", justify="right")
+    out.add_column("n / notes")
+    for index, figure in enumerate(figures):
+        last = index == len(figures) - 1 or figures[index + 1].phase != figure.phase
+        first = index == 0 or figures[index - 1].phase != figure.phase
+        out.add_row(
+            figure.phase if first else "",
+            figure.metric,
+            fmt_media(figure.atrium, figure.unit, figure.atrium_missing),
+            fmt_media(figure.baseline, figure.unit, figure.baseline_missing),
+            fmt_ratio(ratio(figure.atrium, figure.baseline)),
+            figure.n,
+            end_section=last,
+        )
+    return out
+
+
+MEDIA_TITLE = (
+    "Media (127.0.0.1; Atrium = MediaRouter forwarding / the whole stack; baseline = aiortc "
+    "MediaRelay decode+re-encode (CPU) or a direct aiortc pair (latency); ratio = Atrium/baseline)"
+)
+
+
+def print_report(
+    console: Console,
+    comparisons: list[Comparison],
+    notes: list[str],
+    media: list[MediaFigure] | None = None,
+) -> None:
     console.print()
     console.print(
         table(
@@ -97,11 +155,21 @@ def print_report(console: Console, comparisons: list[Comparison], notes: list[st
             "Atrium vs floor (127.0.0.1; floor = bare FastAPI + 1 Redis SET; ratio = Atrium/floor)",
         )
     )
+    if media:
+        console.print()
+        console.print(media_table(media, MEDIA_TITLE))
     for note in notes:
         console.print(f"  - {escape(note)}")
 
 
-def write_json(path: Path, meta: dict[str, Any], comparisons: list[Comparison]) -> None:
+def write_json(
+    path: Path,
+    meta: dict[str, Any],
+    comparisons: list[Comparison],
+    media: dict[str, Any] | None = None,
+) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     data = {**meta, "phases": {c.key: c.as_dict() for c in comparisons}}
+    if media is not None:
+        data["media"] = media
     path.write_text(json.dumps(data, indent=2) + "\n")

@@ -114,3 +114,65 @@ def match_arrivals(
         else:
             latencies.append(max(0.0, landed - started))
     return latencies, missing
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """p50/p95 of samples in milliseconds (media latency, join latency); None without samples."""
+
+    count: int
+    p50_ms: float | None
+    p95_ms: float | None
+    mean_ms: float | None
+    min_ms: float | None
+    max_ms: float | None
+
+    def as_dict(self) -> dict[str, float | int | None]:
+        return asdict(self)
+
+
+def distribution(values_s: Iterable[float]) -> Distribution:
+    """Summarize durations given in seconds (finite, not negative) as milliseconds."""
+    ordered = sorted(values_s)
+    if any(not math.isfinite(value) or value < 0 for value in ordered):
+        raise ValueError("durations must be finite and not negative")
+    if not ordered:
+        return Distribution(0, None, None, None, None, None)
+    ms = [value * 1000.0 for value in ordered]
+    return Distribution(
+        count=len(ms),
+        p50_ms=_percentile_sorted(ms, 50),
+        p95_ms=_percentile_sorted(ms, 95),
+        mean_ms=math.fsum(ms) / len(ms),
+        min_ms=ms[0],
+        max_ms=ms[-1],
+    )
+
+
+def cpu_percent(cpu_seconds: float, wall_seconds: float) -> float:
+    """CPU time over wall time in % of one core (200 = two cores busy)."""
+    if wall_seconds <= 0:
+        raise ValueError("wall time must be positive")
+    if cpu_seconds < 0:
+        raise ValueError("CPU time must not be negative")
+    return 100.0 * cpu_seconds / wall_seconds
+
+
+def per_stream(total: float | None, streams: int) -> float | None:
+    """``total`` shared out over ``streams`` (None when there is no total or no stream)."""
+    if total is None or streams <= 0:
+        return None
+    return total / streams
+
+
+def frame_latencies(
+    sent: Mapping[int, float], arrived: Mapping[int, float], start: float, end: float
+) -> tuple[list[float], int]:
+    """Latencies (s) of the frames sent within ``[start, end)``, and how many of them never
+    arrived. Frames sent outside the window (warm-up, or too late to have arrived) are ignored;
+    an arrival stamped before its send is clamped to 0 (see :func:`match_arrivals`)."""
+    if end < start:
+        raise ValueError("the window ends before it starts")
+    window = {str(n): t for n, t in sent.items() if start <= t < end}
+    latencies, missing = match_arrivals(window, {str(n): t for n, t in arrived.items()})
+    return latencies, len(missing)

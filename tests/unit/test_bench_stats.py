@@ -6,7 +6,18 @@ import math
 
 import pytest
 
-from bench.stats import Summary, match_arrivals, percentile, ratio, ratios, summarize
+from bench.stats import (
+    Summary,
+    cpu_percent,
+    distribution,
+    frame_latencies,
+    match_arrivals,
+    per_stream,
+    percentile,
+    ratio,
+    ratios,
+    summarize,
+)
 
 
 def test_percentile_single_value_is_that_value() -> None:
@@ -112,3 +123,52 @@ def test_match_arrivals_pairs_by_key_and_reports_missing() -> None:
     latencies, missing = match_arrivals(sent, arrived)
     assert latencies == [pytest.approx(0.5), 0.0]
     assert missing == ["b"]
+
+
+def test_distribution_reports_p50_p95_in_ms() -> None:
+    dist = distribution([i / 1000 for i in range(1, 101)])  # 1..100 ms
+    assert dist.count == 100
+    assert dist.p50_ms == pytest.approx(50.5)
+    assert dist.p95_ms == pytest.approx(95.05)
+    assert dist.min_ms == pytest.approx(1.0) and dist.max_ms == pytest.approx(100.0)
+    assert dist.mean_ms == pytest.approx(50.5)
+
+
+def test_distribution_of_nothing_is_empty_and_bad_values_are_rejected() -> None:
+    empty = distribution([])
+    assert empty.count == 0 and empty.p50_ms is None and empty.p95_ms is None
+    assert empty.as_dict()["max_ms"] is None
+    with pytest.raises(ValueError):
+        distribution([0.1, -0.01])
+    with pytest.raises(ValueError):
+        distribution([math.inf])
+
+
+def test_cpu_percent_is_of_one_core() -> None:
+    assert cpu_percent(0.5, 2.0) == pytest.approx(25.0)
+    assert cpu_percent(4.0, 2.0) == pytest.approx(200.0)  # two cores busy
+    with pytest.raises(ValueError):
+        cpu_percent(1.0, 0.0)
+    with pytest.raises(ValueError):
+        cpu_percent(-1.0, 1.0)
+
+
+def test_per_stream() -> None:
+    assert per_stream(30.0, 10) == pytest.approx(3.0)
+    assert per_stream(None, 10) is None
+    assert per_stream(30.0, 0) is None
+
+
+def test_frame_latencies_only_counts_frames_sent_in_the_window() -> None:
+    sent = {0: 0.5, 1: 1.0, 2: 1.5, 3: 2.0, 4: 9.9}
+    arrived = {0: 0.6, 1: 1.04, 3: 2.1, 4: 10.0}
+    latencies, lost = frame_latencies(sent, arrived, start=1.0, end=5.0)
+    assert sorted(latencies) == pytest.approx([0.04, 0.1])
+    assert lost == 1  # frame 2; frames 0 and 4 are outside the window
+
+
+def test_frame_latencies_clamps_early_arrivals_and_rejects_a_reversed_window() -> None:
+    latencies, lost = frame_latencies({7: 1.0}, {7: 0.99}, 0.0, 2.0)
+    assert latencies == [0.0] and lost == 0
+    with pytest.raises(ValueError):
+        frame_latencies({}, {}, 2.0, 1.0)

@@ -1,0 +1,251 @@
+"""Media figures: worker CPU per forwarded stream, and publisher -> subscriber latency.
+
+Both use aiortc peers in this process and the worker side in a subprocess of its own
+(:class:`atrium_media.bench_forwarding.WorkerProcess`), all on 127.0.0.1.
+
+* CPU: :func:`atrium_media.bench_forwarding.run_async` (forwarding via ``MediaRouter`` against
+  aiortc's stock ``MediaRelay``); the CPU is the worker process's alone.
+* Latency: the publisher stamps a frame number into each picture (:mod:`bench.stamp`) and notes
+  when the frame leaves its track for the encoder; the subscriber decodes, reads the number back
+  and notes when the decoded frame is handed out by its track. Same process, same clock. The
+  figure is glass-to-glass minus capture and display: encode + packetization + worker hop +
+  jitter buffer + decode. The floor is the same pair connected directly (no worker).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiortc import RTCPeerConnection
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from atrium_media.bench_forwarding import (
+    WIDTH,
+    BenchRow,
+    PatternTrack,
+    WorkerProcess,
+    negotiate,
+    new_pc,
+    run_async,
+)
+from atrium_media.ice import configure_host_addresses
+from bench.report import MediaFigure
+from bench.stamp import BAND_ROWS, read_stamp, stamp_rows
+from bench.stats import Distribution, distribution, frame_latencies, per_stream
+
+LOOPBACK_ONLY = ("127.0.0.1",)
+
+
+@dataclass(frozen=True)
+class CpuConfig:
+    forward_counts: tuple[int, ...] = (1, 4, 10, 30)
+    relay_counts: tuple[int, ...] = (1, 4)
+    seconds: float = 4.0
+    warmup: float = 1.5
+
+
+async def forwarding_cpu(config: CpuConfig) -> tuple[list[BenchRow], list[BenchRow]]:
+    """(forward rows, relay rows) from the same run, one worker process per measurement."""
+    forward = await run_async(config.forward_counts, config.seconds, ("forward",), config.warmup)
+    relay = await run_async(
+        config.relay_counts,
+        config.seconds,
+        ("relay",),
+        config.warmup,
+        relay_max_subscribers=max(config.relay_counts, default=0),
+    )
+    return forward, relay
+
+
+class StampedTrack(PatternTrack):
+    """The blocky pattern with the frame number stamped over its top rows."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent_at: dict[int, float] = {}
+
+    def luma(self, n: int) -> bytes:
+        return stamp_rows(n) + super().luma(n)[BAND_ROWS * WIDTH :]
+
+    def sent(self, n: int) -> None:
+        self.sent_at[n] = time.perf_counter()
+
+
+@dataclass
+class LatencyResult:
+    path: str  # "worker" or "direct"
+    latency: Distribution
+    frames_sent: int
+    frames_lost: int
+    unreadable: int  # decoded pictures whose stamp could not be read
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+async def _receive(track: MediaStreamTrack, arrived: dict[int, float], counts: list[int]) -> None:
+    with contextlib.suppress(MediaStreamError):
+        while True:
+            frame: Any = await track.recv()
+            now = time.perf_counter()
+            luma = frame.planes[0]
+            number = read_stamp(memoryview(luma).cast("B"), luma.line_size)
+            if number is None:
+                counts[0] += 1
+            else:
+                arrived.setdefault(number, now)
+
+
+async def measure_latency(path: str, seconds: float, warmup: float) -> LatencyResult:
+    """``path`` "worker": publisher -> MediaRouter (own process) -> subscriber; "direct": P2P."""
+    configure_host_addresses(LOOPBACK_ONLY)
+    pcs: list[RTCPeerConnection] = []
+    worker: WorkerProcess | None = None
+    receiving: asyncio.Task[None] | None = None
+    try:
+        publisher, subscriber = new_pc(), new_pc()
+        pcs += [publisher, subscriber]
+        track = StampedTrack()
+        publisher.addTrack(track)
+        if path == "worker":
+            worker = await WorkerProcess("forward").start()
+            await worker.publish(publisher)
+            await worker.subscribe("latency", subscriber)
+        elif path == "direct":
+            await negotiate(publisher, subscriber)
+        else:
+            raise ValueError(path)
+        arrived: dict[int, float] = {}
+        unreadable = [0]
+        remote = subscriber.getTransceivers()[0].receiver.track
+        receiving = asyncio.create_task(_receive(remote, arrived, unreadable))
+        await asyncio.sleep(warmup)
+        start = time.perf_counter()
+        unreadable[0] = 0
+        await asyncio.sleep(seconds)
+        end = time.perf_counter()
+        await asyncio.sleep(0.5)  # frames sent just before `end` may still be on their way
+        latencies, lost = frame_latencies(track.sent_at, arrived, start, end)
+        return LatencyResult(
+            path=path,
+            latency=distribution(latencies),
+            frames_sent=len(latencies) + lost,
+            frames_lost=lost,
+            unreadable=unreadable[0],
+        )
+    finally:
+        if receiving is not None:
+            receiving.cancel()
+            with contextlib.suppress(BaseException):
+                await receiving
+        if worker is not None:
+            await worker.stop()
+        await asyncio.gather(*(pc.close() for pc in pcs), return_exceptions=True)
+
+
+# ------------------------------------------------------------------------------ report rows
+
+
+def _row_by_n(rows: list[BenchRow]) -> dict[int, BenchRow]:
+    return {row.subscribers: row for row in rows}
+
+
+def cpu_figures(forward: list[BenchRow], relay: list[BenchRow]) -> list[MediaFigure]:
+    """Per N: CPU per stream, total CPU, frames/s per subscriber (forwarding vs MediaRelay)."""
+    fwd, rel = _row_by_n(forward), _row_by_n(relay)
+    relay_max = max(rel, default=0)
+    figures: list[MediaFigure] = []
+    for n in sorted(set(fwd) | set(rel)):
+        f, r = fwd.get(n), rel.get(n)
+        notes: list[str] = []
+        baseline_missing = None
+        if r is None:
+            baseline_missing = "n/a"
+            if relay_max and n > relay_max:
+                top = rel[relay_max]
+                notes.append(
+                    f"MediaRelay not run: {n} VP8 encoders would saturate 2 cores "
+                    f"(at {relay_max}: {top.cpu_percent:.0f}% total, "
+                    f"{top.frames_per_second:.0f} fps/sub)"
+                )
+        if f is not None and f.kbps_per_stream is not None:
+            notes.append(f"{f.kbps_per_stream / 1000:.2f} Mbps/stream")
+        if f is not None and f.packets_forwarded:
+            cost = per_stream(f.cpu_percent / 100 * f.seconds * 1e6, f.packets_forwarded)
+            notes.append(f"{cost:.0f} us CPU/forwarded pkt")
+        clients = [f"{row.client_cpu_percent:.0f}%" for row in (f, r) if row is not None]
+        published = [f"{row.publisher_fps:.0f}" for row in (f, r) if row and row.publisher_fps]
+        phase = f"worker CPU 1 pub -> {n} sub" + ("s" if n != 1 else "")
+        measured = f or r
+        window = measured.seconds if measured else 0.0
+        metrics = (
+            ("CPU/stream (% core)", "%", "cpu_percent_per_stream"),
+            ("CPU total (% core)", "%", "cpu_percent"),
+            ("frames/s per sub", "fps", "frames_per_second"),
+        )
+        row_notes = [
+            "; ".join(notes) or f"{window:.0f}s window",
+            f"client process {' / '.join(clients)} (not counted)",
+            f"publisher sent {' / '.join(published)} fps" if published else "",
+        ]
+        for (metric, unit, name), note in zip(metrics, row_notes, strict=True):
+            figures.append(
+                MediaFigure(
+                    phase,
+                    metric,
+                    unit,
+                    getattr(f, name) if f else None,
+                    getattr(r, name) if r else None,
+                    note,
+                    None if f else "n/a",
+                    baseline_missing,
+                )
+            )
+    return figures
+
+
+def latency_figures(
+    worker: LatencyResult | None, direct: LatencyResult | None, missing: str | None = None
+) -> list[MediaFigure]:
+    phase = "media latency pub -> sub"
+
+    def n_of(result: LatencyResult | None) -> str:
+        if result is None:
+            return "-"
+        lost = f" ({result.frames_lost} lost)" if result.frames_lost else ""
+        return f"{result.latency.count}{lost}"
+
+    notes = [
+        f"frames {n_of(worker)} / {n_of(direct)}",
+        missing or "encode + worker hop + jitter buffer + decode",
+        "",
+    ]
+    return [
+        MediaFigure(
+            phase,
+            metric,
+            "ms",
+            getattr(worker.latency, name) if worker else None,
+            getattr(direct.latency, name) if direct else None,
+            note,
+            None if worker else "n/a",
+            None if direct else "n/a",
+        )
+        for (metric, name), note in zip(
+            (("p50", "p50_ms"), ("p95", "p95_ms"), ("max", "max_ms")), notes, strict=True
+        )
+    ]
+
+
+def latency_json(result: LatencyResult | None) -> dict[str, Any] | None:
+    if result is None:
+        return None
+    return {
+        "path": result.path,
+        "latency": result.latency.as_dict(),
+        "frames_sent": result.frames_sent,
+        "frames_lost": result.frames_lost,
+        "unreadable_pictures": result.unreadable,
+    }
