@@ -37,7 +37,7 @@ test: install
 
 lint: install
 	$(UV) run ruff check .
-	$(UV) run mypy shared services cli
+	$(UV) run mypy shared services cli sdk/python
 
 bench: install
 	@if [ -f bench/run.py ]; then \

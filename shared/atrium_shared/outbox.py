@@ -144,9 +144,7 @@ class OutboxRelay:
                     # Wake as soon as anything is appended (0-0: any entry at all).
                     await self._redis.xread({OUTBOX_STREAM: "0-0"}, count=1, block=500)
                     continue
-                for entry_id, fields in entries:
-                    await self._relay(fields)
-                    await self._redis.xdel(OUTBOX_STREAM, entry_id)
+                await self._relay_batch(entries)
             except (RedisError, OSError, TimeoutError) as exc:
                 log.warning("outbox relay: %s; retrying", exc)
                 await self._sleep(0.5)
@@ -160,15 +158,38 @@ class OutboxRelay:
         except RedisError:
             pass
 
-    async def _relay(self, fields: dict[str, str]) -> None:
-        event = parse_event(fields["event"])
-        parent = propagate.extract(json.loads(fields.get("trace") or "{}"))
+    async def _relay_batch(self, entries: list[tuple[str, dict[str, str]]]) -> None:
+        """Relay a batch: rooms in parallel, each room's events one after another in order.
+
+        JetStream only needs per-room order (sequence numbers count per room), and waiting for
+        each acknowledgement in turn across all rooms would cap the relay at one round trip per
+        event. If anything fails nothing is trimmed: the next round publishes the batch again and
+        JetStream drops what it already has (same Nats-Msg-Id), so order still holds.
+        """
+        chains: dict[str, list[DomainEvent]] = {}
+        subjects: dict[str, str] = {}
+        traces: dict[str, str] = {}
+        for _, fields in entries:
+            event = parse_event(fields["event"])
+            chains.setdefault(event.room_sid, []).append(event)
+            subjects[event.event_id] = fields["subject"]
+            traces[event.event_id] = fields.get("trace") or "{}"
+
+        async def relay_chain(chain: list[DomainEvent]) -> None:
+            for event in chain:
+                await self._relay(event, subjects[event.event_id], traces[event.event_id])
+
+        await asyncio.gather(*(relay_chain(chain) for chain in chains.values()))
+        await self._redis.xdel(OUTBOX_STREAM, *(entry_id for entry_id, _ in entries))
+
+    async def _relay(self, event: DomainEvent, subject: str, trace_context: str) -> None:
+        parent = propagate.extract(json.loads(trace_context))
         with self._tracer.start_as_current_span(
             "outbox relay", context=parent, attributes={"atrium.event_type": event.event_type}
         ):
             await self._broker.publish(
                 event,
-                fields["subject"],
+                subject,
                 headers={"Nats-Msg-Id": event.event_id},
                 stream=EVENTS_STREAM_NAME,
                 timeout=5.0,

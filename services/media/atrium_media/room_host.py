@@ -128,8 +128,7 @@ class RoomHost:
         if kind == "answer":
             if await session.apply_client_answer(sdp, revision):
                 for sub in session.subscriptions.values():
-                    self.spawn(self.control.subscription(session.participant, sub.track_sid,
-                                                         True))
+                    self.spawn(self._report_subscription(session, sub.track_sid, True))
         return None
 
     async def _apply_participant_state(
@@ -295,11 +294,22 @@ class RoomHost:
                     sub.transceiver.direction = "inactive"
                 if sub.channel is not None:
                     sub.channel.close()
-                self.spawn(self.control.subscription(subscriber.participant, sid, False))
+                if not subscriber.closed:
+                    self.spawn(self._report_subscription(subscriber, sid, False))
                 changed = True
             if changed and not subscriber.closed:
                 subscriber.subscribed_revision += 1
                 await self._offer(subscriber)
+
+    async def _report_subscription(
+        self, subscriber: ParticipantSession, track_sid: str, subscribed: bool
+    ) -> None:
+        """Tell the track service what the subscriber really receives. A participant or track
+        that left meanwhile makes this moot (20404/53204), not an error."""
+        try:
+            await self.control.subscription(subscriber.participant, track_sid, subscribed)
+        except AtriumError as exc:
+            log.debug("subscription report for %s skipped: %s", track_sid, exc.message)
 
     async def _offer(self, session: ParticipantSession) -> None:
         """Send a worker offer with the current subscribed list (caller holds the lock)."""

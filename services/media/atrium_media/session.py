@@ -144,6 +144,10 @@ class ParticipantSession:
         if self.offer_pending:
             log.info("glare on %s: dropping the client's offer r%s", self.session, revision)
             return None
+        if self.revision and revision <= self.revision:
+            log.info("stale client offer r%s on %s (at r%s)", revision, self.session,
+                     self.revision)
+            return None
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         self.revision = revision
         self.sending_mids = {
@@ -185,6 +189,13 @@ class ParticipantSession:
         await self.pc.setLocalDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         self.revision += 1
         self.offer_pending = True
+        return self._description("offer")
+
+    def pending_offer(self) -> dict[str, Any] | None:
+        """The worker offer still waiting for its answer (resent in `synced`: the socket that
+        carried it may have dropped before the client read it)."""
+        if not self.offer_pending or self.pc.localDescription is None:
+            return None
         return self._description("offer")
 
     def _description(self, kind: str) -> dict[str, Any]:

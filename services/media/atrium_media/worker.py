@@ -174,7 +174,7 @@ class MediaWorker:
             "participant": {"sid": session.participant.sid,
                             "identity": session.participant.identity},
             "participants": [o.remote_state() for o in host.others(session)],
-            "peer_connections": [{"id": session.pc_id}],
+            "peer_connections": [session.pending_offer() or {"id": session.pc_id}],
             "published": session.published_body(),
             "subscribed": session.subscribed_body(),
         })

@@ -1,0 +1,175 @@
+"""Participants and their track publications (twilio-video's object model, in snake case)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from atrium_video.events import EventEmitter
+from atrium_video.tracks import (
+    AnyLocalTrack,
+    AnyRemoteTrack,
+    LocalAudioTrack,
+    LocalDataTrack,
+    LocalVideoTrack,
+)
+
+if TYPE_CHECKING:
+    from atrium_video.room import Room
+
+
+class LocalTrackPublication:
+    """A local track the server accepted: ``track_sid`` (``MT...``), ``track_name``, ``kind``."""
+
+    def __init__(self, track_sid: str, track: AnyLocalTrack) -> None:
+        self.track_sid = track_sid
+        self.track = track
+
+    @property
+    def track_name(self) -> str:
+        return self.track.name
+
+    @property
+    def kind(self) -> str:
+        return self.track.kind
+
+    @property
+    def is_track_enabled(self) -> bool:
+        return self.track.is_enabled
+
+    def __repr__(self) -> str:
+        return f"<LocalTrackPublication {self.kind} {self.track_name!r} sid={self.track_sid}>"
+
+
+class RemoteTrackPublication(EventEmitter):
+    """A track another participant published. ``track`` is None until subscribed.
+
+    Events: ``subscribed`` (track), ``unsubscribed`` (track), ``track_enabled``,
+    ``track_disabled``.
+    """
+
+    def __init__(self, track_sid: str, track_name: str, kind: str, enabled: bool,
+                 priority: str = "standard") -> None:
+        super().__init__()
+        self.track_sid = track_sid
+        self.track_name = track_name
+        self.kind = kind
+        self.is_track_enabled = enabled
+        self.publish_priority = priority
+        self.track: AnyRemoteTrack | None = None
+
+    @property
+    def is_subscribed(self) -> bool:
+        return self.track is not None
+
+    def __repr__(self) -> str:
+        state = "subscribed" if self.is_subscribed else "unsubscribed"
+        return f"<RemoteTrackPublication {self.kind} {self.track_name!r} sid={self.track_sid} " \
+               f"{state}>"
+
+
+class Participant(EventEmitter):
+    """What local and remote participants share: ``sid``, ``identity``, ``state``, publications
+    by track SID in ``tracks`` / ``audio_tracks`` / ``video_tracks`` / ``data_tracks``."""
+
+    def __init__(self, sid: str, identity: str) -> None:
+        super().__init__()
+        self.sid = sid
+        self.identity = identity
+        self.state = "connected"
+
+    def _by_kind(self, kind: str) -> dict[str, Any]:
+        return {sid: p for sid, p in self.tracks.items() if p.kind == kind}
+
+    @property
+    def tracks(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.identity!r} sid={self.sid} {self.state}>"
+
+
+class LocalParticipant(Participant):
+    """This client. Events: ``track_published`` (publication), ``track_publication_failed``
+    (error, track)."""
+
+    def __init__(self, sid: str, identity: str, room: Room) -> None:
+        super().__init__(sid, identity)
+        self._room = room
+        self._publications: dict[str, LocalTrackPublication] = {}
+
+    @property
+    def tracks(self) -> dict[str, LocalTrackPublication]:
+        return dict(self._publications)
+
+    @property
+    def audio_tracks(self) -> dict[str, LocalTrackPublication]:
+        return self._by_kind("audio")
+
+    @property
+    def video_tracks(self) -> dict[str, LocalTrackPublication]:
+        return self._by_kind("video")
+
+    @property
+    def data_tracks(self) -> dict[str, LocalTrackPublication]:
+        return self._by_kind("data")
+
+    async def publish_track(
+        self, track: LocalAudioTrack | LocalVideoTrack | LocalDataTrack
+    ) -> LocalTrackPublication:
+        """Publish ``track``; returns once the server assigned its SID (raises TwilioError)."""
+        return await self._room._publish(track)
+
+    async def publish_tracks(self, tracks: list[AnyLocalTrack]) -> list[LocalTrackPublication]:
+        return [await self.publish_track(track) for track in tracks]
+
+    async def unpublish_track(
+        self, track: LocalAudioTrack | LocalVideoTrack | LocalDataTrack
+    ) -> LocalTrackPublication | None:
+        """Stop publishing ``track``; returns its former publication (None if not published)."""
+        return await self._room._unpublish(track)
+
+    def _add(self, publication: LocalTrackPublication) -> None:
+        self._publications[publication.track_sid] = publication
+        self.emit("track_published", publication)
+
+    def _remove(self, track: AnyLocalTrack) -> LocalTrackPublication | None:
+        for sid, publication in list(self._publications.items()):
+            if publication.track is track:
+                return self._publications.pop(sid)
+        return None
+
+
+class RemoteParticipant(Participant):
+    """Another participant. Events (re-emitted by the Room with the participant appended):
+    ``track_published`` (publication), ``track_unpublished`` (publication), ``track_subscribed``
+    (track, publication), ``track_unsubscribed`` (track, publication), ``track_enabled``
+    (publication), ``track_disabled`` (publication), ``track_message`` (data, track),
+    ``disconnected`` (participant)."""
+
+    def __init__(self, sid: str, identity: str) -> None:
+        super().__init__(sid, identity)
+        self.revision = 0
+        self._publications: dict[str, RemoteTrackPublication] = {}
+        self._relay: Callable[..., None] | None = None
+
+    @property
+    def tracks(self) -> dict[str, RemoteTrackPublication]:
+        return dict(self._publications)
+
+    @property
+    def audio_tracks(self) -> dict[str, RemoteTrackPublication]:
+        return self._by_kind("audio")
+
+    @property
+    def video_tracks(self) -> dict[str, RemoteTrackPublication]:
+        return self._by_kind("video")
+
+    @property
+    def data_tracks(self) -> dict[str, RemoteTrackPublication]:
+        return self._by_kind("data")
+
+    def emit(self, event: str, *args: Any) -> None:
+        super().emit(event, *args)
+        if self._relay is not None:
+            self._relay(event, *args)

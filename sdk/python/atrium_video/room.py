@@ -1,0 +1,773 @@
+"""The Room: RSP v2 over TCMP, one aiortc peer connection, and twilio-video's events.
+
+Negotiation follows twilio-video.js: the client's first offer travels inside ``connect``; after
+that either side may offer on the one peer connection, sharing a revision counter. A worker offer
+is answered with its own revision; this client's re-offers use revision + 1. The worker is the
+impolite peer: when its offer arrives while ours is pending, ours is rolled back (aiortc has no
+rollback, so :meth:`Room._rollback` undoes it by hand), the worker's offer is answered, and ours
+is made again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import platform
+import random
+import time
+import uuid
+from typing import Any
+
+from aiortc import (
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCDataChannel,
+    RTCPeerConnection,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
+
+from atrium_video.errors import (
+    MEDIA_CONNECTION_ERROR,
+    ROOM_COMPLETED,
+    SIGNALING_CONNECTION_ERROR,
+    SIGNALING_DISCONNECTED,
+    TwilioError,
+)
+from atrium_video.events import EventEmitter
+from atrium_video.ice import enable_loopback_candidates, is_loopback_url
+from atrium_video.participant import (
+    LocalParticipant,
+    LocalTrackPublication,
+    RemoteParticipant,
+    RemoteTrackPublication,
+)
+from atrium_video.sdp import track_ids_by_mid
+from atrium_video.tracks import (
+    AnyLocalTrack,
+    AnyRemoteTrack,
+    LocalMediaTrack,
+    LocalTrack,
+    MessageData,
+    RemoteAudioTrack,
+    RemoteDataTrack,
+    RemoteVideoTrack,
+)
+from atrium_video.transport import NORMAL_CLOSE, Event, TcmpTransport
+
+log = logging.getLogger("atrium_video")
+
+SDK_NAME = "atrium-video-python"
+SDK_VERSION = "0.1.0"
+DEFAULT_SESSION_TIMEOUT = 30
+
+# Room events re-emitted from every RemoteParticipant (the participant is appended to the args).
+PARTICIPANT_EVENTS = (
+    "track_published", "track_unpublished", "track_subscribed", "track_unsubscribed",
+    "track_enabled", "track_disabled", "track_message",
+)
+
+
+class Room(EventEmitter):
+    """A connected room. Build it with :func:`atrium_video.connect`.
+
+    Attributes: ``sid``, ``name``, ``state`` (``connecting``, ``connected``, ``reconnecting``,
+    ``disconnected``), ``local_participant``, ``participants`` (RemoteParticipant by SID).
+
+    Events (handler arguments in brackets): ``participant_connected`` [participant],
+    ``participant_disconnected`` [participant], ``track_published`` [publication, participant],
+    ``track_unpublished`` [publication, participant], ``track_subscribed`` [track, publication,
+    participant], ``track_unsubscribed`` [track, publication, participant], ``track_enabled`` /
+    ``track_disabled`` [publication, participant], ``track_message`` [data, track, participant],
+    ``reconnecting`` [error], ``reconnected`` [], ``disconnected`` [room, error or None].
+    """
+
+    def __init__(self, token: str, url: str, name: str | None, *, frame_buffer: int = 60) -> None:
+        super().__init__()
+        self.sid = ""
+        self.name = name or ""
+        self.state = "connecting"
+        self.participants: dict[str, RemoteParticipant] = {}
+        self.local_participant = LocalParticipant("", "", self)
+        self.session_timeout = DEFAULT_SESSION_TIMEOUT
+        self._token = token
+        self._url = url
+        self._requested_name = name
+        self._frame_buffer = frame_buffer
+        self._session = ""
+        self._inbox: asyncio.Queue[Event] = asyncio.Queue()
+        self._transport: TcmpTransport | None = None
+        self._processor: asyncio.Task[None] | None = None
+        self._connected: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        # Peer connection and negotiation.
+        self._pc = RTCPeerConnection(
+            RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+        )
+        self._pc_id = str(uuid.uuid4())
+        self._lock = asyncio.Lock()  # every peer-connection operation runs under it
+        self._revision = 0
+        self._offer_pending = False
+        self._want_offer = False
+        self._offer_added: list[tuple[LocalMediaTrack, RTCRtpTransceiver]] = []
+        self._offer_new_sctp = False
+        self.glare_rollbacks = 0  # diagnostics: our offers rolled back for the worker's
+        # Local state.
+        self._participant_revision = 1
+        self._local_tracks: dict[str, AnyLocalTrack] = {}  # by track id (msid / label)
+        self._to_add: list[LocalMediaTrack] = []  # media tracks waiting for an m-line
+        self._transceivers: dict[str, RTCRtpTransceiver] = {}
+        self._local_channels: dict[str, RTCDataChannel] = {}
+        self._published_revision = 0
+        self._publish_waiters: dict[str, asyncio.Future[LocalTrackPublication]] = {}
+        # Remote state.
+        self._subscribed_revision = 0
+        self._subscribed: dict[str, str] = {}  # track SID -> id (msid track id / channel label)
+        self._receivers: dict[str, Any] = {}  # msid track id -> aiortc RemoteStreamTrack
+        self._remote_channels: dict[str, RTCDataChannel] = {}  # by label
+        self._remote_tracks: dict[str, AnyRemoteTrack] = {}  # by track SID
+        self._pc.on("datachannel", self._on_datachannel)
+        self._pc.on("connectionstatechange", self._on_connection_state)
+
+    # ------------------------------------------------------------------------------------------
+    # Public API
+    # ------------------------------------------------------------------------------------------
+    async def disconnect(self) -> None:
+        """Leave the room (``disconnected`` fires with no error)."""
+        if self.state == "disconnected":
+            return
+        transport = self._transport
+        if transport is not None and self._session:
+            await transport.send({"type": "disconnect", "version": 2, "session": self._session})
+        await self._teardown(None)
+
+    async def __aenter__(self) -> Room:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.disconnect()
+
+    @property
+    def peer_connection(self) -> RTCPeerConnection:
+        """The underlying aiortc peer connection (for stats; do not renegotiate it)."""
+        return self._pc
+
+    def get_participant(self, identity: str) -> RemoteParticipant | None:
+        return next((p for p in self.participants.values() if p.identity == identity), None)
+
+    def __repr__(self) -> str:
+        return f"<Room {self.name!r} sid={self.sid} {self.state} " \
+               f"participants={len(self.participants)}>"
+
+    # ------------------------------------------------------------------------------------------
+    # Connecting
+    # ------------------------------------------------------------------------------------------
+    async def _connect(self, tracks: list[AnyLocalTrack], timeout: float) -> None:
+        # Media first: aiortc (1.16) bundles everything on the first transport, and stops the
+        # SCTP transport when the answer arrives if the data channel was created before any
+        # transceiver, which would take the shared transport down with it.
+        media = [t for t in tracks if isinstance(t, LocalMediaTrack)]
+        async with self._lock:
+            for track in media:
+                self._add_local(track)
+                self._transceivers[track.id] = self._pc.addTransceiver(
+                    track.media_stream_track, direction="sendonly")
+            kinds = {t.kind for t in media}
+            self._to_add = []
+            for kind in ("audio", "video"):
+                if kind not in kinds:  # as twilio-video.js: receive even when not sending
+                    self._pc.addTransceiver(kind, direction="recvonly")
+            for other in tracks:
+                if not isinstance(other, LocalMediaTrack):
+                    self._add_local(other)
+            offer = await self._pc.createOffer()
+            await self._pc.setLocalDescription(offer)
+            self._revision = 1
+            self._offer_pending = True
+        body = {
+            "type": "connect",
+            "version": 2,
+            "name": self._requested_name,
+            "participant": self._participant_state(),
+            "peer_connections": [self._local_description_entry()],
+            "ice_servers": "overrode",
+            "publisher": {"name": SDK_NAME, "sdk_version": SDK_VERSION,
+                          "user_agent": f"Python/{platform.python_version()}"},
+            "media_signaling": {},
+            "subscribe": {"rules": [{"type": "include", "all": True}], "revision": 1},
+            "format": "unified",
+            "token": self._token,
+        }
+        transport = TcmpTransport(self._url, self._inbox)
+        self._transport = transport
+        await transport.open(body)
+        self._processor = asyncio.ensure_future(self._process())
+        try:
+            await asyncio.wait_for(asyncio.shield(self._connected), timeout)
+        except TimeoutError as exc:
+            await self._teardown(None, emit=False)
+            raise TwilioError(SIGNALING_CONNECTION_ERROR, "Timed out connecting") from exc
+        except BaseException:
+            await self._teardown(None, emit=False)
+            raise
+
+    def _participant_state(self) -> dict[str, Any]:
+        return {
+            "revision": self._participant_revision,
+            "tracks": [
+                {"id": t.id, "kind": t.kind, "name": t.name, "enabled": t.is_enabled,
+                 "priority": "standard"}
+                for t in self._local_tracks.values()
+            ],
+        }
+
+    def _local_description_entry(self) -> dict[str, Any]:
+        description = self._pc.localDescription
+        return {"id": self._pc_id, "description": {
+            "type": description.type, "sdp": description.sdp, "revision": self._revision}}
+
+    def _add_local(self, track: AnyLocalTrack) -> None:
+        self._local_tracks[track.id] = track
+        track._on_state.append(self._local_track_changed)
+        if isinstance(track, LocalMediaTrack):
+            self._to_add.append(track)
+        else:
+            channel = self._pc.createDataChannel(
+                track.id, ordered=track.ordered, maxPacketLifeTime=track.max_packet_life_time,
+                maxRetransmits=track.max_retransmits)
+            self._local_channels[track.id] = channel
+            track._attach(channel)
+
+    # ------------------------------------------------------------------------------------------
+    # Inbound RSP
+    # ------------------------------------------------------------------------------------------
+    async def _process(self) -> None:
+        while True:
+            kind, payload = await self._inbox.get()
+            try:
+                if kind == "msg":
+                    await self._handle(payload)
+                elif kind == "closed":
+                    await self._socket_closed(int(payload))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("handling %s failed", kind)
+            if self.state == "disconnected":
+                return
+
+    async def _handle(self, body: dict[str, Any]) -> None:
+        kind = body.get("type")
+        if kind in ("connected", "synced", "update"):
+            if kind == "connected":
+                self._session = str(body.get("session", ""))
+                self.session_timeout = int((body.get("options") or {}).get(
+                    "session_timeout", DEFAULT_SESSION_TIMEOUT))
+                self.sid = str(body.get("sid") or self.sid)
+                self.name = str(body.get("name") or self.name)
+                me = body.get("participant") or {}
+                self.local_participant.sid = str(me.get("sid", ""))
+                self.local_participant.identity = str(me.get("identity", ""))
+            await self._apply_state(body, full=kind == "synced")
+            if kind == "connected" and not self._connected.done():
+                self.state = "connected"
+                self._connected.set_result(None)
+            elif kind == "synced" and self.state == "reconnecting":
+                self.state = "connected"
+                self.emit("reconnected")
+        elif kind == "disconnected":
+            status = body.get("status")
+            error = TwilioError(ROOM_COMPLETED) if status == "completed" else None
+            await self._server_ended(error)
+        elif kind == "error":
+            error = TwilioError(int(body.get("code", SIGNALING_CONNECTION_ERROR)),
+                                body.get("message"))
+            await self._server_ended(error)
+
+    async def _server_ended(self, error: TwilioError | None) -> None:
+        if not self._connected.done():
+            self._connected.set_exception(error or TwilioError(SIGNALING_CONNECTION_ERROR))
+            return
+        transport = self._transport
+        if transport is not None and self._session:
+            await transport.send({"type": "disconnect", "version": 2, "session": self._session})
+        await self._teardown(error)
+
+    async def _apply_state(self, body: dict[str, Any], *, full: bool) -> None:
+        for entry in body.get("peer_connections") or []:
+            if entry.get("id") not in (None, self._pc_id):
+                continue
+            description = entry.get("description")
+            if isinstance(description, dict):
+                await self._apply_description(description)
+        participants = body.get("participants")
+        if isinstance(participants, list):
+            listed = set()
+            for entry in participants:
+                if isinstance(entry, dict) and entry.get("sid") != self.local_participant.sid:
+                    listed.add(entry.get("sid"))
+                    self._apply_participant(entry)
+            if full:
+                for sid in [s for s in self.participants if s not in listed]:
+                    self._remove_participant(self.participants[sid])
+        if isinstance(body.get("published"), dict):
+            self._apply_published(body["published"])
+        if isinstance(body.get("subscribed"), dict):
+            self._apply_subscribed(body["subscribed"], force=full)
+        self._resolve_subscriptions()
+
+    # Descriptions --------------------------------------------------------------------------------
+    async def _apply_description(self, description: dict[str, Any]) -> None:
+        kind = description.get("type")
+        revision = int(description.get("revision", 0))
+        sdp = description.get("sdp")
+        async with self._lock:
+            if kind == "answer" and isinstance(sdp, str):
+                if not self._offer_pending or revision != self._revision:
+                    log.debug("ignoring answer r%s (at r%s)", revision, self._revision)
+                    return
+                await self._pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+                self._offer_pending = False
+                self._offer_added = []
+                self._index_receivers(sdp)
+            elif kind == "offer" and isinstance(sdp, str):
+                stable = self._revision - 1 if self._offer_pending else self._revision
+                if revision <= stable:
+                    log.debug("ignoring stale offer r%s (stable r%s)", revision, stable)
+                    return
+                if self._offer_pending:
+                    if self._revision == 1 and self._pc.remoteDescription is None:
+                        return  # the first answer comes first (the worker never does this)
+                    self._rollback()
+                await self._pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+                answer = await self._pc.createAnswer()
+                await self._pc.setLocalDescription(answer)
+                self._revision = revision
+                self._index_receivers(sdp)
+                await self._send_update(with_description=True)
+            elif kind == "create-offer":
+                if revision > self._revision:
+                    self._want_offer = True
+            elif kind == "close":
+                self._spawn(self._teardown(TwilioError(MEDIA_CONNECTION_ERROR)))
+                return
+            if self._want_offer and not self._offer_pending:
+                await self._offer()
+
+    def _rollback(self) -> None:
+        """Undo our pending offer (glare), as RTCPeerConnection rollback would.
+
+        The transceivers it added leave the peer connection (their tracks get new ones in the
+        next offer), a data section it introduced is forgotten, and the state returns to stable.
+        """
+        log.info("glare at r%s: rolling back our offer", self._revision)
+        self.glare_rollbacks += 1
+        transceivers: list[RTCRtpTransceiver] = (
+            self._pc._RTCPeerConnection__transceivers)  # type: ignore[attr-defined]
+        for track, transceiver in self._offer_added:
+            if transceiver in transceivers:
+                transceivers.remove(transceiver)
+            if self._transceivers.get(track.id) is transceiver:
+                del self._transceivers[track.id]
+            if track.id in self._local_tracks:
+                self._to_add.append(track)
+        self._offer_added = []
+        sctp = self._pc.sctp
+        if self._offer_new_sctp and sctp is not None:
+            sctp.mid = None
+        self._offer_new_sctp = False
+        self._pc._RTCPeerConnection__pendingLocalDescription = None  # type: ignore[attr-defined]
+        self._pc._RTCPeerConnection__setSignalingState("stable")  # type: ignore[attr-defined]
+        self._revision -= 1
+        self._offer_pending = False
+        self._want_offer = True
+
+    async def _offer(self) -> None:
+        """Offer our current senders (caller holds the lock)."""
+        if self._offer_pending:
+            self._want_offer = True
+            return
+        if self.state == "disconnected":
+            return
+        self._want_offer = False
+        added: list[tuple[LocalMediaTrack, RTCRtpTransceiver]] = []
+        for track in self._to_add:
+            transceiver = self._pc.addTransceiver(track.media_stream_track, direction="sendonly")
+            self._transceivers[track.id] = transceiver
+            added.append((track, transceiver))
+        self._to_add = []
+        sctp = self._pc.sctp
+        self._offer_new_sctp = sctp is not None and sctp.mid is None
+        offer = await self._pc.createOffer()
+        await self._pc.setLocalDescription(offer)
+        self._offer_added = added
+        self._revision += 1
+        self._offer_pending = True
+        await self._send_update(with_description=True)
+
+    async def _send_update(self, *, with_description: bool = False) -> None:
+        body: dict[str, Any] = {"type": "update", "version": 2, "session": self._session,
+                                "participant": self._participant_state()}
+        if with_description:
+            body["peer_connections"] = [self._local_description_entry()]
+        if self._transport is not None and self.state != "reconnecting":
+            await self._transport.send(body)
+
+    def _index_receivers(self, remote_sdp: str) -> None:
+        """Map msid track ids (what ``subscribed`` lists) to aiortc's receiving tracks."""
+        ids = track_ids_by_mid(remote_sdp)
+        for transceiver in self._pc.getTransceivers():
+            track_id = ids.get(transceiver.mid) if transceiver.mid is not None else None
+            receiving = transceiver.receiver.track if transceiver.receiver else None
+            if track_id and receiving is not None:
+                self._receivers.setdefault(track_id, receiving)
+
+    # Participants --------------------------------------------------------------------------------
+    def _apply_participant(self, entry: dict[str, Any]) -> None:
+        sid = str(entry.get("sid", ""))
+        state = str(entry.get("state", "connected"))
+        revision = int(entry.get("revision", 0))
+        participant = self.participants.get(sid)
+        if participant is None:
+            if state == "disconnected" or not sid:
+                return
+            participant = RemoteParticipant(sid, str(entry.get("identity", "")))
+            participant.revision = revision
+            participant._relay = self._relay(participant)
+            self.participants[sid] = participant
+            self.emit("participant_connected", participant)
+        elif revision <= participant.revision:
+            return
+        else:
+            participant.revision = revision
+        if state == "disconnected":
+            self._remove_participant(participant)
+            return
+        signaled = {str(t.get("sid")): t for t in entry.get("tracks") or [] if t.get("sid")}
+        for track_sid, publication in participant.tracks.items():
+            if track_sid not in signaled:
+                self._unsubscribe(track_sid)
+                del participant._publications[track_sid]
+                participant.emit("track_unpublished", publication)
+        for track_sid, info in signaled.items():
+            enabled = bool(info.get("enabled", True))
+            existing = participant._publications.get(track_sid)
+            if existing is None:
+                publication = RemoteTrackPublication(
+                    track_sid, str(info.get("name") or track_sid), str(info.get("kind", "")),
+                    enabled, str(info.get("priority") or "standard"))
+                participant._publications[track_sid] = publication
+                participant.emit("track_published", publication)
+            elif existing.is_track_enabled != enabled:
+                existing.is_track_enabled = enabled
+                if existing.track is not None:
+                    existing.track._set_enabled(enabled)
+                existing.emit("track_enabled" if enabled else "track_disabled")
+                participant.emit("track_enabled" if enabled else "track_disabled", existing)
+
+    def _relay(self, participant: RemoteParticipant) -> Any:
+        def relay(event: str, *args: Any) -> None:
+            if event in PARTICIPANT_EVENTS:
+                self.emit(event, *args, participant)
+
+        return relay
+
+    def _remove_participant(self, participant: RemoteParticipant) -> None:
+        for track_sid, publication in participant.tracks.items():
+            self._unsubscribe(track_sid)
+            del participant._publications[track_sid]
+            participant.emit("track_unpublished", publication)
+        participant.state = "disconnected"
+        self.participants.pop(participant.sid, None)
+        participant.emit("disconnected", participant)
+        participant._relay = None
+        self.emit("participant_disconnected", participant)
+
+    # Publications --------------------------------------------------------------------------------
+    def _apply_published(self, published: dict[str, Any]) -> None:
+        revision = int(published.get("revision", 0))
+        if revision <= self._published_revision:
+            return
+        self._published_revision = revision
+        for entry in published.get("tracks") or []:
+            track = self._local_tracks.get(str(entry.get("id")))
+            if track is None:
+                continue
+            waiter = self._publish_waiters.get(track.id)
+            state = entry.get("state")
+            if state == "ready" and entry.get("sid"):
+                if any(p.track is track for p in self.local_participant._publications.values()):
+                    continue
+                publication = LocalTrackPublication(str(entry["sid"]), track)
+                self.local_participant._add(publication)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(publication)
+            elif state == "failed":
+                error = entry.get("error") or {}
+                exc = TwilioError(int(error.get("code", 53300)), error.get("message"))
+                self._local_tracks.pop(track.id, None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_exception(exc)
+                self.local_participant.emit("track_publication_failed", exc, track)
+
+    async def _publish(self, track: AnyLocalTrack) -> LocalTrackPublication:
+        self._check_open()
+        for publication in self.local_participant._publications.values():
+            if publication.track is track:
+                return publication
+        waiter = self._publish_waiters.get(track.id)
+        if waiter is None:
+            waiter = asyncio.get_running_loop().create_future()
+            self._publish_waiters[track.id] = waiter
+            async with self._lock:
+                self._add_local(track)
+                self._participant_revision += 1
+                sctp = self._pc.sctp
+                needs_offer = isinstance(track, LocalMediaTrack) or sctp is None \
+                    or sctp.mid is None
+                if needs_offer and not self._offer_pending:
+                    await self._offer()
+                else:
+                    self._want_offer = self._want_offer or needs_offer
+                    await self._send_update()
+        try:
+            return await asyncio.shield(waiter)
+        finally:
+            if waiter.done():
+                self._publish_waiters.pop(track.id, None)
+
+    async def _unpublish(self, track: AnyLocalTrack) -> LocalTrackPublication | None:
+        self._check_open()
+        async with self._lock:
+            if self._local_tracks.pop(track.id, None) is None:
+                return None
+            with contextlib.suppress(ValueError):
+                track._on_state.remove(self._local_track_changed)
+            publication = self.local_participant._remove(track)
+            self._participant_revision += 1
+            needs_offer = False
+            if isinstance(track, LocalMediaTrack):
+                if track in self._to_add:
+                    self._to_add.remove(track)
+                transceiver = self._transceivers.pop(track.id, None)
+                if transceiver is not None:
+                    transceiver.direction = "inactive"
+                    transceiver.sender.replaceTrack(None)
+                    needs_offer = True
+            else:
+                channel = self._local_channels.pop(track.id, None)
+                if channel is not None:
+                    track._detach(channel)
+                    channel.close()
+            if needs_offer and not self._offer_pending:
+                await self._offer()
+            else:
+                self._want_offer = self._want_offer or needs_offer
+                await self._send_update()
+            waiter = self._publish_waiters.pop(track.id, None)
+            if waiter is not None and not waiter.done():
+                waiter.cancel()
+            return publication
+
+    def _local_track_changed(self, track: LocalTrack) -> None:
+        if self.state in ("disconnected", "connecting"):
+            return
+        self._participant_revision += 1
+        self._spawn(self._send_update())
+
+    # Subscriptions -------------------------------------------------------------------------------
+    def _apply_subscribed(self, subscribed: dict[str, Any], *, force: bool = False) -> None:
+        revision = int(subscribed.get("revision", 0))
+        if revision <= self._subscribed_revision and not force:
+            return
+        self._subscribed_revision = max(revision, self._subscribed_revision)
+        wanted = {str(e["sid"]): str(e["id"]) for e in subscribed.get("tracks") or []
+                  if e.get("sid") and e.get("id")}
+        for track_sid in list(self._remote_tracks):
+            if track_sid not in wanted:
+                self._unsubscribe(track_sid)
+        self._subscribed = wanted
+
+    def _find_publication(
+        self, track_sid: str
+    ) -> tuple[RemoteParticipant, RemoteTrackPublication] | None:
+        for participant in self.participants.values():
+            publication = participant._publications.get(track_sid)
+            if publication is not None:
+                return participant, publication
+        return None
+
+    def _resolve_subscriptions(self) -> None:
+        for track_sid, track_id in self._subscribed.items():
+            if track_sid in self._remote_tracks:
+                continue
+            found = self._find_publication(track_sid)
+            if found is None:
+                continue
+            participant, publication = found
+            track: AnyRemoteTrack
+            if publication.kind == "data":
+                channel = self._remote_channels.get(track_id)
+                if channel is None:
+                    continue
+                track = RemoteDataTrack(track_sid, publication.track_name, channel)
+                track.on("message", self._data_relay(participant))
+            else:
+                source = self._receivers.get(track_id)
+                if source is None:
+                    continue
+                cls = RemoteAudioTrack if publication.kind == "audio" else RemoteVideoTrack
+                track = cls(track_sid, publication.track_name, publication.is_track_enabled,
+                            source, self._frame_buffer)
+            self._remote_tracks[track_sid] = track
+            publication.track = track
+            publication.emit("subscribed", track)
+            participant.emit("track_subscribed", track, publication)
+
+    @staticmethod
+    def _data_relay(participant: RemoteParticipant) -> Any:
+        def relay(data: MessageData, track: RemoteDataTrack) -> None:
+            participant.emit("track_message", data, track)
+
+        return relay
+
+    def _unsubscribe(self, track_sid: str) -> None:
+        track = self._remote_tracks.pop(track_sid, None)
+        self._subscribed.pop(track_sid, None)
+        if track is None:
+            return
+        track._end()
+        found = self._find_publication(track_sid)
+        if found is not None:
+            participant, publication = found
+            publication.track = None
+            publication.emit("unsubscribed", track)
+            participant.emit("track_unsubscribed", track, publication)
+
+    def _on_datachannel(self, channel: RTCDataChannel) -> None:
+        self._remote_channels[channel.label] = channel
+        self._resolve_subscriptions()
+
+    def _on_connection_state(self) -> None:
+        if self._pc.connectionState == "failed" and self.state != "disconnected":
+            self._spawn(self._server_ended(TwilioError(MEDIA_CONNECTION_ERROR)))
+
+    # ------------------------------------------------------------------------------------------
+    # Losing the signaling socket: `sync` within the session timeout
+    # ------------------------------------------------------------------------------------------
+    async def _socket_closed(self, code: int) -> None:
+        if self.state == "disconnected":
+            return
+        if not self._connected.done():
+            self._connected.set_exception(TwilioError(SIGNALING_CONNECTION_ERROR))
+            return
+        if code == NORMAL_CLOSE or self.session_timeout <= 0:
+            await self._teardown(None if code == NORMAL_CLOSE
+                                 else TwilioError(SIGNALING_DISCONNECTED))
+            return
+        self.state = "reconnecting"
+        self.emit("reconnecting", TwilioError(SIGNALING_DISCONNECTED))
+        deadline = time.monotonic() + self.session_timeout
+        delay = 0.08
+        while self.state == "reconnecting" and time.monotonic() < deadline:
+            transport = TcmpTransport(self._url, self._inbox)
+            body = {
+                "type": "sync", "version": 2, "session": self._session, "token": self._token,
+                "name": self.name or self._requested_name,
+                "participant": self._participant_state(),
+                "peer_connections": [self._local_description_entry()],
+            }
+            try:
+                await transport.open(body)
+            except TwilioError:
+                await asyncio.sleep(min(delay * (0.5 + random.random()),
+                                        max(0.0, deadline - time.monotonic())))
+                delay = min(delay * 1.5, 5.0)
+                continue
+            self._transport = transport
+            return  # `synced` (or an error) arrives through the inbox
+        if self.state == "reconnecting":
+            await self._teardown(TwilioError(SIGNALING_DISCONNECTED))
+
+    # ------------------------------------------------------------------------------------------
+    # Teardown
+    # ------------------------------------------------------------------------------------------
+    async def _teardown(self, error: TwilioError | None, *, emit: bool = True) -> None:
+        if self.state == "disconnected":
+            return
+        self.state = "disconnected"
+        self.local_participant.state = "disconnected"
+        for track_sid in list(self._remote_tracks):
+            track = self._remote_tracks.pop(track_sid)
+            track._end()
+            found = self._find_publication(track_sid)
+            if found is not None:
+                found[1].track = None
+        for participant in self.participants.values():
+            participant.state = "disconnected"
+        for waiter in self._publish_waiters.values():
+            if not waiter.done():
+                waiter.set_exception(error or TwilioError(SIGNALING_DISCONNECTED))
+        if emit:  # as twilio-video.js: the state and the event change together
+            self.emit("disconnected", self, error)
+        if self._transport is not None:
+            await self._transport.close()
+        with contextlib.suppress(Exception):
+            await self._pc.close()
+        processor = self._processor
+        if processor is not None and processor is not asyncio.current_task():
+            processor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await processor
+
+    def _check_open(self) -> None:
+        if self.state == "disconnected":
+            raise TwilioError(SIGNALING_DISCONNECTED, "The room is disconnected")
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+async def connect(
+    token: str,
+    *,
+    url: str,
+    name: str | None = None,
+    tracks: list[AnyLocalTrack] | None = None,
+    audio: bool = False,
+    video: bool = False,
+    loopback: bool | None = None,
+    timeout: float = 30.0,
+    frame_buffer: int = 60,
+) -> Room:
+    """Join a room, as twilio-video's ``connect(token, options)``.
+
+    ``url`` is the signaling endpoint (``ws://host:port/signaling``); ``name`` the room (default:
+    the token's room grant); ``tracks`` the local tracks to publish, or ``audio=True`` /
+    ``video=True`` for a synthetic tone / test pattern. ``loopback`` makes ICE gather 127.0.0.1
+    (default: on for loopback URLs). ``frame_buffer`` bounds each remote media track's queue of
+    decoded frames. Raises :class:`TwilioError` with Twilio's code (20101-20107 for token
+    defects, 53000 when the server cannot be reached, 53105 when the room is full...).
+    """
+    from atrium_video.tracks import create_local_audio_track, create_local_video_track
+
+    if loopback is None:
+        loopback = is_loopback_url(url)
+    if loopback:
+        enable_loopback_candidates()
+    local: list[AnyLocalTrack] = list(tracks or [])
+    if audio and not any(t.kind == "audio" for t in local):
+        local.append(create_local_audio_track())
+    if video and not any(t.kind == "video" for t in local):
+        local.append(create_local_video_track())
+    room = Room(token, url, name, frame_buffer=frame_buffer)
+    try:
+        await room._connect(local, timeout)
+    except BaseException:
+        await room._teardown(None, emit=False)
+        raise
+    # Tracks signaled in `connect` are published by now (the server lists them in `connected`).
+    return room
