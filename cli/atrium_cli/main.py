@@ -87,6 +87,15 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("sid", metavar="SID", help="API Key SID (SK...)")
     revoke.set_defaults(handler=admin.keys_revoke)
 
+    from atrium_cli.provision import provision_command
+
+    provision = commands.add_parser(
+        "provision", parents=[redis_option],
+        help="create or update the account and API key given by ATRIUM_ACCOUNT_SID, "
+        "ATRIUM_AUTH_TOKEN, ATRIUM_API_KEY_SID, ATRIUM_API_KEY_SECRET, then exit (deployments)",
+    )
+    provision.set_defaults(handler=provision_command)
+
     callbacks = commands.add_parser("callbacks", help="inspect status callback deliveries")
     callback_commands = callbacks.add_subparsers(dest="action", required=True, metavar="ACTION")
     for kind, help_text in (

@@ -8,6 +8,7 @@ Otherwise a dev account and API key are created on the first start and remembere
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from atrium_cli.connection import CliError
+from atrium_cli.connection import CliError, connected_redis, resolve_endpoint
 from atrium_shared import sids
 from atrium_shared.accounts import Account, AccountStore, ApiKey
 
@@ -102,3 +103,20 @@ async def _dev_account(redis: Redis) -> Credentials:
         DEV_ACCOUNT_KEY, json.dumps({"account_sid": account.sid, "api_key_sid": api_key.sid})
     )
     return Credentials(account, api_key, "new dev account")
+
+
+async def provision_command(args: argparse.Namespace) -> int:
+    """`atrium provision`: create or update the account and key given in the environment, exit.
+
+    For deployments (the compose one-shot service, the Kubernetes bootstrap Job): all four
+    ATRIUM_* credential variables are required, so a missing Secret fails loudly instead of
+    quietly creating a dev account. Idempotent: run it on every deploy. Prints no secret.
+    """
+    missing = [name for name in CREDENTIAL_VARIABLES if not os.environ.get(name)]
+    if missing:
+        raise CliError(f"set {', '.join(missing)} (all four credential variables are required)", 2)
+    async with connected_redis(resolve_endpoint("Redis", args.redis_url)) as redis:
+        credentials = await provision(redis)
+    print(f"Account SID: {credentials.account.sid} ({credentials.account.status})")
+    print(f"API Key SID: {credentials.api_key.sid} ({credentials.api_key.status})")
+    return 0

@@ -3,11 +3,18 @@
 A service hands over its broker (subscribers already registered), its Redis client and its
 background loops; this module wraps them into a FastStream application with a health server,
 telemetry, and a graceful shutdown: SIGTERM stops taking work, drains, then exits 0.
+
+Draining starts on SIGTERM or on ``POST /drain`` at the health port (Kubernetes' preStop hook,
+``python -m atrium_shared.probe drain``): readiness turns false at once, then the service's own
+``drain`` step (a media worker: take no new rooms, wait until its rooms are empty) runs with the
+broker still serving, bounded by ``ATRIUM_DRAIN_TIMEOUT_SECONDS`` (default 0: no wait) counted from
+the moment draining started. Only then do loops stop and connections close.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import Awaitable, Callable, Sequence
@@ -20,6 +27,7 @@ from nats.errors import Error as NatsError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from atrium_shared import metrics
 from atrium_shared.health import HealthServer
 from atrium_shared.settings import Settings
 
@@ -47,6 +55,13 @@ class ServiceParts:
     # Called first on shutdown, to ask the loops to finish their current work.
     on_drain: Sequence[Callable[[], None]] = ()
     on_stopped: Sequence[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # Awaited when draining starts, while the broker still serves: returns once the in-flight
+    # work is finished (media worker: no session left). Cut off at the drain timeout.
+    drain: Callable[[], Awaitable[None]] | None = None
+
+
+def drain_timeout_seconds() -> float:
+    return float(os.environ.get("ATRIUM_DRAIN_TIMEOUT_SECONDS", "0") or 0)
 
 
 class ServiceRuntime:
@@ -54,8 +69,11 @@ class ServiceRuntime:
         self.parts = parts
         self.draining = False
         self._tasks: list[asyncio.Task[None]] = []
+        self._drain_task: asyncio.Task[None] | None = None
         port = int(os.environ.get("ATRIUM_HEALTH_PORT", "0"))
-        self.health = HealthServer("0.0.0.0", port, self.ready) if port else None
+        self.health = (
+            HealthServer("0.0.0.0", port, self.ready, self.drain_status) if port else None
+        )
         self.app = FastStream(
             parts.broker,
             on_startup=[self._on_startup],
@@ -71,7 +89,33 @@ class ServiceRuntime:
         await self.parts.redis.ping()
         return bool(self.parts.broker.config.connection_state)
 
+    def begin_drain(self) -> asyncio.Task[None]:
+        """Start draining (idempotent): readiness false now, the service's drain step after."""
+        if self._drain_task is None:
+            self.draining = True
+            metrics.service_draining.labels(self.parts.name).set(1)
+            self._drain_task = asyncio.create_task(self._drain())
+        return self._drain_task
+
+    async def drain_status(self) -> bool:
+        """For ``POST /drain``: start draining if needed; True once the drain step finished."""
+        return self.begin_drain().done()
+
+    async def _drain(self) -> None:
+        timeout = drain_timeout_seconds()
+        if self.parts.drain is None or timeout <= 0:
+            return
+        log.info("%s service draining (at most %.0f s)", self.parts.name, timeout)
+        try:
+            await asyncio.wait_for(self.parts.drain(), timeout)
+            log.info("%s service drained", self.parts.name)
+        except TimeoutError:
+            log.warning("%s service drain timed out after %.0f s", self.parts.name, timeout)
+        except Exception:
+            log.exception("%s service drain failed", self.parts.name)
+
     async def _on_startup(self) -> None:
+        metrics.service_draining.labels(self.parts.name).set(0)
         await self.parts.redis.ping()
         if self.health is not None:
             await self.health.start()
@@ -93,7 +137,7 @@ class ServiceRuntime:
                 await asyncio.sleep(0.5)
 
     async def _on_shutdown(self) -> None:
-        self.draining = True
+        await self.begin_drain()
         for drain in self.parts.on_drain:
             drain()
         if self._tasks:
@@ -107,6 +151,8 @@ class ServiceRuntime:
             await hook()
         if self.health is not None:
             await self.health.stop()
+        with contextlib.suppress(KeyError):  # two runtimes of one name in a test process
+            metrics.service_draining.remove(self.parts.name)
         await self.parts.redis.aclose()
         log.info("%s service stopped", self.parts.name)
 

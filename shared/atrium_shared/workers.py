@@ -2,7 +2,8 @@
 
 Each worker keeps ``atrium:media:worker:{id}`` (JSON, with a TTL a few heartbeats long) and its
 load in the ``atrium:media:workers`` sorted set. A worker whose entry expired is dead: rooms are
-never placed on it, and the room service moves its rooms on the next join.
+never placed on it, and the room service moves its rooms on the next join. A draining worker
+(``draining=True``) gets no new rooms but keeps the ones it hosts until they empty.
 """
 
 from __future__ import annotations
@@ -65,8 +66,12 @@ class WorkerRegistry:
         return WorkerInfo.model_validate_json(raw) if raw else None
 
     async def is_live(self, worker_id: str) -> bool:
-        info = await self.get(worker_id)
-        return info is not None and not info.draining
+        """Whether the worker still heartbeats, and so keeps the rooms placed on it.
+
+        A draining worker is live: it takes no new rooms (``least_loaded`` skips it), but its
+        rooms stay on it until they empty, so a room is never split between two workers.
+        """
+        return await self.get(worker_id) is not None
 
     async def least_loaded(self) -> WorkerInfo | None:
         """The live worker with the lowest load that still has room; stale entries are pruned."""

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import uvicorn
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from atrium_gateway import devtools, participants, rooms, tracks
 from atrium_gateway.signaling import SignalingHub
-from atrium_shared import errors, telemetry
+from atrium_shared import errors, metrics, telemetry
 from atrium_shared.accounts import AccountStore
 from atrium_shared.errors import AtriumError
 from atrium_shared.infra import make_broker, make_redis
@@ -123,13 +124,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ok = False
         return PlainTextResponse("ready" if ok else "not ready", status_code=200 if ok else 503)
 
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:  # process metrics; not routed by the proxies
+        return Response(metrics.render(), media_type=metrics.CONTENT_TYPE_LATEST)
+
     app.add_middleware(StripTrailingSlash)
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,livez,readyz")
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,livez,readyz,metrics")
     return app
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def main() -> None:
     settings = get_settings()
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal with the handler it
+    # found installed: make that handler a clean exit 0 (what Kubernetes and compose expect).
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(
         create_app(settings),
         host=settings.http_host,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 
@@ -11,11 +12,28 @@ from atrium_media import handlers
 from atrium_media.ice import configure_host_addresses
 from atrium_media.ports import ControlPlane
 from atrium_media.worker import MediaWorker
-from atrium_shared import telemetry
+from atrium_shared import metrics, telemetry
 from atrium_shared.infra import make_broker, make_redis
 from atrium_shared.service import ServiceParts, ServiceRuntime
 from atrium_shared.settings import Settings, get_settings
 from atrium_shared.workers import WorkerRegistry
+
+DRAIN_POLL_SECONDS = 0.5
+
+
+async def drain(worker: MediaWorker) -> None:
+    """Deployment hook (SIGTERM / preStop): take no new rooms now, return when no session is left.
+
+    The registry entry says ``draining`` at once (not at the next heartbeat), so the room service
+    places no new room here; rooms already here stay (their new participants still join here)
+    until they empty. The runtime bounds this with ATRIUM_DRAIN_TIMEOUT_SECONDS.
+    """
+    worker.draining = True
+    await worker.registry.heartbeat(worker.info())
+    while True:  # polled: the worker has no "no session left" event to await
+        if not worker.sessions:
+            return
+        await asyncio.sleep(DRAIN_POLL_SECONDS)
 
 
 def build(settings: Settings, worker_id: str | None = None) -> ServiceRuntime:
@@ -32,6 +50,7 @@ def build(settings: Settings, worker_id: str | None = None) -> ServiceRuntime:
         announced_address=os.environ.get("ATRIUM_MEDIA_ANNOUNCED_ADDRESS") or None,
     )
     handlers.register(broker, worker)
+    metrics.watch_media_worker(worker.info)  # atrium_media_* gauges on /metrics (read only)
     return ServiceRuntime(
         ServiceParts(
             name="media",
@@ -41,6 +60,7 @@ def build(settings: Settings, worker_id: str | None = None) -> ServiceRuntime:
             loops=[worker.run_heartbeat],
             on_drain=[worker.stop],
             on_stopped=[worker.close],
+            drain=lambda: drain(worker),
         )
     )
 
