@@ -96,6 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     provision.set_defaults(handler=provision_command)
 
+    from atrium_cli.loadtest import add_parser as add_loadtest
+
+    add_loadtest(commands)
+
     callbacks = commands.add_parser("callbacks", help="inspect status callback deliveries")
     callback_commands = callbacks.add_subparsers(dest="action", required=True, metavar="ACTION")
     for kind, help_text in (

@@ -1,7 +1,27 @@
 """Atrium's Python client SDK: twilio-video's object model over TCMP v2 / RSP v2 and aiortc.
 
-    room = await connect(token, url="ws://127.0.0.1:8080/signaling", name="my-room",
-                         tracks=[create_local_audio_track(), create_local_video_track()])
+One process is one participant ("first person", as twilio-video.js)::
+
+    import asyncio
+    from atrium_video import connect, create_local_audio_track, create_local_video_track
+
+    async def main(token: str) -> None:
+        tracks = [create_local_audio_track(), create_local_video_track()]
+        async with await connect(token, url="ws://127.0.0.1:8080/signaling", name="my-room",
+                                 tracks=tracks) as room:
+            room.on("participant_connected", lambda p: print("joined:", p.identity))
+            room.on("track_subscribed", lambda track, publication, participant: ...)
+            await asyncio.sleep(60)
+
+* :func:`connect` returns a :class:`Room` (``sid``, ``name``, ``state``, ``local_participant``,
+  ``participants``) or raises :class:`TwilioError` with Twilio's code.
+* :class:`LocalParticipant` publishes and unpublishes :class:`LocalAudioTrack`,
+  :class:`LocalVideoTrack` and :class:`LocalDataTrack`; a :class:`RemoteParticipant` lists its
+  :class:`RemoteTrackPublication` objects, whose ``track`` is set once subscribed.
+* Remote audio and video tracks yield decoded ``av`` frames (``await track.recv()``,
+  ``async for frame in track``); remote data tracks emit ``message``.
+* Events use twilio-video's names in snake case: ``room.on("track_subscribed", handler)``;
+  handlers may be plain functions or coroutines.
 """
 
 from atrium_video.errors import TrackEnded, TwilioError

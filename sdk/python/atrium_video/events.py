@@ -56,9 +56,11 @@ class EventEmitter:
                 break
 
     def listener_count(self, event: str) -> int:
+        """How many handlers ``event`` has."""
         return len(self._handlers.get(event, []))
 
     def emit(self, event: str, *args: Any) -> None:
+        """Call every handler of ``event`` with ``args`` (the SDK emits; applications listen)."""
         for handler in list(self._handlers.get(event, [])):
             try:
                 result = handler(*args)

@@ -27,14 +27,17 @@ class LocalTrackPublication:
 
     @property
     def track_name(self) -> str:
+        """The track's name (its ``name`` when created)."""
         return self.track.name
 
     @property
     def kind(self) -> str:
+        """``audio``, ``video`` or ``data``."""
         return self.track.kind
 
     @property
     def is_track_enabled(self) -> bool:
+        """False while the local track is disabled."""
         return self.track.is_enabled
 
     def __repr__(self) -> str:
@@ -60,6 +63,7 @@ class RemoteTrackPublication(EventEmitter):
 
     @property
     def is_subscribed(self) -> bool:
+        """True once ``track`` is set (``track_subscribed`` fired), until unsubscribed."""
         return self.track is not None
 
     def __repr__(self) -> str:
@@ -83,6 +87,7 @@ class Participant(EventEmitter):
 
     @property
     def tracks(self) -> dict[str, Any]:
+        """Every publication, by track SID (``MT...``)."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -100,18 +105,22 @@ class LocalParticipant(Participant):
 
     @property
     def tracks(self) -> dict[str, LocalTrackPublication]:
+        """Every publication of this client, by track SID."""
         return dict(self._publications)
 
     @property
     def audio_tracks(self) -> dict[str, LocalTrackPublication]:
+        """The audio publications, by track SID."""
         return self._by_kind("audio")
 
     @property
     def video_tracks(self) -> dict[str, LocalTrackPublication]:
+        """The video publications, by track SID."""
         return self._by_kind("video")
 
     @property
     def data_tracks(self) -> dict[str, LocalTrackPublication]:
+        """The data publications, by track SID."""
         return self._by_kind("data")
 
     async def publish_track(
@@ -121,6 +130,7 @@ class LocalParticipant(Participant):
         return await self._room._publish(track)
 
     async def publish_tracks(self, tracks: list[AnyLocalTrack]) -> list[LocalTrackPublication]:
+        """Publish several tracks, one after the other; returns their publications in order."""
         return [await self.publish_track(track) for track in tracks]
 
     async def unpublish_track(
@@ -155,21 +165,26 @@ class RemoteParticipant(Participant):
 
     @property
     def tracks(self) -> dict[str, RemoteTrackPublication]:
+        """Every publication of this participant, by track SID."""
         return dict(self._publications)
 
     @property
     def audio_tracks(self) -> dict[str, RemoteTrackPublication]:
+        """The audio publications, by track SID."""
         return self._by_kind("audio")
 
     @property
     def video_tracks(self) -> dict[str, RemoteTrackPublication]:
+        """The video publications, by track SID."""
         return self._by_kind("video")
 
     @property
     def data_tracks(self) -> dict[str, RemoteTrackPublication]:
+        """The data publications, by track SID."""
         return self._by_kind("data")
 
     def emit(self, event: str, *args: Any) -> None:
+        """Emit on this participant, and on its Room with the participant appended."""
         super().emit(event, *args)
         if self._relay is not None:
             self._relay(event, *args)

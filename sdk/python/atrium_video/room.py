@@ -17,6 +17,7 @@ import platform
 import random
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from aiortc import (
@@ -83,7 +84,8 @@ class Room(EventEmitter):
     ``reconnecting`` [error], ``reconnected`` [], ``disconnected`` [room, error or None].
     """
 
-    def __init__(self, token: str, url: str, name: str | None, *, frame_buffer: int = 60) -> None:
+    def __init__(self, token: str, url: str | Sequence[str], name: str | None, *,
+                 frame_buffer: int = 60) -> None:
         super().__init__()
         self.sid = ""
         self.name = name or ""
@@ -92,7 +94,8 @@ class Room(EventEmitter):
         self.local_participant = LocalParticipant("", "", self)
         self.session_timeout = DEFAULT_SESSION_TIMEOUT
         self._token = token
-        self._url = url
+        self._urls = _url_list(url)
+        self._url_index = 0  # the URL of the current (or last) signaling socket
         self._requested_name = name
         self._frame_buffer = frame_buffer
         self._session = ""
@@ -143,10 +146,21 @@ class Room(EventEmitter):
         await self._teardown(None)
 
     async def __aenter__(self) -> Room:
+        """``async with await connect(...) as room``: disconnects on leaving the block."""
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.disconnect()
+
+    @property
+    def url(self) -> str:
+        """The signaling URL of the current (or, while reconnecting, the last) socket."""
+        return self._urls[self._url_index]
+
+    @property
+    def urls(self) -> list[str]:
+        """Every signaling URL this room may use, in the order :func:`connect` was given them."""
+        return list(self._urls)
 
     @property
     def peer_connection(self) -> RTCPeerConnection:
@@ -154,6 +168,7 @@ class Room(EventEmitter):
         return self._pc
 
     def get_participant(self, identity: str) -> RemoteParticipant | None:
+        """The remote participant with ``identity``, or None if it is not in the room."""
         return next((p for p in self.participants.values() if p.identity == identity), None)
 
     def __repr__(self) -> str:
@@ -199,9 +214,8 @@ class Room(EventEmitter):
             "format": "unified",
             "token": self._token,
         }
-        transport = TcmpTransport(self._url, self._inbox)
+        transport = await self._open_first(body)
         self._transport = transport
-        await transport.open(body)
         self._processor = asyncio.ensure_future(self._process())
         try:
             await asyncio.wait_for(asyncio.shield(self._connected), timeout)
@@ -211,6 +225,24 @@ class Room(EventEmitter):
         except BaseException:
             await self._teardown(None, emit=False)
             raise
+
+    async def _open_first(self, body: dict[str, Any]) -> TcmpTransport:
+        """Open a socket to the first URL that answers (53000 from the last one otherwise)."""
+        failure: TwilioError | None = None
+        for index, url in enumerate(self._urls):
+            transport = TcmpTransport(url, self._inbox)
+            try:
+                await transport.open(body)
+            except TwilioError as exc:
+                if exc.code != SIGNALING_CONNECTION_ERROR:
+                    raise  # e.g. 53006 busy: another replica is no better placed to answer
+                log.info("signaling %s unreachable: %s", url, exc.message)
+                failure = exc
+                continue
+            self._url_index = index
+            return transport
+        assert failure is not None
+        raise failure
 
     def _participant_state(self) -> dict[str, Any]:
         return {
@@ -609,8 +641,8 @@ class Room(EventEmitter):
             track: AnyRemoteTrack
             if publication.kind == "data":
                 channel = self._remote_channels.get(track_id)
-                if channel is None:
-                    continue
+                if channel is None or channel.readyState in ("closing", "closed"):
+                    continue  # a re-subscription's new channel replaces a closed one
                 track = RemoteDataTrack(track_sid, publication.track_name, channel)
                 track.on("message", self._data_relay(participant))
             else:
@@ -670,8 +702,13 @@ class Room(EventEmitter):
         self.emit("reconnecting", TwilioError(SIGNALING_DISCONNECTED))
         deadline = time.monotonic() + self.session_timeout
         delay = 0.08
+        attempt = 0
         while self.state == "reconnecting" and time.monotonic() < deadline:
-            transport = TcmpTransport(self._url, self._inbox)
+            # With several URLs, start with the one after the replica that dropped us, and go
+            # round them; the backoff only grows once every URL was tried.
+            attempt += 1
+            index = (self._url_index + attempt) % len(self._urls)
+            transport = TcmpTransport(self._urls[index], self._inbox)
             body = {
                 "type": "sync", "version": 2, "session": self._session, "token": self._token,
                 "name": self.name or self._requested_name,
@@ -680,11 +717,14 @@ class Room(EventEmitter):
             }
             try:
                 await transport.open(body)
-            except TwilioError:
-                await asyncio.sleep(min(delay * (0.5 + random.random()),
-                                        max(0.0, deadline - time.monotonic())))
-                delay = min(delay * 1.5, 5.0)
+            except TwilioError as exc:
+                log.info("resync through %s failed: %s", transport.url, exc.message)
+                if len(self._urls) == 1 or attempt % len(self._urls) == 0:
+                    await asyncio.sleep(min(delay * (0.5 + random.random()),
+                                            max(0.0, deadline - time.monotonic())))
+                    delay = min(delay * 1.5, 5.0)
                 continue
+            self._url_index = index
             self._transport = transport
             return  # `synced` (or an error) arrives through the inbox
         if self.state == "reconnecting":
@@ -731,10 +771,17 @@ class Room(EventEmitter):
         task.add_done_callback(self._tasks.discard)
 
 
+def _url_list(url: str | Sequence[str]) -> list[str]:
+    urls = [url] if isinstance(url, str) else [str(u) for u in url]
+    if not urls or not all(urls):
+        raise ValueError("connect() needs at least one signaling URL")
+    return urls
+
+
 async def connect(
     token: str,
     *,
-    url: str,
+    url: str | Sequence[str],
     name: str | None = None,
     tracks: list[AnyLocalTrack] | None = None,
     audio: bool = False,
@@ -743,19 +790,37 @@ async def connect(
     timeout: float = 30.0,
     frame_buffer: int = 60,
 ) -> Room:
-    """Join a room, as twilio-video's ``connect(token, options)``.
+    """Join a room, as twilio-video's ``connect(token, options)``; returns a connected
+    :class:`Room`.
 
-    ``url`` is the signaling endpoint (``ws://host:port/signaling``); ``name`` the room (default:
-    the token's room grant); ``tracks`` the local tracks to publish, or ``audio=True`` /
-    ``video=True`` for a synthetic tone / test pattern. ``loopback`` makes ICE gather 127.0.0.1
-    (default: on for loopback URLs). ``frame_buffer`` bounds each remote media track's queue of
-    decoded frames. Raises :class:`TwilioError` with Twilio's code (20101-20107 for token
-    defects, 53000 when the server cannot be reached, 53105 when the room is full...).
+    Args:
+        token: an Access Token with a Video grant (``twilio.jwt.access_token.AccessToken``).
+        url: the signaling endpoint, ``ws://host:port/signaling`` (``wss://`` behind TLS), or a
+            list of them: one per gateway replica when no load balancer stands in front of them.
+            The first one that answers is used; when the signaling socket drops, the room
+            reconnects through the next one (then round the list) within the session timeout,
+            keeping its participant SID and its media.
+        name: the room's unique name (default: the token's room grant). A room of that name
+            is created if there is none in progress.
+        tracks: local tracks to publish on joining (:func:`create_local_audio_track`,
+            :func:`create_local_video_track`, :class:`LocalDataTrack`).
+        audio: add a synthetic 440 Hz tone track when ``tracks`` has no audio track.
+        video: add a synthetic moving test pattern when ``tracks`` has no video track.
+        loopback: let ICE gather 127.0.0.1 (default: on when every URL is a loopback URL), so a
+            client on the server's host reaches its media worker.
+        timeout: seconds to wait for ``connected`` before giving up with 53000.
+        frame_buffer: how many decoded frames each remote media track buffers (older frames are
+            dropped when the reader falls behind).
+
+    Raises:
+        TwilioError: with Twilio's code: 20101-20107 for token defects, 53000 when no server
+            can be reached, 53105 when the room is full, 53118 when it has completed...
     """
     from atrium_video.tracks import create_local_audio_track, create_local_video_track
 
+    urls = _url_list(url)
     if loopback is None:
-        loopback = is_loopback_url(url)
+        loopback = all(is_loopback_url(u) for u in urls)
     if loopback:
         enable_loopback_candidates()
     local: list[AnyLocalTrack] = list(tracks or [])
@@ -763,7 +828,7 @@ async def connect(
         local.append(create_local_audio_track())
     if video and not any(t.kind == "video" for t in local):
         local.append(create_local_video_track())
-    room = Room(token, url, name, frame_buffer=frame_buffer)
+    room = Room(token, urls, name, frame_buffer=frame_buffer)
     try:
         await room._connect(local, timeout)
     except BaseException:

@@ -51,6 +51,7 @@ class ToneSource(MediaStreamTrack):
         self._start: float | None = None
 
     async def recv(self) -> AudioFrame:
+        """The next 20 ms of tone, paced in real time."""
         if self.readyState != "live":
             raise MediaStreamError
         if self._start is None:
@@ -81,6 +82,7 @@ class TestPatternSource(VideoStreamTrack):
         self._count = 0
 
     async def recv(self) -> VideoFrame:
+        """The next 320x240 (by default) yuv420p frame, paced at ~30 fps."""
         pts, time_base = await self.next_timestamp()
         frame = VideoFrame(width=self.width, height=self.height, format="yuv420p")
         luma = frame.planes[0]
@@ -199,10 +201,14 @@ class LocalMediaTrack(LocalTrack):
 
 
 class LocalAudioTrack(LocalMediaTrack):
+    """A local audio track; build it with :func:`create_local_audio_track`."""
+
     kind = "audio"
 
 
 class LocalVideoTrack(LocalMediaTrack):
+    """A local video track; build it with :func:`create_local_video_track`."""
+
     kind = "video"
 
 
@@ -363,6 +369,7 @@ class RemoteMediaTrack(RemoteTrack):
         return frame
 
     def __aiter__(self) -> AsyncIterator[Frame]:
+        """``async for frame in track``: decoded frames until the track ends."""
         return self._iterate()
 
     async def _iterate(self) -> AsyncIterator[Frame]:
@@ -380,10 +387,14 @@ class RemoteMediaTrack(RemoteTrack):
 
 
 class RemoteAudioTrack(RemoteMediaTrack):
+    """A subscribed audio track: yields ``av.AudioFrame`` (48 kHz, decoded Opus)."""
+
     kind = "audio"
 
 
 class RemoteVideoTrack(RemoteMediaTrack):
+    """A subscribed video track: yields ``av.VideoFrame`` (decoded VP8/H.264)."""
+
     kind = "video"
 
 

@@ -1,47 +1,107 @@
-"""A bot: joins, publishes a test pattern, a tone and a data track, logs who comes and goes, and
-echoes every data message back.
+"""A bot: joins a room, publishes a moving test pattern, a tone and a data track, logs who comes
+and goes (and what they publish), and echoes every data message it receives back on its own data
+track. Ctrl-C (or SIGTERM) leaves the room cleanly.
 
     uv run python sdk/python/examples/bot.py ws://127.0.0.1:8080/signaling my-room "$TOKEN"
+
+The token is an Access Token with a Video grant (``atrium run`` prints how to get one; any
+Twilio helper library mints them). Two bots in one room would echo each other forever: put one
+bot per room.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import contextlib
 import logging
+import os
+import signal
 import sys
 
 from atrium_video import (
     LocalDataTrack,
     RemoteDataTrack,
     RemoteParticipant,
+    RemoteTrackPublication,
+    Room,
+    TwilioError,
     connect,
     create_local_audio_track,
     create_local_video_track,
 )
 
+log = logging.getLogger("bot")
 
-async def main(url: str, room_name: str, token: str) -> None:
+
+async def run(url: str, room_name: str, token: str) -> int:
     chat = LocalDataTrack(name="chat")
-    room = await connect(token, url=url, name=room_name, tracks=[
-        create_local_video_track(name="pattern"), create_local_audio_track(name="tone"), chat])
-    print(f"joined {room.name} ({room.sid}) as {room.local_participant.identity}")
+    try:
+        room = await connect(token, url=url, name=room_name, tracks=[
+            create_local_video_track(name="pattern"), create_local_audio_track(name="tone"), chat])
+    except TwilioError as exc:
+        log.error("could not join %s: %s", room_name, exc)
+        return 1
+    log.info("joined %s (%s) as %s (%s)", room.name, room.sid, room.local_participant.identity,
+             room.local_participant.sid)
     for participant in room.participants.values():
-        print(f"already here: {participant.identity}")
+        log.info("already here: %s (%s)", participant.identity, participant.sid)
 
-    room.on("participant_connected", lambda p: print(f"joined: {p.identity}"))
-    room.on("participant_disconnected", lambda p: print(f"left: {p.identity}"))
+    def joined(participant: RemoteParticipant) -> None:
+        log.info("participant connected: %s (%s)", participant.identity, participant.sid)
+
+    def left(participant: RemoteParticipant) -> None:
+        log.info("participant disconnected: %s (%s)", participant.identity, participant.sid)
+
+    def published(publication: RemoteTrackPublication, participant: RemoteParticipant) -> None:
+        log.info("%s published %s track %r", participant.identity, publication.kind,
+                 publication.track_name)
 
     def echo(data: str | bytes, track: RemoteDataTrack, participant: RemoteParticipant) -> None:
-        print(f"{participant.identity}: {data!r}")
+        log.info("message from %s on %r: %r (echoing)", participant.identity, track.name, data)
         chat.send(data)
 
+    stop = asyncio.Event()
+    ended: list[TwilioError | None] = []
+
+    def disconnected(_room: Room, error: TwilioError | None) -> None:
+        ended.append(error)
+        stop.set()
+
+    room.on("participant_connected", joined)
+    room.on("participant_disconnected", left)
+    room.on("track_published", published)
     room.on("track_message", echo)
-    ended = asyncio.Event()
-    room.on("disconnected", lambda _room, error: ended.set())
+    room.on("reconnecting", lambda error: log.warning("reconnecting: %s", error))
+    room.on("reconnected", lambda: log.info("reconnected"))
+    room.on("disconnected", disconnected)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     async with room:
-        await ended.wait()
+        await stop.wait()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(Exception):
+            loop.remove_signal_handler(sig)
+    error = ended[0] if ended else None
+    log.info("left %s%s", room.name, f" ({error})" if error else "")
+    return 1 if error else 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("url", help="signaling URL, ws://HOST:PORT/signaling")
+    parser.add_argument("room", help="room name")
+    parser.add_argument("token", nargs="?", default=os.environ.get("ATRIUM_TOKEN"),
+                        help="Access Token (default: $ATRIUM_TOKEN)")
+    args = parser.parse_args()
+    if not args.token:
+        parser.error("an Access Token is needed (argument or $ATRIUM_TOKEN)")
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout,
+                        format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("atrium_video").setLevel(logging.WARNING)
+    return asyncio.run(run(args.url, args.room, args.token))
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.WARNING)
-    asyncio.run(main(*sys.argv[1:4]))
+    sys.exit(main())
