@@ -8,12 +8,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from faststream.nats import NatsBroker
 from redis.asyncio import Redis
 
 from atrium_cli.embedded import EmbeddedServer, start_nats, start_redis
 from atrium_shared.accounts import Account, AccountStore, ApiKey
+from atrium_shared.infra import make_broker
 from atrium_shared.settings import Settings
 from tests.support.processes import ServiceProcess
+from tests.support.webhook import Webhook
 
 
 @dataclass
@@ -97,6 +100,17 @@ async def redis(settings: Settings) -> AsyncIterator[Redis]:
         await client.aclose()
 
 
+@pytest.fixture
+async def broker(settings: Settings) -> AsyncIterator[NatsBroker]:
+    """A started NATS broker, to call services' RPCs the way other services do."""
+    client = make_broker(settings)
+    await client.start()
+    try:
+        yield client
+    finally:
+        await client.stop()
+
+
 @dataclass
 class Tenant:
     account: Account
@@ -121,3 +135,14 @@ async def make_tenant(redis: Redis, name: str = "test") -> Tenant:
 @pytest.fixture
 async def tenant(redis: Redis) -> Tenant:
     return await make_tenant(redis, "tenant-a")
+
+
+@pytest.fixture
+async def webhook(tenant: Tenant) -> AsyncIterator[Webhook]:
+    """An application webhook on 127.0.0.1 that checks every X-Twilio-Signature."""
+    hook = Webhook(tenant.auth_token)
+    await hook.start()
+    try:
+        yield hook
+    finally:
+        await hook.stop()

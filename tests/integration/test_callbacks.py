@@ -133,15 +133,6 @@ def fast_settings(settings: Settings) -> Settings:
     )
 
 
-@pytest.fixture
-async def webhook(tenant: Tenant) -> AsyncIterator[Webhook]:
-    hook = Webhook(tenant.auth_token)
-    await hook.start()
-    try:
-        yield hook
-    finally:
-        await hook.stop()
-
 
 @pytest.fixture
 async def relay(fast_settings: Settings, redis: Redis) -> AsyncIterator[NatsBroker]:

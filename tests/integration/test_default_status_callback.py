@@ -16,7 +16,6 @@ from twilio.rest import Client
 
 from atrium_shared import subjects
 from atrium_shared.accounts import AccountStore
-from atrium_shared.infra import make_broker
 from atrium_shared.room_api import JoinRoomRequest, JoinRoomResult
 from atrium_shared.rpc import call
 from atrium_shared.settings import Settings
@@ -35,24 +34,6 @@ async def stack(settings: Settings) -> AsyncIterator[Stack]:
         yield running
 
 
-@pytest.fixture
-async def broker(settings: Settings) -> AsyncIterator[NatsBroker]:
-    client = make_broker(settings)
-    await client.start()
-    try:
-        yield client
-    finally:
-        await client.stop()
-
-
-@pytest.fixture
-async def webhook(tenant: Tenant) -> AsyncIterator[Webhook]:
-    hook = Webhook(tenant.auth_token)
-    await hook.start()
-    try:
-        yield hook
-    finally:
-        await hook.stop()
 
 
 async def join(broker: NatsBroker, tenant: Tenant, room: str) -> JoinRoomResult:

@@ -34,15 +34,6 @@ def spans(settings: Settings) -> InMemorySpanExporter:
     return exporter
 
 
-@pytest.fixture
-async def webhook(tenant: Tenant) -> AsyncIterator[Webhook]:
-    hook = Webhook(tenant.auth_token)
-    await hook.start()
-    try:
-        yield hook
-    finally:
-        await hook.stop()
-
 
 @pytest.fixture
 async def stack(settings: Settings) -> AsyncIterator[Stack]:

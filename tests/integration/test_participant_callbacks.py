@@ -17,7 +17,6 @@ from faststream.nats import NatsBroker
 from twilio.rest import Client
 
 from atrium_shared import subjects
-from atrium_shared.infra import make_broker
 from atrium_shared.models import ParticipantInfo, TrackInfo
 from atrium_shared.participant_api import AdmitParticipantRequest, AdmitParticipantResult
 from atrium_shared.rpc import call
@@ -42,24 +41,6 @@ async def stack(settings: Settings) -> AsyncIterator[Stack]:
         yield running
 
 
-@pytest.fixture
-async def broker(settings: Settings) -> AsyncIterator[NatsBroker]:
-    client = make_broker(settings)
-    await client.start()
-    try:
-        yield client
-    finally:
-        await client.stop()
-
-
-@pytest.fixture
-async def webhook(tenant: Tenant) -> AsyncIterator[Webhook]:
-    hook = Webhook(tenant.auth_token)
-    await hook.start()
-    try:
-        yield hook
-    finally:
-        await hook.stop()
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ from twilio.rest import Client
 from atrium_shared import subjects
 from atrium_shared.errors import AtriumError
 from atrium_shared.events import ParticipantConnected, ParticipantDisconnected, RoomEnded
-from atrium_shared.infra import make_broker
 from atrium_shared.participant_api import AdmitParticipantRequest, AdmitParticipantResult
 from atrium_shared.rpc import call
 from atrium_shared.settings import Settings
@@ -33,15 +32,6 @@ async def stack(settings: Settings) -> AsyncIterator[Stack]:
     async with running_stack(settings, CONTROL_PLANE) as running:
         yield running
 
-
-@pytest.fixture
-async def broker(settings: Settings) -> AsyncIterator[NatsBroker]:
-    client = make_broker(settings)
-    await client.start()
-    try:
-        yield client
-    finally:
-        await client.stop()
 
 
 @pytest.fixture

@@ -27,7 +27,6 @@ from atrium_shared.events import (
     TrackEnabled,
     TrackRemoved,
 )
-from atrium_shared.infra import make_broker
 from atrium_shared.models import ParticipantInfo, TrackInfo
 from atrium_shared.participant_api import AdmitParticipantRequest, AdmitParticipantResult
 from atrium_shared.rpc import call
@@ -57,15 +56,6 @@ async def stack(settings: Settings) -> AsyncIterator[Stack]:
     async with running_stack(settings, CONTROL_PLANE) as running:
         yield running
 
-
-@pytest.fixture
-async def broker(settings: Settings) -> AsyncIterator[NatsBroker]:
-    client = make_broker(settings)
-    await client.start()
-    try:
-        yield client
-    finally:
-        await client.stop()
 
 
 @pytest.fixture
