@@ -41,6 +41,7 @@ from atrium_shared.accounts import AccountStore
 from bench.join import join_figures, measure_joins
 from bench.join import unavailable as join_unavailable
 from bench.load import LoadResult, run_load
+from bench.loadtest import LoadConfig, loadtest_figures, run_sdk_loadtest
 from bench.media import (
     CpuConfig,
     LatencyResult,
@@ -54,6 +55,8 @@ from bench.pipeline import PipelineProbe
 from bench.procs import REPO_ROOT, Process, ProcessFailed
 from bench.report import Comparison, MediaFigure, fmt, print_report, write_json
 from bench.stats import Summary, match_arrivals, summarize
+from bench.subscribe_rules import measure_subscribe_rules, subscribe_rules_figures
+from bench.subscribe_rules import unavailable as rules_unavailable
 from bench.webhook import WebhookServer
 
 RESULTS_PATH = REPO_ROOT / "bench" / "results" / "latest.json"
@@ -526,6 +529,25 @@ async def media_phases(
             f"first frame p50 {fmt('p50_ms', joins.first_frame.p50_ms)} "
             f"({joins.joins - joins.failures}/{joins.joins} ok)"
         )
+
+    stack.check_alive()  # SubscribeRules: rules POST -> first frame (bench/subscribe_rules.py)
+    rules = (rules_unavailable(stack.media_unavailable) if stack.media_unavailable else
+             await measure_subscribe_rules(stack.gateway_url, bench.auth, bench.api_key))
+    out.figures += subscribe_rules_figures(rules)
+    out.data["subscribe_rules"] = rules.as_dict()
+    console.print(f"  [green]done[/] SubscribeRules: first frame p50 "
+                  f"{fmt('p50_ms', rules.first_frame.p50_ms)}, p95 "
+                  f"{fmt('p95_ms', rules.first_frame.p95_ms)} ({rules.unavailable or 'ok'})")
+
+    stack.check_alive()  # `atrium loadtest` (SDK participants), small: R x P for a few seconds
+    if stack.media_unavailable:
+        out.figures += loadtest_figures(None, stack.media_unavailable)
+    else:
+        sdk_load = await run_sdk_loadtest(
+            stack.gateway_url, bench.auth[0], bench.api_key, LoadConfig(), progress)
+        out.figures += loadtest_figures(sdk_load)
+        out.data["loadtest"] = sdk_load.as_dict()
+        console.print(sdk_load.table("  SDK loadtest (atrium loadtest)"))
     return out
 
 
@@ -667,6 +689,10 @@ def _notes(
             "media latency: frame number stamped into the picture; send = frame handed to the "
             "encoder, arrival = decoded frame out of the subscriber's track (same clock); "
             "baseline = the same aiortc pair connected directly.",
+            f"SDK loadtest: `atrium loadtest` in the bench process, {LoadConfig().rooms} rooms x "
+            f"{LoadConfig().participants} Python SDK participants (tone + 320x240 test pattern) "
+            f"for {LoadConfig().seconds:.0f}s; join = connect() -> connected; fps = decoded "
+            "video frames/s per subscription.",
             f"join: {config.joins} fresh tabs (after 1 warm-up) join a room where one tab "
             "publishes the fake camera; twilio-video SDK via gateway /signaling and the room, "
             "participant, track and media service subprocesses.",

@@ -79,3 +79,7 @@ TRACK_PUBLISHED_LIST = "atrium.rpc.track.published.list"
 TRACK_PUBLISHED_FETCH = "atrium.rpc.track.published.fetch"
 TRACK_SUBSCRIBED_LIST = "atrium.rpc.track.subscribed.list"
 TRACK_SUBSCRIBED_FETCH = "atrium.rpc.track.subscribed.fetch"
+TRACK_RULES_GET = "atrium.rpc.track.rules.get"
+TRACK_RULES_SET = "atrium.rpc.track.rules.set"
+# Core NATS (no queue group): every media worker hears it, the one hosting the participant acts.
+MEDIA_SUBSCRIPTIONS = "atrium.media.subscriptions"

@@ -9,6 +9,7 @@ participant, so ``track-removed`` precedes ``participant-disconnected``. The gat
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -60,6 +61,9 @@ class PublishedTrackOutcome(BaseModel):
     track: TrackInfo | None = None
     added: bool = False
     subscribers: list[str] = Field(default_factory=list)
+    # Every other participant present -> the version of its SubscribeRules that decided whether
+    # it is among ``subscribers`` (a worker that applied a newer version ignores this decision).
+    decided: dict[str, int] = Field(default_factory=dict)
     error: ErrorBody | None = None
 
 
@@ -96,9 +100,16 @@ class JoinTracksRequest(BaseModel):
 
 
 class JoinTracksResult(BaseModel):
-    """The tracks of others the participant should subscribe to right now."""
+    """The tracks of others the participant should subscribe to right now.
+
+    ``considered`` are the MT SIDs of every track published in the room when this was decided
+    (``tracks`` are the ones of them the rules select), ``rules_version`` the version of the
+    participant's SubscribeRules used.
+    """
 
     tracks: list[TrackInfo]
+    considered: list[str] = Field(default_factory=list)
+    rules_version: int = 0
 
 
 class LeaveTracksRequest(BaseModel):
@@ -168,3 +179,61 @@ class ListSubscribedTracksRequest(BaseModel):
 
 class SubscribedTrackPage(Page[SubscribedTrackInfo]):
     pass
+
+
+# SubscribeRules -----------------------------------------------------------------------------------
+class SubscribeRule(BaseModel):
+    """One validated rule: ``type`` and either ``all`` or one or more filters (ANDed)."""
+
+    type: Literal["include", "exclude"]
+    all: bool | None = None
+    publisher: str | None = None  # identity (case-sensitive) or PA SID
+    track: str | None = None  # track name (case-sensitive) or MT SID
+    kind: TrackKind | None = None
+    priority: str | None = None
+
+
+class SubscribeRules(BaseModel):
+    """A participant's rules. ``version`` 0 with no dates: never set (the default applies)."""
+
+    account_sid: str
+    room_sid: str
+    participant_sid: str
+    rules: list[SubscribeRule]
+    version: int = 0
+    date_created: datetime | None = None
+    date_updated: datetime | None = None
+
+
+class FetchSubscribeRulesRequest(BaseModel):
+    account_sid: str
+    room_sid: str
+    participant_sid: str
+
+
+class SetSubscribeRulesRequest(BaseModel):
+    """``rules``: the ``Rules`` form value as sent (JSON text); the service validates it (53215)."""
+
+    account_sid: str
+    room_sid: str
+    participant_sid: str
+    rules: str | None
+
+
+class SetSubscribeRulesResult(BaseModel):
+    rules: SubscribeRules
+    desired: list[str]  # MT SIDs the participant should receive now
+    considered: list[str]  # MT SIDs published in the room when this was decided
+
+
+class SubscriptionsChanged(BaseModel):
+    """Broadcast to every media worker (``atrium.media.subscriptions``) after a rules change:
+    the worker hosting ``subscriber_sid`` subscribes it to ``desired`` and unsubscribes it from
+    the rest of ``considered``; a message older than the ``rules_version`` it applied is moot."""
+
+    account_sid: str
+    room_sid: str
+    subscriber_sid: str
+    rules_version: int
+    desired: list[str]
+    considered: list[str]

@@ -16,7 +16,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from atrium_gateway import devtools, participants, rooms, tracks
+from atrium_gateway import devtools, participants, rooms, subscribe_rules, tracks
 from atrium_gateway.signaling import SignalingHub
 from atrium_shared import errors, metrics, telemetry
 from atrium_shared.accounts import AccountStore
@@ -85,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(rooms.router)
     app.include_router(participants.router)
     app.include_router(tracks.router)
+    app.include_router(subscribe_rules.router)
     if settings.dev_mode:  # the demo page and POST /dev/token; never in production
         app.include_router(devtools.router)
 

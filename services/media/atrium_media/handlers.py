@@ -8,6 +8,7 @@ from atrium_media.worker import MediaWorker
 from atrium_shared import subjects
 from atrium_shared.events import ParticipantDisconnected
 from atrium_shared.signaling_api import ClientFrame
+from atrium_shared.track_api import SubscriptionsChanged
 from atrium_shared.workers import worker_subject
 
 
@@ -26,3 +27,9 @@ def register(broker: NatsBroker, worker: MediaWorker) -> None:
     async def participant_disconnected(event: ParticipantDisconnected) -> None:
         """A participant was removed by the control plane: tell its client, drop its media."""
         await worker.participant_disconnected(event)
+
+    # Core NATS, no queue group: the worker hosting the participant acts, the others ignore it.
+    @broker.subscriber(subjects.MEDIA_SUBSCRIPTIONS, title="media.subscriptions")
+    async def subscriptions_changed(change: SubscriptionsChanged) -> None:
+        """A participant's SubscribeRules changed: add and remove its forwarding legs."""
+        worker.subscriptions_changed(change)

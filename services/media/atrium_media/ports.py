@@ -61,14 +61,13 @@ class ControlPlane:
             ParticipantInfo,
         )
 
-    async def join_tracks(self, participant: ParticipantInfo) -> list[TrackInfo]:
-        result = await self._call(
+    async def join_tracks(self, participant: ParticipantInfo) -> JoinTracksResult:
+        return await self._call(
             subjects.TRACK_JOIN,
             JoinTracksRequest(account_sid=participant.account_sid,
                               room_sid=participant.room_sid, participant_sid=participant.sid),
             JoinTracksResult,
         )
-        return result.tracks
 
     async def publish(
         self, participant: ParticipantInfo, tracks: list[TrackToPublish]

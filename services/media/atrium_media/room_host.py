@@ -25,7 +25,7 @@ from atrium_media.session import (
 )
 from atrium_shared.errors import AtriumError
 from atrium_shared.models import RoomInfo, TrackInfo
-from atrium_shared.track_api import PublishTracksResult, TrackToPublish
+from atrium_shared.track_api import PublishedTrackOutcome, PublishTracksResult, TrackToPublish
 
 log = logging.getLogger("atrium.media.room")
 tracer = trace.get_tracer("atrium.media")
@@ -85,8 +85,10 @@ class RoomHost:
             for other in self.others(session):
                 self.spawn(other.send({"type": "update",
                                        "participants": [session.remote_state()]}))
-            tracks = await self.control.join_tracks(session.participant)
-            self.spawn(self.subscribe_many(session, tracks))
+            joined = await self.control.join_tracks(session.participant)
+            self.apply_decision(session, joined.rules_version, joined.considered,
+                                [t.sid for t in joined.tracks])
+            self.spawn(self.reconcile(session))
 
     # Client updates ---------------------------------------------------------------------------
     async def update(self, session: ParticipantSession, body: dict[str, Any]) -> None:
@@ -169,6 +171,7 @@ class RoomHost:
                 track = session.tracks[outcome.client_id]
                 if outcome.track is not None:
                     track.sid = outcome.track.sid
+                    self._decide_track(session, outcome)
                 elif outcome.error is not None:
                     track.failed = {"code": outcome.error.code,
                                     "message": outcome.error.message}
@@ -224,9 +227,9 @@ class RoomHost:
                 if not track.enabled:
                     self.router.set_enabled(track.sid, False)
             track.wired = True
-            info = self._track_info(session, track)
             for other in self.others(session):
-                self.spawn(self.subscribe_many(other, [info]))
+                if track.sid in other.wanted:
+                    self.spawn(self.reconcile(other))
 
     def _track_info(self, session: ParticipantSession, track: ClientTrack) -> TrackInfo:
         now = session.participant.date_created
@@ -238,42 +241,111 @@ class RoomHost:
                          enabled=track.enabled, date_created=now, date_updated=now)
 
     # Subscriptions ----------------------------------------------------------------------------
-    async def subscribe_many(self, subscriber: ParticipantSession, tracks: list[TrackInfo]) -> None:
+    # The track service decides who receives what (SubscribeRules): ``publish`` names a new
+    # track's subscribers, ``join`` a newcomer's tracks, a rules change arrives as
+    # SubscriptionsChanged. Each decision updates the subscriber's ``wanted`` set (unless a newer
+    # rules version already did); ``reconcile`` then makes its forwarding legs match ``wanted`` for
+    # the tracks whose media is here, and renegotiates. Both are idempotent.
+    def apply_decision(
+        self, subscriber: ParticipantSession, version: int, considered: list[str],
+        desired: list[str],
+    ) -> bool:
+        """Take a decision about ``considered`` tracks (``desired`` of them are wanted), made
+        with the subscriber's rules ``version``; False when a newer one was already applied."""
+        if version < subscriber.rules_version:
+            return False
+        subscriber.rules_version = version
+        chosen = set(desired)
+        for sid in {*considered, *chosen}:
+            if sid in chosen:
+                subscriber.wanted.add(sid)
+            else:
+                subscriber.wanted.discard(sid)
+        return True
+
+    def _decide_track(self, publisher: ParticipantSession, outcome: PublishedTrackOutcome) -> None:
+        """A newly registered track: who of the others wants it, as ``publish`` decided."""
+        assert outcome.track is not None
+        track_sid = outcome.track.sid
+        chosen = set(outcome.subscribers)
+        decided = dict(outcome.decided) or dict.fromkeys(chosen, 0)
+        for sid, version in decided.items():
+            other = self.sessions.get(sid)
+            if other is None or other is publisher or version < other.rules_version:
+                continue
+            if sid in chosen:
+                other.wanted.add(track_sid)
+            else:
+                other.wanted.discard(track_sid)
+
+    def _wired_tracks(self) -> dict[str, TrackInfo]:
+        """Every track whose media (or data channel) is here, in publication order."""
+        wired: dict[str, TrackInfo] = {}
+        for session in self.sessions.values():
+            if session.closed:
+                continue
+            for track in session.tracks.values():
+                if track.sid is not None and track.wired:
+                    wired[track.sid] = self._track_info(session, track)
+        return wired
+
+    async def reconcile(self, subscriber: ParticipantSession) -> None:
+        """Subscribe to the wanted tracks that are here, unsubscribe from the unwanted ones."""
         async with subscriber.lock:
-            added = False
-            for info in tracks:
-                if subscriber.closed or info.sid in subscriber.subscriptions:
-                    continue
-                if info.participant_sid == subscriber.participant.sid:
-                    continue
-                try:
-                    if info.kind == "data":
-                        source = self._data_source(info.sid)
-                        if source is None:
-                            continue
-                        channel = subscriber.pc.createDataChannel(
-                            info.sid,
-                            ordered=source.ordered,
-                            maxPacketLifeTime=source.maxPacketLifeTime,
-                            maxRetransmits=source.maxRetransmits,
-                        )
-                        self.router.subscribe_data(subscriber.participant.sid, info.sid, channel)
-                        subscriber.subscriptions[info.sid] = Subscription(info.sid, "data",
-                                                                          channel=channel)
+            if subscriber.closed:
+                return
+            stale = [sid for sid in subscriber.subscriptions if sid not in subscriber.wanted]
+            fresh = [
+                info for sid, info in self._wired_tracks().items()
+                if sid in subscriber.wanted and sid not in subscriber.subscriptions
+            ]
+            changed = self._drop_subscriptions(subscriber, stale)
+            changed = self._add_subscriptions(subscriber, fresh) or changed
+            if changed:
+                subscriber.subscribed_revision += 1
+                await self._offer(subscriber)
+
+    def _add_subscriptions(self, subscriber: ParticipantSession, tracks: list[TrackInfo]) -> bool:
+        """Add forwarding legs (caller holds the lock and renegotiates); True if any."""
+        added = False
+        for info in tracks:
+            if subscriber.closed or info.sid in subscriber.subscriptions:
+                continue
+            if info.participant_sid == subscriber.participant.sid:
+                continue
+            try:
+                if info.kind == "data":
+                    source = self._data_source(info.sid)
+                    if source is None:
+                        continue
+                    channel = subscriber.pc.createDataChannel(
+                        info.sid,
+                        ordered=source.ordered,
+                        maxPacketLifeTime=source.maxPacketLifeTime,
+                        maxRetransmits=source.maxRetransmits,
+                    )
+                    self.router.subscribe_data(subscriber.participant.sid, info.sid, channel)
+                    subscriber.subscriptions[info.sid] = Subscription(info.sid, "data",
+                                                                      channel=channel)
+                else:
+                    parked = subscriber.parked.pop(info.sid, None)
+                    if parked is not None and not parked.stopped:
+                        # Its m-line is still there (inactive): send on it again.
+                        self.router.attach(subscriber.participant.sid, info.sid, parked)
+                        parked.direction = "sendonly"
+                        transceiver = parked
                     else:
                         transceiver = self.router.subscribe(
                             subscriber.participant.sid, subscriber.pc, info.sid
                         )
-                        subscriber.subscriptions[info.sid] = Subscription(
-                            info.sid, info.kind, transceiver=transceiver
-                        )
-                    added = True
-                except UnknownTrack:
-                    # Not wired yet: it is subscribed when its media arrives.
-                    continue
-            if added:
-                subscriber.subscribed_revision += 1
-                await self._offer(subscriber)
+                    subscriber.subscriptions[info.sid] = Subscription(
+                        info.sid, info.kind, transceiver=transceiver
+                    )
+                added = True
+            except UnknownTrack:
+                # Not wired yet: it is subscribed when its media arrives.
+                continue
+        return added
 
     def _data_source(self, track_sid: str) -> RTCDataChannel | None:
         for session in self.sessions.values():
@@ -283,33 +355,48 @@ class RoomHost:
         return None
 
     async def unsubscribe(self, subscriber: ParticipantSession, track_sids: list[str]) -> None:
+        """The tracks are gone (unpublished, publisher left): drop them for good."""
         async with subscriber.lock:
-            changed = False
+            subscriber.wanted.difference_update(track_sids)
+            changed = self._drop_subscriptions(subscriber, track_sids)
             for sid in track_sids:
-                sub = subscriber.subscriptions.pop(sid, None)
-                if sub is None:
-                    continue
-                self.router.unsubscribe(subscriber.participant.sid, sid)
-                if sub.transceiver is not None and not subscriber.closed:
-                    sub.transceiver.direction = "inactive"
-                if sub.channel is not None:
-                    sub.channel.close()
-                if not subscriber.closed:
-                    self.spawn(self._report_subscription(subscriber, sid, False))
-                changed = True
+                subscriber.parked.pop(sid, None)
             if changed and not subscriber.closed:
                 subscriber.subscribed_revision += 1
                 await self._offer(subscriber)
 
+    def _drop_subscriptions(self, subscriber: ParticipantSession, track_sids: list[str]) -> bool:
+        """Remove forwarding legs (caller holds the lock and renegotiates); True if any."""
+        changed = False
+        for sid in track_sids:
+            sub = subscriber.subscriptions.pop(sid, None)
+            if sub is None:
+                continue
+            self.router.unsubscribe(subscriber.participant.sid, sid)
+            if sub.transceiver is not None and not subscriber.closed:
+                sub.transceiver.direction = "inactive"
+                subscriber.parked[sid] = sub.transceiver
+            if sub.channel is not None:
+                sub.channel.close()
+            if not subscriber.closed:
+                self.spawn(self._report_subscription(subscriber, sid, False))
+            changed = True
+        return changed
+
     async def _report_subscription(
         self, subscriber: ParticipantSession, track_sid: str, subscribed: bool
     ) -> None:
-        """Tell the track service what the subscriber really receives. A participant or track
-        that left meanwhile makes this moot (20404/53204), not an error."""
-        try:
-            await self.control.subscription(subscriber.participant, track_sid, subscribed)
-        except AtriumError as exc:
-            log.debug("subscription report for %s skipped: %s", track_sid, exc.message)
+        """Tell the track service what the subscriber really receives. Reports of one subscriber
+        go one at a time and say the state at the time they are sent (``subscribed`` is what
+        prompted it), so the last one is right however fast subscriptions come and go. A
+        participant or track that left meanwhile makes this moot (20404/53204), not an error."""
+        async with subscriber.report_lock:
+            sub = subscriber.subscriptions.get(track_sid)
+            receiving = sub is not None and sub.negotiated and not subscriber.closed
+            try:
+                await self.control.subscription(subscriber.participant, track_sid, receiving)
+            except AtriumError as exc:
+                log.debug("subscription report for %s skipped: %s", track_sid, exc.message)
 
     async def _offer(self, session: ParticipantSession) -> None:
         """Send a worker offer with the current subscribed list (caller holds the lock)."""

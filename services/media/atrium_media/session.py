@@ -82,6 +82,13 @@ class ParticipantSession:
     published_revision: int = 0
     subscriptions: dict[str, Subscription] = field(default_factory=dict)
     subscribed_revision: int = 0
+    # What the track service decided this participant receives (MT SIDs), and the version of
+    # its SubscribeRules behind the newest decision applied: subscriptions follow ``wanted``.
+    wanted: set[str] = field(default_factory=set)
+    rules_version: int = 0
+    # Sending transceivers of ended subscriptions (m-lines stay): reused when re-subscribed.
+    parked: dict[str, RTCRtpTransceiver] = field(default_factory=dict)
+    report_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     state_revision: int = 1  # this participant's revision as the others see it
     ice_applied: dict[str, int] = field(default_factory=dict)
     incoming_channels: dict[str, RTCDataChannel] = field(default_factory=dict)

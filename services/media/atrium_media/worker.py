@@ -21,6 +21,7 @@ from atrium_media.session import SESSION_TIMEOUT_SECONDS, ParticipantSession
 from atrium_shared.errors import AtriumError
 from atrium_shared.events import ParticipantDisconnected
 from atrium_shared.signaling_api import ClientFrame, WorkerFrame
+from atrium_shared.track_api import SubscriptionsChanged
 from atrium_shared.workers import HEARTBEAT_SECONDS, WorkerInfo, WorkerRegistry
 
 log = logging.getLogger("atrium.media.worker")
@@ -218,6 +219,17 @@ class MediaWorker:
         await session.send(*disconnect_bodies(event.reason), close_code=NORMAL_CLOSE)
         if host is not None:
             await self._leave(host, session, event.reason, tell_service=False)
+
+    def subscriptions_changed(self, change: SubscriptionsChanged) -> None:
+        """A participant's SubscribeRules changed: if it is here, follow the new decision."""
+        session = self.by_participant.get(change.subscriber_sid)
+        if session is None or session.closed or session.participant.room_sid != change.room_sid:
+            return
+        host = self.rooms.get(change.room_sid)
+        if host is None:
+            return
+        if host.apply_decision(session, change.rules_version, change.considered, change.desired):
+            self.spawn(host.reconcile(session))
 
     # Registry -----------------------------------------------------------------------------------
     def info(self) -> WorkerInfo:

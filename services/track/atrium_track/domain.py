@@ -1,15 +1,22 @@
-"""Track rules: names, kinds, enable/disable, who subscribes to what. Pure functions, no I/O."""
+"""Track rules: names, kinds, enable/disable, SubscribeRules and who subscribes to what.
+
+Pure functions, no I/O (but a log line for a rejected rule set)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+import logging
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from atrium_shared import errors
 from atrium_shared.errors import AtriumError
 from atrium_shared.events import TrackAdded, TrackDisabled, TrackEnabled, TrackRemoved
 from atrium_shared.models import ParticipantInfo, TrackInfo, TrackKind
-from atrium_shared.track_api import SubscribedTrackInfo
+from atrium_shared.track_api import SubscribedTrackInfo, SubscribeRule, SubscribeRules
+
+log = logging.getLogger("atrium.track")
 
 MAX_NAME_LENGTH = 128
 KINDS: tuple[TrackKind, ...] = ("audio", "video", "data")
@@ -99,29 +106,171 @@ def set_enabled(
     )
 
 
-def should_subscribe(subscriber_sid: str, track: TrackInfo) -> bool:
-    """Whether ``subscriber_sid`` should receive ``track``.
+# SubscribeRules -------------------------------------------------------------------------------
+MAX_RULES = 20
+RULE_TYPES = ("include", "exclude")
+RULE_FILTERS = ("publisher", "track", "kind", "priority")
+RULE_KEYS = ("type", "all", *RULE_FILTERS)
+DEFAULT_RULES = (SubscribeRule(type="include", all=True),)
+TRACK_PRIORITY = "standard"  # every track here has the SDKs' default priority
 
-    Every participant subscribes to every track of the others (Twilio's default rule
-    ``[{"type": "include", "all": true}]``); SubscribeRules will decide here.
+
+def rules_invalid(detail: str) -> AtriumError:
+    """53215, as Twilio words it (``detail`` goes to the log, not to the client)."""
+    log.info("subscribe rules rejected: %s", detail)
+    return AtriumError(errors.SUBSCRIBE_RULES_INVALID, "Invalid Subscribe Rule(s)", 400)
+
+
+class _Duplicate(ValueError):
+    pass
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise _Duplicate(", ".join(sorted({k for k in keys if keys.count(k) > 1})))
+    return dict(pairs)
+
+
+def parse_rules(text: str | None) -> list[SubscribeRule]:
+    """The ``Rules`` form value (a JSON array, or an object with a ``rules`` array) validated as
+    Twilio does; anything invalid raises 53215.
+
+    Invalid: no value, not JSON, an empty list, more than 20 rules, a rule that is not an object,
+    a missing or unknown ``type``, ``all`` other than true (``"true"`` is accepted), ``all`` with
+    another filter, a filter given twice, a ``kind`` other than audio/video/data, a filter that is
+    not a string, a key that is not a rule key, a rule with no filter at all. A key whose value is
+    null counts as absent (what GET returns can be sent back as is).
     """
-    return True
+    if text is None or not text.strip():
+        raise rules_invalid("Rules is missing")
+    try:
+        value = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+    except _Duplicate as exc:
+        raise rules_invalid(f"filter given twice: {exc}") from None
+    except ValueError:
+        raise rules_invalid("Rules is not JSON") from None
+    if isinstance(value, dict):
+        if set(value) != {"rules"}:
+            raise rules_invalid("an object must have exactly the key 'rules'")
+        value = value["rules"]
+    if not isinstance(value, list):
+        raise rules_invalid("Rules must be a list")
+    if not value:
+        raise rules_invalid("Rules is empty")
+    if len(value) > MAX_RULES:
+        raise rules_invalid(f"more than {MAX_RULES} rules")
+    return [_parse_rule(raw) for raw in value]
 
 
-def subscribers_of(track: TrackInfo, participant_sids: Iterable[str]) -> list[str]:
-    """The participants in the room, the publisher excepted, that should receive ``track``."""
+def _parse_rule(raw: Any) -> SubscribeRule:
+    if not isinstance(raw, dict):
+        raise rules_invalid("a rule must be an object")
+    present = {k: v for k, v in raw.items() if v is not None}
+    unknown = set(present) - set(RULE_KEYS)
+    if unknown:
+        raise rules_invalid(f"unknown keys {sorted(unknown)}")
+    kind = present.get("type")
+    if kind not in RULE_TYPES:
+        raise rules_invalid("type is missing or invalid")
+    filters = {k: present[k] for k in RULE_FILTERS if k in present}
+    if "all" in present:
+        flag = present["all"]
+        if not (flag is True or (isinstance(flag, str) and flag.strip().lower() == "true")):
+            raise rules_invalid("all must be true")
+        if filters:
+            raise rules_invalid("all with another filter")
+        return SubscribeRule(type=kind, all=True)
+    if not filters:
+        raise rules_invalid("a rule needs all or a filter")
+    for name, filter_value in filters.items():
+        if not isinstance(filter_value, str) or not filter_value:
+            raise rules_invalid(f"{name} must be a non-empty string")
+    if "kind" in filters and filters["kind"] not in KINDS:
+        raise rules_invalid("kind is invalid")
+    return SubscribeRule(type=kind, **filters)
+
+
+def rule_matches(rule: SubscribeRule, track: TrackInfo, publisher_identity: str | None) -> bool:
+    """Whether ``rule``'s filters (ANDed) all select ``track``."""
+    if rule.all:
+        return True
+    if rule.publisher is not None and rule.publisher not in (
+        track.participant_sid, publisher_identity
+    ):
+        return False
+    if rule.track is not None and rule.track not in (track.sid, track.name):
+        return False
+    if rule.kind is not None and rule.kind != track.kind:
+        return False
+    return rule.priority is None or rule.priority == TRACK_PRIORITY
+
+
+def should_subscribe(
+    subscriber_sid: str,
+    track: TrackInfo,
+    rules: Sequence[SubscribeRule] = DEFAULT_RULES,
+    publisher_identity: str | None = None,
+) -> bool:
+    """Whether ``subscriber_sid`` should receive ``track`` under its ``rules``.
+
+    Rules apply in order from an empty set: ``include`` adds what it matches, ``exclude`` removes
+    it; the last matching rule decides. A participant never receives its own tracks.
+    """
+    if subscriber_sid == track.participant_sid:
+        return False
+    selected = False
+    for rule in rules:
+        if rule_matches(rule, track, publisher_identity):
+            selected = rule.type == "include"
+    return selected
+
+
+def subscribers_of(
+    track: TrackInfo,
+    participant_sids: Iterable[str],
+    rules_of: Mapping[str, Sequence[SubscribeRule]] | None = None,
+    publisher_identity: str | None = None,
+) -> list[str]:
+    """The participants in the room, the publisher excepted, whose rules select ``track``
+    (those without rules in ``rules_of`` have the default, include all)."""
+    rules_of = rules_of or {}
     return sorted(
         sid for sid in set(participant_sids)
-        if sid != track.participant_sid and should_subscribe(sid, track)
+        if should_subscribe(sid, track, rules_of.get(sid, DEFAULT_RULES), publisher_identity)
     )
 
 
-def tracks_for(subscriber_sid: str, tracks: Iterable[TrackInfo]) -> list[TrackInfo]:
-    """The published tracks of others that ``subscriber_sid`` should receive."""
+def tracks_for(
+    subscriber_sid: str,
+    tracks: Iterable[TrackInfo],
+    rules: Sequence[SubscribeRule] = DEFAULT_RULES,
+    identities: Mapping[str, str] | None = None,
+) -> list[TrackInfo]:
+    """The published tracks of others that ``subscriber_sid``'s ``rules`` select;
+    ``identities`` maps publishers' PA SIDs to their identities."""
+    identities = identities or {}
     return [
         t for t in tracks
-        if t.participant_sid != subscriber_sid and should_subscribe(subscriber_sid, t)
+        if should_subscribe(subscriber_sid, t, rules, identities.get(t.participant_sid))
     ]
+
+
+def set_rules(
+    current: SubscribeRules, rules: list[SubscribeRule], now: datetime
+) -> SubscribeRules:
+    """The participant's new rules: the next version, created now unless set before."""
+    return current.model_copy(update={
+        "rules": rules,
+        "version": current.version + 1,
+        "date_created": current.date_created or now,
+        "date_updated": now,
+    })
+
+
+def default_rules(account_sid: str, room_sid: str, participant_sid: str) -> SubscribeRules:
+    return SubscribeRules(account_sid=account_sid, room_sid=room_sid,
+                          participant_sid=participant_sid, rules=list(DEFAULT_RULES))
 
 
 def subscription(subscriber_sid: str, track: TrackInfo, since: datetime) -> SubscribedTrackInfo:

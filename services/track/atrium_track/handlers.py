@@ -10,6 +10,7 @@ from atrium_shared.rpc import reply_handler
 from atrium_shared.track_api import (
     FetchPublishedTrackRequest,
     FetchSubscribedTrackRequest,
+    FetchSubscribeRulesRequest,
     JoinTracksRequest,
     JoinTracksResult,
     LeaveTracksRequest,
@@ -19,9 +20,12 @@ from atrium_shared.track_api import (
     PublishedTrackPage,
     PublishTracksRequest,
     PublishTracksResult,
+    SetSubscribeRulesRequest,
+    SetSubscribeRulesResult,
     SetTrackEnabledRequest,
     SubscribedTrackInfo,
     SubscribedTrackPage,
+    SubscribeRules,
     TrackSubscriptionRequest,
     TrackSubscriptionResult,
     UnpublishTracksRequest,
@@ -95,3 +99,16 @@ def register(broker: NatsBroker, tracks: TrackUseCases) -> None:
     async def list_subscribed(request: ListSubscribedTracksRequest) -> SubscribedTrackPage:
         """One page of the tracks a participant receives, newest first."""
         return await tracks.list_subscribed(request)
+
+    @broker.subscriber(subjects.TRACK_RULES_GET, queue=queue, title="track.rules.get")
+    @reply_handler
+    async def get_rules(request: FetchSubscribeRulesRequest) -> SubscribeRules:
+        """A participant's SubscribeRules (the default, include all, until set)."""
+        return await tracks.get_rules(request)
+
+    @broker.subscriber(subjects.TRACK_RULES_SET, queue=queue, title="track.rules.set")
+    @reply_handler
+    async def set_rules(request: SetSubscribeRulesRequest) -> SetSubscribeRulesResult:
+        """Validate (53215) and store a participant's SubscribeRules; the media workers hear the
+        resulting subscriptions on ``atrium.media.subscriptions``."""
+        return await tracks.set_rules(request)

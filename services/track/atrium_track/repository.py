@@ -11,6 +11,7 @@ Keys (all owned by the track service):
 - ``atrium:track:participant:{pa}:index:{published|subscribed}``: keyset-paged indexes
   (:mod:`atrium_shared.paging`);
 - ``atrium:track:participant:{pa}:left``: a participant that left; it cannot come back;
+- ``atrium:track:participant:{pa}:rules``: its SubscribeRules JSON (absent: the default);
 - ``atrium:track:room:{room}:participants``: set of PA SIDs that joined and have not left;
 - ``atrium:track:room:{room}:tracks``: set of MT SIDs published in the room.
 """
@@ -24,6 +25,7 @@ from redis.asyncio.client import Pipeline
 
 from atrium_shared.models import ParticipantInfo, TrackInfo
 from atrium_shared.paging import index_member, member_sid, read_page
+from atrium_shared.track_api import SubscribeRule, SubscribeRules
 
 # A left participant's marker outlives any late call from a worker about it.
 LEFT_MARKER_SECONDS = 24 * 3600
@@ -51,6 +53,10 @@ def names_key(participant_sid: str) -> str:
 
 def subscribed_key(participant_sid: str) -> str:
     return f"atrium:track:participant:{participant_sid}:subscribed"
+
+
+def rules_key(participant_sid: str) -> str:
+    return f"atrium:track:participant:{participant_sid}:rules"
 
 
 def left_key(participant_sid: str) -> str:
@@ -130,6 +136,39 @@ class TrackRepository:
     @staticmethod
     async def room_tracks(reader: Redis | Pipeline, room_sid: str) -> list[str]:
         return sorted(await reader.smembers(room_tracks_key(room_sid)))
+
+    @staticmethod
+    async def rules(reader: Redis | Pipeline, participant_sid: str) -> SubscribeRules | None:
+        """The participant's SubscribeRules, or None when never set."""
+        raw = await reader.get(rules_key(participant_sid))
+        return SubscribeRules.model_validate_json(raw) if raw else None
+
+    @staticmethod
+    async def rules_of(
+        reader: Redis | Pipeline, participant_sids: list[str]
+    ) -> dict[str, tuple[list[SubscribeRule], int]]:
+        """Rules and version of each participant that has set rules."""
+        if not participant_sids:
+            return {}
+        raws = await reader.mget([rules_key(sid) for sid in participant_sids])
+        found: dict[str, tuple[list[SubscribeRule], int]] = {}
+        for sid, raw in zip(participant_sids, raws, strict=True):
+            if raw:
+                rules = SubscribeRules.model_validate_json(raw)
+                found[sid] = (rules.rules, rules.version)
+        return found
+
+    @staticmethod
+    async def identities(reader: Redis | Pipeline, participant_sids: set[str]) -> dict[str, str]:
+        """PA SID -> identity of publishers (their record is written when they publish)."""
+        ordered = sorted(participant_sids)
+        if not ordered:
+            return {}
+        raws = await reader.mget([participant_key(sid) for sid in ordered])
+        return {
+            sid: ParticipantInfo.model_validate_json(raw).identity
+            for sid, raw in zip(ordered, raws, strict=True) if raw
+        }
 
     @staticmethod
     async def has_left(reader: Redis | Pipeline, participant_sid: str) -> bool:
@@ -226,6 +265,10 @@ class TrackRepository:
         pipe.srem(subscribers_key(track_sid), subscriber_sid)
 
     @staticmethod
+    def write_rules(pipe: Pipeline, rules: SubscribeRules) -> None:
+        pipe.set(rules_key(rules.participant_sid), rules.model_dump_json())
+
+    @staticmethod
     def write_left(pipe: Pipeline, room_sid: str, participant_sid: str) -> None:
         """Forget a participant that left (its tracks and subscriptions are removed apart)."""
         pipe.srem(room_participants_key(room_sid), participant_sid)
@@ -236,5 +279,6 @@ class TrackRepository:
             subscribed_key(participant_sid),
             _index_key(participant_sid, "published"),
             _index_key(participant_sid, "subscribed"),
+            rules_key(participant_sid),
         )
         pipe.set(left_key(participant_sid), 1, ex=LEFT_MARKER_SECONDS)

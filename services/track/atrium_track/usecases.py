@@ -8,6 +8,7 @@ another publishes either gets the track from ``join`` or is named among its ``su
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from redis.asyncio.client import Pipeline
 
@@ -19,6 +20,7 @@ from atrium_shared.timefmt import utcnow
 from atrium_shared.track_api import (
     FetchPublishedTrackRequest,
     FetchSubscribedTrackRequest,
+    FetchSubscribeRulesRequest,
     JoinTracksRequest,
     JoinTracksResult,
     LeaveTracksRequest,
@@ -29,9 +31,13 @@ from atrium_shared.track_api import (
     PublishedTrackPage,
     PublishTracksRequest,
     PublishTracksResult,
+    SetSubscribeRulesRequest,
+    SetSubscribeRulesResult,
     SetTrackEnabledRequest,
     SubscribedTrackInfo,
     SubscribedTrackPage,
+    SubscribeRules,
+    SubscriptionsChanged,
     TrackSubscriptionRequest,
     TrackSubscriptionResult,
     UnpublishTracksRequest,
@@ -46,6 +52,7 @@ from atrium_track.repository import (
     names_key,
     room_participants_key,
     room_tracks_key,
+    rules_key,
     subscribed_key,
     subscribers_key,
     track_key,
@@ -62,9 +69,13 @@ def _subscribed_path(room_sid: str, participant_sid: str, sid: str) -> str:
     return f"/Rooms/{room_sid}/Participants/{participant_sid}/SubscribedTracks/{sid}"
 
 
+Notify = Callable[[SubscriptionsChanged], Awaitable[None]]
+
+
 class TrackUseCases:
-    def __init__(self, repository: TrackRepository) -> None:
+    def __init__(self, repository: TrackRepository, notify: Notify | None = None) -> None:
         self.tracks = repository
+        self.notify = notify  # tells the media workers of a rules change
 
     # Publishing ---------------------------------------------------------------------------------
     async def publish(self, request: PublishTracksRequest) -> PublishTracksResult:
@@ -84,6 +95,18 @@ class TrackUseCases:
                 for t in await TrackRepository.load_many(pipe, list(by_client_id.values()))
             }
             present = await TrackRepository.room_participants(pipe, request.room_sid)
+            others = sorted(present - {publisher.sid})
+            # A rules change of any of them retries this publish (and a rules change watches the
+            # room's tracks): each decision below uses the rules version the worker is told.
+            if others:
+                await pipe.watch(*(rules_key(sid) for sid in others))
+            stored = await TrackRepository.rules_of(pipe, others)
+            rules_of = {sid: rules for sid, (rules, _) in stored.items()}
+            decided = {sid: stored[sid][1] if sid in stored else 0 for sid in others}
+
+            def subscribers(track: TrackInfo) -> list[str]:
+                return domain.subscribers_of(track, others, rules_of, publisher.identity)
+
             added: list[tuple[TrackInfo, str]] = []
             events: list[DomainEvent] = []
             for wanted in request.tracks:
@@ -91,7 +114,7 @@ class TrackUseCases:
                 if known is not None:
                     outcomes.append(PublishedTrackOutcome(
                         client_id=wanted.client_id, track=known,
-                        subscribers=domain.subscribers_of(known, present),
+                        subscribers=subscribers(known), decided=decided,
                     ))
                     continue
                 try:
@@ -112,7 +135,7 @@ class TrackUseCases:
                 events.append(event)
                 outcomes.append(PublishedTrackOutcome(
                     client_id=wanted.client_id, track=track, added=True,
-                    subscribers=domain.subscribers_of(track, present),
+                    subscribers=subscribers(track), decided=decided,
                 ))
 
             def write(p: Pipeline) -> None:
@@ -247,9 +270,13 @@ class TrackUseCases:
     # Room presence ------------------------------------------------------------------------------
     async def join(self, request: JoinTracksRequest) -> JoinTracksResult:
         found: list[TrackInfo] = []
+        considered: list[str] = []
+        versions: list[int] = []
 
         async def decide(pipe: Pipeline) -> outbox.Change:
             found.clear()
+            considered.clear()
+            versions.clear()
             if await TrackRepository.has_left(pipe, request.participant_sid):
                 raise AtriumError(domain.PARTICIPANT_NOT_FOUND, "Participant not found", 400)
             published = await TrackRepository.load_many(
@@ -257,16 +284,27 @@ class TrackUseCases:
             )
             published = [t for t in published if t.account_sid == request.account_sid]
             published.sort(key=lambda t: (t.date_created, t.sid))
-            found.extend(domain.tracks_for(request.participant_sid, published))
+            rules = await TrackRepository.rules(pipe, request.participant_sid)
+            identities = await TrackRepository.identities(
+                pipe, {t.participant_sid for t in published}
+            )
+            found.extend(domain.tracks_for(
+                request.participant_sid, published,
+                rules.rules if rules is not None else domain.DEFAULT_RULES, identities,
+            ))
+            considered.extend(t.sid for t in published)
+            versions.append(rules.version if rules is not None else 0)
 
             def write(p: Pipeline) -> None:
                 TrackRepository.write_joined(p, request.room_sid, request.participant_sid)
 
             return outbox.Change(write=write)
 
-        watch = [left_key(request.participant_sid), room_tracks_key(request.room_sid)]
+        watch = [left_key(request.participant_sid), room_tracks_key(request.room_sid),
+                 rules_key(request.participant_sid)]
         await outbox.commit(self.tracks.redis, watch, decide)
-        return JoinTracksResult(tracks=list(found))
+        return JoinTracksResult(tracks=list(found), considered=list(considered),
+                                rules_version=versions[-1])
 
     async def leave(self, request: LeaveTracksRequest) -> LeaveTracksResult:
         removed = await self._unpublish(
@@ -330,6 +368,61 @@ class TrackUseCases:
         ]
         await outbox.commit(self.tracks.redis, watch, decide)
         return outcome[-1]
+
+    # SubscribeRules -----------------------------------------------------------------------------
+    async def get_rules(self, request: FetchSubscribeRulesRequest) -> SubscribeRules:
+        stored = await TrackRepository.rules(self.tracks.redis, request.participant_sid)
+        if stored is None or stored.account_sid != request.account_sid:
+            return domain.default_rules(request.account_sid, request.room_sid,
+                                        request.participant_sid)
+        return stored
+
+    async def set_rules(self, request: SetSubscribeRulesRequest) -> SetSubscribeRulesResult:
+        """Validate and store the rules (53215 changes nothing), then tell the media workers
+        the participant's resulting subscriptions."""
+        rules = domain.parse_rules(request.rules)
+        subscriber = request.participant_sid
+        outcome: list[SetSubscribeRulesResult] = []
+
+        async def decide(pipe: Pipeline) -> outbox.Change:
+            outcome.clear()
+            if await TrackRepository.has_left(pipe, subscriber):
+                raise errors.not_found(
+                    f"/Rooms/{request.room_sid}/Participants/{subscriber}/SubscribeRules"
+                )
+            current = await TrackRepository.rules(pipe, subscriber)
+            if current is None or current.account_sid != request.account_sid:
+                current = domain.default_rules(request.account_sid, request.room_sid, subscriber)
+            changed = domain.set_rules(current, rules, utcnow())
+            published = await TrackRepository.load_many(
+                pipe, await TrackRepository.room_tracks(pipe, request.room_sid)
+            )
+            published = [t for t in published if t.account_sid == request.account_sid]
+            published.sort(key=lambda t: (t.date_created, t.sid))
+            identities = await TrackRepository.identities(
+                pipe, {t.participant_sid for t in published}
+            )
+            desired = domain.tracks_for(subscriber, published, rules, identities)
+            outcome.append(SetSubscribeRulesResult(
+                rules=changed, desired=[t.sid for t in desired],
+                considered=[t.sid for t in published],
+            ))
+
+            def write(p: Pipeline) -> None:
+                TrackRepository.write_rules(p, changed)
+
+            return outbox.Change(write=write)
+
+        watch = [rules_key(subscriber), room_tracks_key(request.room_sid), left_key(subscriber)]
+        await outbox.commit(self.tracks.redis, watch, decide)
+        result = outcome[-1]
+        if self.notify is not None:
+            await self.notify(SubscriptionsChanged(
+                account_sid=request.account_sid, room_sid=request.room_sid,
+                subscriber_sid=subscriber, rules_version=result.rules.version,
+                desired=result.desired, considered=result.considered,
+            ))
+        return result
 
     # Queries ------------------------------------------------------------------------------------
     async def fetch_published(self, request: FetchPublishedTrackRequest) -> TrackInfo:
