@@ -286,21 +286,28 @@ class PublishedTrackResource(BaseModel):
     url: str
 
 
-def render_published_track(track: TrackInfo, base_url: str) -> PublishedTrackResource:
-    return PublishedTrackResource(
-        sid=track.sid,
-        participant_sid=track.participant_sid,
-        room_sid=track.room_sid,
-        name=track.name,
-        date_created=to_json_date(track.date_created),
-        date_updated=to_json_date(track.date_updated),
-        enabled=track.enabled,
-        kind=track.kind,
-        url=(
+def _track_fields(
+    track: TrackInfo | SubscribedTrackInfo, base_url: str, collection: str
+) -> dict[str, object]:
+    """The fields both track resources share; ``collection`` names the list the URL is in."""
+    return {
+        "sid": track.sid,
+        "participant_sid": track.participant_sid,
+        "room_sid": track.room_sid,
+        "name": track.name,
+        "date_created": to_json_date(track.date_created),
+        "date_updated": to_json_date(track.date_updated),
+        "enabled": track.enabled,
+        "kind": track.kind,
+        "url": (
             f"{base_url}/v1/Rooms/{track.room_sid}/Participants/{track.participant_sid}"
-            f"/PublishedTracks/{track.sid}"
+            f"/{collection}/{track.sid}"
         ),
-    )
+    }
+
+
+def render_published_track(track: TrackInfo, base_url: str) -> PublishedTrackResource:
+    return PublishedTrackResource.model_validate(_track_fields(track, base_url, "PublishedTracks"))
 
 
 class SubscribedTrackResource(BaseModel):
@@ -319,24 +326,9 @@ class SubscribedTrackResource(BaseModel):
     url: str
 
 
-def render_subscribed_track(
-    track: SubscribedTrackInfo, base_url: str
-) -> SubscribedTrackResource:
-    return SubscribedTrackResource(
-        sid=track.sid,
-        participant_sid=track.participant_sid,
-        publisher_sid=track.publisher_sid,
-        room_sid=track.room_sid,
-        name=track.name,
-        date_created=to_json_date(track.date_created),
-        date_updated=to_json_date(track.date_updated),
-        enabled=track.enabled,
-        kind=track.kind,
-        url=(
-            f"{base_url}/v1/Rooms/{track.room_sid}/Participants/{track.participant_sid}"
-            f"/SubscribedTracks/{track.sid}"
-        ),
-    )
+def render_subscribed_track(track: SubscribedTrackInfo, base_url: str) -> SubscribedTrackResource:
+    fields = _track_fields(track, base_url, "SubscribedTracks")
+    return SubscribedTrackResource.model_validate({**fields, "publisher_sid": track.publisher_sid})
 
 
 def list_meta(
