@@ -75,6 +75,19 @@ async def test_a_browser_connects_and_rest_sees_it(
     assert set(published) == {"audio", "video"}
     assert all(t["trackSid"].startswith("MT") for t in published.values())
 
+    # REST sees the ad-hoc room, its connected participant and what it publishes.
+    client = rest_client(stack, tenant)
+    room = await asyncio.to_thread(lambda: client.video.v1.rooms("browser-room").fetch())
+    assert room.sid == state["sid"] and room.status == "in-progress"
+    (participant,) = await asyncio.to_thread(lambda: client.video.v1.rooms(room.sid)
+                                             .participants.list())
+    assert (participant.sid, participant.identity) == (state["localParticipant"]["sid"], "alice")
+    tracks = await asyncio.to_thread(
+        lambda: client.video.v1.rooms(room.sid).participants(participant.sid)
+        .published_tracks.list()
+    )
+    assert {t.sid for t in tracks} == {t["trackSid"] for t in published.values()}
+
 
 async def test_two_browsers_exchange_audio_video_and_data(
     stack: Stack, tenant: Tenant, browser: Browser, web_server: StaticServer
