@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 from faststream.nats import NatsBroker
+from redis import Redis as SyncRedis
 
 from atrium_cli.embedded import free_port
 from atrium_cli.main import main as atrium_main
@@ -104,6 +105,10 @@ def wait_until_gone(processes: dict[int, str], timeout: float) -> dict[int, str]
 
 
 # `atrium run` as a process -----------------------------------------------------------------------
+def redis_client(url: str) -> SyncRedis[str]:
+    return SyncRedis.from_url(url, decode_responses=True)
+
+
 def run_env(**extra: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if key not in INHERITED_SETTINGS}
     env.update(extra)
@@ -244,15 +249,24 @@ def test_run_starts_embedded_stack_serves_rest_and_stops_cleanly(
     tmp_path: Path, atrium_runs: list[AtriumRun]
 ) -> None:
     http_port = free_port()
-    run = start_run(atrium_runs, tmp_path, run_env(ATRIUM_HTTP_PORT=str(http_port)))
+    run = start_run(
+        atrium_runs, tmp_path, run_env(ATRIUM_HTTP_PORT=str(http_port), ATRIUM_MEDIA_WORKERS="2")
+    )
     banner = run.wait_for_banner(REAL_STACK_READY_SECONDS)
 
     assert banner.base_url == f"http://127.0.0.1:{http_port}/v1"
     assert f'client.video.base_url = "http://127.0.0.1:{http_port}"' in run.output()
     commands = " ".join(run.started.values())
     for expected in ("nats-server", "valkey-server", "atrium_gateway.app", "atrium_room.app",
-                     "atrium_callback.app"):
+                     "atrium_participant.app", "atrium_track.app", "atrium_callback.app"):
         assert expected in commands, f"{expected} not among {run.started}"
+    # ATRIUM_MEDIA_WORKERS=2: two media workers, each registered in Redis with its load.
+    assert sum("atrium_media.app" in c for c in run.started.values()) == 2
+    registry = redis_client(banner.redis_url)
+    deadline = time.monotonic() + 10
+    while len(registry.zrange("atrium:media:workers", 0, -1)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(registry.zrange("atrium:media:workers", 0, -1)) == 2
     run_env_file = tmp_path / ".atrium" / "run.env"
     assert f"NATS_URL={banner.nats_url}" in run_env_file.read_text()
     assert f"REDIS_URL={banner.redis_url}" in run_env_file.read_text()
