@@ -9,7 +9,6 @@ Otherwise a dev account and API key are created on the first start and remembere
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 from dataclasses import dataclass
@@ -18,11 +17,10 @@ from redis.asyncio import Redis
 
 from atrium_cli.connection import CliError, connected_redis, resolve_endpoint
 from atrium_shared import sids
-from atrium_shared.accounts import Account, AccountStore, ApiKey
+from atrium_shared.accounts import DEV_ACCOUNT_KEY, Account, AccountStore, ApiKey
 
 log = logging.getLogger("atrium.cli.provision")
 
-DEV_ACCOUNT_KEY = "atrium:dev-account"
 DEV_ACCOUNT_NAME = "Atrium dev account"
 DEV_API_KEY_NAME = "Atrium dev key"
 PROVISIONED_ACCOUNT_NAME = "Atrium provisioned account"
@@ -79,29 +77,15 @@ async def _provision_given(store: AccountStore, given: dict[str, str]) -> Creden
 
 async def _dev_account(redis: Redis) -> Credentials:
     store = AccountStore(redis)
-    remembered = await redis.get(DEV_ACCOUNT_KEY)
-    if remembered:
-        try:
-            sids_of = json.loads(remembered)
-            account = await store.get_account(str(sids_of["account_sid"]))
-            api_key = await store.get_api_key(str(sids_of["api_key_sid"]))
-        except (ValueError, KeyError, TypeError):
-            account, api_key = None, None
-        if (
-            account is not None
-            and api_key is not None
-            and account.status == "active"
-            and api_key.status == "active"
-            and api_key.account_sid == account.sid
-        ):
-            return Credentials(account, api_key, "existing dev account")
+    remembered = await store.dev_account()
+    if remembered is not None:
+        return Credentials(*remembered, "existing dev account")
+    if await redis.exists(DEV_ACCOUNT_KEY):
         # Closed or revoked with the CLI: the dev account is replaced rather than resurrected.
         log.info("the remembered dev account is gone, closed or revoked; creating a new one")
     account = await store.create_account(DEV_ACCOUNT_NAME)
     api_key = await store.create_api_key(account.sid, DEV_API_KEY_NAME)
-    await redis.set(
-        DEV_ACCOUNT_KEY, json.dumps({"account_sid": account.sid, "api_key_sid": api_key.sid})
-    )
+    await store.remember_dev_account(account.sid, api_key.sid)
     return Credentials(account, api_key, "new dev account")
 
 

@@ -21,6 +21,9 @@ from atrium_shared.models import CallbackMethod
 from atrium_shared.timefmt import utcnow
 
 ACCOUNTS_SET = "atrium:accounts"
+# Which account and key `atrium run` made for development, so restarts reuse them and the
+# gateway's dev-mode token endpoint signs with them.
+DEV_ACCOUNT_KEY = "atrium:dev-account"
 
 
 def _account_key(sid: str) -> str:
@@ -190,6 +193,34 @@ class AccountStore:
         key.status = "revoked"
         await self._redis.set(_api_key_key(sid), key.dump())
         return True
+
+    # The dev account ---------------------------------------------------------------------------
+    async def remember_dev_account(self, account_sid: str, api_key_sid: str) -> None:
+        await self._redis.set(
+            DEV_ACCOUNT_KEY, json.dumps({"account_sid": account_sid, "api_key_sid": api_key_sid})
+        )
+
+    async def dev_account(self) -> tuple[Account, ApiKey] | None:
+        """The remembered dev account and key, if both still exist, are active and belong
+        together; None otherwise (closed or revoked with the CLI, or never made)."""
+        raw = await self._redis.get(DEV_ACCOUNT_KEY)
+        if not raw:
+            return None
+        try:
+            remembered = json.loads(raw)
+            account = await self.get_account(str(remembered["account_sid"]))
+            key = await self.get_api_key(str(remembered["api_key_sid"]))
+        except (ValueError, KeyError, TypeError):
+            return None
+        if (
+            account is None
+            or key is None
+            or account.status != "active"
+            or key.status != "active"
+            or key.account_sid != account.sid
+        ):
+            return None
+        return account, key
 
     # Authentication ---------------------------------------------------------------------------
     async def authenticate(self, username: str, password: str) -> Account | None:

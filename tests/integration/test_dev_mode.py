@@ -11,7 +11,6 @@ from redis.asyncio import Redis
 
 from atrium_cli.provision import provision
 from atrium_gateway import tokens
-from atrium_gateway.devtools import DEV_ACCOUNT_KEY
 from atrium_shared.accounts import AccountStore
 from atrium_shared.settings import Settings
 from tests.browser.harness import TWILIO_VIDEO_BUNDLE
@@ -130,10 +129,7 @@ async def test_without_a_dev_account_the_first_active_key_signs(
         # A remembered dev account that has since been revoked is passed over.
         await store.revoke_api_key(tenant.api_key.sid)
         fresh = await store.create_api_key(tenant.account.sid, "second key")
-        await redis.set(
-            DEV_ACCOUNT_KEY,
-            f'{{"account_sid": "{tenant.account.sid}", "api_key_sid": "{tenant.api_key.sid}"}}',
-        )
+        await store.remember_dev_account(tenant.account.sid, tenant.api_key.sid)
         response = await http.post("/dev/token", json={"identity": "alice", "room": "r"})
         assert response.status_code == 200, response.text
         claims = await verified(redis, response.json()["token"])

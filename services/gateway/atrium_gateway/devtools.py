@@ -32,7 +32,6 @@ from atrium_shared.accounts import AccountStore, ApiKey
 from atrium_shared.errors import AtriumError
 
 # Written by `atrium run` (atrium_cli.provision): {"account_sid": "AC..", "api_key_sid": "SK.."}.
-DEV_ACCOUNT_KEY = "atrium:dev-account"
 WEB_DIR_VARIABLE = "ATRIUM_WEB_DIR"
 TOKEN_TTL_SECONDS = 3600
 MAX_IDENTITY_LENGTH = 256
@@ -85,7 +84,6 @@ def mint_video_token(
 async def dev_api_key(request: Request) -> ApiKey:
     """The key to sign with: the dev account `atrium run` remembers, else the ATRIUM_* key it
     was given, else the first active account's first active key."""
-    redis = request.app.state.redis
     store: AccountStore = request.app.state.accounts
     settings = request.app.state.settings
 
@@ -98,15 +96,9 @@ async def dev_api_key(request: Request) -> ApiKey:
         account = await store.get_account(key.account_sid)
         return key if account is not None and account.status == "active" else None
 
-    remembered = await redis.get(DEV_ACCOUNT_KEY)
-    if remembered:
-        try:
-            sids = json.loads(remembered)
-            key = await usable(str(sids["api_key_sid"]), str(sids["account_sid"]))
-        except (ValueError, KeyError, TypeError):
-            key = None
-        if key is not None:
-            return key
+    remembered = await store.dev_account()
+    if remembered is not None:
+        return remembered[1]
     key = await usable(settings.api_key_sid, settings.account_sid)
     if key is not None:
         return key
