@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
-import hmac
 import json
 import math
 import os
@@ -26,7 +24,6 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from hashlib import sha256
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -35,39 +32,11 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from atrium_cli.connection import CliError
+from atrium_shared.access_tokens import mint_video_token
 
 if TYPE_CHECKING:
     from atrium_video import RemoteMediaTrack, Room
 
-TOKEN_TTL_SECONDS = 3600
-
-
-# Access Tokens (as twilio.jwt.access_token.AccessToken mints them; see atrium_gateway.devtools) --
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _segment(value: dict[str, Any]) -> str:
-    return _b64url(json.dumps(value, separators=(",", ":")).encode())
-
-
-def mint_token(account_sid: str, api_key_sid: str, api_key_secret: str, identity: str,
-               room: str | None = None, *, ttl: int = TOKEN_TTL_SECONDS) -> str:
-    """An HS256 Access Token with a Video grant for ``identity`` (and ``room`` when given)."""
-    issued = int(time.time())
-    header = {"alg": "HS256", "typ": "JWT", "cty": "twilio-fpa;v=1"}
-    video: dict[str, str] = {"room": room} if room else {}
-    payload = {
-        "jti": f"{api_key_sid}-{issued}-{uuid.uuid4().hex[:8]}",
-        "grants": {"identity": identity, "video": video},
-        "iss": api_key_sid,
-        "sub": account_sid,
-        "nbf": issued,
-        "exp": issued + ttl,
-    }
-    signing_input = f"{_segment(header)}.{_segment(payload)}"
-    signature = hmac.new(api_key_secret.encode(), signing_input.encode(), sha256).digest()
-    return f"{signing_input}.{_b64url(signature)}"
 
 
 # Configuration and results -------------------------------------------------------------------
@@ -207,7 +176,7 @@ class Loadtest:
 
         await asyncio.sleep(delay)
         config = self.config
-        token = mint_token(config.account_sid, config.api_key_sid, config.api_key_secret,
+        token = mint_video_token(config.account_sid, config.api_key_sid, config.api_key_secret,
                            run.identity, run.room)
         tracks: list[Any] = [
             create_local_audio_track(name="tone"),

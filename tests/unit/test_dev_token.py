@@ -15,7 +15,7 @@ from twilio.jwt.access_token import AccessToken
 from twilio.jwt.access_token.grants import VideoGrant
 
 from atrium_gateway import tokens
-from atrium_gateway.devtools import mint_video_token
+from atrium_shared.access_tokens import mint_video_token
 from atrium_shared.accounts import ApiKey
 
 ACCOUNT = "AC" + "a" * 32

@@ -14,12 +14,7 @@ for the dev account, so this must never be on in production.
 
 from __future__ import annotations
 
-import base64
-import hmac
-import json
 import os
-import time
-from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
@@ -28,57 +23,17 @@ from fastapi.responses import FileResponse, JSONResponse
 
 from atrium_gateway.common import base_url
 from atrium_shared import errors
+from atrium_shared.access_tokens import mint_video_token
 from atrium_shared.accounts import AccountStore, ApiKey
 from atrium_shared.errors import AtriumError
 
-# Written by `atrium run` (atrium_cli.provision): {"account_sid": "AC..", "api_key_sid": "SK.."}.
 WEB_DIR_VARIABLE = "ATRIUM_WEB_DIR"
-TOKEN_TTL_SECONDS = 3600
 MAX_IDENTITY_LENGTH = 256
 INSTALL_HINT = "run: bash scripts/install-browser-deps.sh (or make install)"
 # Dev files change while the page is open; never let the browser keep a stale copy.
 NO_STORE = {"Cache-Control": "no-store"}
 
 router = APIRouter(include_in_schema=False)
-
-
-# Access Tokens ---------------------------------------------------------------------------------
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _segment(value: dict[str, Any]) -> str:
-    return _b64url(json.dumps(value, separators=(",", ":")).encode())
-
-
-def mint_video_token(
-    account_sid: str,
-    api_key_sid: str,
-    api_key_secret: str,
-    identity: str,
-    room: str | None = None,
-    *,
-    ttl: int = TOKEN_TTL_SECONDS,
-    now: float | None = None,
-) -> str:
-    """An Access Token with a Video grant, as ``twilio.jwt.access_token.AccessToken`` mints it.
-
-    Plain hmac/base64/json so the gateway does not need the ``twilio`` package.
-    """
-    issued = int(time.time() if now is None else now)
-    header = {"alg": "HS256", "typ": "JWT", "cty": "twilio-fpa;v=1"}
-    video: dict[str, str] = {"room": room} if room else {}
-    payload = {
-        "jti": f"{api_key_sid}-{issued}",
-        "grants": {"identity": identity, "video": video},
-        "iss": api_key_sid,
-        "sub": account_sid,
-        "nbf": issued,
-        "exp": issued + ttl,
-    }
-    signing_input = f"{_segment(header)}.{_segment(payload)}"
-    signature = hmac.new(api_key_secret.encode(), signing_input.encode(), sha256).digest()
-    return f"{signing_input}.{_b64url(signature)}"
 
 
 async def dev_api_key(request: Request) -> ApiKey:

@@ -43,6 +43,21 @@ async def room_of(request: Request, account_sid: str, room: str) -> RoomInfo:
     )
 
 
+async def participant_of(
+    request: Request, account_sid: str, room: str | RoomInfo, participant: str
+) -> ParticipantInfo:
+    """The participant named in the path (room by SID or name, participant by SID or identity)."""
+    found = room if isinstance(room, RoomInfo) else await room_of(request, account_sid, room)
+    return await rpc(
+        request,
+        subjects.PARTICIPANT_FETCH,
+        FetchParticipantRequest(
+            account_sid=account_sid, room_sid=found.sid, sid_or_identity=participant
+        ),
+        ParticipantInfo,
+    )
+
+
 @router.get("/Participants", response_model=ParticipantList)
 async def list_participants(
     request: Request,

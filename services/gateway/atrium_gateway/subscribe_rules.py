@@ -9,11 +9,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from atrium_gateway.common import Auth, json_response, rpc
-from atrium_gateway.participants import room_of
+from atrium_gateway.participants import participant_of, room_of
 from atrium_shared import errors, subjects
 from atrium_shared.errors import AtriumError
 from atrium_shared.models import ParticipantInfo
-from atrium_shared.participant_api import FetchParticipantRequest
 from atrium_shared.timefmt import to_json_date
 from atrium_shared.track_api import (
     FetchSubscribeRulesRequest,
@@ -67,12 +66,7 @@ async def _participant(
             SUBSCRIPTION_UNSUPPORTED,
             "The subscription operation requested is not supported for the Room type", 400,
         )
-    owner = await rpc(
-        request, subjects.PARTICIPANT_FETCH,
-        FetchParticipantRequest(account_sid=account_sid, room_sid=found.sid,
-                                sid_or_identity=participant),
-        ParticipantInfo,
-    )
+    owner = await participant_of(request, account_sid, found, participant)
     if updating and owner.status == "disconnected":
         raise errors.not_found(f"/Rooms/{found.sid}/Participants/{owner.sid}/SubscribeRules")
     return owner

@@ -10,10 +10,9 @@ from pydantic import BaseModel
 
 from atrium_gateway import wire
 from atrium_gateway.common import Auth, base_url, json_response, rpc
-from atrium_gateway.participants import room_of
+from atrium_gateway.participants import participant_of
 from atrium_shared import subjects
-from atrium_shared.models import ParticipantInfo, TrackInfo
-from atrium_shared.participant_api import FetchParticipantRequest
+from atrium_shared.models import TrackInfo
 from atrium_shared.track_api import (
     FetchPublishedTrackRequest,
     FetchSubscribedTrackRequest,
@@ -35,21 +34,6 @@ class PublishedTrackList(BaseModel):
 class SubscribedTrackList(BaseModel):
     subscribed_tracks: list[wire.SubscribedTrackResource]
     meta: wire.PageMeta
-
-
-async def participant_of(
-    request: Request, account_sid: str, room: str, participant: str
-) -> ParticipantInfo:
-    """The participant named in the path (room by SID or name, participant by SID or identity)."""
-    found = await room_of(request, account_sid, room)
-    return await rpc(
-        request,
-        subjects.PARTICIPANT_FETCH,
-        FetchParticipantRequest(
-            account_sid=account_sid, room_sid=found.sid, sid_or_identity=participant
-        ),
-        ParticipantInfo,
-    )
 
 
 @router.get("/PublishedTracks", response_model=PublishedTrackList)
