@@ -14,18 +14,20 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
 
+from atrium_shared.settings import get_settings
+
 POLL_SECONDS = 2.0
 
 
 def health_port() -> int:
-    return int(os.environ.get("ATRIUM_HEALTH_PORT") or os.environ.get("ATRIUM_HTTP_PORT") or 8080)
+    settings = get_settings()
+    return settings.health_port or settings.http_port
 
 
 def request(path: str, method: str = "GET", timeout: float = 3.0) -> int:
@@ -71,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     wait = commands.add_parser("drain", help="start draining and wait until drained")
     wait.add_argument(
         "--timeout", type=float,
-        default=float(os.environ.get("ATRIUM_DRAIN_TIMEOUT_SECONDS", "0") or 0),
+        default=get_settings().drain_timeout_seconds,
     )
     args = parser.parse_args(argv)
     if args.command == "health":

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -60,17 +59,13 @@ class ServiceParts:
     drain: Callable[[], Awaitable[None]] | None = None
 
 
-def drain_timeout_seconds() -> float:
-    return float(os.environ.get("ATRIUM_DRAIN_TIMEOUT_SECONDS", "0") or 0)
-
-
 class ServiceRuntime:
     def __init__(self, parts: ServiceParts) -> None:
         self.parts = parts
         self.draining = False
         self._tasks: list[asyncio.Task[None]] = []
         self._drain_task: asyncio.Task[None] | None = None
-        port = int(os.environ.get("ATRIUM_HEALTH_PORT", "0"))
+        port = parts.settings.health_port
         self.health = (
             HealthServer("0.0.0.0", port, self.ready, self.drain_status) if port else None
         )
@@ -102,7 +97,7 @@ class ServiceRuntime:
         return self.begin_drain().done()
 
     async def _drain(self) -> None:
-        timeout = drain_timeout_seconds()
+        timeout = self.parts.settings.drain_timeout_seconds
         if self.parts.drain is None or timeout <= 0:
             return
         log.info("%s service draining (at most %.0f s)", self.parts.name, timeout)

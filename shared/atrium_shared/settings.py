@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -54,10 +54,37 @@ class Settings(BaseSettings):
     callback_concurrency: int = 64
     callback_log_max_entries: int = 10000
 
+    # Media worker. Capacity is in participants; the worker id names it in the registry and in
+    # session strings (random when unset); the announced address replaces the gathered host
+    # address in its candidates (1:1 NAT). Host addresses: the comma list ICE gathers on (unset:
+    # the host's addresses plus 127.0.0.1).
+    media_worker_id: str | None = None
+    media_capacity: int = 200
+    media_announced_address: str | None = None
+    media_host_addresses: str = ""
+
+    # Every service process: /livez, /readyz, /metrics and POST /drain on this port (0: off), and
+    # how long SIGTERM / POST /drain lets in-flight work finish.
+    health_port: int = 0
+    drain_timeout_seconds: float = 0.0
+
+    # Dev mode's static files: web/ of the checkout unless set.
+    web_dir: str | None = None
+
     # Observability
     log_level: str = "INFO"
     log_format: str = "json"  # json or text
+    otlp_endpoint: str | None = Field(
+        None, validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT")
+    )
 
+    @field_validator("health_port", "drain_timeout_seconds", "media_capacity", mode="before")
+    @classmethod
+    def _empty_is_default(cls, value: object, info: ValidationInfo) -> object:
+        # Images and manifests set some of these to "" to mean "not set".
+        if value == "":
+            return cls.model_fields[info.field_name or ""].default
+        return value
 
     def ice_servers(self) -> list[dict[str, object]]:
         parsed = json.loads(self.ice_servers_json or "[]")

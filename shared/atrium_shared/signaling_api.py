@@ -15,11 +15,6 @@ from pydantic import BaseModel
 from atrium_shared.models import RoomInfo
 
 
-def gateway_subject(gateway_id: str, connection_id: str = "*") -> str:
-    """Where a gateway replica hears what workers send its connections (``*``: all of them)."""
-    return f"atrium.signal.gateway.{gateway_id}.{connection_id}"
-
-
 class Caller(BaseModel):
     """Who is on the socket, from the verified Access Token."""
 

@@ -83,3 +83,13 @@ TRACK_RULES_GET = "atrium.rpc.track.rules.get"
 TRACK_RULES_SET = "atrium.rpc.track.rules.set"
 # Core NATS (no queue group): every media worker hears it, the one hosting the participant acts.
 MEDIA_SUBSCRIPTIONS = "atrium.media.subscriptions"
+
+
+def worker_subject(worker_id: str) -> str:
+    """Where the gateway sends RSP bodies for sessions hosted by this media worker."""
+    return f"atrium.media.{worker_id}.rsp"
+
+
+def gateway_subject(gateway_id: str, connection_id: str = "*") -> str:
+    """Where a gateway replica hears what workers send its connections (``*``: all of them)."""
+    return f"atrium.signal.gateway.{gateway_id}.{connection_id}"

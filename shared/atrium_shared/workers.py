@@ -22,11 +22,6 @@ def worker_key(worker_id: str) -> str:
     return f"atrium:media:worker:{worker_id}"
 
 
-def worker_subject(worker_id: str) -> str:
-    """Where the gateway sends RSP bodies for sessions hosted by this worker."""
-    return f"atrium.media.{worker_id}.rsp"
-
-
 class WorkerInfo(BaseModel):
     worker_id: str
     rooms: int = 0

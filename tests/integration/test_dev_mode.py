@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import httpx
-import pytest
 from redis.asyncio import Redis
 
 from atrium_cli.provision import provision
@@ -64,13 +63,11 @@ async def test_dev_mode_serves_the_demo_and_the_sdk(settings: Settings) -> None:
             assert_twilio_404(sdk)
 
 
-async def test_the_sdk_404_says_how_to_install_it(
-    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_the_sdk_404_says_how_to_install_it(settings: Settings, tmp_path: Path) -> None:
     (tmp_path / "demo").mkdir()
     (tmp_path / "demo" / "index.html").write_text("<!doctype html><title>elsewhere</title>")
-    monkeypatch.setenv("ATRIUM_WEB_DIR", str(tmp_path))
-    async with running_stack(dev(settings), ()) as stack, httpx.AsyncClient(
+    elsewhere = dev(settings).model_copy(update={"web_dir": str(tmp_path)})
+    async with running_stack(elsewhere, ()) as stack, httpx.AsyncClient(
         base_url=stack.base_url
     ) as http:
         assert "elsewhere" in (await http.get("/")).text

@@ -14,7 +14,6 @@ for the dev account, so this must never be on in production.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,6 @@ from atrium_shared.access_tokens import mint_video_token
 from atrium_shared.accounts import AccountStore, ApiKey
 from atrium_shared.errors import AtriumError
 
-WEB_DIR_VARIABLE = "ATRIUM_WEB_DIR"
 MAX_IDENTITY_LENGTH = 256
 INSTALL_HINT = "run: bash scripts/install-browser-deps.sh (or make install)"
 # Dev files change while the page is open; never let the browser keep a stale copy.
@@ -112,10 +110,10 @@ async def dev_token(request: Request) -> JSONResponse:
 
 
 # Static files ----------------------------------------------------------------------------------
-def web_dir() -> Path:
+def web_dir(request: Request) -> Path:
     """``web/`` of this checkout (services/gateway/atrium_gateway/ is three levels below the
-    repository root), or ``$ATRIUM_WEB_DIR``."""
-    override = os.environ.get(WEB_DIR_VARIABLE)
+    repository root), or ``ATRIUM_WEB_DIR``."""
+    override = request.app.state.settings.web_dir
     if override:
         return Path(override).resolve()
     return Path(__file__).resolve().parents[3] / "web"
@@ -128,14 +126,14 @@ def _file(path: Path, missing: str) -> FileResponse:
 
 
 @router.get("/")
-async def demo_index() -> FileResponse:
-    demo = web_dir() / "demo"
+async def demo_index(request: Request) -> FileResponse:
+    demo = web_dir(request) / "demo"
     return _file(demo / "index.html", f"The demo page {demo / 'index.html'} is missing")
 
 
 @router.get("/demo/{name:path}")
-async def demo_file(name: str) -> FileResponse:
-    demo = (web_dir() / "demo").resolve()
+async def demo_file(name: str, request: Request) -> FileResponse:
+    demo = (web_dir(request) / "demo").resolve()
     path = (demo / name).resolve()
     # No escaping web/demo with ../ or a symlink.
     if not path.is_relative_to(demo):
@@ -144,6 +142,6 @@ async def demo_file(name: str) -> FileResponse:
 
 
 @router.get("/vendor/twilio-video.min.js")
-async def twilio_video() -> FileResponse:
-    bundle = web_dir() / "node_modules" / "twilio-video" / "dist" / "twilio-video.min.js"
+async def twilio_video(request: Request) -> FileResponse:
+    bundle = web_dir(request) / "node_modules" / "twilio-video" / "dist" / "twilio-video.min.js"
     return _file(bundle, f"twilio-video is not installed ({bundle} is missing); {INSTALL_HINT}")

@@ -24,7 +24,14 @@ from opentelemetry import trace
 from atrium_gateway.tokens import TokenError, VideoClaims, verify_video_token
 from atrium_shared import subjects
 from atrium_shared.accounts import AccountStore
-from atrium_shared.errors import AtriumError
+from atrium_shared.errors import (
+    ROOM_NAME_INVALID,
+    SIGNALING_ERROR,
+    SIGNALING_INVALID_MESSAGE,
+    TOKEN_INVALID,
+    TOKEN_INVALID_GRANTS,
+    AtriumError,
+)
 from atrium_shared.room_api import JoinRoomRequest, JoinRoomResult
 from atrium_shared.rpc import call
 from atrium_shared.settings import Settings
@@ -32,10 +39,8 @@ from atrium_shared.signaling_api import (
     Caller,
     ClientFrame,
     WorkerFrame,
-    gateway_subject,
     worker_of_session,
 )
-from atrium_shared.workers import worker_subject
 
 log = logging.getLogger("atrium.gateway.signaling")
 tracer = trace.get_tracer("atrium.gateway.signaling")
@@ -45,9 +50,6 @@ MAX_TIMEOUT_MS = 30000
 NORMAL_CLOSE = 1000
 HEARTBEATS_MISSED = 3001
 HELLO_FAILED = 3002
-SIGNALING_ERROR = 53000
-INVALID_MESSAGE = 53003
-ROOM_NAME_INVALID = 53100
 
 
 def negotiate_timeout(requested: Any) -> int:
@@ -87,7 +89,9 @@ class SignalingHub:
     def register(self) -> None:
         """Subscribe this replica to what workers send its connections."""
 
-        @self.broker.subscriber(gateway_subject(self.gateway_id), title="gateway.signaling")
+        @self.broker.subscriber(
+            subjects.gateway_subject(self.gateway_id), title="gateway.signaling"
+        )
         async def from_worker(frame: WorkerFrame) -> None:
             connection = self.connections.get(frame.connection_id)
             if connection is not None:
@@ -138,7 +142,7 @@ class SignalingHub:
             self.connections.pop(connection.connection_id, None)
             await self._forward(connection, ClientFrame(
                 connection_id=connection.connection_id,
-                reply_subject=gateway_subject(self.gateway_id, connection.connection_id),
+                reply_subject=subjects.gateway_subject(self.gateway_id, connection.connection_id),
                 kind="socket-closed",
             ))
 
@@ -179,7 +183,7 @@ class SignalingHub:
                 await self._start_session(connection, body)
             return
         if connection.worker_id is None:
-            await self._reply_error(connection, INVALID_MESSAGE, "No session")
+            await self._reply_error(connection, SIGNALING_INVALID_MESSAGE, "No session")
             return
         await self._forward(connection, self._frame(connection, body))
 
@@ -190,7 +194,7 @@ class SignalingHub:
             if body.get("type") == "sync":
                 worker_id = worker_of_session(str(body.get("session", "")))
                 if worker_id is None:
-                    raise AtriumError(INVALID_MESSAGE, "Unknown session", 400)
+                    raise AtriumError(SIGNALING_INVALID_MESSAGE, "Unknown session", 400)
                 joined = None
             else:
                 joined = await call(
@@ -220,7 +224,7 @@ class SignalingHub:
 
     async def _verify(self, token: Any) -> VideoClaims:
         if not isinstance(token, str):
-            raise TokenError(20101)
+            raise TokenError(TOKEN_INVALID)
         return await verify_video_token(token, self.accounts.get_api_key)
 
     @staticmethod
@@ -231,7 +235,7 @@ class SignalingHub:
         name = requested or claims.room
         if claims.room is not None and name != claims.room:
             # The token only grants its own room.
-            raise TokenError(20106)
+            raise TokenError(TOKEN_INVALID_GRANTS)
         if not name:
             raise AtriumError(ROOM_NAME_INVALID, "Room name is invalid", 400)
         return name
@@ -239,7 +243,7 @@ class SignalingHub:
     def _frame(self, connection: Connection, body: dict[str, Any]) -> ClientFrame:
         return ClientFrame(
             connection_id=connection.connection_id,
-            reply_subject=gateway_subject(self.gateway_id, connection.connection_id),
+            reply_subject=subjects.gateway_subject(self.gateway_id, connection.connection_id),
             body=body,
         )
 
@@ -247,7 +251,7 @@ class SignalingHub:
         if connection.worker_id is None:
             return
         try:
-            await self.broker.publish(frame, worker_subject(connection.worker_id))
+            await self.broker.publish(frame, subjects.worker_subject(connection.worker_id))
         except Exception:
             log.exception("could not reach media worker %s", connection.worker_id)
             await self._reply_error(connection, SIGNALING_ERROR, "Signaling connection error")

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from atrium_gateway.common import Auth, json_response, rpc
 from atrium_gateway.participants import participant_of, room_of
 from atrium_shared import errors, subjects
-from atrium_shared.errors import AtriumError
+from atrium_shared.errors import SUBSCRIPTION_UNSUPPORTED, AtriumError
 from atrium_shared.models import ParticipantInfo
 from atrium_shared.timefmt import to_json_date
 from atrium_shared.track_api import (
@@ -24,7 +24,6 @@ from atrium_shared.track_api import (
 router = APIRouter(prefix="/v1/Rooms/{room}/Participants/{participant}")
 
 # Twilio answers 53117 for subscription operations a room type does not support.
-SUBSCRIPTION_UNSUPPORTED = 53117
 UNSUPPORTED_ROOM_TYPES = ("peer-to-peer",)
 
 

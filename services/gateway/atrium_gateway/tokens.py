@@ -17,23 +17,24 @@ from hashlib import sha256
 from typing import Any
 
 from atrium_shared.accounts import ApiKey
-
-INVALID = 20101
-INVALID_HEADER = 20102
-INVALID_ISSUER = 20103
-EXPIRED = 20104
-NOT_YET_VALID = 20105
-INVALID_GRANTS = 20106
-INVALID_SIGNATURE = 20107
+from atrium_shared.errors import (
+    TOKEN_EXPIRED,
+    TOKEN_INVALID,
+    TOKEN_INVALID_GRANTS,
+    TOKEN_INVALID_HEADER,
+    TOKEN_INVALID_ISSUER,
+    TOKEN_INVALID_SIGNATURE,
+    TOKEN_NOT_YET_VALID,
+)
 
 MESSAGES = {
-    INVALID: "Invalid Access Token",
-    INVALID_HEADER: "Invalid Access Token header",
-    INVALID_ISSUER: "Invalid Access Token issuer/subject",
-    EXPIRED: "Access Token expired or expiration date invalid",
-    NOT_YET_VALID: "Access Token not yet valid",
-    INVALID_GRANTS: "Invalid Access Token grants",
-    INVALID_SIGNATURE: "Invalid Access Token signature",
+    TOKEN_INVALID: "Invalid Access Token",
+    TOKEN_INVALID_HEADER: "Invalid Access Token header",
+    TOKEN_INVALID_ISSUER: "Invalid Access Token issuer/subject",
+    TOKEN_EXPIRED: "Access Token expired or expiration date invalid",
+    TOKEN_NOT_YET_VALID: "Access Token not yet valid",
+    TOKEN_INVALID_GRANTS: "Invalid Access Token grants",
+    TOKEN_INVALID_SIGNATURE: "Invalid Access Token signature",
 }
 
 # Twilio allows a little clock skew between the minting server and itself.
@@ -79,50 +80,50 @@ async def verify_video_token(
     """Check signature, lifetime, issuer/subject and the video grant; raise TokenError."""
     parts = token.split(".") if isinstance(token, str) else []
     if len(parts) != 3 or not all(parts):
-        raise TokenError(INVALID)
-    header = _json_segment(parts[0], INVALID_HEADER)
+        raise TokenError(TOKEN_INVALID)
+    header = _json_segment(parts[0], TOKEN_INVALID_HEADER)
     if header.get("alg") != "HS256" or header.get("typ", "JWT") != "JWT":
-        raise TokenError(INVALID_HEADER)
+        raise TokenError(TOKEN_INVALID_HEADER)
     if header.get("cty", "twilio-fpa;v=1") != "twilio-fpa;v=1":
-        raise TokenError(INVALID_HEADER)
-    payload = _json_segment(parts[1], INVALID)
+        raise TokenError(TOKEN_INVALID_HEADER)
+    payload = _json_segment(parts[1], TOKEN_INVALID)
 
     issuer, subject = payload.get("iss"), payload.get("sub")
     if not isinstance(issuer, str) or not isinstance(subject, str):
-        raise TokenError(INVALID_ISSUER)
+        raise TokenError(TOKEN_INVALID_ISSUER)
     key = await lookup_key(issuer)
     if key is None or key.status != "active" or key.account_sid != subject:
-        raise TokenError(INVALID_ISSUER)
+        raise TokenError(TOKEN_INVALID_ISSUER)
 
     secret = key.secret.get_secret_value().encode()
     expected = hmac.new(secret, f"{parts[0]}.{parts[1]}".encode(), sha256).digest()
     try:
         signature = _b64decode(parts[2])
     except (binascii.Error, ValueError):
-        raise TokenError(INVALID_SIGNATURE) from None
+        raise TokenError(TOKEN_INVALID_SIGNATURE) from None
     if not hmac.compare_digest(expected, signature):
-        raise TokenError(INVALID_SIGNATURE)
+        raise TokenError(TOKEN_INVALID_SIGNATURE)
 
     current = time.time() if now is None else now
     expires = payload.get("exp")
     if not isinstance(expires, int) or expires + CLOCK_SKEW_SECONDS < current:
-        raise TokenError(EXPIRED)
+        raise TokenError(TOKEN_EXPIRED)
     not_before = payload.get("nbf")
     if not_before is not None and (
         not isinstance(not_before, int) or not_before - CLOCK_SKEW_SECONDS > current
     ):
-        raise TokenError(NOT_YET_VALID)
+        raise TokenError(TOKEN_NOT_YET_VALID)
 
     grants = payload.get("grants")
     if not isinstance(grants, dict):
-        raise TokenError(INVALID_GRANTS)
+        raise TokenError(TOKEN_INVALID_GRANTS)
     identity = grants.get("identity")
     video = grants.get("video")
     if not isinstance(identity, str) or not identity or not isinstance(video, dict):
-        raise TokenError(INVALID_GRANTS)
+        raise TokenError(TOKEN_INVALID_GRANTS)
     room = video.get("room")
     if room is not None and not isinstance(room, str):
-        raise TokenError(INVALID_GRANTS)
+        raise TokenError(TOKEN_INVALID_GRANTS)
     return VideoClaims(
         account_sid=subject, api_key_sid=issuer, identity=identity, room=room,
         expires_at=expires,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 
 from faststream.nats import NatsBroker
@@ -38,16 +37,18 @@ async def drain(worker: MediaWorker) -> None:
 
 def build(settings: Settings, worker_id: str | None = None) -> ServiceRuntime:
     telemetry.setup("media", settings)
-    configure_host_addresses()
+    configure_host_addresses(
+        [a for a in settings.media_host_addresses.split(",") if a.strip()] or None
+    )
     broker = make_broker(settings)
     redis = make_redis(settings)
     worker = MediaWorker(
-        worker_id or os.environ.get("ATRIUM_MEDIA_WORKER_ID") or uuid.uuid4().hex[:12],
+        worker_id or settings.media_worker_id or uuid.uuid4().hex[:12],
         broker,
         ControlPlane(broker, settings.rpc_timeout_seconds),
         WorkerRegistry(redis),
-        capacity=int(os.environ.get("ATRIUM_MEDIA_CAPACITY", "200")),
-        announced_address=os.environ.get("ATRIUM_MEDIA_ANNOUNCED_ADDRESS") or None,
+        capacity=settings.media_capacity,
+        announced_address=settings.media_announced_address or None,
     )
     handlers.register(broker, worker)
     metrics.watch_media_worker(worker.info)  # atrium_media_* gauges on /metrics (read only)

@@ -9,11 +9,10 @@ from atrium_shared import subjects
 from atrium_shared.events import ParticipantDisconnected
 from atrium_shared.signaling_api import ClientFrame
 from atrium_shared.track_api import SubscriptionsChanged
-from atrium_shared.workers import worker_subject
 
 
 def register(broker: NatsBroker, worker: MediaWorker) -> None:
-    @broker.subscriber(worker_subject(worker.worker_id), title="media.rsp")
+    @broker.subscriber(subjects.worker_subject(worker.worker_id), title="media.rsp")
     async def client_frame(frame: ClientFrame) -> None:
         """An RSP body (or socket news) for a session this worker hosts."""
         worker.accept(frame)

@@ -15,7 +15,6 @@ Every address costs one UDP socket per ICE transport.
 from __future__ import annotations
 
 import ipaddress
-import os
 import threading
 from collections.abc import Callable, Sequence
 
@@ -23,7 +22,6 @@ import aioice.ice
 
 from atrium_media import aiortc_compat  # noqa: F401  (checks the private names at import)
 
-ENV_VAR = "ATRIUM_MEDIA_HOST_ADDRESSES"
 LOOPBACK = "127.0.0.1"
 
 _original: Callable[..., list[str]] = aioice.ice.get_host_addresses
@@ -68,17 +66,15 @@ def _with_loopback(use_ipv4: bool, use_ipv6: bool) -> list[str]:
 def configure_host_addresses(addresses: Sequence[str] | None = None) -> tuple[str, ...] | None:
     """Install the host-address policy (idempotent; the first call wins for the process).
 
-    ``addresses`` overrides the environment; ``None`` reads ``ATRIUM_MEDIA_HOST_ADDRESSES``.
+    ``addresses``: the fixed list (``Settings.media_host_addresses``); ``None`` or empty means
+    aioice's own addresses plus 127.0.0.1.
     Returns the fixed address list, or None for "aioice's addresses plus 127.0.0.1".
     """
     global _configured
     with _lock:
         if _configured is not None or aioice.ice.get_host_addresses is not _original:
             return _configured or None
-        if addresses is None:
-            fixed = parse_addresses(os.environ.get(ENV_VAR, ""))
-        else:
-            fixed = parse_addresses(",".join(addresses))
+        fixed = parse_addresses(",".join(addresses or ()))
         if fixed:
             aioice.ice.get_host_addresses = _make_fixed(fixed)
         else:

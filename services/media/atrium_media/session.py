@@ -27,6 +27,7 @@ from aiortc.sdp import candidate_from_sdp
 
 from atrium_media.sdp import announce, harmonize_offer, sending_tracks
 from atrium_shared.models import ParticipantInfo
+from atrium_shared.signaling_api import session_token
 
 log = logging.getLogger("atrium.media.session")
 
@@ -99,7 +100,7 @@ class ParticipantSession:
 
     @property
     def session(self) -> str:
-        return f"{self.worker_id}.{self.session_id}"
+        return session_token(self.worker_id, self.session_id)
 
     @staticmethod
     def new_id() -> str:

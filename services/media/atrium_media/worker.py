@@ -18,7 +18,7 @@ from opentelemetry import trace
 from atrium_media.ports import ControlPlane
 from atrium_media.room_host import RoomHost
 from atrium_media.session import SESSION_TIMEOUT_SECONDS, ParticipantSession
-from atrium_shared.errors import AtriumError
+from atrium_shared.errors import DUPLICATE_IDENTITY, SESSION_NOT_FOUND, AtriumError
 from atrium_shared.events import ParticipantDisconnected
 from atrium_shared.signaling_api import ClientFrame, WorkerFrame
 from atrium_shared.track_api import SubscriptionsChanged
@@ -28,8 +28,6 @@ log = logging.getLogger("atrium.media.worker")
 tracer = trace.get_tracer("atrium.media")
 
 NORMAL_CLOSE = 1000
-DUPLICATE_IDENTITY = 53205
-SESSION_NOT_FOUND = 53001
 
 
 def disconnect_bodies(reason: str) -> list[dict[str, Any]]:

@@ -6,14 +6,11 @@ import math
 from datetime import datetime
 
 from atrium_shared import errors
-from atrium_shared.errors import AtriumError
+from atrium_shared.errors import IDENTITY_INVALID, IDENTITY_TOO_LONG, ROOM_FULL, AtriumError
 from atrium_shared.events import ParticipantConnected, ParticipantDisconnected
 from atrium_shared.models import ParticipantInfo
 
 MAX_IDENTITY_LENGTH = 128
-ROOM_FULL = 53105
-IDENTITY_INVALID = 53200
-IDENTITY_TOO_LONG = 53201
 
 
 def validate_identity(identity: str) -> str:

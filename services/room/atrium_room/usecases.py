@@ -12,7 +12,7 @@ from atrium_room.ports import ParticipantsPort
 from atrium_room.repository import EMPTY, PURGE, UNUSED, RoomRepository, name_key, room_key
 from atrium_shared import errors, outbox, sids
 from atrium_shared.accounts import AccountStore
-from atrium_shared.errors import AtriumError
+from atrium_shared.errors import NO_MEDIA_SERVERS, ROOM_NOT_FOUND, AtriumError
 from atrium_shared.models import RoomInfo
 from atrium_shared.room_api import (
     CreateRoomRequest,
@@ -29,8 +29,6 @@ from atrium_shared.workers import WorkerRegistry
 
 log = logging.getLogger("atrium.room")
 
-ROOM_NOT_FOUND = 53106
-NO_MEDIA_SERVERS = 53116
 
 
 class RoomUseCases:

@@ -11,7 +11,14 @@ from datetime import datetime
 from typing import Any
 
 from atrium_shared import errors
-from atrium_shared.errors import AtriumError
+from atrium_shared.errors import (
+    PARTICIPANT_NOT_FOUND,
+    TRACK_INVALID,
+    TRACK_NAME_DUPLICATED,
+    TRACK_NAME_INVALID,
+    TRACK_NAME_TOO_LONG,
+    AtriumError,
+)
 from atrium_shared.events import TrackAdded, TrackDisabled, TrackEnabled, TrackRemoved
 from atrium_shared.models import ParticipantInfo, TrackInfo, TrackKind
 from atrium_shared.track_api import SubscribedTrackInfo, SubscribeRule, SubscribeRules
@@ -20,11 +27,6 @@ log = logging.getLogger("atrium.track")
 
 MAX_NAME_LENGTH = 128
 KINDS: tuple[TrackKind, ...] = ("audio", "video", "data")
-TRACK_INVALID = 53300
-TRACK_NAME_INVALID = 53301
-TRACK_NAME_TOO_LONG = 53302
-TRACK_NAME_DUPLICATED = 53304
-PARTICIPANT_NOT_FOUND = 53204
 
 
 def validate_kind(kind: str) -> TrackKind:

@@ -86,7 +86,7 @@ class TrackUseCases:
         async def decide(pipe: Pipeline) -> outbox.Change:
             outcomes.clear()
             if await TrackRepository.has_left(pipe, publisher.sid):
-                raise AtriumError(domain.PARTICIPANT_NOT_FOUND, "Participant not found", 400)
+                raise AtriumError(errors.PARTICIPANT_NOT_FOUND, "Participant not found", 400)
             now = utcnow()
             by_client_id = await TrackRepository.client_ids(pipe, publisher.sid)
             taken = set((await TrackRepository.names(pipe, publisher.sid)).keys())
@@ -278,7 +278,7 @@ class TrackUseCases:
             considered.clear()
             versions.clear()
             if await TrackRepository.has_left(pipe, request.participant_sid):
-                raise AtriumError(domain.PARTICIPANT_NOT_FOUND, "Participant not found", 400)
+                raise AtriumError(errors.PARTICIPANT_NOT_FOUND, "Participant not found", 400)
             published = await TrackRepository.load_many(
                 pipe, await TrackRepository.room_tracks(pipe, request.room_sid)
             )
@@ -344,7 +344,7 @@ class TrackUseCases:
             domain.check_subscriber(subscriber, track)
             present = await TrackRepository.room_participants(pipe, request.room_sid)
             if subscriber not in present:
-                raise AtriumError(domain.PARTICIPANT_NOT_FOUND, "Participant not found", 400)
+                raise AtriumError(errors.PARTICIPANT_NOT_FOUND, "Participant not found", 400)
             if member is not None:
                 outcome.append(TrackSubscriptionResult(
                     changed=False,
