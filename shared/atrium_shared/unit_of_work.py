@@ -25,12 +25,11 @@ from atrium_shared import outbox
 from atrium_shared.events import DomainEvent
 
 TxT = TypeVar("TxT")
-TxT_contra = TypeVar("TxT_contra", contravariant=True)
 ResultT = TypeVar("ResultT")
 
 
-class UnitOfWork(Protocol[TxT_contra]):
-    async def run(self, decide: Callable[[TxT_contra], Awaitable[ResultT]]) -> ResultT:
+class UnitOfWork(Protocol[TxT]):
+    async def run(self, decide: Callable[[TxT], Awaitable[ResultT]]) -> ResultT:
         """Run ``decide`` in a transaction and commit what it staged; rerun it on a conflict."""
         ...
 
