@@ -24,12 +24,12 @@ from redis.asyncio.client import Pipeline
 from atrium_shared import outbox
 from atrium_shared.events import DomainEvent
 
-TxT = TypeVar("TxT")
+TxT_co = TypeVar("TxT_co", covariant=True)
 ResultT = TypeVar("ResultT")
 
 
-class UnitOfWork(Protocol[TxT]):
-    async def run(self, decide: Callable[[TxT], Awaitable[ResultT]]) -> ResultT:
+class UnitOfWork(Protocol[TxT_co]):
+    async def run(self, decide: Callable[[TxT_co], Awaitable[ResultT]]) -> ResultT:
         """Run ``decide`` in a transaction and commit what it staged; rerun it on a conflict."""
         ...
 
