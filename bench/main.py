@@ -36,8 +36,8 @@ from rich.progress import (
 )
 
 from atrium_cli.embedded import EmbeddedServer, free_port, start_nats, start_redis
-from atrium_media.bench_forwarding import WorkerError
 from atrium_shared.accounts import AccountStore
+from bench.forwarding import WorkerError
 from bench.join import join_figures, measure_joins
 from bench.join import unavailable as join_unavailable
 from bench.load import LoadResult, run_load
@@ -684,7 +684,7 @@ def _notes(
             "worker CPU: publisher (aiortc, 640x480 30 fps VP8 of changing blocky pictures) and "
             "subscribers (frames counted, not decoded) in the bench process; the worker side "
             "alone in a process of its own, its CPU = process_time (all threads) / wall time. "
-            "Forwarding = atrium_media.router.MediaRouter; baseline = aiortc MediaRelay "
+            "Forwarding = atrium_media.forwarding.router.MediaRouter; baseline = aiortc MediaRelay "
             "(1 decode + 1 VP8 encode per subscriber).",
             "media latency: frame number stamped into the picture; send = frame handed to the "
             "encoder, arrival = decoded frame out of the subscriber's track (same clock); "

@@ -1,9 +1,9 @@
 """Media figures: worker CPU per forwarded stream, and publisher -> subscriber latency.
 
 Both use aiortc peers in this process and the worker side in a subprocess of its own
-(:class:`atrium_media.bench_forwarding.WorkerProcess`), all on 127.0.0.1.
+(:class:`bench.forwarding.WorkerProcess`), all on 127.0.0.1.
 
-* CPU: :func:`atrium_media.bench_forwarding.run_async` (forwarding via ``MediaRouter`` against
+* CPU: :func:`bench.forwarding.run_async` (forwarding via ``MediaRouter`` against
   aiortc's stock ``MediaRelay``); the CPU is the worker process's alone.
 * Latency: the publisher stamps a frame number into each picture (:mod:`bench.stamp`) and notes
   when the frame leaves its track for the encoder; the subscriber decodes, reads the number back
@@ -23,7 +23,8 @@ from typing import Any
 from aiortc import RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from atrium_media.bench_forwarding import (
+from atrium_media.ice import configure_host_addresses
+from bench.forwarding import (
     WIDTH,
     BenchRow,
     PatternTrack,
@@ -32,7 +33,6 @@ from atrium_media.bench_forwarding import (
     new_pc,
     run_async,
 )
-from atrium_media.ice import configure_host_addresses
 from bench.report import MediaFigure
 from bench.stamp import BAND_ROWS, read_stamp, stamp_rows
 from bench.stats import Distribution, distribution, frame_latencies, per_stream

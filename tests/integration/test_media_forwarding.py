@@ -32,8 +32,8 @@ from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, VideoStreamT
 from aiortc.rtcrtpreceiver import RemoteStreamTrack
 from av import AudioFrame, VideoFrame
 
+from atrium_media.forwarding.router import MediaRouter
 from atrium_media.ice import configure_host_addresses
-from atrium_media.router import MediaRouter
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from atrium_media.data import DataFanout, message_size, should_drop
+from atrium_media.forwarding.data import DataFanout, message_size, should_drop
 
 
 def test_should_drop_policy() -> None:

@@ -9,7 +9,7 @@ from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
 from av import VideoFrame
 
-from atrium_media.keyframes import (
+from atrium_media.forwarding.keyframes import (
     is_h264_keyframe_start,
     is_vp8_keyframe_start,
     keyframe_detector,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from atrium_media.rewrite import StreamRewriter, seq_add, seq_distance, ts_add
+from atrium_media.forwarding.rewrite import StreamRewriter, seq_add, seq_distance, ts_add
 
 
 def test_modular_helpers() -> None:

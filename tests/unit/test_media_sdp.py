@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from atrium_media.sdp import announce, harmonize_offer, media_sections, sending_tracks
+from atrium_media.signaling.sdp import announce, harmonize_offer, media_sections, sending_tracks
 
 OFFER = """v=0
 o=- 1 2 IN IP4 127.0.0.1

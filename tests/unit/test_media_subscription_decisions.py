@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from atrium_media.room_host import RoomHost
-from atrium_media.session import ParticipantSession
+from atrium_media.signaling.room_host import RoomHost
+from atrium_media.signaling.session import ParticipantSession
 from atrium_shared.models import ParticipantInfo, RoomInfo, TrackInfo
 from atrium_shared.track_api import PublishedTrackOutcome
 

@@ -10,7 +10,7 @@ from faststream.nats import NatsBroker
 from atrium_media import handlers
 from atrium_media.ice import configure_host_addresses
 from atrium_media.ports import ControlPlane
-from atrium_media.worker import MediaWorker
+from atrium_media.signaling.worker import MediaWorker
 from atrium_shared import metrics, telemetry
 from atrium_shared.infra import make_broker, make_redis
 from atrium_shared.service import ServiceParts, ServiceRuntime

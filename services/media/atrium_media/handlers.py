@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from faststream.nats import NatsBroker
 
-from atrium_media.worker import MediaWorker
+from atrium_media.signaling.worker import MediaWorker
 from atrium_shared import subjects
 from atrium_shared.events import ParticipantDisconnected
 from atrium_shared.signaling_api import ClientFrame

@@ -16,8 +16,8 @@ from faststream.nats import NatsBroker
 from opentelemetry import trace
 
 from atrium_media.ports import ControlPlane
-from atrium_media.room_host import RoomHost
-from atrium_media.session import SESSION_TIMEOUT_SECONDS, ParticipantSession
+from atrium_media.signaling.room_host import RoomHost
+from atrium_media.signaling.session import SESSION_TIMEOUT_SECONDS, ParticipantSession
 from atrium_shared.errors import DUPLICATE_IDENTITY, SESSION_NOT_FOUND, AtriumError
 from atrium_shared.events import ParticipantDisconnected
 from atrium_shared.signaling_api import ClientFrame, WorkerFrame

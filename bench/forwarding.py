@@ -1,12 +1,12 @@
 """Worker CPU of forwarding one video stream to N subscribers: RTP forwarding vs MediaRelay.
 
-The worker side runs in a process of its own (``python -m atrium_media.bench_forwarding serve
+The worker side runs in a process of its own (``python -m bench.forwarding serve
 MODE``, driven by :class:`WorkerProcess` over JSON lines on stdin/stdout), so its CPU figure is
 the worker's alone: the publisher's VP8 encoding and the subscribers' receiving happen in the
 calling process and are not counted. The worker process holds the publisher-facing peer
 connection and one peer connection per subscriber, nothing else:
 
-* ``forward``: :class:`~atrium_media.router.MediaRouter` (no decode, no encode);
+* ``forward``: :class:`~atrium_media.forwarding.router.MediaRouter` (no decode, no encode);
 * ``relay``: stock aiortc: the worker decodes once, ``MediaRelay`` fans out, one VP8 encoder per
   subscriber.
 
@@ -17,7 +17,7 @@ worker process (every thread: aiortc's encoder executor and decoder threads incl
 measured wall time, in % of one core.
 
 ``run()`` returns one row per (mode, N);
-``python -m atrium_media.bench_forwarding [seconds] [N ...]`` prints them.
+``python -m bench.forwarding [seconds] [N ...]`` prints them.
 """
 
 from __future__ import annotations
@@ -44,9 +44,10 @@ from aiortc.mediastreams import MediaStreamTrack, VideoStreamTrack
 from av import VideoFrame
 
 from atrium_media import aiortc_compat as compat
-from atrium_media.forwarding import FrameSink
+from atrium_media.forwarding.router import MediaRouter
+from atrium_media.forwarding.track import FrameSink
 from atrium_media.ice import configure_host_addresses
-from atrium_media.router import MediaRouter
+from bench.procs import REPO_ROOT
 
 WIDTH, HEIGHT = 640, 480
 LOOPBACK_ONLY = ("127.0.0.1",)
@@ -256,13 +257,14 @@ class WorkerProcess:
         self._proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "atrium_media.bench_forwarding",
+            "bench.forwarding",
             "serve",
             self.mode,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=self._log,
             limit=1 << 20,
+            cwd=REPO_ROOT,  # `bench` is importable from the repository root
         )
         await self._read(WORKER_START_TIMEOUT)
         return self

@@ -25,7 +25,7 @@ from aiortc import (
 )
 from aiortc.sdp import candidate_from_sdp
 
-from atrium_media.sdp import announce, harmonize_offer, sending_tracks
+from atrium_media.signaling.sdp import announce, harmonize_offer, sending_tracks
 from atrium_shared.models import ParticipantInfo
 from atrium_shared.signaling_api import session_token
 

@@ -49,8 +49,8 @@ from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.rtp import RTP_HISTORY_SIZE, RtpPacket, unwrap_rtx
 
 from atrium_media import aiortc_compat as compat
-from atrium_media.keyframes import keyframe_detector, needs_keyframe_gate
-from atrium_media.rewrite import StreamRewriter
+from atrium_media.forwarding.keyframes import keyframe_detector, needs_keyframe_gate
+from atrium_media.forwarding.rewrite import StreamRewriter
 
 logger = logging.getLogger(__name__)
 

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 
 from aiortc import RTCDataChannel, RTCPeerConnection, RTCRtpTransceiver
 
-from atrium_media.data import DEFAULT_HIGH_WATER, DataFanout, DataFanoutStats
-from atrium_media.forwarding import (
+from atrium_media.forwarding.data import DEFAULT_HIGH_WATER, DataFanout, DataFanoutStats
+from atrium_media.forwarding.track import (
     DEFAULT_PLI_INTERVAL,
     ForwardingLeg,
     IdleTrack,

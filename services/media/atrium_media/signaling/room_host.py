@@ -15,9 +15,9 @@ from typing import Any
 from aiortc import RTCDataChannel
 from opentelemetry import trace
 
+from atrium_media.forwarding import MediaRouter, UnknownTrack
 from atrium_media.ports import ControlPlane
-from atrium_media.router import MediaRouter, UnknownTrack
-from atrium_media.session import (
+from atrium_media.signaling.session import (
     SESSION_TIMEOUT_SECONDS,
     ClientTrack,
     ParticipantSession,

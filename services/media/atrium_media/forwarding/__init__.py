@@ -1,0 +1,10 @@
+"""Forwarding: RTP-level routing of a room's media and data between peer connections.
+
+This package knows RTP, RTCP and data channels, and nothing of RSP, rooms or the control plane. The
+signaling package (:mod:`atrium_media.signaling`) drives it only through the names exported here;
+everything else in the package is internal to forwarding.
+"""
+
+from atrium_media.forwarding.router import MediaRouter, RouterStats, UnknownTrack
+
+__all__ = ["MediaRouter", "RouterStats", "UnknownTrack"]
