@@ -12,6 +12,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class SystemClock:
+    """The real clock, for a service's ``Clock`` port (tests inject one they set)."""
+
+    def now(self) -> datetime:
+        return utcnow()
+
+
 def to_json_date(value: datetime | None) -> str | None:
     """``YYYY-MM-DDTHH:MM:SSZ``, the only form twilio-python parses into a datetime."""
     if value is None:

@@ -1,44 +1,29 @@
-"""Wires the room service: settings, telemetry, broker, Redis, handlers, timers, outbox relay."""
+"""The room service process: settings, telemetry, and the service that bootstrap() wires."""
 
 from __future__ import annotations
 
 from faststream.nats import NatsBroker
 
-from atrium_room import handlers
-from atrium_room.ports import ParticipantsPort
-from atrium_room.repository import RoomRepository
-from atrium_room.usecases import RoomUseCases
+from atrium_room.bootstrap import bootstrap
 from atrium_shared import telemetry
-from atrium_shared.accounts import AccountStore
 from atrium_shared.infra import make_broker, make_redis
-from atrium_shared.outbox import OutboxRelay
-from atrium_shared.service import Poller, ServiceParts, ServiceRuntime
+from atrium_shared.service import ServiceParts, ServiceRuntime
 from atrium_shared.settings import Settings, get_settings
-from atrium_shared.workers import WorkerRegistry
 
 
 def build(settings: Settings) -> ServiceRuntime:
     telemetry.setup("room", settings)
     broker = make_broker(settings)
     redis = make_redis(settings)
-    rooms = RoomUseCases(
-        RoomRepository(redis),
-        settings,
-        ParticipantsPort(broker, settings.rpc_timeout_seconds),
-        WorkerRegistry(redis),
-        AccountStore(redis),
-    )
-    handlers.register(broker, rooms)
-    relay = OutboxRelay(redis, broker)
-    timers = Poller(rooms.fire_due_timers, settings.timer_poll_seconds)
+    service = bootstrap(settings, broker=broker, redis=redis)
     return ServiceRuntime(
         ServiceParts(
             name="room",
             settings=settings,
             broker=broker,
             redis=redis,
-            loops=[timers.run, relay.run],
-            on_drain=[timers.stop, relay.stop],
+            loops=service.loops,
+            on_drain=service.on_drain,
         )
     )
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import unicodedata
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from atrium_shared import errors
 from atrium_shared.accounts import Account
@@ -21,8 +21,12 @@ from atrium_shared.models import CallbackMethod, RoomInfo, RoomType, VideoCodec
 from atrium_shared.room_api import CreateRoomRequest
 
 ROOM_TYPES: tuple[RoomType, ...] = ("group", "go", "peer-to-peer", "group-small")
-MAX_PARTICIPANTS_BY_TYPE: dict[str, int] = {"group": 50, "group-small": 4, "peer-to-peer": 10,
-                                            "go": 2}
+MAX_PARTICIPANTS_BY_TYPE: dict[str, int] = {
+    "group": 50,
+    "group-small": 4,
+    "peer-to-peer": 10,
+    "go": 2,
+}
 LARGE_ROOM_MAX_PARTICIPANTS = 100
 MAX_NAME_LENGTH = 128
 TIMEOUT_MINUTES = range(1, 61)
@@ -89,8 +93,9 @@ def create_room(
     if room_type not in ROOM_TYPES:
         raise _invalid(errors.ROOM_TYPE_INVALID, "RoomType is not valid")
 
-    unique_name = validate_unique_name(request.unique_name) if request.unique_name is not None \
-        else sid
+    unique_name = (
+        validate_unique_name(request.unique_name) if request.unique_name is not None else sid
+    )
 
     status_callback = (
         validate_status_callback(request.status_callback)
@@ -104,8 +109,9 @@ def create_room(
     large_room = bool(request.large_room)
     type_limit = MAX_PARTICIPANTS_BY_TYPE[room_type]
     limit = LARGE_ROOM_MAX_PARTICIPANTS if large_room and room_type == "group" else type_limit
-    max_participants = request.max_participants if request.max_participants is not None \
-        else type_limit
+    max_participants = (
+        request.max_participants if request.max_participants is not None else type_limit
+    )
     if not 1 <= max_participants <= limit:
         raise _invalid(errors.MAX_PARTICIPANTS_OUT_OF_RANGE, "MaxParticipants is out of range")
 
@@ -165,7 +171,8 @@ def create_room(
         status_callback_method=cast(CallbackMethod, method),
         max_participants=max_participants,
         max_participant_duration=max_duration if max_duration is not None else 14400,
-        max_concurrent_published_tracks=0 if room_type == "peer-to-peer"
+        max_concurrent_published_tracks=0
+        if room_type == "peer-to-peer"
         else (16 if large_room else 170),
         record_participants_on_connect=bool(request.record_participants_on_connect),
         transcribe_participants_on_connect=bool(request.transcribe_participants_on_connect),
@@ -216,8 +223,9 @@ def complete_room(room: RoomInfo, now: datetime) -> tuple[RoomInfo, RoomEnded]:
             "version": room.version + 1,
         }
     )
-    return ended, RoomEnded(account_sid=room.account_sid, room_sid=room.sid, occurred_at=now,
-                            room=ended)
+    return ended, RoomEnded(
+        account_sid=room.account_sid, room_sid=room.sid, occurred_at=now, room=ended
+    )
 
 
 def requested_status(status: str | None) -> str:
@@ -225,6 +233,32 @@ def requested_status(status: str | None) -> str:
     if status != "completed":
         raise _invalid(errors.STATUS_INVALID, "Status is invalid")
     return status
+
+
+# What a room's timer does when it is due: end a room nobody joined, end a room everyone left, or
+# forget a completed room once its retention is over.
+UNUSED = "unused"
+EMPTY = "empty"
+PURGE = "purge"
+
+
+class Timer(NamedTuple):
+    """A pending timer of a room; at most one of each kind per room."""
+
+    kind: str
+    room_sid: str
+
+
+def first_timer(room: RoomInfo, minute_seconds: float) -> tuple[Timer, float]:
+    """The timer a new room starts with, and when it is due (epoch seconds).
+
+    A REST room nobody joins ends after UnusedRoomTimeout; an ad-hoc room is created by its first
+    joiner, so if that join fails it ends like an emptied room.
+    """
+    if room.created_by == "rest":
+        return Timer(UNUSED, room.sid), unused_room_deadline(room, minute_seconds)
+    since = room.date_created.timestamp()
+    return Timer(EMPTY, room.sid), empty_room_deadline(room, since, minute_seconds)
 
 
 def unused_room_deadline(room: RoomInfo, minute_seconds: float) -> float:

@@ -1,17 +1,26 @@
-"""The room service's use cases: load, decide with the domain rules, commit with events."""
+"""The room service's use cases: read, decide with the domain rules, commit with events.
+
+Every change runs as ``await self.uow.run(decide)``: ``decide`` reads through the transaction,
+stages writes and emits events, which commit together. ``decide`` may run again when something it
+read changed meanwhile (another replica won the race), so it does nothing but read and stage.
+"""
 
 from __future__ import annotations
 
 import logging
-import time
-
-from redis.asyncio.client import Pipeline
 
 from atrium_room import domain
-from atrium_room.ports import ParticipantsPort
-from atrium_room.repository import EMPTY, PURGE, UNUSED, RoomRepository, name_key, room_key
-from atrium_shared import errors, outbox, sids
-from atrium_shared.accounts import AccountStore
+from atrium_room.domain import EMPTY, PURGE, UNUSED, Timer
+from atrium_room.ports import (
+    AccountsPort,
+    Clock,
+    ParticipantsPort,
+    RoomQueries,
+    RoomTimers,
+    RoomTransaction,
+    WorkersPort,
+)
+from atrium_shared import errors, sids
 from atrium_shared.errors import NO_MEDIA_SERVERS, ROOM_NOT_FOUND, AtriumError
 from atrium_shared.models import RoomInfo
 from atrium_shared.room_api import (
@@ -24,52 +33,51 @@ from atrium_shared.room_api import (
     UpdateRoomRequest,
 )
 from atrium_shared.settings import Settings
-from atrium_shared.timefmt import utcnow
-from atrium_shared.workers import WorkerRegistry
+from atrium_shared.unit_of_work import UnitOfWork
 
 log = logging.getLogger("atrium.room")
 
+# How often a join tries "find the room, else create it" when other joins keep racing it.
+JOIN_ATTEMPTS = 3
 
 
 class RoomUseCases:
     def __init__(
         self,
-        repository: RoomRepository,
-        settings: Settings,
+        *,
+        uow: UnitOfWork[RoomTransaction],
+        queries: RoomQueries,
+        timers: RoomTimers,
         participants: ParticipantsPort,
-        workers: WorkerRegistry,
-        accounts: AccountStore,
+        workers: WorkersPort,
+        accounts: AccountsPort,
+        clock: Clock,
+        settings: Settings,
     ) -> None:
-        self.rooms = repository
-        self.settings = settings
+        self.uow = uow
+        self.queries = queries
+        self.timers = timers
         self.participants = participants
         self.workers = workers
         self.accounts = accounts
+        self.clock = clock
+        self.settings = settings
 
     async def create(self, request: CreateRoomRequest, created_by: str = "rest") -> RoomInfo:
-        now = utcnow()
-        room, event = domain.create_room(request, sids.new_sid(sids.ROOM), now, created_by)
-        claim = name_key(room.account_sid, room.unique_name)
-        minute = self.settings.minute_seconds
-        # A REST room nobody joins ends after UnusedRoomTimeout; an ad-hoc room is created by
-        # its first joiner, so if that join fails it ends like an emptied room.
-        timer = (
-            (UNUSED, domain.unused_room_deadline(room, minute))
-            if created_by == "rest"
-            else (EMPTY, domain.empty_room_deadline(room, now.timestamp(), minute))
+        room, event = domain.create_room(
+            request, sids.new_sid(sids.ROOM), self.clock.now(), created_by
         )
+        timer, due_at = domain.first_timer(room, self.settings.minute_seconds)
 
-        async def decide(pipe: Pipeline) -> outbox.Change:
-            holder = await pipe.get(claim)
-            if holder is not None:
-                existing = await RoomRepository.load(pipe, holder)
-                if existing is not None and existing.status == "in-progress":
-                    raise AtriumError(errors.ROOM_EXISTS, "Room exists", 400)
-            return outbox.Change(
-                write=lambda p: RoomRepository.write_new(p, room, timer), events=[event]
-            )
+        async def decide(tx: RoomTransaction) -> None:
+            holder = await tx.room_holding_name(room.account_sid, room.unique_name)
+            if holder is not None and holder.status == "in-progress":
+                raise AtriumError(errors.ROOM_EXISTS, "Room exists", 400)
+            tx.add_room(room)
+            tx.schedule(timer, due_at)
+            tx.emit(event)
 
-        await outbox.commit(self.rooms.redis, [claim], decide)
+        await self.uow.run(decide)
         log.info("room created", extra={"fields": {"room_sid": room.sid}})
         return room
 
@@ -77,12 +85,10 @@ class RoomUseCases:
         """A room of this account by SID, or by the unique name of an in-progress room."""
         room: RoomInfo | None = None
         if sids.is_sid(sid_or_name, sids.ROOM):
-            room = await self.rooms.get(sid_or_name)
+            room = await self.queries.get(sid_or_name)
         if room is None:
-            sid = await self.rooms.sid_for_name(account_sid, sid_or_name)
-            room = await self.rooms.get(sid) if sid else None
-            if room is not None and room.status != "in-progress":
-                room = None
+            named = await self.queries.holding_name(account_sid, sid_or_name)
+            room = named if named is not None and named.status == "in-progress" else None
         if room is None or room.account_sid != account_sid:
             raise errors.not_found(f"/Rooms/{sid_or_name}")
         return room
@@ -92,14 +98,14 @@ class RoomUseCases:
 
     async def list(self, request: ListRoomsRequest) -> RoomPage:
         try:
-            rooms, next_cursor, prev_cursor = await self.rooms.list_page(
+            rooms, next_cursor, prev_cursor = await self.queries.list_page(
                 request.account_sid,
                 request.status,
                 request.unique_name,
-                request.created_on_or_after,
-                request.created_before,
-                request.page_size,
-                request.cursor,
+                created_on_or_after=request.created_on_or_after,
+                created_before=request.created_before,
+                page_size=request.page_size,
+                cursor=request.cursor,
             )
         except ValueError as exc:
             raise AtriumError(errors.INVALID_PARAMETER, "PageToken is invalid", 400) from exc
@@ -109,7 +115,7 @@ class RoomUseCases:
         domain.requested_status(request.status)
         room = await self.resolve(request.account_sid, request.sid_or_name)
         completed = await self.complete(room.sid, strict=True)
-        assert completed is not None
+        assert completed is not None  # strict: completes or raises
         return completed
 
     async def join(self, request: JoinRoomRequest) -> JoinRoomResult:
@@ -120,12 +126,12 @@ class RoomUseCases:
 
     async def _room_to_join(self, account_sid: str, name_or_sid: str) -> RoomInfo:
         if sids.is_sid(name_or_sid, sids.ROOM):
-            room = await self.rooms.get(name_or_sid)
+            room = await self.queries.get(name_or_sid)
             if room is None or room.account_sid != account_sid:
                 raise AtriumError(ROOM_NOT_FOUND, "Room not found", 404)
             return room
         ad_hoc: CreateRoomRequest | None = None
-        for _ in range(3):
+        for _ in range(JOIN_ATTEMPTS):
             try:
                 return await self.resolve(account_sid, name_or_sid)
             except AtriumError as exc:
@@ -152,7 +158,8 @@ class RoomUseCases:
         return request
 
     async def _place(self, room_sid: str) -> str:
-        current = await self.rooms.placement(room_sid)
+        """The room's media worker: where it is while that worker lives, else the least loaded."""
+        current = await self.queries.placement(room_sid)
         if current is not None and await self.workers.is_live(current):
             return current
         candidate = await self.workers.least_loaded()
@@ -160,77 +167,107 @@ class RoomUseCases:
             raise AtriumError(
                 NO_MEDIA_SERVERS, "There are no media servers available in the MediaRegion", 503
             )
-        return await self.rooms.place(room_sid, candidate.worker_id, previous=current)
+        chosen = candidate.worker_id
+
+        async def decide(tx: RoomTransaction) -> str:
+            placed = await tx.placement(room_sid)
+            if placed is not None and placed != current:
+                return placed  # another replica moved it first: one worker per room
+            tx.place(room_sid, chosen)
+            return chosen
+
+        return await self.uow.run(decide)
 
     # Presence, learned from participant events -------------------------------------------------
     async def participant_connected(self, room_sid: str, participant_sid: str) -> None:
-        await self.rooms.participant_arrived(room_sid, participant_sid)
+        """The room is in use: its unused and empty timers stop."""
+
+        async def decide(tx: RoomTransaction) -> None:
+            tx.add_present(room_sid, participant_sid)
+            tx.cancel(Timer(UNUSED, room_sid), Timer(EMPTY, room_sid))
+
+        await self.uow.run(decide)
 
     async def participant_disconnected(self, room_sid: str, participant_sid: str) -> None:
-        remaining = await self.rooms.participant_left(room_sid, participant_sid)
-        room = await self.rooms.get(room_sid)
-        if remaining == 0 and room is not None and room.status == "in-progress":
-            deadline = domain.empty_room_deadline(room, time.time(), self.settings.minute_seconds)
-            await self.rooms.set_timer(EMPTY, room_sid, deadline)
+        """The last participant to leave an in-progress room starts its EmptyRoomTimeout."""
+
+        async def decide(tx: RoomTransaction) -> None:
+            remaining = await tx.present(room_sid) - {participant_sid}
+            room = await tx.room(room_sid)
+            tx.remove_present(room_sid, participant_sid)
+            if not remaining and room is not None and room.status == "in-progress":
+                since = self.clock.now().timestamp()
+                due_at = domain.empty_room_deadline(room, since, self.settings.minute_seconds)
+                tx.schedule(Timer(EMPTY, room_sid), due_at)
+
+        await self.uow.run(decide)
 
     async def complete(self, sid: str, *, strict: bool) -> RoomInfo | None:
-        """Complete a room. ``strict``: a room that is not in progress is an error (REST)."""
-        result: list[RoomInfo] = []
-        current = await self.rooms.get(sid)
+        """Complete a room. ``strict``: a room that is not in progress is an error (REST);
+        otherwise (timers) it is None, and so is a room another replica completed first."""
+        current = await self.queries.get(sid)
         if current is not None and current.status == "in-progress":
             # Participants leave first, so their events (and callbacks) precede room-ended.
             await self.participants.disconnect_everyone(current.account_sid, sid)
 
-        async def decide(pipe: Pipeline) -> outbox.Change | None:
-            before = await RoomRepository.load(pipe, sid)
+        async def decide(tx: RoomTransaction) -> RoomInfo | None:
+            before = await tx.room(sid)
             if before is None:
                 raise errors.not_found(f"/Rooms/{sid}")
             if before.status != "in-progress" and not strict:
                 return None
-            after, event = domain.complete_room(before, utcnow())
-            purge_at = time.time() + self.settings.completed_room_retention_seconds
-            result.append(after)
-            return outbox.Change(
-                write=lambda p: RoomRepository.write_completed(p, before, after, purge_at),
-                events=[event],
-            )
+            now = self.clock.now()
+            after, event = domain.complete_room(before, now)
+            tx.end_room(before, after)
+            tx.cancel(Timer(UNUSED, sid), Timer(EMPTY, sid))
+            purge_at = now.timestamp() + self.settings.completed_room_retention_seconds
+            tx.schedule(Timer(PURGE, sid), purge_at)
+            tx.emit(event)
+            return after
 
-        result.clear()
-        change = await outbox.commit(self.rooms.redis, [room_key(sid)], decide)
-        return result[-1] if change is not None else None
+        return await self.uow.run(decide)
 
     async def purge(self, sid: str) -> None:
-        async def decide(pipe: Pipeline) -> outbox.Change | None:
-            room = await RoomRepository.load(pipe, sid)
-            if room is None:
-                return outbox.Change(write=lambda p: p.zrem("atrium:room:timers", f"{PURGE}:{sid}"))
-            return outbox.Change(write=lambda p: RoomRepository.write_purged(p, room))
+        """Forget a completed room whose retention is over."""
 
-        await outbox.commit(self.rooms.redis, [room_key(sid)], decide)
+        async def decide(tx: RoomTransaction) -> None:
+            room = await tx.room(sid)
+            if room is not None:
+                tx.delete_room(room)
+            tx.cancel(Timer(PURGE, sid))
+
+        await self.uow.run(decide)
 
     # Timers -----------------------------------------------------------------------------------
     async def fire_due_timers(self) -> int:
-        """Run every due timer once. Replicas may race: the WATCH in commit lets one win."""
+        """Run every due timer once; returns how many rooms timed out.
+
+        Replicas may race on one timer: completing re-reads the room in the transaction, so one
+        replica ends it and the others find it completed and only drop the timer.
+        """
         fired = 0
-        for kind, sid in await self.rooms.due_timers(time.time()):
+        for timer in await self.timers.due(self.clock.now().timestamp()):
             try:
-                if kind in (UNUSED, EMPTY):
-                    ended = await self.complete(sid, strict=False)
+                if timer.kind in (UNUSED, EMPTY):
+                    ended = await self.complete(timer.room_sid, strict=False)
                     if ended is None:
-                        await self.rooms.drop_timer(kind, sid)
+                        await self.timers.drop(timer)
                     else:
                         fired += 1
-                        log.info("room timed out", extra={"fields": {"room_sid": sid,
-                                                                     "timer": kind}})
-                elif kind == PURGE:
-                    await self.purge(sid)
+                        log.info(
+                            "room timed out",
+                            extra={"fields": {"room_sid": timer.room_sid, "timer": timer.kind}},
+                        )
+                elif timer.kind == PURGE:
+                    await self.purge(timer.room_sid)
                 else:
-                    await self.rooms.drop_timer(kind, sid)
+                    await self.timers.drop(timer)
             except AtriumError as exc:
                 if exc.status >= 500:
                     # A service we depend on is down: keep the timer, try on the next poll.
-                    log.warning("timer %s for %s postponed: %s", kind, sid, exc.message)
+                    log.warning(
+                        "timer %s for %s postponed: %s", timer.kind, timer.room_sid, exc.message
+                    )
                     continue
-                await self.rooms.drop_timer(kind, sid)
+                await self.timers.drop(timer)
         return fired
-

@@ -1,0 +1,1 @@
+"""The room service's ports on real technology: Redis (:mod:`.redis`) and NATS (:mod:`.nats`)."""
