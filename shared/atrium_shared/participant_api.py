@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -45,6 +46,16 @@ class DisconnectRoomRequest(BaseModel):
 
 class DisconnectRoomResult(BaseModel):
     disconnected: list[ParticipantInfo]
+
+
+class SetConnectionStateRequest(BaseModel):
+    """The media worker lost (or regained) a participant's signaling: REST shows the
+    participant ``reconnecting`` meanwhile, as Twilio does. No status callback (Twilio has none)."""
+
+    account_sid: str
+    room_sid: str
+    participant_sid: str
+    state: Literal["connected", "reconnecting"]
 
 
 class FetchParticipantRequest(BaseModel):

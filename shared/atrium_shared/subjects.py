@@ -17,6 +17,7 @@ PARTICIPANT_DISCONNECT_ROOM = "atrium.rpc.participant.disconnect-room"
 PARTICIPANT_FETCH = "atrium.rpc.participant.fetch"
 PARTICIPANT_LIST = "atrium.rpc.participant.list"
 PARTICIPANT_UPDATE = "atrium.rpc.participant.update"
+PARTICIPANT_SET_STATE = "atrium.rpc.participant.set-state"
 CALLBACK_DELIVERIES = "atrium.rpc.callback.deliveries"
 
 EVENTS_PREFIX = "atrium.events"

@@ -69,7 +69,7 @@
   ];
   const LOCAL_PARTICIPANT_EVENTS = [
     'trackPublished', 'trackPublicationFailed', 'trackStopped', 'reconnecting', 'reconnected',
-    'disconnected',
+    'disconnected', 'networkQualityLevelChanged',
   ];
 
   // ---------------------------------------------------------------------------------------
@@ -338,6 +338,33 @@
       return tracks.map((t) => ({ id: t.id, kind: t.kind, name: t.name }));
     },
 
+    /**
+     * A LocalAudioTrack from a WebAudio oscillator at `gain` (0..1), added to the local tracks:
+     * a "microphone" whose loudness the test chooses (setToneGain changes it later). Chrome's
+     * fake microphone has one fixed level; speaker detection needs two that differ.
+     */
+    createToneTrack(opts) {
+      opts = opts || {};
+      const ctx = getAudioContext();
+      const oscillator = ctx.createOscillator();
+      oscillator.frequency.value = opts.frequency || 440;
+      const gain = ctx.createGain();
+      gain.gain.value = opts.gain === undefined ? 0.5 : opts.gain;
+      const destination = ctx.createMediaStreamDestination();
+      oscillator.connect(gain).connect(destination);
+      oscillator.start();
+      atrium.toneGain = gain;
+      const track = new Twilio.Video.LocalAudioTrack(destination.stream.getAudioTracks()[0],
+        { name: opts.name || 'tone' });
+      atrium.localTracks.push(track);
+      return { id: track.id, kind: track.kind, name: track.name };
+    },
+
+    setToneGain(value) {
+      atrium.toneGain.gain.value = value;
+      return value;
+    },
+
     /** Attach measuring monitors to the local media tracks (local preview). */
     monitorLocal() {
       const keys = [];
@@ -478,12 +505,16 @@
           sid: lp.sid,
           identity: lp.identity,
           state: lp.state,
+          networkQualityLevel: lp.networkQualityLevel,
+          networkQualityStats: lp.networkQualityStats ? JSON.parse(JSON.stringify(
+            lp.networkQualityStats)) : null,
           tracks: Array.from(lp.tracks.values()).map(publication),
         },
         participants: Array.from(room.participants.values()).map((p) => ({
           sid: p.sid,
           identity: p.identity,
           state: p.state,
+          networkQualityLevel: p.networkQualityLevel,
           tracks: Array.from(p.tracks.values()).map(publication),
         })),
         dominantSpeaker: room.dominantSpeaker ? room.dominantSpeaker.sid : null,

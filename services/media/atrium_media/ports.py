@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from faststream.nats import NatsBroker
 from pydantic import BaseModel
 
@@ -11,6 +13,7 @@ from atrium_shared.participant_api import (
     AdmitParticipantRequest,
     AdmitParticipantResult,
     DisconnectParticipantRequest,
+    SetConnectionStateRequest,
 )
 from atrium_shared.rpc import ResultT, call
 from atrium_shared.track_api import (
@@ -18,6 +21,8 @@ from atrium_shared.track_api import (
     JoinTracksResult,
     PublishTracksRequest,
     PublishTracksResult,
+    SetSubscribeRulesRequest,
+    SetSubscribeRulesResult,
     SetTrackEnabledRequest,
     TrackSubscriptionRequest,
     TrackSubscriptionResult,
@@ -57,6 +62,17 @@ class ControlPlane:
             DisconnectParticipantRequest(
                 account_sid=participant.account_sid, room_sid=participant.room_sid,
                 participant_sid=participant.sid, reason=reason,
+            ),
+            ParticipantInfo,
+        )
+
+    async def set_connection_state(self, participant: ParticipantInfo, state: str) -> None:
+        await self._call(
+            subjects.PARTICIPANT_SET_STATE,
+            SetConnectionStateRequest(
+                account_sid=participant.account_sid, room_sid=participant.room_sid,
+                participant_sid=participant.sid,
+                state="reconnecting" if state == "reconnecting" else "connected",
             ),
             ParticipantInfo,
         )
@@ -106,4 +122,18 @@ class ControlPlane:
                                      subscriber_sid=subscriber.sid, track_sid=track_sid,
                                      subscribed=subscribed),
             TrackSubscriptionResult,
+        )
+
+    async def set_subscribe_rules(
+        self, participant: ParticipantInfo, rules: list[dict[str, object]]
+    ) -> SetSubscribeRulesResult:
+        """The client's own rules from ``connect`` (``automaticSubscription: false`` is an
+        exclude-all rule), stored and decided by the track service as a REST update would be."""
+        return await self._call(
+            subjects.TRACK_RULES_SET,
+            SetSubscribeRulesRequest(account_sid=participant.account_sid,
+                                     room_sid=participant.room_sid,
+                                     participant_sid=participant.sid,
+                                     rules=json.dumps(rules)),
+            SetSubscribeRulesResult,
         )

@@ -5,6 +5,16 @@ signaling package (:mod:`atrium_media.signaling`) drives it only through the nam
 everything else in the package is internal to forwarding.
 """
 
+from atrium_media.forwarding.link_stats import InboundStream, LinkSample, OutboundStream
 from atrium_media.forwarding.router import MediaRouter, RouterStats, UnknownTrack
+from atrium_media.forwarding.track import AudioLevelListener
 
-__all__ = ["MediaRouter", "RouterStats", "UnknownTrack"]
+__all__ = [
+    "AudioLevelListener",
+    "InboundStream",
+    "LinkSample",
+    "MediaRouter",
+    "OutboundStream",
+    "RouterStats",
+    "UnknownTrack",
+]

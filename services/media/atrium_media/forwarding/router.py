@@ -30,8 +30,15 @@ from dataclasses import dataclass, field
 from aiortc import RTCDataChannel, RTCPeerConnection, RTCRtpTransceiver
 
 from atrium_media.forwarding.data import DEFAULT_HIGH_WATER, DataFanout, DataFanoutStats
+from atrium_media.forwarding.link_stats import (
+    LinkSample,
+    OutboundStream,
+    inbound_stream,
+    outbound_stream,
+)
 from atrium_media.forwarding.track import (
     DEFAULT_PLI_INTERVAL,
+    AudioLevelListener,
     ForwardingLeg,
     IdleTrack,
     TrackForwarder,
@@ -81,6 +88,15 @@ class MediaRouter:
         self._tracks: dict[str, TrackForwarder] = {}
         self._data: dict[str, DataFanout] = {}
         self._data_publishers: dict[str, str] = {}
+        self._audio_level_listener: AudioLevelListener | None = None
+
+    def on_audio_level(self, listener: AudioLevelListener | None) -> None:
+        """Hear (publisher_id, level -dBov, voice) for every audio packet with a level, from
+        every audio track of the room, now and later (None: stop)."""
+        self._audio_level_listener = listener
+        for forwarder in self._tracks.values():
+            if forwarder.kind == "audio":
+                forwarder.on_audio_level = listener
 
     # ------------------------------------------------------------------ publishing
     def add_published_track(
@@ -100,6 +116,8 @@ class MediaRouter:
             pli_interval=self._pli_interval,
             on_leg_removed=self._on_leg_removed,
         )
+        if forwarder.kind == "audio":
+            forwarder.on_audio_level = self._audio_level_listener
         self._tracks[track_id] = forwarder
         return forwarder
 
@@ -229,6 +247,28 @@ class MediaRouter:
             tracks=tracks,
             data=data,
         )
+
+    async def link_sample(self, participant_id: str, now: float) -> LinkSample:
+        """Cumulative counters of what ``participant_id`` sends here and receives from here."""
+        sample = LinkSample(participant_id, now)
+        for forwarder in list(self._tracks.values()):
+            codec = forwarder.codec
+            clock_rate = codec.clockRate if codec is not None else 90000
+            if forwarder.publisher_id == participant_id:
+                sample.inbound.append(await inbound_stream(
+                    forwarder.receiver, forwarder.track_id, forwarder.kind, clock_rate,
+                    forwarder.bytes_received,
+                ))
+                continue
+            leg = forwarder.legs.get(participant_id)
+            if leg is None or leg.state != ForwardingLeg.FORWARDING:
+                continue
+            stream: OutboundStream = await outbound_stream(
+                leg.sender, forwarder.track_id, forwarder.kind, clock_rate, leg.packets_sent,
+                leg.bytes_sent,
+            )
+            sample.outbound.append(stream)
+        return sample
 
     # ------------------------------------------------------------------ internals
     def _forwarder(self, track_id: str) -> TrackForwarder:

@@ -54,6 +54,8 @@ from atrium_media.forwarding.rewrite import StreamRewriter
 
 logger = logging.getLogger(__name__)
 
+AudioLevelListener = Callable[[str, int, bool], None]
+
 DEFAULT_PLI_INTERVAL = 0.3
 KEYFRAME_RETRY_SECONDS = 1.0
 _DEAD_TRANSPORT_STATES = ("closed", "failed")
@@ -360,6 +362,10 @@ class TrackForwarder:
         self._codecs: dict[int, RTCRtpCodecParameters] = {}
         self._on_leg_removed = on_leg_removed
         self._closed = False
+        # Audio only: called with (publisher_id, level in -dBov 0..127, voice activity) for each
+        # packet carrying RFC 6464's ssrc-audio-level, while the track is enabled. It is how
+        # speaker detection learns levels without decoding audio.
+        self.on_audio_level: AudioLevelListener | None = None
 
         self._original = receiver._handle_rtp_packet
         self._sink = FrameSink(receiver.__dict__[compat.RECEIVER_DECODER_QUEUE])
@@ -494,13 +500,19 @@ class TrackForwarder:
             packet = unwrap_rtx(packet, payload_type=apt, ssrc=self.media_ssrc)
             codec = primary
             repaired = True
-        elif packet.ssrc != self.media_ssrc:
-            if self.media_ssrc is not None:
-                # The publisher restarted its stream: every leg re-gates on a fresh keyframe.
-                for leg in self.legs.values():
-                    leg.pause_epoch()
-                self.request_keyframe()
-            self.media_ssrc = packet.ssrc
+        else:
+            if packet.ssrc != self.media_ssrc:
+                if self.media_ssrc is not None:
+                    # The publisher restarted its stream: every leg re-gates on a fresh keyframe.
+                    for leg in self.legs.values():
+                        leg.pause_epoch()
+                    self.request_keyframe()
+                self.media_ssrc = packet.ssrc
+            listener = self.on_audio_level
+            if listener is not None and self.enabled:
+                level = packet.extensions.audio_level
+                if level is not None:
+                    listener(self.publisher_id, level[1], level[0])
         if not self.legs or not self.enabled:
             return
         try:

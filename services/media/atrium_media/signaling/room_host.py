@@ -8,15 +8,31 @@ code path ever holds two sessions' locks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from collections.abc import Coroutine
 from typing import Any
 
 from aiortc import RTCDataChannel
 from opentelemetry import trace
 
+from atrium_media.extensions import (
+    ActiveSpeakerMessage,
+    DominantSpeakerDetector,
+    NetworkQualityRequest,
+    build_network_quality_message,
+)
+from atrium_media.extensions.msp import ClientMessage
 from atrium_media.forwarding import MediaRouter, UnknownTrack
 from atrium_media.ports import ControlPlane
+from atrium_media.signaling.link_quality import participant_stats
+from atrium_media.signaling.media_signaling import (
+    ACTIVE_SPEAKER,
+    NETWORK_QUALITY,
+    MediaSignaling,
+    requested_extensions,
+)
 from atrium_media.signaling.session import (
     SESSION_TIMEOUT_SECONDS,
     ClientTrack,
@@ -30,6 +46,15 @@ from atrium_shared.track_api import PublishedTrackOutcome, PublishTracksResult, 
 log = logging.getLogger("atrium.media.room")
 tracer = trace.get_tracer("atrium.media")
 
+# How often the dominant speaker is reconsidered (the detector decides every 300 ms at most) and
+# how often each participant's link is sampled for network quality (twilio-video.js asks about
+# once a second).
+SPEAKER_TICK_SECONDS = 0.1
+QUALITY_SAMPLE_SECONDS = 1.0
+# twilio-video.js's connect() always sends an include-all rule unless automaticSubscription is
+# false: that one is the default and needs no change at the track service.
+DEFAULT_SUBSCRIBE_RULES = [{"type": "include", "all": True}]
+
 
 class RoomHost:
     def __init__(self, room: RoomInfo, control: ControlPlane) -> None:
@@ -38,6 +63,9 @@ class RoomHost:
         self.router = MediaRouter(room.sid)
         self.sessions: dict[str, ParticipantSession] = {}  # by participant SID
         self._tasks: set[asyncio.Task[None]] = set()
+        self.speakers = DominantSpeakerDetector()
+        self._speaker_loop: asyncio.Task[None] | None = None
+        self._quality_loop: asyncio.Task[None] | None = None
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
@@ -68,7 +96,12 @@ class RoomHost:
                         str(description.get("sdp", "")), int(description.get("revision", 1))
                     )
                 await self._apply_participant_state(session, body.get("participant") or {})
-                await session.send({
+                session.msp = MediaSignaling(
+                    requested_extensions(body),
+                    lambda name, message: self._on_msp_message(session, name, message),
+                )
+                session.msp.on_ready = lambda name: self._on_msp_ready(session, name)
+                connected: dict[str, Any] = {
                     "type": "connected",
                     "session": session.session,
                     "options": {"session_timeout": SESSION_TIMEOUT_SECONDS},
@@ -80,11 +113,18 @@ class RoomHost:
                     "peer_connections": [answer] if answer else [],
                     "published": session.published_body(),
                     "subscribed": session.subscribed_body(),
-                })
+                }
+                if session.msp.granted:
+                    connected["media_signaling"] = session.msp.advertisement()
+                await session.send(connected)
+                if session.msp.open(session.pc):
+                    await self._offer(session)  # adds the channels' m=application if missing
+                self._start_extensions(session)
             # The others learn about the newcomer; the newcomer receives what they publish.
             for other in self.others(session):
                 self.spawn(other.send({"type": "update",
                                        "participants": [session.remote_state()]}))
+            await self._apply_client_rules(session, body.get("subscribe"))
             joined = await self.control.join_tracks(session.participant)
             self.apply_decision(session, joined.rules_version, joined.considered,
                                 [t.sid for t in joined.tracks])
@@ -421,6 +461,7 @@ class RoomHost:
                 except AtriumError as exc:
                     log.warning("participant service refused leave: %s", exc.message)
             self.router.remove_participant(session.participant.sid)
+            self.speakers.remove(session.participant.sid)
             await session.close()
             session.state_revision += 1
             gone = session.remote_state("disconnected")
@@ -429,7 +470,97 @@ class RoomHost:
                 if published:
                     self.spawn(self.unsubscribe(other, published))
 
+    # Reconnecting ------------------------------------------------------------------------------
+    def set_reconnecting(self, session: ParticipantSession, reconnecting: bool) -> bool:
+        """The participant's signaling dropped (or came back): the others see it at once.
+        True if the state changed."""
+        if session.closed or session.reconnecting == reconnecting:
+            return False
+        session.reconnecting = reconnecting
+        session.state_revision += 1
+        for other in self.others(session):
+            self.spawn(other.send({"type": "update", "participants": [session.remote_state()]}))
+        return True
+
+    # Subscriptions the client asks for in `connect` ---------------------------------------------
+    async def _apply_client_rules(self, session: ParticipantSession, subscribe: Any) -> None:
+        """``connect.subscribe.rules``: what twilio-video.js's ``automaticSubscription`` says
+        (false is an exclude-all rule). Stored as the participant's SubscribeRules, so REST shows
+        them and changes them afterwards, exactly as Twilio documents."""
+        rules = subscribe.get("rules") if isinstance(subscribe, dict) else None
+        if not isinstance(rules, list) or not rules or rules == DEFAULT_SUBSCRIBE_RULES:
+            return
+        try:
+            await self.control.set_subscribe_rules(session.participant, rules)
+        except AtriumError as exc:
+            # Invalid rules from a client leave the default (include all) in force.
+            log.info("client subscribe rules of %s refused: %s", session.participant.sid,
+                     exc.message)
+
+    # Media signaling extensions -------------------------------------------------------------------
+    def _start_extensions(self, session: ParticipantSession) -> None:
+        if session.msp.grants(ACTIVE_SPEAKER) and self._speaker_loop is None:
+            self.router.on_audio_level(self._on_audio_level)
+            self._speaker_loop = asyncio.create_task(self._run_speaker_detection())
+        if session.msp.grants(NETWORK_QUALITY) and self._quality_loop is None:
+            self._quality_loop = asyncio.create_task(self._run_quality_sampling())
+
+    def _on_audio_level(self, participant_sid: str, level: int, voice: bool) -> None:
+        self.speakers.observe(participant_sid, level, time.monotonic(), voice or None)
+
+    async def _run_speaker_detection(self) -> None:
+        while True:
+            await asyncio.sleep(SPEAKER_TICK_SECONDS)
+            speaker = self.speakers.tick(time.monotonic())
+            if speaker is not None:
+                message = ActiveSpeakerMessage(participant=speaker)
+                for session in list(self.sessions.values()):
+                    if not session.closed:
+                        session.msp.send(ACTIVE_SPEAKER, message)
+
+    async def _run_quality_sampling(self) -> None:
+        while True:
+            await asyncio.sleep(QUALITY_SAMPLE_SECONDS)
+            for session in list(self.sessions.values()):
+                if session.closed:
+                    continue
+                now = time.monotonic()
+                try:
+                    sample = await self.router.link_sample(session.participant.sid, now)
+                except Exception:
+                    log.exception("link sample of %s failed", session.participant.sid)
+                    continue
+                stats = participant_stats(session.last_link, sample)
+                session.last_link = sample
+                session.quality.update(stats, now, broken=session.reconnecting)
+
+    def _on_msp_ready(self, session: ParticipantSession, name: str) -> None:
+        """A channel opened: catch the client up (the current dominant speaker)."""
+        speaker = self.speakers.dominant
+        if name == ACTIVE_SPEAKER and speaker is not None:
+            session.msp.send(ACTIVE_SPEAKER, ActiveSpeakerMessage(participant=speaker))
+
+    def _on_msp_message(
+        self, session: ParticipantSession, name: str, message: ClientMessage
+    ) -> None:
+        if name != NETWORK_QUALITY or not isinstance(message, NetworkQualityRequest):
+            return
+        session.quality_verbosity = (message.reportLevel, message.remoteReportLevel)
+        answer = build_network_quality_message(
+            session.quality.report,
+            [(o.participant.sid, o.quality.report) for o in self.others(session)],
+            local_verbosity=message.reportLevel,
+            remote_verbosity=message.remoteReportLevel,
+        )
+        session.msp.send(NETWORK_QUALITY, answer)
+
     async def close(self) -> None:
+        for loop in (self._speaker_loop, self._quality_loop):
+            if loop is not None:
+                loop.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await loop
+        self._speaker_loop = self._quality_loop = None
         for session in list(self.sessions.values()):
             await session.close()
         self.sessions.clear()

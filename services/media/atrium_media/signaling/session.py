@@ -25,6 +25,9 @@ from aiortc import (
 )
 from aiortc.sdp import candidate_from_sdp
 
+from atrium_media.extensions import NetworkQualityEstimator
+from atrium_media.forwarding import LinkSample
+from atrium_media.signaling.media_signaling import MediaSignaling
 from atrium_media.signaling.sdp import announce, harmonize_offer, sending_tracks
 from atrium_shared.models import ParticipantInfo
 from atrium_shared.signaling_api import session_token
@@ -96,7 +99,15 @@ class ParticipantSession:
     sending_mids: dict[str, str] = field(default_factory=dict)  # client track id -> mid
     announced_address: str | None = None  # the worker's address as clients must reach it
     detached_timer: asyncio.TimerHandle | None = None
+    # The signaling socket dropped and the client has not come back with `sync` yet: the others
+    # see it as `reconnecting` meanwhile.
+    reconnecting: bool = False
     closed: bool = False
+    # Media signaling extensions (MSP) granted in `connected`, and what network quality needs.
+    msp: MediaSignaling = field(default_factory=lambda: MediaSignaling((), lambda n, m: None))
+    quality: NetworkQualityEstimator = field(default_factory=NetworkQualityEstimator)
+    last_link: LinkSample | None = None
+    quality_verbosity: tuple[int, int] = (1, 0)  # the client's (reportLevel, remoteReportLevel)
 
     @property
     def session(self) -> str:
@@ -131,12 +142,16 @@ class ParticipantSession:
             ],
         }
 
-    def remote_state(self, state: str = "connected") -> dict[str, Any]:
+    @property
+    def state(self) -> str:
+        return "reconnecting" if self.reconnecting else "connected"
+
+    def remote_state(self, state: str | None = None) -> dict[str, Any]:
         """This participant as the other clients see it (RSP participant entry)."""
         return {
             "sid": self.participant.sid,
             "identity": self.participant.identity,
-            "state": state,
+            "state": state or self.state,
             "revision": self.state_revision,
             "tracks": [
                 {"sid": t.sid, "kind": t.kind, "name": t.name, "enabled": t.enabled,
@@ -249,4 +264,5 @@ class ParticipantSession:
         self.closed = True
         if self.detached_timer is not None:
             self.detached_timer.cancel()
+        self.msp.close()
         await self.pc.close()

@@ -167,6 +167,8 @@ class MediaWorker:
         session.reply_subject = frame.reply_subject
         self.by_connection[frame.connection_id] = session
         host = self.rooms[session.participant.room_sid]
+        if host.set_reconnecting(session, False):
+            self.spawn(self._report_state(session))
         await session.send({
             "type": "synced",
             "session": session.session,
@@ -190,6 +192,16 @@ class MediaWorker:
                 self.spawn(self._leave(host, session, "connection-lost", tell_service=True))
 
         session.detached_timer = loop.call_later(SESSION_TIMEOUT_SECONDS, expire)
+        host = self.rooms.get(session.participant.room_sid)
+        if host is not None and host.set_reconnecting(session, True):
+            self.spawn(self._report_state(session))
+
+    async def _report_state(self, session: ParticipantSession) -> None:
+        """Tell the participant service (REST ``status``) whether it is reconnecting."""
+        try:
+            await self.control.set_connection_state(session.participant, session.state)
+        except AtriumError as exc:
+            log.debug("state report for %s skipped: %s", session.participant.sid, exc.message)
 
     async def _leave(
         self, host: RoomHost, session: ParticipantSession, reason: str, *, tell_service: bool
