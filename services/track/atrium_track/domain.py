@@ -8,7 +8,7 @@ import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from atrium_shared import errors
 from atrium_shared.errors import (
@@ -24,6 +24,8 @@ from atrium_shared.models import ParticipantInfo, TrackInfo, TrackKind
 from atrium_shared.track_api import SubscribedTrackInfo, SubscribeRule, SubscribeRules
 
 log = logging.getLogger("atrium.track")
+
+TrackEventT = TypeVar("TrackEventT", bound=TrackAdded | TrackRemoved | TrackEnabled | TrackDisabled)
 
 MAX_NAME_LENGTH = 128
 KINDS: tuple[TrackKind, ...] = ("audio", "video", "data")
@@ -49,6 +51,11 @@ def check_name_free(name: str, taken: Iterable[str]) -> None:
         raise AtriumError(TRACK_NAME_DUPLICATED, "Track name is duplicated", 400)
 
 
+def participant_not_found() -> AtriumError:
+    """53204: a participant that is not (or no longer) in the room."""
+    return AtriumError(PARTICIPANT_NOT_FOUND, "Participant not found", 400)
+
+
 def check_participant(participant: ParticipantInfo, account_sid: str, room_sid: str) -> None:
     """The publisher is connected, in this account and room."""
     if (
@@ -56,7 +63,7 @@ def check_participant(participant: ParticipantInfo, account_sid: str, room_sid: 
         or participant.room_sid != room_sid
         or participant.status == "disconnected"
     ):
-        raise AtriumError(PARTICIPANT_NOT_FOUND, "Participant not found", 400)
+        raise participant_not_found()
 
 
 def publish(
@@ -81,17 +88,11 @@ def publish(
         date_updated=now,
     )
     check_name_free(track.name, taken_names)
-    return track, TrackAdded(
-        account_sid=track.account_sid, room_sid=track.room_sid, occurred_at=now,
-        participant=participant, track=track,
-    )
+    return track, _track_event(TrackAdded, participant, track, now)
 
 
 def unpublish(participant: ParticipantInfo, track: TrackInfo, now: datetime) -> TrackRemoved:
-    return TrackRemoved(
-        account_sid=track.account_sid, room_sid=track.room_sid, occurred_at=now,
-        participant=participant, track=track,
-    )
+    return _track_event(TrackRemoved, participant, track, now)
 
 
 def set_enabled(
@@ -101,10 +102,20 @@ def set_enabled(
     if track.enabled == enabled:
         return None
     changed = track.model_copy(update={"enabled": enabled, "date_updated": now})
-    event_type = TrackEnabled if enabled else TrackDisabled
-    return changed, event_type(
-        account_sid=track.account_sid, room_sid=track.room_sid, occurred_at=now,
-        participant=participant, track=changed,
+    event_type: type[TrackEnabled | TrackDisabled] = TrackEnabled if enabled else TrackDisabled
+    return changed, _track_event(event_type, participant, changed, now)
+
+
+def _track_event(
+    kind: type[TrackEventT], participant: ParticipantInfo, track: TrackInfo, now: datetime
+) -> TrackEventT:
+    """Every track event carries the track as it is now and its publisher."""
+    return kind(
+        account_sid=track.account_sid,
+        room_sid=track.room_sid,
+        occurred_at=now,
+        participant=participant,
+        track=track,
     )
 
 
@@ -198,7 +209,8 @@ def rule_matches(rule: SubscribeRule, track: TrackInfo, publisher_identity: str 
     if rule.all:
         return True
     if rule.publisher is not None and rule.publisher not in (
-        track.participant_sid, publisher_identity
+        track.participant_sid,
+        publisher_identity,
     ):
         return False
     if rule.track is not None and rule.track not in (track.sid, track.name):
@@ -238,7 +250,8 @@ def subscribers_of(
     (those without rules in ``rules_of`` have the default, include all)."""
     rules_of = rules_of or {}
     return sorted(
-        sid for sid in set(participant_sids)
+        sid
+        for sid in set(participant_sids)
         if should_subscribe(sid, track, rules_of.get(sid, DEFAULT_RULES), publisher_identity)
     )
 
@@ -253,26 +266,31 @@ def tracks_for(
     ``identities`` maps publishers' PA SIDs to their identities."""
     identities = identities or {}
     return [
-        t for t in tracks
+        t
+        for t in tracks
         if should_subscribe(subscriber_sid, t, rules, identities.get(t.participant_sid))
     ]
 
 
-def set_rules(
-    current: SubscribeRules, rules: list[SubscribeRule], now: datetime
-) -> SubscribeRules:
+def set_rules(current: SubscribeRules, rules: list[SubscribeRule], now: datetime) -> SubscribeRules:
     """The participant's new rules: the next version, created now unless set before."""
-    return current.model_copy(update={
-        "rules": rules,
-        "version": current.version + 1,
-        "date_created": current.date_created or now,
-        "date_updated": now,
-    })
+    return current.model_copy(
+        update={
+            "rules": rules,
+            "version": current.version + 1,
+            "date_created": current.date_created or now,
+            "date_updated": now,
+        }
+    )
 
 
 def default_rules(account_sid: str, room_sid: str, participant_sid: str) -> SubscribeRules:
-    return SubscribeRules(account_sid=account_sid, room_sid=room_sid,
-                          participant_sid=participant_sid, rules=list(DEFAULT_RULES))
+    return SubscribeRules(
+        account_sid=account_sid,
+        room_sid=room_sid,
+        participant_sid=participant_sid,
+        rules=list(DEFAULT_RULES),
+    )
 
 
 def subscription(subscriber_sid: str, track: TrackInfo, since: datetime) -> SubscribedTrackInfo:

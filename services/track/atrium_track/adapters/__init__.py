@@ -1,0 +1,1 @@
+"""Adapters of the track service: Redis (records, transaction, queries), NATS (publisher)."""
