@@ -44,14 +44,24 @@ from aiortc.mediastreams import MediaStreamTrack, VideoStreamTrack
 from av import VideoFrame
 
 from atrium_media import aiortc_compat as compat
+from atrium_media.extensions import (
+    DominantSpeakerDetector,
+    NetworkQualityEstimator,
+    build_network_quality_message,
+)
+from atrium_media.forwarding import LinkSample
 from atrium_media.forwarding.router import MediaRouter
 from atrium_media.forwarding.track import FrameSink
 from atrium_media.ice import configure_host_addresses
+from atrium_media.signaling.link_quality import participant_stats
+from atrium_video.tracks import ToneSource
 from bench.procs import REPO_ROOT
 
 WIDTH, HEIGHT = 640, 480
 LOOPBACK_ONLY = ("127.0.0.1",)
-MODES = ("forward", "relay")
+MODES = ("forward", "relay", "forward-av", "forward-av-msp")
+# Modes whose publisher also sends an audio tone (forwarded as a second leg per subscriber).
+AUDIO_MODES = ("forward-av", "forward-av-msp")
 WORKER_START_TIMEOUT = 30.0
 CALL_TIMEOUT = 30.0
 
@@ -168,6 +178,7 @@ class _WorkerSide:
         self.publisher: RTCPeerConnection | None = None
         self.inbound: MediaStreamTrack | None = None
         self.subscribers: dict[str, RTCPeerConnection] = {}
+        self.extensions: ExtensionLoad | None = None
 
     async def handle(self, message: dict[str, Any]) -> dict[str, Any]:
         op = message.get("op")
@@ -175,15 +186,22 @@ class _WorkerSide:
             pc = self.publisher = new_pc()
             await pc.setRemoteDescription(_description(message))
             transceiver = pc.getTransceivers()[0]
-            if self.mode == "forward":
-                self.router.add_published_track("pub", "video", transceiver)
+            if self.mode.startswith("forward"):
+                for published in pc.getTransceivers():
+                    self.router.add_published_track("pub", published.kind, published)
+            if self.mode == "forward-av-msp":
+                self.extensions = ExtensionLoad(self.router)
             self.inbound = transceiver.receiver.track
             await pc.setLocalDescription(await pc.createAnswer())
             return _sdp(pc.localDescription)
         if op == "subscribe":
             pc = self.subscribers[message["id"]] = new_pc()
-            if self.mode == "forward":
+            if self.mode.startswith("forward"):
                 self.router.subscribe(message["id"], pc, "video")
+                if self.mode in AUDIO_MODES:
+                    self.router.subscribe(message["id"], pc, "audio")
+                if self.extensions is not None:
+                    self.extensions.participants.append(message["id"])
             else:
                 assert self.inbound is not None, "publish first"
                 pc.addTrack(self.relay.subscribe(self.inbound))
@@ -193,7 +211,7 @@ class _WorkerSide:
             await self.subscribers[message["id"]].setRemoteDescription(_description(message))
             return {}
         if op == "sample":
-            stats = self.router.stats() if self.mode == "forward" else None
+            stats = self.router.stats() if self.mode.startswith("forward") else None
             return {
                 "cpu": time.process_time(),
                 "wall": time.monotonic(),
@@ -206,11 +224,64 @@ class _WorkerSide:
         raise ValueError(f"unknown op {op!r}")
 
     async def close(self) -> None:
+        if self.extensions is not None:
+            await self.extensions.stop()
         self.router.close()
         pcs = [*self.subscribers.values(), *([self.publisher] if self.publisher else [])]
         self.subscribers.clear()
         self.publisher = None
         await asyncio.gather(*(pc.close() for pc in pcs), return_exceptions=True)
+
+
+class ExtensionLoad:
+    """What a room host does for dominant speaker and network quality, for every participant:
+    speaker detection fed by every audio packet's level and decided every 100 ms; a link sample
+    and a network quality estimate per participant each second; and a verbosity-1 answer with
+    every remote level to each participant's request, one per 1.2 s as twilio-video.js asks."""
+
+    def __init__(self, router: MediaRouter) -> None:
+        self.router = router
+        self.participants: list[str] = ["pub"]
+        self.detector = DominantSpeakerDetector()
+        self.estimators: dict[str, NetworkQualityEstimator] = {}
+        self.samples: dict[str, LinkSample] = {}
+        self.answers = 0
+        router.on_audio_level(
+            lambda sid, level, voice: self.detector.observe(sid, level, time.monotonic(), voice)
+        )
+        self._tasks = [asyncio.create_task(loop()) for loop in
+                       (self._speaker, self._quality, self._requests)]
+
+    async def _speaker(self) -> None:
+        while True:
+            await asyncio.sleep(0.1)
+            self.detector.tick(time.monotonic())
+
+    async def _quality(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            for sid in list(self.participants):
+                now = time.monotonic()
+                sample = await self.router.link_sample(sid, now)
+                stats = participant_stats(self.samples.get(sid), sample)
+                self.samples[sid] = sample
+                self.estimators.setdefault(sid, NetworkQualityEstimator()).update(stats, now)
+
+    async def _requests(self) -> None:
+        while True:
+            await asyncio.sleep(1.2)
+            for sid in list(self.participants):
+                local = self.estimators.get(sid, NetworkQualityEstimator()).report
+                remotes = [(o, e.report) for o, e in self.estimators.items() if o != sid]
+                build_network_quality_message(
+                    local, remotes, local_verbosity=1, remote_verbosity=1
+                ).to_json()
+                self.answers += 1
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
 async def serve(mode: str) -> None:
@@ -341,6 +412,8 @@ async def _measure(mode: str, subscribers: int, seconds: float, warmup: float) -
         pcs.append(publisher)
         pattern = PatternTrack()
         publisher.addTrack(pattern)
+        if mode in AUDIO_MODES:
+            publisher.addTrack(ToneSource())
         await worker.publish(publisher)
         sinks: list[FrameSink] = []
         for i in range(subscribers):

@@ -46,6 +46,8 @@ from bench.media import (
     CpuConfig,
     LatencyResult,
     cpu_figures,
+    extension_figures,
+    extensions_cpu,
     forwarding_cpu,
     latency_figures,
     latency_json,
@@ -480,7 +482,22 @@ async def media_phases(
         "relay": [row.as_dict() for row in relay],
         "config": asdict(cpu_config),
     }
-    for row in forward + relay:
+    task = progress.add_task(
+        f"worker CPU: A+V forwarding {cpu_config.extension_counts}, extensions off / on"
+    )
+    try:
+        ext_off, ext_on = await extensions_cpu(cpu_config)
+    except WorkerError as exc:
+        ext_off, ext_on = [], []
+        console.print(f"  [red]extensions CPU failed:[/] {exc}")
+        out.data["extensions_cpu_error"] = str(exc)
+    progress.update(task, visible=False)
+    out.figures += extension_figures(ext_off, ext_on)
+    out.data["extensions_cpu"] = {
+        "off": [row.as_dict() for row in ext_off],
+        "on": [row.as_dict() for row in ext_on],
+    }
+    for row in forward + relay + ext_off + ext_on:
         console.print(
             f"  [green]done[/] worker CPU {row.mode} N={row.subscribers}: "
             f"{row.cpu_percent:.1f}% total, {row.cpu_percent_per_stream:.2f}%/stream, "
@@ -686,6 +703,11 @@ def _notes(
             "alone in a process of its own, its CPU = process_time (all threads) / wall time. "
             "Forwarding = atrium_media.forwarding.router.MediaRouter; baseline = aiortc MediaRelay "
             "(1 decode + 1 VP8 encode per subscriber).",
+            "speaker + quality on/off: the publisher adds a 440 Hz tone (its audio level rides "
+            "on every packet); 'on' runs dominant speaker detection on every audio level, a "
+            "link sample and network quality estimate per participant each second and a "
+            "network_quality answer to each participant every 1.2 s; baseline = the same "
+            "audio + video forwarding with them off.",
             "media latency: frame number stamped into the picture; send = frame handed to the "
             "encoder, arrival = decoded frame out of the subscriber's track (same clock); "
             "baseline = the same aiortc pair connected directly.",

@@ -44,8 +44,39 @@ LOOPBACK_ONLY = ("127.0.0.1",)
 class CpuConfig:
     forward_counts: tuple[int, ...] = (1, 4, 10, 30)
     relay_counts: tuple[int, ...] = (1, 4)
+    extension_counts: tuple[int, ...] = (4, 10)
     seconds: float = 4.0
     warmup: float = 1.5
+
+
+async def extensions_cpu(config: CpuConfig) -> tuple[list[BenchRow], list[BenchRow]]:
+    """(extensions off, extensions on): audio + video forwarded to N subscribers, without and
+    with dominant speaker and network quality running for every participant, same run."""
+    counts = config.extension_counts
+    off = await run_async(counts, config.seconds, ("forward-av",), config.warmup)
+    on = await run_async(counts, config.seconds, ("forward-av-msp",), config.warmup)
+    return off, on
+
+
+def extension_figures(off: list[BenchRow], on: list[BenchRow]) -> list[MediaFigure]:
+    """Worker CPU per subscriber (an audio and a video leg each) with the extensions on, beside
+    the same load with them off; the note says the overhead in % of forwarding."""
+    without, with_ = _row_by_n(off), _row_by_n(on)
+    figures: list[MediaFigure] = []
+    for n in sorted(set(without) | set(with_)):
+        a, b = with_.get(n), without.get(n)
+        note = ""
+        if a is not None and b is not None and b.cpu_percent:
+            overhead = 100 * (a.cpu_percent - b.cpu_percent) / b.cpu_percent
+            note = f"extensions cost {overhead:+.1f}% of forwarding ({a.cpu_percent:.1f}% vs " \
+                   f"{b.cpu_percent:.1f}% total)"
+        figures.append(MediaFigure(
+            f"worker CPU A+V 1 pub -> {n} sub{'s' if n != 1 else ''}, speaker + quality on/off",
+            "CPU/subscriber (% core)", "%",
+            a.cpu_percent_per_stream if a else None, b.cpu_percent_per_stream if b else None,
+            note, None if a else "n/a", None if b else "n/a",
+        ))
+    return figures
 
 
 async def forwarding_cpu(config: CpuConfig) -> tuple[list[BenchRow], list[BenchRow]]:

@@ -57,6 +57,8 @@ class MediaSignaling:
         self.granted: tuple[str, ...] = tuple(granted)
         self._on_message = on_message
         self._channels: dict[str, RTCDataChannel] = {}
+        # Channels whose client said `ready`: what is sent before that is lost on the client.
+        self._ready: set[str] = set()
         self.on_ready: Callable[[str], None] = lambda name: None
 
     def grants(self, name: str) -> bool:
@@ -82,19 +84,19 @@ class MediaSignaling:
                 continue
             channel = pc.createDataChannel(name, ordered=True)
             channel.on("message", lambda data, name=name: self._receive(name, data))
-            channel.on("open", lambda name=name: self.on_ready(name))
+            channel.on("close", lambda name=name: self._ready.discard(name))
             self._channels[name] = channel
             fresh = True
         return fresh
 
-    def is_open(self, name: str) -> bool:
+    def is_ready(self, name: str) -> bool:
         channel = self._channels.get(name)
-        return channel is not None and channel.readyState == "open"
+        return name in self._ready and channel is not None and channel.readyState == "open"
 
     def send(self, name: str, message: MspMessage) -> bool:
-        """Send one message on ``name``'s channel if it is open; False otherwise."""
+        """Send one message on ``name``'s channel once the client is listening; else False."""
         channel = self._channels.get(name)
-        if channel is None or channel.readyState != "open":
+        if channel is None or channel.readyState != "open" or name not in self._ready:
             return False
         channel.send(message.to_json())
         return True
@@ -106,6 +108,7 @@ class MediaSignaling:
             log.debug("ignoring an unreadable %s message: %s", name, exc)
             return
         if isinstance(message, MspReady):
+            self._ready.add(name)
             self.on_ready(name)
             return
         self._on_message(name, message)
@@ -114,3 +117,4 @@ class MediaSignaling:
         for channel in self._channels.values():
             channel.close()
         self._channels.clear()
+        self._ready.clear()
