@@ -6,9 +6,10 @@ Secrets (auth tokens, API key secrets) are printed once, by the command that cre
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 from urllib.parse import urlsplit, urlunsplit
 
@@ -17,7 +18,7 @@ from rich.table import Table
 
 from atrium_cli.connection import CliError, connected_broker, connected_redis, resolve_endpoint
 from atrium_shared import rpc, subjects
-from atrium_shared.accounts import AccountStore
+from atrium_shared.accounts import Account, AccountStore
 from atrium_shared.callbacks import DeliveryList, DeliveryQuery, DeliveryRecord
 from atrium_shared.errors import AtriumError
 
@@ -43,44 +44,85 @@ def _print_fields(fields: Sequence[tuple[str, str]]) -> None:
         print(f"{label + ':':<{width}} {value}")
 
 
-# Accounts --------------------------------------------------------------------------------------
-async def accounts_create(args: argparse.Namespace) -> int:
-    async with connected_redis(resolve_endpoint("Redis", args.redis_url)) as redis:
-        account = await AccountStore(redis).create_account(args.name or DEFAULT_ACCOUNT_NAME)
-    _print_fields(
-        [
-            ("Account SID", account.sid),
-            ("Friendly name", account.friendly_name),
-            ("Auth Token", account.auth_token.get_secret_value()),
-        ]
-    )
-    print("The Auth Token is shown only now: keep it.", file=sys.stderr)
+def _print_once(fields: Sequence[tuple[str, str]], secret: str) -> int:
+    """What a create command made, ``secret`` among it: the only time it is shown."""
+    _print_fields(fields)
+    print(f"The {secret} is shown only now: keep it.", file=sys.stderr)
     return 0
 
 
-async def accounts_list(args: argparse.Namespace) -> int:
-    async with connected_redis(resolve_endpoint("Redis", args.redis_url)) as redis:
-        accounts = await AccountStore(redis).list_accounts()
-    table = Table("Account SID", "Friendly name", "Status", "Created (UTC)",
-                  "Ad-hoc rooms' StatusCallback")
-    for account in accounts:
-        callback = account.default_status_callback
-        table.add_row(
-            account.sid, account.friendly_name, account.status, _when(account.date_created),
-            "-" if callback is None else
-            f"{account.default_status_callback_method} {public_callback_url(callback)}",
-        )
+def _print_table(columns: Sequence[str], rows: Iterable[Sequence[str]]) -> int:
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*row)
     console().print(table)
     return 0
 
 
-async def accounts_close(args: argparse.Namespace) -> int:
+@contextlib.asynccontextmanager
+async def _account_store(args: argparse.Namespace) -> AsyncIterator[AccountStore]:
+    """The accounts in the stack's Redis (``--redis-url``, else the running stack's)."""
     async with connected_redis(resolve_endpoint("Redis", args.redis_url)) as redis:
-        closed = await AccountStore(redis).close_account(args.sid)
-    if not closed:
-        raise CliError(f"no account {args.sid}")
-    print(f"Closed {args.sid}: its Auth Token and API keys no longer authenticate.")
+        yield AccountStore(redis)
+
+
+async def _existing_account(store: AccountStore, sid: str) -> Account:
+    account = await store.get_account(sid)
+    if account is None:
+        raise CliError(f"no account {sid}")
+    return account
+
+
+async def _retire(
+    args: argparse.Namespace,
+    retire: Callable[[AccountStore, str], Awaitable[bool]],
+    missing: str,
+    done: str,
+) -> int:
+    """Close an account or revoke a key (``args.sid``); ``missing`` when there is no such one."""
+    async with _account_store(args) as store:
+        if not await retire(store, args.sid):
+            raise CliError(missing)
+    print(done)
     return 0
+
+
+# Accounts --------------------------------------------------------------------------------------
+async def accounts_create(args: argparse.Namespace) -> int:
+    async with _account_store(args) as store:
+        account = await store.create_account(args.name or DEFAULT_ACCOUNT_NAME)
+    return _print_once(
+        [
+            ("Account SID", account.sid),
+            ("Friendly name", account.friendly_name),
+            ("Auth Token", account.auth_token.get_secret_value()),
+        ],
+        "Auth Token",
+    )
+
+
+def _default_callback(account: Account) -> str:
+    callback = account.default_status_callback
+    if callback is None:
+        return "-"
+    return f"{account.default_status_callback_method} {public_callback_url(callback)}"
+
+
+async def accounts_list(args: argparse.Namespace) -> int:
+    async with _account_store(args) as store:
+        accounts = await store.list_accounts()
+    return _print_table(
+        ("Account SID", "Friendly name", "Status", "Created (UTC)", "Ad-hoc rooms' StatusCallback"),
+        [
+            (a.sid, a.friendly_name, a.status, _when(a.date_created), _default_callback(a))
+            for a in accounts
+        ],
+    )
+
+
+async def accounts_close(args: argparse.Namespace) -> int:
+    done = f"Closed {args.sid}: its Auth Token and API keys no longer authenticate."
+    return await _retire(args, AccountStore.close_account, f"no account {args.sid}", done)
 
 
 async def accounts_set_callback(args: argparse.Namespace) -> int:
@@ -88,11 +130,9 @@ async def accounts_set_callback(args: argparse.Namespace) -> int:
     if args.clear == (args.url is not None):
         raise CliError("give either a URL or --clear")
     url: str | None = None if args.clear else args.url
-    async with connected_redis(resolve_endpoint("Redis", args.redis_url)) as redis:
+    async with _account_store(args) as store:
         try:
-            account = await AccountStore(redis).set_default_status_callback(
-                args.sid, url, args.method
-            )
+            account = await store.set_default_status_callback(args.sid, url, args.method)
         except ValueError:
             raise CliError(
                 f"{url!r} is not a valid StatusCallback: an http(s) URL with a host, "
@@ -121,46 +161,36 @@ def public_callback_url(url: str) -> str:
 
 # API keys --------------------------------------------------------------------------------------
 async def keys_create(args: argparse.Namespace) -> int:
-    async with connected_redis(resolve_endpoint("Redis", args.redis_url)) as redis:
-        store = AccountStore(redis)
-        account = await store.get_account(args.account)
-        if account is None:
-            raise CliError(f"no account {args.account}")
+    async with _account_store(args) as store:
+        account = await _existing_account(store, args.account)
         if account.status != "active":
             raise CliError(f"account {args.account} is {account.status}")
         key = await store.create_api_key(args.account, args.name or DEFAULT_API_KEY_NAME)
-    _print_fields(
+    return _print_once(
         [
             ("API Key SID", key.sid),
             ("Account SID", key.account_sid),
             ("Friendly name", key.friendly_name),
             ("Secret", key.secret.get_secret_value()),
-        ]
+        ],
+        "Secret",
     )
-    print("The Secret is shown only now: keep it.", file=sys.stderr)
-    return 0
 
 
 async def keys_list(args: argparse.Namespace) -> int:
-    async with connected_redis(resolve_endpoint("Redis", args.redis_url)) as redis:
-        store = AccountStore(redis)
-        if await store.get_account(args.account) is None:
-            raise CliError(f"no account {args.account}")
+    async with _account_store(args) as store:
+        await _existing_account(store, args.account)
         keys = await store.list_api_keys(args.account)
-    table = Table("API Key SID", "Friendly name", "Status", "Created (UTC)")
-    for key in keys:
-        table.add_row(key.sid, key.friendly_name, key.status, _when(key.date_created))
-    console().print(table)
-    return 0
+    return _print_table(
+        ("API Key SID", "Friendly name", "Status", "Created (UTC)"),
+        [(key.sid, key.friendly_name, key.status, _when(key.date_created)) for key in keys],
+    )
 
 
 async def keys_revoke(args: argparse.Namespace) -> int:
-    async with connected_redis(resolve_endpoint("Redis", args.redis_url)) as redis:
-        revoked = await AccountStore(redis).revoke_api_key(args.sid)
-    if not revoked:
-        raise CliError(f"no API key {args.sid}")
-    print(f"Revoked {args.sid}.")
-    return 0
+    return await _retire(
+        args, AccountStore.revoke_api_key, f"no API key {args.sid}", f"Revoked {args.sid}."
+    )
 
 
 # Callbacks -------------------------------------------------------------------------------------
@@ -188,8 +218,17 @@ async def callback_log(args: argparse.Namespace) -> int:
 def delivery_table(records: Sequence[DeliveryRecord], kind: str) -> Table:
     title = "Dead letters" if kind == "dead-letters" else "Status callback deliveries"
     table = Table(title=f"{title} ({len(records)})")
-    for column in ("Finished (UTC)", "Room SID", "#", "Event", "Outcome", "Tries", "HTTP",
-                   "URL", "Last error"):
+    for column in (
+        "Finished (UTC)",
+        "Room SID",
+        "#",
+        "Event",
+        "Outcome",
+        "Tries",
+        "HTTP",
+        "URL",
+        "Last error",
+    ):
         table.add_column(column, overflow="fold")
     for record in records:
         table.add_row(

@@ -125,6 +125,9 @@ async def verify_video_token(
     if room is not None and not isinstance(room, str):
         raise TokenError(TOKEN_INVALID_GRANTS)
     return VideoClaims(
-        account_sid=subject, api_key_sid=issuer, identity=identity, room=room,
+        account_sid=subject,
+        api_key_sid=issuer,
+        identity=identity,
+        room=room,
         expires_at=expires,
     )

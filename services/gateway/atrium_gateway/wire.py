@@ -1,25 +1,34 @@
-"""Twilio's wire format: parsing form values and rendering resources and list pages.
+"""Twilio's wire format: parsing credentials and form values, rendering resources and list pages.
 
 Twilio sends booleans as lowercase strings, integers as decimal strings, lists as repeated keys
 and rules as JSON inside one form field. Each malformed value becomes a 400 with the code Twilio
-uses for that parameter, never a 5xx.
+uses for that parameter, never a 5xx. Pure functions and models: no I/O.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import quote, urlencode
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from atrium_shared import errors
 from atrium_shared.errors import AtriumError
 from atrium_shared.models import Page, ParticipantInfo, RoomInfo, TrackInfo
+from atrium_shared.room_api import CreateRoomRequest
 from atrium_shared.timefmt import parse_filter_date, to_json_date
-from atrium_shared.track_api import SubscribedTrackInfo
+from atrium_shared.track_api import SubscribedTrackInfo, SubscribeRules
 
+ResourceT = TypeVar("ResourceT", bound=BaseModel)
+ListT = TypeVar("ListT", bound=BaseModel)
+InfoT = TypeVar("InfoT")
+
+# Parameters -----------------------------------------------------------------------------------
 # The code a malformed value of each parameter is reported with; others get 20001.
 PARAMETER_ERROR_CODES = {
     "MaxParticipants": errors.MAX_PARTICIPANTS_OUT_OF_RANGE,
@@ -32,6 +41,8 @@ PARAMETER_ERROR_CODES = {
     "StatusCallback": errors.STATUS_CALLBACK_INVALID,
     "Status": errors.STATUS_INVALID,
 }
+ROOM_STATUSES = ("in-progress", "completed", "failed")
+PARTICIPANT_STATUSES = ("connected", "disconnected", "reconnecting")
 
 
 def invalid(parameter: str, detail: str | None = None) -> AtriumError:
@@ -68,6 +79,13 @@ def parse_json(parameter: str, value: str | None) -> Any:
         raise invalid(parameter, f"{parameter} must be valid JSON") from None
 
 
+def parse_json_object(parameter: str, value: str | None) -> dict[str, Any] | None:
+    parsed = parse_json(parameter, value)
+    if parsed is not None and not isinstance(parsed, dict):
+        raise invalid(parameter, f"{parameter} must be a JSON object")
+    return parsed
+
+
 def parse_date(parameter: str, value: str | None) -> datetime | None:
     if value is None or value == "":
         return None
@@ -75,6 +93,121 @@ def parse_date(parameter: str, value: str | None) -> datetime | None:
         return parse_filter_date(value)
     except ValueError:
         raise invalid(parameter, f"{parameter} must be an ISO 8601 date") from None
+
+
+# Credentials ----------------------------------------------------------------------------------
+class AuthenticationFailed(AtriumError):
+    def __init__(self, message: str = "Authenticate") -> None:
+        super().__init__(errors.AUTHENTICATE, message, 401)
+
+
+def parse_basic_credentials(authorization: str) -> tuple[str, str]:
+    """The username and password of an ``Authorization: Basic ...`` header, or a 20003."""
+    scheme, _, encoded = authorization.partition(" ")
+    if scheme.lower() != "basic" or not encoded:
+        raise AuthenticationFailed("Authentication Error - No credentials provided")
+    try:
+        username, sep, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        raise AuthenticationFailed() from None
+    if not sep:
+        raise AuthenticationFailed()
+    return username, password
+
+
+# Forms ----------------------------------------------------------------------------------------
+class CreateRoomForm(BaseModel):
+    """Twilio's CreateRoom form parameters, kept as sent; :func:`create_room_request` parses."""
+
+    EnableTurn: str | None = None
+    Type: str | None = None
+    UniqueName: str | None = None
+    StatusCallback: str | None = None
+    StatusCallbackMethod: str | None = None
+    MaxParticipants: str | None = None
+    RecordParticipantsOnConnect: str | None = None
+    TranscribeParticipantsOnConnect: str | None = None
+    VideoCodecs: list[str] | None = None
+    MediaRegion: str | None = None
+    RecordingRules: str | None = None
+    TranscriptionsConfiguration: str | None = None
+    AudioOnly: str | None = None
+    MaxParticipantDuration: str | None = None
+    EmptyRoomTimeout: str | None = None
+    UnusedRoomTimeout: str | None = None
+    LargeRoom: str | None = None
+
+
+class StatusForm(BaseModel):
+    """The form of an update: ``Status`` (``completed`` ends a room, ``disconnected`` removes a
+    participant)."""
+
+    Status: str | None = None
+
+
+def create_room_request(account_sid: str, form: CreateRoomForm) -> CreateRoomRequest:
+    """The room service's command from the form, each value parsed as Twilio parses it."""
+    return CreateRoomRequest(
+        account_sid=account_sid,
+        type=form.Type,
+        unique_name=form.UniqueName,
+        status_callback=form.StatusCallback,
+        status_callback_method=form.StatusCallbackMethod,
+        max_participants=parse_int("MaxParticipants", form.MaxParticipants),
+        record_participants_on_connect=parse_bool(
+            "RecordParticipantsOnConnect", form.RecordParticipantsOnConnect
+        ),
+        transcribe_participants_on_connect=parse_bool(
+            "TranscribeParticipantsOnConnect", form.TranscribeParticipantsOnConnect
+        ),
+        transcriptions_configuration=parse_json_object(
+            "TranscriptionsConfiguration", form.TranscriptionsConfiguration
+        ),
+        video_codecs=form.VideoCodecs,
+        media_region=form.MediaRegion,
+        recording_rules=parse_json("RecordingRules", form.RecordingRules),
+        audio_only=parse_bool("AudioOnly", form.AudioOnly),
+        max_participant_duration=parse_int("MaxParticipantDuration", form.MaxParticipantDuration),
+        empty_room_timeout=parse_int("EmptyRoomTimeout", form.EmptyRoomTimeout),
+        unused_room_timeout=parse_int("UnusedRoomTimeout", form.UnusedRoomTimeout),
+        large_room=parse_bool("LargeRoom", form.LargeRoom),
+        enable_turn=parse_bool("EnableTurn", form.EnableTurn),
+    )
+
+
+# Resources ------------------------------------------------------------------------------------
+def room_url(base_url: str, room_sid: str) -> str:
+    return f"{base_url}/v1/Rooms/{room_sid}"
+
+
+def participant_url(base_url: str, room_sid: str, participant_sid: str) -> str:
+    return f"{room_url(base_url, room_sid)}/Participants/{participant_sid}"
+
+
+def _json_value(value: object) -> object:
+    return to_json_date(value) if isinstance(value, datetime) else value
+
+
+def _resource(resource_type: type[ResourceT], info: BaseModel, **fields: Any) -> ResourceT:
+    """``resource_type`` filled from the fields of ``info`` it shares a name with (dates as
+    Twilio writes them in JSON), then from ``fields``."""
+    shared = {
+        name: _json_value(getattr(info, name))
+        for name in resource_type.model_fields
+        if name in type(info).model_fields
+    }
+    return resource_type.model_validate({**shared, **fields})
+
+
+def _links(links_type: type[ResourceT], url: str) -> ResourceT:
+    """A resource's ``links``: each is the resource URL and the subresource's name, which is the
+    link's name in CamelCase (``recording_rules`` -> ``.../RecordingRules``)."""
+    return links_type.model_validate(
+        {
+            name: f"{url}/{''.join(part.capitalize() for part in name.split('_'))}"
+            for name in links_type.model_fields
+        }
+    )
 
 
 class RoomLinks(BaseModel):
@@ -114,78 +247,9 @@ class RoomResource(BaseModel):
 
 
 def render_room(room: RoomInfo, base_url: str) -> RoomResource:
-    url = f"{base_url}/v1/Rooms/{room.sid}"
-    return RoomResource(
-        sid=room.sid,
-        status=room.status,
-        date_created=to_json_date(room.date_created),
-        date_updated=to_json_date(room.date_updated),
-        account_sid=room.account_sid,
-        enable_turn=True,
-        unique_name=room.unique_name,
-        status_callback=room.status_callback,
-        status_callback_method=room.status_callback_method,
-        end_time=to_json_date(room.end_time),
-        duration=room.duration,
-        type=room.type,
-        max_participants=room.max_participants,
-        max_participant_duration=room.max_participant_duration,
-        max_concurrent_published_tracks=room.max_concurrent_published_tracks,
-        record_participants_on_connect=room.record_participants_on_connect,
-        video_codecs=list(room.video_codecs),
-        media_region=room.media_region,
-        audio_only=room.audio_only,
-        empty_room_timeout=room.empty_room_timeout,
-        unused_room_timeout=room.unused_room_timeout,
-        large_room=room.large_room,
-        url=url,
-        links=RoomLinks(
-            participants=f"{url}/Participants",
-            recordings=f"{url}/Recordings",
-            recording_rules=f"{url}/RecordingRules",
-            transcriptions=f"{url}/Transcriptions",
-        ),
-    )
-
-
-class PageMeta(BaseModel):
-    page: int
-    page_size: int
-    first_page_url: str
-    previous_page_url: str | None
-    url: str
-    next_page_url: str | None
-    key: str
-
-
-def page_meta(
-    *,
-    list_url: str,
-    key: str,
-    filters: list[tuple[str, str]],
-    page: int,
-    page_size: int,
-    page_token: str | None,
-    next_token: str | None,
-    previous_token: str | None,
-) -> PageMeta:
-    """Twilio's ``meta``: absolute URLs, filters first, then PageSize, Page and PageToken."""
-
-    def link(page_number: int, token: str | None) -> str:
-        params = [*filters, ("PageSize", str(page_size)), ("Page", str(page_number))]
-        if token:
-            params.append(("PageToken", token))
-        return f"{list_url}?{urlencode(params, quote_via=quote)}"
-
-    return PageMeta(
-        page=page,
-        page_size=page_size,
-        first_page_url=link(0, None),
-        previous_page_url=link(max(page - 1, 0), previous_token) if previous_token else None,
-        url=link(page, page_token),
-        next_page_url=link(page + 1, next_token) if next_token else None,
-        key=key,
-    )
+    url = room_url(base_url, room.sid)
+    # Atrium always offers TURN (ICE servers from settings); Twilio shows the flag as true.
+    return _resource(RoomResource, room, enable_turn=True, url=url, links=_links(RoomLinks, url))
 
 
 class ParticipantLinks(BaseModel):
@@ -213,63 +277,8 @@ class ParticipantResource(BaseModel):
 
 
 def render_participant(participant: ParticipantInfo, base_url: str) -> ParticipantResource:
-    url = f"{base_url}/v1/Rooms/{participant.room_sid}/Participants/{participant.sid}"
-    return ParticipantResource(
-        sid=participant.sid,
-        room_sid=participant.room_sid,
-        account_sid=participant.account_sid,
-        status=participant.status,
-        identity=participant.identity,
-        date_created=to_json_date(participant.date_created),
-        date_updated=to_json_date(participant.date_updated),
-        start_time=to_json_date(participant.start_time),
-        end_time=to_json_date(participant.end_time),
-        duration=participant.duration,
-        url=url,
-        links=ParticipantLinks(
-            published_tracks=f"{url}/PublishedTracks",
-            subscribed_tracks=f"{url}/SubscribedTracks",
-            subscribe_rules=f"{url}/SubscribeRules",
-            anonymize=f"{url}/Anonymize",
-        ),
-    )
-
-
-MAX_PAGE_SIZE = 1000
-
-
-class ListQuery(BaseModel):
-    """Paging and date filters common to every list endpoint, parsed and checked."""
-
-    page_size: int
-    page: int
-    page_token: str | None
-    created_on_or_after: datetime | None
-    created_before: datetime | None
-
-
-def parse_list_query(
-    page_size: str | None,
-    page: str | None,
-    page_token: str | None,
-    created_after: str | None,
-    created_before: str | None,
-) -> ListQuery:
-    parsed_size = parse_int("PageSize", page_size)
-    size = 50 if parsed_size is None else parsed_size
-    if not 1 <= size <= MAX_PAGE_SIZE:
-        raise AtriumError(errors.INVALID_PARAMETER, "PageSize must be between 1 and 1000", 400)
-    parsed_page = parse_int("Page", page)
-    number = 0 if parsed_page is None else parsed_page
-    if number < 0:
-        raise AtriumError(errors.INVALID_PARAMETER, "Page must not be negative", 400)
-    return ListQuery(
-        page_size=size,
-        page=number,
-        page_token=page_token or None,
-        created_on_or_after=parse_date("DateCreatedAfter", created_after),
-        created_before=parse_date("DateCreatedBefore", created_before),
-    )
+    url = participant_url(base_url, participant.room_sid, participant.sid)
+    return _resource(ParticipantResource, participant, url=url, links=_links(ParticipantLinks, url))
 
 
 class PublishedTrackResource(BaseModel):
@@ -286,28 +295,15 @@ class PublishedTrackResource(BaseModel):
     url: str
 
 
-def _track_fields(
-    track: TrackInfo | SubscribedTrackInfo, base_url: str, collection: str
-) -> dict[str, object]:
-    """The fields both track resources share; ``collection`` names the list the URL is in."""
-    return {
-        "sid": track.sid,
-        "participant_sid": track.participant_sid,
-        "room_sid": track.room_sid,
-        "name": track.name,
-        "date_created": to_json_date(track.date_created),
-        "date_updated": to_json_date(track.date_updated),
-        "enabled": track.enabled,
-        "kind": track.kind,
-        "url": (
-            f"{base_url}/v1/Rooms/{track.room_sid}/Participants/{track.participant_sid}"
-            f"/{collection}/{track.sid}"
-        ),
-    }
+def _track_url(track: TrackInfo | SubscribedTrackInfo, base_url: str, collection: str) -> str:
+    """``collection`` names the participant's list the track is in."""
+    owner = participant_url(base_url, track.room_sid, track.participant_sid)
+    return f"{owner}/{collection}/{track.sid}"
 
 
 def render_published_track(track: TrackInfo, base_url: str) -> PublishedTrackResource:
-    return PublishedTrackResource.model_validate(_track_fields(track, base_url, "PublishedTracks"))
+    url = _track_url(track, base_url, "PublishedTracks")
+    return _resource(PublishedTrackResource, track, url=url)
 
 
 class SubscribedTrackResource(BaseModel):
@@ -327,25 +323,212 @@ class SubscribedTrackResource(BaseModel):
 
 
 def render_subscribed_track(track: SubscribedTrackInfo, base_url: str) -> SubscribedTrackResource:
-    fields = _track_fields(track, base_url, "SubscribedTracks")
-    return SubscribedTrackResource.model_validate({**fields, "publisher_sid": track.publisher_sid})
+    url = _track_url(track, base_url, "SubscribedTracks")
+    return _resource(SubscribedTrackResource, track, url=url)
 
 
-def list_meta(
-    list_url: str,
-    key: str,
-    paging: ListQuery,
-    page: Page[Any],
-    filters: list[tuple[str, str]] | None = None,
-) -> PageMeta:
-    """``meta`` for one page of a listing, from the parsed query and the owner's page."""
-    return page_meta(
-        list_url=list_url,
-        key=key,
-        filters=filters or [],
-        page=paging.page,
-        page_size=paging.page_size,
-        page_token=paging.page_token,
-        next_token=page.next_cursor,
-        previous_token=page.previous_cursor,
+class SubscribeRuleResource(BaseModel):
+    """One rule with every key present, null when unused (as Twilio's fixture shows it)."""
+
+    type: str
+    all: bool | None
+    publisher: str | None
+    track: str | None
+    kind: str | None
+    priority: str | None
+
+
+class SubscribeRulesResource(BaseModel):
+    participant_sid: str
+    room_sid: str
+    date_created: str | None
+    date_updated: str | None
+    rules: list[SubscribeRuleResource]
+
+
+def render_subscribe_rules(rules: SubscribeRules) -> SubscribeRulesResource:
+    return _resource(
+        SubscribeRulesResource, rules, rules=[rule.model_dump() for rule in rules.rules]
     )
+
+
+# Lists ----------------------------------------------------------------------------------------
+MAX_PAGE_SIZE = 1000
+DEFAULT_PAGE_SIZE = 50
+
+
+class PageMeta(BaseModel):
+    page: int
+    page_size: int
+    first_page_url: str
+    previous_page_url: str | None
+    url: str
+    next_page_url: str | None
+    key: str
+
+
+def page_meta(list_url: str, key: str, query: ListQuery, page: Page[Any]) -> PageMeta:
+    """Twilio's ``meta``: absolute URLs, filters first, then PageSize, Page and PageToken."""
+
+    def link(page_number: int, token: str | None) -> str:
+        params = [
+            *query.echoed_filters(),
+            ("PageSize", str(query.page_size)),
+            ("Page", str(page_number)),
+        ]
+        if token:
+            params.append(("PageToken", token))
+        return f"{list_url}?{urlencode(params, quote_via=quote)}"
+
+    previous, following = page.previous_cursor, page.next_cursor
+    return PageMeta(
+        page=query.page,
+        page_size=query.page_size,
+        first_page_url=link(0, None),
+        previous_page_url=link(max(query.page - 1, 0), previous) if previous else None,
+        url=link(query.page, query.page_token),
+        next_page_url=link(query.page + 1, following) if following else None,
+        key=key,
+    )
+
+
+def filters_in_order(*pairs: tuple[str, str | None]) -> list[tuple[str, str]]:
+    """List filters as Twilio echoes them in ``meta`` URLs: in its order, unset ones left out."""
+    return [(name, value) for name, value in pairs if value is not None]
+
+
+class PageParameters(BaseModel):
+    """The query parameters of a list, kept as sent; :func:`parse_list_query` parses them.
+
+    These are every list's paging; subclasses add a list's filters. A list of tracks takes these
+    only.
+    """
+
+    # The values a list's ``Status`` filter takes, where it has one.
+    STATUSES: ClassVar[tuple[str, ...]] = ()
+
+    PageSize: str | None = None
+    Page: str | None = None
+    PageToken: str | None = None
+
+
+class DatedListParameters(PageParameters):
+    """Paging and the creation date filters; a subclass's own fields are the list's filters."""
+
+    DateCreatedAfter: str | None = None
+    DateCreatedBefore: str | None = None
+
+
+class RoomListParameters(DatedListParameters):
+    STATUSES = ROOM_STATUSES
+    Status: str | None = None
+    UniqueName: str | None = None
+
+
+class ParticipantListParameters(DatedListParameters):
+    STATUSES = PARTICIPANT_STATUSES
+    Status: str | None = None
+    Identity: str | None = None
+
+
+def snake_case(parameter: str) -> str:
+    """``UniqueName`` -> ``unique_name``: a Twilio parameter's name in a service request."""
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in parameter).lstrip("_")
+
+
+class ListQuery(BaseModel):
+    """A list's query, parsed and checked: paging, creation dates and the list's own filters."""
+
+    page_size: int
+    page: int
+    page_token: str | None
+    created_on_or_after: datetime | None
+    created_before: datetime | None
+    # The list's own filters as sent (Status, UniqueName, Identity), then the date filters as
+    # sent, in Twilio's order: what ``meta`` URLs echo (unset ones left out).
+    own_filters: dict[str, str | None] = Field(default_factory=dict)
+    date_filters: list[tuple[str, str]] = Field(default_factory=list)
+
+    def echoed_filters(self) -> list[tuple[str, str]]:
+        return [*filters_in_order(*self.own_filters.items()), *self.date_filters]
+
+    def request_fields(self, **defaults: str) -> dict[str, Any]:
+        """The fields of the service's list request: each own filter under its snake_case name
+        (``defaults`` for unset ones, e.g. ``status``), the creation dates and the paging."""
+        filters = {snake_case(name): value for name, value in self.own_filters.items()}
+        return {
+            **filters,
+            **{name: value for name, value in defaults.items() if not filters.get(name)},
+            "created_on_or_after": self.created_on_or_after,
+            "created_before": self.created_before,
+            "page_size": self.page_size,
+            "cursor": self.page_token,
+        }
+
+
+def parse_list_query(parameters: PageParameters) -> ListQuery:
+    """Checked in Twilio's order: Status, PageSize, Page, then the dates."""
+    own = {
+        name: getattr(parameters, name)
+        for name in type(parameters).model_fields
+        if name not in DatedListParameters.model_fields
+    }
+    if own.get("Status") is not None and own["Status"] not in parameters.STATUSES:
+        raise AtriumError(errors.INVALID_PARAMETER, "Status is invalid", 400)
+    parsed_size = parse_int("PageSize", parameters.PageSize)
+    size = DEFAULT_PAGE_SIZE if parsed_size is None else parsed_size
+    if not 1 <= size <= MAX_PAGE_SIZE:
+        raise AtriumError(errors.INVALID_PARAMETER, "PageSize must be between 1 and 1000", 400)
+    parsed_page = parse_int("Page", parameters.Page)
+    number = 0 if parsed_page is None else parsed_page
+    if number < 0:
+        raise AtriumError(errors.INVALID_PARAMETER, "Page must not be negative", 400)
+    dates = parameters if isinstance(parameters, DatedListParameters) else DatedListParameters()
+    return ListQuery(
+        page_size=size,
+        page=number,
+        page_token=parameters.PageToken or None,
+        created_on_or_after=parse_date("DateCreatedAfter", dates.DateCreatedAfter),
+        created_before=parse_date("DateCreatedBefore", dates.DateCreatedBefore),
+        own_filters=own,
+        date_filters=filters_in_order(
+            ("DateCreatedAfter", dates.DateCreatedAfter),
+            ("DateCreatedBefore", dates.DateCreatedBefore),
+        ),
+    )
+
+
+class RoomList(BaseModel):
+    rooms: list[RoomResource]
+    meta: PageMeta
+
+
+class ParticipantList(BaseModel):
+    participants: list[ParticipantResource]
+    meta: PageMeta
+
+
+class PublishedTrackList(BaseModel):
+    published_tracks: list[PublishedTrackResource]
+    meta: PageMeta
+
+
+class SubscribedTrackList(BaseModel):
+    subscribed_tracks: list[SubscribedTrackResource]
+    meta: PageMeta
+
+
+def render_page(
+    list_type: type[ListT],
+    render: Callable[[InfoT, str], BaseModel],
+    page: Page[InfoT],
+    query: ListQuery,
+    base_url: str,
+    list_url: str,
+) -> ListT:
+    """One page of a list: its items rendered under the list's key (the field of ``list_type``
+    beside ``meta``, which ``meta.key`` names too), and ``meta`` echoing the set filters."""
+    key = next(name for name in list_type.model_fields if name != "meta")
+    meta = page_meta(list_url, key, query, page)
+    items = [render(item, base_url) for item in page.items]
+    return list_type.model_validate({key: items, "meta": meta})

@@ -1,6 +1,6 @@
 """Dev mode only: the demo page, twilio-video.js and a token endpoint for the dev account.
 
-Mounted by :func:`atrium_gateway.app.create_app` when ``ATRIUM_DEV_MODE`` is on (``atrium run``
+Mounted by :func:`atrium_gateway.bootstrap.bootstrap` when ``ATRIUM_DEV_MODE`` is on (``atrium run``
 turns it on). ``POST /dev/token`` hands anyone who can reach the gateway a working Access Token
 for the dev account, so this must never be on in production.
 
@@ -20,11 +20,13 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse
 
-from atrium_gateway.common import base_url
+from atrium_gateway.api.dependencies import Accounts, AppSettings, BaseUrl
+from atrium_gateway.ports import AccountsPort
 from atrium_shared import errors
 from atrium_shared.access_tokens import mint_video_token
-from atrium_shared.accounts import AccountStore, ApiKey
+from atrium_shared.accounts import ApiKey
 from atrium_shared.errors import AtriumError
+from atrium_shared.settings import Settings
 
 MAX_IDENTITY_LENGTH = 256
 INSTALL_HINT = "run: bash scripts/install-browser-deps.sh (or make install)"
@@ -34,11 +36,9 @@ NO_STORE = {"Cache-Control": "no-store"}
 router = APIRouter(include_in_schema=False)
 
 
-async def dev_api_key(request: Request) -> ApiKey:
+async def dev_api_key(store: AccountsPort, settings: Settings) -> ApiKey:
     """The key to sign with: the dev account `atrium run` remembers, else the ATRIUM_* key it
     was given, else the first active account's first active key."""
-    store: AccountStore = request.app.state.accounts
-    settings = request.app.state.settings
 
     async def usable(key_sid: str | None, account_sid: str | None = None) -> ApiKey | None:
         key = await store.get_api_key(key_sid) if key_sid else None
@@ -83,7 +83,9 @@ async def _token_request(request: Request) -> dict[str, Any]:
 
 
 @router.post("/dev/token")
-async def dev_token(request: Request) -> JSONResponse:
+async def dev_token(
+    request: Request, accounts: Accounts, settings: AppSettings, base: BaseUrl
+) -> JSONResponse:
     body = await _token_request(request)
     identity = body.get("identity")
     room = body.get("room") or None
@@ -97,11 +99,11 @@ async def dev_token(request: Request) -> JSONResponse:
             raise AtriumError(errors.INVALID_PARAMETER, "Parameter room must be a string", 400)
         room = room.strip() or None
 
-    key = await dev_api_key(request)
+    key = await dev_api_key(accounts, settings)
     token = mint_video_token(
         key.account_sid, key.sid, key.secret.get_secret_value(), identity, room
     )
-    scheme, _, host = base_url(request).partition("://")
+    scheme, _, host = base.partition("://")
     ws_server = f"{'wss' if scheme == 'https' else 'ws'}://{host}/signaling"
     return JSONResponse(
         {"token": token, "identity": identity, "room": room, "wsServer": ws_server},
@@ -110,13 +112,12 @@ async def dev_token(request: Request) -> JSONResponse:
 
 
 # Static files ----------------------------------------------------------------------------------
-def web_dir(request: Request) -> Path:
-    """``web/`` of this checkout (services/gateway/atrium_gateway/ is three levels below the
+def web_dir(settings: Settings) -> Path:
+    """``web/`` of this checkout (services/gateway/atrium_gateway/api/ is four levels below the
     repository root), or ``ATRIUM_WEB_DIR``."""
-    override = request.app.state.settings.web_dir
-    if override:
-        return Path(override).resolve()
-    return Path(__file__).resolve().parents[3] / "web"
+    if settings.web_dir:
+        return Path(settings.web_dir).resolve()
+    return Path(__file__).resolve().parents[4] / "web"
 
 
 def _file(path: Path, missing: str) -> FileResponse:
@@ -126,14 +127,14 @@ def _file(path: Path, missing: str) -> FileResponse:
 
 
 @router.get("/")
-async def demo_index(request: Request) -> FileResponse:
-    demo = web_dir(request) / "demo"
+async def demo_index(settings: AppSettings) -> FileResponse:
+    demo = web_dir(settings) / "demo"
     return _file(demo / "index.html", f"The demo page {demo / 'index.html'} is missing")
 
 
 @router.get("/demo/{name:path}")
-async def demo_file(name: str, request: Request) -> FileResponse:
-    demo = (web_dir(request) / "demo").resolve()
+async def demo_file(name: str, settings: AppSettings) -> FileResponse:
+    demo = (web_dir(settings) / "demo").resolve()
     path = (demo / name).resolve()
     # No escaping web/demo with ../ or a symlink.
     if not path.is_relative_to(demo):
@@ -142,6 +143,6 @@ async def demo_file(name: str, request: Request) -> FileResponse:
 
 
 @router.get("/vendor/twilio-video.min.js")
-async def twilio_video(request: Request) -> FileResponse:
-    bundle = web_dir(request) / "node_modules" / "twilio-video" / "dist" / "twilio-video.min.js"
+async def twilio_video(settings: AppSettings) -> FileResponse:
+    bundle = web_dir(settings) / "node_modules" / "twilio-video" / "dist" / "twilio-video.min.js"
     return _file(bundle, f"twilio-video is not installed ({bundle} is missing); {INSTALL_HINT}")

@@ -3,7 +3,8 @@
 TCMP (hello/welcome, msg, heartbeat, bye) is handled entirely in the gateway. RSP bodies are
 relayed over NATS to the worker hosting the room, after the gateway has checked the Access Token
 and asked the room service which room and worker a ``connect`` goes to. What the worker sends back
-arrives on this replica's subject and is written to the socket.
+arrives on this replica's subject (:func:`atrium_gateway.adapters.nats.subscribe_worker_frames`
+hands it to :meth:`SignalingHub.deliver`) and is written to the socket.
 """
 
 from __future__ import annotations
@@ -17,13 +18,12 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import WebSocket, WebSocketDisconnect
-from faststream.nats import NatsBroker
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from opentelemetry import trace
 
+from atrium_gateway.ports import AccountsPort, RoomsPort, SignalingPublisher
 from atrium_gateway.tokens import TokenError, VideoClaims, verify_video_token
 from atrium_shared import subjects
-from atrium_shared.accounts import AccountStore
 from atrium_shared.errors import (
     ROOM_NAME_INVALID,
     SIGNALING_ERROR,
@@ -32,15 +32,9 @@ from atrium_shared.errors import (
     TOKEN_INVALID_GRANTS,
     AtriumError,
 )
-from atrium_shared.room_api import JoinRoomRequest, JoinRoomResult
-from atrium_shared.rpc import call
+from atrium_shared.room_api import JoinRoomRequest
 from atrium_shared.settings import Settings
-from atrium_shared.signaling_api import (
-    Caller,
-    ClientFrame,
-    WorkerFrame,
-    worker_of_session,
-)
+from atrium_shared.signaling_api import Caller, ClientFrame, WorkerFrame, worker_of_session
 
 log = logging.getLogger("atrium.gateway.signaling")
 tracer = trace.get_tracer("atrium.gateway.signaling")
@@ -78,24 +72,24 @@ class SignalingHub:
     """The connections of this gateway replica and the relay to and from media workers."""
 
     def __init__(
-        self, broker: NatsBroker, accounts: AccountStore, settings: Settings
+        self,
+        rooms: RoomsPort,
+        accounts: AccountsPort,
+        publisher: SignalingPublisher,
+        settings: Settings,
     ) -> None:
-        self.broker = broker
+        self.rooms = rooms
         self.accounts = accounts
+        self.publisher = publisher
         self.settings = settings
         self.gateway_id = uuid.uuid4().hex[:12]
         self.connections: dict[str, Connection] = {}
 
-    def register(self) -> None:
-        """Subscribe this replica to what workers send its connections."""
-
-        @self.broker.subscriber(
-            subjects.gateway_subject(self.gateway_id), title="gateway.signaling"
-        )
-        async def from_worker(frame: WorkerFrame) -> None:
-            connection = self.connections.get(frame.connection_id)
-            if connection is not None:
-                connection.outbox.put_nowait(frame)
+    def deliver(self, frame: WorkerFrame) -> None:
+        """What a worker sent one of this replica's connections."""
+        connection = self.connections.get(frame.connection_id)
+        if connection is not None:
+            connection.outbox.put_nowait(frame)
 
     # The socket -------------------------------------------------------------------------------
     async def serve(self, socket: WebSocket) -> None:
@@ -140,11 +134,16 @@ class SignalingHub:
                 if task is not None:
                     task.cancel()
             self.connections.pop(connection.connection_id, None)
-            await self._forward(connection, ClientFrame(
-                connection_id=connection.connection_id,
-                reply_subject=subjects.gateway_subject(self.gateway_id, connection.connection_id),
-                kind="socket-closed",
-            ))
+            await self._forward(
+                connection,
+                ClientFrame(
+                    connection_id=connection.connection_id,
+                    reply_subject=subjects.gateway_subject(
+                        self.gateway_id, connection.connection_id
+                    ),
+                    kind="socket-closed",
+                ),
+            )
 
     async def _heartbeat(self, connection: Connection) -> None:
         interval = connection.timeout_ms / 1000 / 2
@@ -175,8 +174,13 @@ class SignalingHub:
     async def _handle_body(self, connection: Connection, body: dict[str, Any]) -> None:
         kind = body.get("type")
         if kind == "ice":
-            await self._send(connection, {"type": "msg", "body": {
-                "type": "iced", "ice_servers": self.settings.ice_servers()}})
+            await self._send(
+                connection,
+                {
+                    "type": "msg",
+                    "body": {"type": "iced", "ice_servers": self.settings.ice_servers()},
+                },
+            )
             return
         if kind in ("connect", "sync"):
             with tracer.start_as_current_span(f"signaling {kind}"):
@@ -197,12 +201,8 @@ class SignalingHub:
                     raise AtriumError(SIGNALING_INVALID_MESSAGE, "Unknown session", 400)
                 joined = None
             else:
-                joined = await call(
-                    self.broker,
-                    subjects.ROOM_JOIN,
-                    JoinRoomRequest(account_sid=claims.account_sid, room=room_name),
-                    JoinRoomResult,
-                    self.settings.rpc_timeout_seconds,
+                joined = await self.rooms.join(
+                    JoinRoomRequest(account_sid=claims.account_sid, room=room_name)
                 )
                 worker_id = joined.worker_id
         except TokenError as exc:
@@ -251,10 +251,19 @@ class SignalingHub:
         if connection.worker_id is None:
             return
         try:
-            await self.broker.publish(frame, subjects.worker_subject(connection.worker_id))
+            await self.publisher.to_worker(connection.worker_id, frame)
         except Exception:
             log.exception("could not reach media worker %s", connection.worker_id)
             await self._reply_error(connection, SIGNALING_ERROR, "Signaling connection error")
 
     async def _reply_error(self, connection: Connection, code: int, message: str) -> None:
         await self._send(connection, {"type": "msg", "body": error_body(code, message)})
+
+
+router = APIRouter()
+
+
+@router.websocket("/signaling")
+async def signaling(socket: WebSocket) -> None:
+    hub: SignalingHub = socket.app.state.signaling
+    await hub.serve(socket)

@@ -1,0 +1,1 @@
+"""The gateway's HTTP and WebSocket adapters: REST v1 routers, /signaling, probes."""

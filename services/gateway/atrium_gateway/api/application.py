@@ -1,0 +1,90 @@
+"""The ASGI application: the REST routers, the signaling socket, probes, Twilio's error bodies.
+
+:func:`atrium_gateway.bootstrap.bootstrap` builds it with real adapters or with fakes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from atrium_gateway.api import (
+    devtools,
+    health,
+    participants,
+    rooms,
+    signaling,
+    subscribe_rules,
+    tracks,
+)
+from atrium_gateway.api.dependencies import GatewayPorts
+from atrium_gateway.api.errors import install_error_handlers
+from atrium_gateway.api.signaling import SignalingHub
+from atrium_shared.settings import Settings
+
+Step = Callable[[], Awaitable[None]]
+
+
+class StripTrailingSlash:
+    """Twilio's docs write resource paths with a trailing slash; the helper libraries send none.
+
+    Both must reach the same handler without a redirect (the libraries do not follow redirects).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            path: str = scope["path"]
+            if len(path) > 1 and path.endswith("/"):
+                scope = dict(scope)
+                scope["path"] = path.rstrip("/") or "/"
+                scope["raw_path"] = scope["path"].encode()
+        await self.app(scope, receive, send)
+
+
+def build_application(
+    settings: Settings,
+    ports: GatewayPorts,
+    hub: SignalingHub,
+    *,
+    on_startup: Sequence[Step] = (),
+    on_shutdown: Sequence[Step] = (),
+) -> FastAPI:
+    """``on_startup`` runs before the app is ready (``/readyz``), ``on_shutdown`` after it."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        for step in on_startup:
+            await step()
+        app.state.ready = True
+        try:
+            yield
+        finally:
+            app.state.ready = False
+            for step in on_shutdown:
+                await step()
+
+    app = FastAPI(
+        title="Atrium REST API",
+        version="1.0",
+        summary="Twilio Programmable Video REST v1, self-hosted",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.ports = ports
+    app.state.signaling = hub
+    app.state.ready = False
+    for module in (rooms, participants, tracks, subscribe_rules):
+        app.include_router(module.router)
+    if settings.dev_mode:  # the demo page and POST /dev/token; never in production
+        app.include_router(devtools.router)
+    app.include_router(signaling.router)
+    app.include_router(health.router)
+    install_error_handlers(app)
+    app.add_middleware(StripTrailingSlash)
+    return app

@@ -1,0 +1,474 @@
+"""In-memory fakes of the gateway's ports (atrium_gateway.ports), for the unit tier.
+
+They stand for the services as the gateway sees them: records kept per account (another
+account's record is a 20404, as the services answer), lists paged with real cursors
+(:mod:`tests.support.fakes.paging`), and every request recorded in ``requests`` so a test can
+check what the gateway asked. ``fail_with`` makes the next call raise, for error paths.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient
+from pydantic import BaseModel, SecretStr
+
+from atrium_gateway.bootstrap import GatewayService, bootstrap
+from atrium_shared import errors, participant_api, room_api, sids, track_api
+from atrium_shared.accounts import Account, ApiKey, new_secret
+from atrium_shared.errors import AtriumError
+from atrium_shared.models import Page, ParticipantInfo, RoomInfo, TrackInfo
+from atrium_shared.paging import index_member, member_sid
+from atrium_shared.settings import Settings
+from atrium_shared.signaling_api import ClientFrame
+from tests.support.fakes.paging import page_members
+
+PageT = TypeVar("PageT", bound=Page[Any])
+
+# Records are created this far apart, newest last, so paging order is deterministic.
+EPOCH = datetime.fromisoformat("2024-05-01T12:00:00+00:00")
+
+
+class FakePort:
+    """What every fake service port does: record requests, fail on demand."""
+
+    def __init__(self) -> None:
+        self.requests: list[BaseModel] = []
+        self.fail_with: AtriumError | None = None
+        self._created = 0
+
+    def _received(self, request: BaseModel) -> None:
+        self.requests.append(request)
+        if self.fail_with is not None:
+            failure, self.fail_with = self.fail_with, None
+            raise failure
+
+    def _next_date(self) -> datetime:
+        self._created += 1
+        return EPOCH + timedelta(minutes=self._created)
+
+
+def _page(
+    page_type: type[PageT],
+    records: Iterable[Any],
+    request: Any,
+) -> PageT:
+    """``records`` (with ``sid`` and ``date_created``) paged as the services page their indexes."""
+    by_sid = {record.sid: record for record in records}
+    try:
+        members, next_cursor, previous_cursor = page_members(
+            (index_member(record.date_created, sid) for sid, record in by_sid.items()),
+            created_on_or_after=getattr(request, "created_on_or_after", None),
+            created_before=getattr(request, "created_before", None),
+            page_size=request.page_size,
+            cursor=request.cursor,
+        )
+    except ValueError:
+        raise AtriumError(errors.INVALID_PARAMETER, "Invalid PageToken", 400) from None
+    return page_type(
+        items=[by_sid[member_sid(member)] for member in members],
+        next_cursor=next_cursor,
+        previous_cursor=previous_cursor,
+    )
+
+
+class FakeAccounts:
+    """AccountsPort: Basic auth by Account SID + Auth Token or API Key SID + Secret."""
+
+    def __init__(self) -> None:
+        self.accounts: dict[str, Account] = {}
+        self.api_keys: dict[str, ApiKey] = {}
+        self.dev: tuple[str, str] | None = None
+
+    def add_account(self, friendly_name: str = "Acme") -> Account:
+        account = Account(
+            sid=sids.new_sid(sids.ACCOUNT),
+            friendly_name=friendly_name,
+            auth_token=SecretStr(new_secret()),
+        )
+        self.accounts[account.sid] = account
+        return account
+
+    def add_api_key(self, account_sid: str, friendly_name: str = "key") -> ApiKey:
+        key = ApiKey(
+            sid=sids.new_sid(sids.API_KEY),
+            account_sid=account_sid,
+            friendly_name=friendly_name,
+            secret=SecretStr(new_secret()),
+        )
+        self.api_keys[key.sid] = key
+        return key
+
+    def close(self, account_sid: str) -> None:
+        self.accounts[account_sid] = self.accounts[account_sid].model_copy(
+            update={"status": "closed"}
+        )
+
+    async def authenticate(self, username: str, password: str) -> Account | None:
+        if username in self.accounts:
+            account = self.accounts[username]
+            expected = account.auth_token.get_secret_value()
+        elif username in self.api_keys and self.api_keys[username].status == "active":
+            key = self.api_keys[username]
+            account, expected = self.accounts[key.account_sid], key.secret.get_secret_value()
+        else:
+            return None
+        if account.status != "active" or not hmac.compare_digest(expected, password):
+            return None
+        return account
+
+    async def get_account(self, sid: str) -> Account | None:
+        return self.accounts.get(sid)
+
+    async def list_accounts(self) -> list[Account]:
+        return list(self.accounts.values())
+
+    async def get_api_key(self, sid: str) -> ApiKey | None:
+        return self.api_keys.get(sid)
+
+    async def list_api_keys(self, account_sid: str) -> list[ApiKey]:
+        return [key for key in self.api_keys.values() if key.account_sid == account_sid]
+
+    async def dev_account(self) -> tuple[Account, ApiKey] | None:
+        if self.dev is None:
+            return None
+        account, key = self.accounts[self.dev[0]], self.api_keys[self.dev[1]]
+        if account.status != "active" or key.status != "active":
+            return None
+        return account, key
+
+
+class FakeRooms(FakePort):
+    """RoomsPort: rooms by SID; a UniqueName names the account's in-progress room."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rooms: dict[str, RoomInfo] = {}
+        self.worker_id = "media-1"
+
+    def add(self, account_sid: str, unique_name: str, **fields: Any) -> RoomInfo:
+        created = self._next_date()
+        room = RoomInfo(
+            sid=sids.new_sid(sids.ROOM),
+            account_sid=account_sid,
+            unique_name=unique_name,
+            date_created=created,
+            date_updated=created,
+            **fields,
+        )
+        self.rooms[room.sid] = room
+        return room
+
+    def _find(self, account_sid: str, sid_or_name: str) -> RoomInfo:
+        for room in self.rooms.values():
+            if room.account_sid != account_sid:
+                continue
+            if room.sid == sid_or_name or (
+                room.unique_name == sid_or_name and room.status == "in-progress"
+            ):
+                return room
+        raise errors.not_found(f"/Rooms/{sid_or_name}")
+
+    async def create(self, request: room_api.CreateRoomRequest) -> RoomInfo:
+        self._received(request)
+        fields = {
+            name: value
+            for name, value in request.model_dump(exclude={"account_sid", "enable_turn"}).items()
+            if value is not None and name in RoomInfo.model_fields
+        }
+        return self.add(request.account_sid, fields.pop("unique_name", None) or "room", **fields)
+
+    async def fetch(self, request: room_api.FetchRoomRequest) -> RoomInfo:
+        self._received(request)
+        return self._find(request.account_sid, request.sid_or_name)
+
+    async def update(self, request: room_api.UpdateRoomRequest) -> RoomInfo:
+        self._received(request)
+        room = self._find(request.account_sid, request.sid_or_name)
+        if request.status != "completed":
+            raise AtriumError(errors.STATUS_INVALID, "Status is invalid", 400)
+        ended = room.model_copy(update={"status": "completed", "end_time": room.date_created})
+        self.rooms[room.sid] = ended
+        return ended
+
+    async def list_rooms(self, request: room_api.ListRoomsRequest) -> room_api.RoomPage:
+        self._received(request)
+        matching = [
+            room
+            for room in self.rooms.values()
+            if room.account_sid == request.account_sid
+            and room.status == request.status
+            and request.unique_name in (None, room.unique_name)
+        ]
+        return _page(room_api.RoomPage, matching, request)
+
+    async def join(self, request: room_api.JoinRoomRequest) -> room_api.JoinRoomResult:
+        self._received(request)
+        try:
+            room = self._find(request.account_sid, request.room)
+        except AtriumError:
+            room = self.add(request.account_sid, request.room, created_by="signaling")
+        return room_api.JoinRoomResult(room=room, worker_id=self.worker_id)
+
+
+class FakeParticipants(FakePort):
+    """ParticipantsPort: participants of the rooms of a FakeRooms, by SID or identity."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.participants: dict[str, ParticipantInfo] = {}
+
+    def add(self, room: RoomInfo, identity: str, **fields: Any) -> ParticipantInfo:
+        created = self._next_date()
+        participant = ParticipantInfo(
+            sid=sids.new_sid(sids.PARTICIPANT),
+            room_sid=room.sid,
+            account_sid=room.account_sid,
+            identity=identity,
+            date_created=created,
+            date_updated=created,
+            start_time=created,
+            **fields,
+        )
+        self.participants[participant.sid] = participant
+        return participant
+
+    def _find(self, account_sid: str, room_sid: str, sid_or_identity: str) -> ParticipantInfo:
+        for participant in self.participants.values():
+            if (participant.account_sid, participant.room_sid) == (account_sid, room_sid) and (
+                sid_or_identity in (participant.sid, participant.identity)
+            ):
+                return participant
+        raise errors.not_found(f"/Rooms/{room_sid}/Participants/{sid_or_identity}")
+
+    async def fetch(self, request: participant_api.FetchParticipantRequest) -> ParticipantInfo:
+        self._received(request)
+        return self._find(request.account_sid, request.room_sid, request.sid_or_identity)
+
+    async def update(self, request: participant_api.UpdateParticipantRequest) -> ParticipantInfo:
+        self._received(request)
+        found = self._find(request.account_sid, request.room_sid, request.sid_or_identity)
+        if request.status != "disconnected":
+            raise AtriumError(errors.STATUS_INVALID, "Status is invalid", 400)
+        kicked = found.model_copy(update={"status": "disconnected", "end_time": found.start_time})
+        self.participants[found.sid] = kicked
+        return kicked
+
+    async def list_participants(
+        self, request: participant_api.ListParticipantsRequest
+    ) -> participant_api.ParticipantPage:
+        self._received(request)
+        matching = [
+            p
+            for p in self.participants.values()
+            if (p.account_sid, p.room_sid, p.status)
+            == (request.account_sid, request.room_sid, request.status)
+            and request.identity in (None, p.identity)
+        ]
+        return _page(participant_api.ParticipantPage, matching, request)
+
+
+class FakeTracks(FakePort):
+    """TracksPort: published tracks, subscriptions and subscribe rules of participants."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.published: dict[str, TrackInfo] = {}
+        self.subscribed: list[track_api.SubscribedTrackInfo] = []
+        self.rules: dict[str, track_api.SubscribeRules] = {}
+
+    def publish(self, publisher: ParticipantInfo, name: str, kind: str = "audio") -> TrackInfo:
+        created = self._next_date()
+        track = TrackInfo.model_validate(
+            {
+                "sid": sids.new_sid(sids.TRACK),
+                "room_sid": publisher.room_sid,
+                "account_sid": publisher.account_sid,
+                "participant_sid": publisher.sid,
+                "name": name,
+                "kind": kind,
+                "date_created": created,
+                "date_updated": created,
+            }
+        )
+        self.published[track.sid] = track
+        return track
+
+    def subscribe(
+        self, subscriber: ParticipantInfo, track: TrackInfo
+    ) -> track_api.SubscribedTrackInfo:
+        subscription = track_api.SubscribedTrackInfo(
+            sid=track.sid,
+            account_sid=track.account_sid,
+            room_sid=track.room_sid,
+            participant_sid=subscriber.sid,
+            publisher_sid=track.participant_sid,
+            name=track.name,
+            kind=track.kind,
+            enabled=track.enabled,
+            date_created=self._next_date(),
+            date_updated=track.date_updated,
+        )
+        self.subscribed.append(subscription)
+        return subscription
+
+    @staticmethod
+    def _owned(record: Any, request: Any) -> bool:
+        return bool(
+            (record.account_sid, record.room_sid, record.participant_sid)
+            == (request.account_sid, request.room_sid, request.participant_sid)
+        )
+
+    async def fetch_published(self, request: track_api.FetchPublishedTrackRequest) -> TrackInfo:
+        self._received(request)
+        for track in self.published.values():
+            if self._owned(track, request) and request.sid_or_name in (track.sid, track.name):
+                return track
+        raise errors.not_found(f"/PublishedTracks/{request.sid_or_name}")
+
+    async def list_published(
+        self, request: track_api.ListPublishedTracksRequest
+    ) -> track_api.PublishedTrackPage:
+        self._received(request)
+        owned = [t for t in self.published.values() if self._owned(t, request)]
+        return _page(track_api.PublishedTrackPage, owned, request)
+
+    async def fetch_subscribed(
+        self, request: track_api.FetchSubscribedTrackRequest
+    ) -> track_api.SubscribedTrackInfo:
+        self._received(request)
+        for subscription in self.subscribed:
+            if self._owned(subscription, request) and subscription.sid == request.sid:
+                return subscription
+        raise errors.not_found(f"/SubscribedTracks/{request.sid}")
+
+    async def list_subscribed(
+        self, request: track_api.ListSubscribedTracksRequest
+    ) -> track_api.SubscribedTrackPage:
+        self._received(request)
+        owned = [s for s in self.subscribed if self._owned(s, request)]
+        return _page(track_api.SubscribedTrackPage, owned, request)
+
+    async def fetch_rules(
+        self, request: track_api.FetchSubscribeRulesRequest
+    ) -> track_api.SubscribeRules:
+        self._received(request)
+        default = track_api.SubscribeRules(
+            account_sid=request.account_sid,
+            room_sid=request.room_sid,
+            participant_sid=request.participant_sid,
+            rules=[track_api.SubscribeRule(type="include", all=True)],
+        )
+        return self.rules.get(request.participant_sid, default)
+
+    async def set_rules(
+        self, request: track_api.SetSubscribeRulesRequest
+    ) -> track_api.SetSubscribeRulesResult:
+        """Takes ``Rules`` as a JSON array of rules (the track service validates more)."""
+        self._received(request)
+        try:
+            rules = [track_api.SubscribeRule.model_validate(rule) for rule in _json(request.rules)]
+        except ValueError:
+            raise AtriumError(errors.SUBSCRIBE_RULES_INVALID, "Invalid rules", 400) from None
+        stored = track_api.SubscribeRules(
+            account_sid=request.account_sid,
+            room_sid=request.room_sid,
+            participant_sid=request.participant_sid,
+            rules=rules,
+            version=1,
+            date_created=EPOCH,
+            date_updated=EPOCH,
+        )
+        self.rules[request.participant_sid] = stored
+        return track_api.SetSubscribeRulesResult(rules=stored, desired=[], considered=[])
+
+
+def _json(text: str | None) -> list[Any]:
+    value = json.loads(text or "null")
+    if not isinstance(value, list):
+        raise ValueError("not a list")
+    return value
+
+
+class FakeSignalingPublisher:
+    """SignalingPublisher: records what the hub relays; ``reachable = False`` makes it raise."""
+
+    def __init__(self) -> None:
+        self.frames: list[tuple[str, ClientFrame]] = []
+        self.reachable = True
+
+    async def to_worker(self, worker_id: str, frame: ClientFrame) -> None:
+        if not self.reachable:
+            raise ConnectionError(f"no route to {worker_id}")
+        self.frames.append((worker_id, frame))
+
+
+class FakeReadiness:
+    """ReadinessProbe: ``state`` True (ready), False (not ready) or an exception to raise."""
+
+    def __init__(self) -> None:
+        self.state: bool | Exception = True
+
+    async def ready(self) -> bool:
+        if isinstance(self.state, Exception):
+            raise self.state
+        return self.state
+
+
+@dataclass
+class FakeGateway:
+    """The real gateway app (bootstrap()) on these fakes, and a tenant to call it as."""
+
+    service: GatewayService
+    accounts: FakeAccounts
+    rooms: FakeRooms
+    participants: FakeParticipants
+    tracks: FakeTracks
+    workers: FakeSignalingPublisher
+    readiness: FakeReadiness
+    account: Account
+
+    @property
+    def app(self) -> FastAPI:
+        return self.service.app
+
+    def auth(self, account: Account | None = None) -> tuple[str, str]:
+        """Basic credentials of ``account`` (the tenant's by default): SID and Auth Token."""
+        account = account or self.account
+        return account.sid, account.auth_token.get_secret_value()
+
+    @contextlib.asynccontextmanager
+    async def client(self, base_url: str = "http://gateway.test") -> AsyncIterator[AsyncClient]:
+        """An HTTP client on the app in this event loop, its lifespan running (so /readyz)."""
+        async with self.app.router.lifespan_context(self.app):
+            transport = ASGITransport(app=self.app)
+            async with AsyncClient(transport=transport, base_url=base_url, auth=self.auth()) as c:
+                yield c
+
+
+def fake_gateway(settings: Settings | None = None) -> FakeGateway:
+    accounts, rooms, participants, tracks = (
+        FakeAccounts(),
+        FakeRooms(),
+        FakeParticipants(),
+        FakeTracks(),
+    )
+    workers, readiness = FakeSignalingPublisher(), FakeReadiness()
+    service = bootstrap(
+        settings or Settings(),
+        accounts=accounts,
+        rooms=rooms,
+        participants=participants,
+        tracks=tracks,
+        signaling=workers,
+        readiness=[readiness],
+    )
+    account = accounts.add_account()
+    return FakeGateway(service, accounts, rooms, participants, tracks, workers, readiness, account)
