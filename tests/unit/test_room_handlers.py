@@ -8,12 +8,10 @@ from datetime import datetime
 
 import pytest
 from faststream.nats import NatsBroker, TestNatsBroker
-from pydantic import BaseModel
 
 from atrium_room.bootstrap import bootstrap
 from atrium_room.domain import EMPTY
 from atrium_shared import errors, subjects
-from atrium_shared.errors import ErrorBody
 from atrium_shared.events import DomainEvent, ParticipantConnected, ParticipantDisconnected
 from atrium_shared.models import ParticipantInfo, RoomInfo
 from atrium_shared.room_api import (
@@ -25,9 +23,9 @@ from atrium_shared.room_api import (
     RoomPage,
     UpdateRoomRequest,
 )
-from atrium_shared.rpc import RpcReply
 from atrium_shared.settings import Settings
 from tests.support.fakes.room import FakeWorkers, RoomFakes
+from tests.support.replies import error_of, result_of
 
 ACCOUNT = "AC" + "a" * 32
 SETTINGS = Settings(minute_seconds=60.0)
@@ -44,27 +42,9 @@ async def broker(fakes: RoomFakes) -> AsyncIterator[NatsBroker]:
         yield broker
 
 
-async def ask(broker: NatsBroker, subject: str, request: BaseModel) -> RpcReply:
-    message = await broker.request(request, subject)
-    return RpcReply.model_validate_json(message.body)
-
-
-async def result(broker: NatsBroker, subject: str, request: BaseModel) -> dict[str, object]:
-    reply = await ask(broker, subject, request)
-    assert reply.error is None and reply.result is not None, reply
-    return reply.result
-
-
-async def error(broker: NatsBroker, subject: str, request: BaseModel) -> ErrorBody:
-    reply = await ask(broker, subject, request)
-    assert reply.result is None and reply.error is not None, reply
-    assert reply.error.more_info == f"https://www.twilio.com/docs/errors/{reply.error.code}"
-    return reply.error
-
-
 async def create(broker: NatsBroker, unique_name: str) -> RoomInfo:
     request = CreateRoomRequest(account_sid=ACCOUNT, unique_name=unique_name)
-    return RoomInfo.model_validate(await result(broker, subjects.ROOM_CREATE, request))
+    return await result_of(broker, subjects.ROOM_CREATE, request, RoomInfo)
 
 
 def participant_event(
@@ -93,11 +73,11 @@ async def test_create_replies_with_the_room(broker: NatsBroker, fakes: RoomFakes
 
 async def test_create_failures_reply_with_twilio_codes(broker: NatsBroker) -> None:
     await create(broker, "standup")
-    taken = await error(
+    taken = await error_of(
         broker, subjects.ROOM_CREATE, CreateRoomRequest(account_sid=ACCOUNT, unique_name="standup")
     )
     assert (taken.code, taken.status) == (errors.ROOM_EXISTS, 400)
-    bad_type = await error(
+    bad_type = await error_of(
         broker, subjects.ROOM_CREATE, CreateRoomRequest(account_sid=ACCOUNT, type="huge")
     )
     assert (bad_type.code, bad_type.status) == (errors.ROOM_TYPE_INVALID, 400)
@@ -105,11 +85,9 @@ async def test_create_failures_reply_with_twilio_codes(broker: NatsBroker) -> No
 
 async def test_fetch_replies_with_the_room_or_20404(broker: NatsBroker) -> None:
     room = await create(broker, "standup")
-    fetched = await result(
-        broker, subjects.ROOM_FETCH, FetchRoomRequest(account_sid=ACCOUNT, sid_or_name="standup")
-    )
-    assert RoomInfo.model_validate(fetched) == room
-    missing = await error(
+    request = FetchRoomRequest(account_sid=ACCOUNT, sid_or_name="standup")
+    assert await result_of(broker, subjects.ROOM_FETCH, request, RoomInfo) == room
+    missing = await error_of(
         broker, subjects.ROOM_FETCH, FetchRoomRequest(account_sid=ACCOUNT, sid_or_name="nope")
     )
     assert (missing.code, missing.status) == (errors.NOT_FOUND, 404)
@@ -117,11 +95,10 @@ async def test_fetch_replies_with_the_room_or_20404(broker: NatsBroker) -> None:
 
 async def test_list_replies_with_a_page(broker: NatsBroker) -> None:
     room = await create(broker, "standup")
-    page = RoomPage.model_validate(
-        await result(broker, subjects.ROOM_LIST, ListRoomsRequest(account_sid=ACCOUNT))
-    )
+    request = ListRoomsRequest(account_sid=ACCOUNT)
+    page = await result_of(broker, subjects.ROOM_LIST, request, RoomPage)
     assert [r.sid for r in page.items] == [room.sid] and page.next_cursor is None
-    bad = await error(
+    bad = await error_of(
         broker, subjects.ROOM_LIST, ListRoomsRequest(account_sid=ACCOUNT, cursor="bogus")
     )
     assert (bad.code, bad.status) == (errors.INVALID_PARAMETER, 400)
@@ -129,32 +106,20 @@ async def test_list_replies_with_a_page(broker: NatsBroker) -> None:
 
 async def test_update_completes_or_replies_53112(broker: NatsBroker) -> None:
     room = await create(broker, "standup")
-    completed = RoomInfo.model_validate(
-        await result(
-            broker,
-            subjects.ROOM_UPDATE,
-            UpdateRoomRequest(account_sid=ACCOUNT, sid_or_name=room.sid, status="completed"),
-        )
-    )
+    request = UpdateRoomRequest(account_sid=ACCOUNT, sid_or_name=room.sid, status="completed")
+    completed = await result_of(broker, subjects.ROOM_UPDATE, request, RoomInfo)
     assert completed.status == "completed"
-    again = await error(
-        broker,
-        subjects.ROOM_UPDATE,
-        UpdateRoomRequest(account_sid=ACCOUNT, sid_or_name=room.sid, status="completed"),
-    )
+    again = await error_of(broker, subjects.ROOM_UPDATE, request)
     assert (again.code, again.status) == (errors.STATUS_INVALID, 400)
 
 
 async def test_join_replies_with_room_and_worker_or_53116(fakes: RoomFakes) -> None:
     async with TestNatsBroker(fakes.service(SETTINGS).broker) as broker:
-        joined = JoinRoomResult.model_validate(
-            await result(
-                broker, subjects.ROOM_JOIN, JoinRoomRequest(account_sid=ACCOUNT, room="standup")
-            )
-        )
+        request = JoinRoomRequest(account_sid=ACCOUNT, room="standup")
+        joined = await result_of(broker, subjects.ROOM_JOIN, request, JoinRoomResult)
         assert joined.worker_id == "w1" and joined.room.unique_name == "standup"
     async with TestNatsBroker(fakes.service(SETTINGS, workers=FakeWorkers()).broker) as broker:
-        none = await error(
+        none = await error_of(
             broker, subjects.ROOM_JOIN, JoinRoomRequest(account_sid=ACCOUNT, room="retro")
         )
         assert (none.code, none.status) == (errors.NO_MEDIA_SERVERS, 503)
@@ -166,7 +131,7 @@ async def test_an_unexpected_failure_replies_20500(fakes: RoomFakes) -> None:
             raise RuntimeError("registry exploded")
 
     async with TestNatsBroker(fakes.service(SETTINGS, workers=BrokenWorkers()).broker) as broker:
-        failed = await error(
+        failed = await error_of(
             broker, subjects.ROOM_JOIN, JoinRoomRequest(account_sid=ACCOUNT, room="standup")
         )
     assert (failed.code, failed.status) == (errors.INTERNAL, 500)

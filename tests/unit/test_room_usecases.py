@@ -4,7 +4,6 @@ order of what they commit and ask of other services."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
 from typing import Any
 
 import pytest
@@ -27,6 +26,7 @@ from atrium_shared.room_api import (
 from atrium_shared.settings import Settings
 from atrium_shared.workers import WorkerInfo
 from tests.support.fakes.room import FakeAccounts, FakeWorkers, RoomFakes
+from tests.support.replies import failure
 
 ACCOUNT = "AC" + "a" * 32
 OTHER_ACCOUNT = "AC" + "b" * 32
@@ -49,12 +49,6 @@ def rooms() -> Rooms:
 @pytest.fixture
 def service(rooms: Rooms) -> RoomUseCases:
     return rooms.replica()
-
-
-async def failure(call: Awaitable[Any]) -> AtriumError:
-    with pytest.raises(AtriumError) as caught:
-        await call
-    return caught.value
 
 
 async def create(service: RoomUseCases, **fields: Any) -> RoomInfo:
@@ -203,7 +197,7 @@ async def test_completing_empties_the_room_first_then_ends_it(
 ) -> None:
     room = await create(service, unique_name="standup")
     committed_when_emptied: list[list[str]] = []
-    rooms.participants.on_empty = lambda sid: committed_when_emptied.append(rooms.committed_types)
+    rooms.participants.on_call = lambda sid: committed_when_emptied.append(rooms.committed_types)
     rooms.clock.advance(90)
 
     ended = await service.update(
@@ -211,7 +205,7 @@ async def test_completing_empties_the_room_first_then_ends_it(
     )
 
     # Participants are disconnected before room-ended is committed (Twilio's callback order).
-    assert rooms.participants.emptied == [(ACCOUNT, room.sid)]
+    assert rooms.participants.calls == [room.sid]
     assert committed_when_emptied == [["room-created"]]
     assert rooms.committed_types == ["room-created", "room-ended"]
     assert (ended.status, ended.duration, ended.end_time) == ("completed", 90, rooms.clock.now())
@@ -253,7 +247,7 @@ async def test_completing_a_completed_room_is_53112_and_empties_nobody(
     error = await failure(service.update(request))
 
     assert error.code == errors.STATUS_INVALID
-    assert len(rooms.participants.emptied) == 1
+    assert rooms.participants.calls == [room.sid]
     assert rooms.committed_types == ["room-created", "room-ended"]
 
 
@@ -474,7 +468,7 @@ async def test_an_unused_room_ends_when_its_timer_is_due_and_not_before(
     rooms.clock.advance(1)
     assert await service.fire_due_timers() == 1
     assert rooms.store.view.rooms[room.sid].status == "completed"
-    assert rooms.participants.emptied == [(ACCOUNT, room.sid)]
+    assert rooms.participants.calls == [room.sid]
     assert rooms.timers_of(room.sid) == {PURGE: rooms.clock.timestamp() + RETENTION}
 
 

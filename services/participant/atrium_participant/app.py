@@ -1,17 +1,13 @@
-"""Wires the participant service: broker, Redis, handlers, duration timers, outbox relay."""
+"""The participant service process: settings, telemetry, and the service bootstrap() wires."""
 
 from __future__ import annotations
 
 from faststream.nats import NatsBroker
 
-from atrium_participant import handlers
-from atrium_participant.ports import TracksPort
-from atrium_participant.repository import ParticipantRepository
-from atrium_participant.usecases import ParticipantUseCases
+from atrium_participant.bootstrap import bootstrap
 from atrium_shared import telemetry
 from atrium_shared.infra import make_broker, make_redis
-from atrium_shared.outbox import OutboxRelay
-from atrium_shared.service import Poller, ServiceParts, ServiceRuntime
+from atrium_shared.service import ServiceParts, ServiceRuntime
 from atrium_shared.settings import Settings, get_settings
 
 
@@ -19,22 +15,15 @@ def build(settings: Settings) -> ServiceRuntime:
     telemetry.setup("participant", settings)
     broker = make_broker(settings)
     redis = make_redis(settings)
-    participants = ParticipantUseCases(
-        ParticipantRepository(redis),
-        settings,
-        TracksPort(broker, settings.rpc_timeout_seconds),
-    )
-    handlers.register(broker, participants)
-    relay = OutboxRelay(redis, broker)
-    timers = Poller(participants.fire_due_timers, settings.timer_poll_seconds)
+    service = bootstrap(settings, broker=broker, redis=redis)
     return ServiceRuntime(
         ServiceParts(
             name="participant",
             settings=settings,
             broker=broker,
             redis=redis,
-            loops=[timers.run, relay.run],
-            on_drain=[timers.stop, relay.stop],
+            loops=service.loops,
+            on_drain=service.on_drain,
         )
     )
 

@@ -30,15 +30,15 @@ def register(broker: NatsBroker, participants: ParticipantUseCases) -> None:
         """Admit an identity into a room against its capacity; evicts a duplicate identity."""
         return await participants.admit(request)
 
-    @broker.subscriber(subjects.PARTICIPANT_DISCONNECT, queue=queue,
-                       title="participant.disconnect")
+    @broker.subscriber(subjects.PARTICIPANT_DISCONNECT, queue=queue, title="participant.disconnect")
     @reply_handler
     async def disconnect(request: DisconnectParticipantRequest) -> ParticipantInfo:
         """A participant left (or its connection was lost for good)."""
         return await participants.disconnect(request)
 
-    @broker.subscriber(subjects.PARTICIPANT_DISCONNECT_ROOM, queue=queue,
-                       title="participant.disconnect-room")
+    @broker.subscriber(
+        subjects.PARTICIPANT_DISCONNECT_ROOM, queue=queue, title="participant.disconnect-room"
+    )
     @reply_handler
     async def disconnect_room(request: DisconnectRoomRequest) -> DisconnectRoomResult:
         """Disconnect everyone in a room that is ending."""

@@ -1,23 +1,25 @@
-"""The participant service's use cases: admission, disconnection, queries, duration limits."""
+"""The participant service's use cases: admission, disconnection, queries, duration limits.
+
+Every change runs as ``await self.uow.run(decide)``: ``decide`` reads through the transaction,
+stages writes and emits events, which commit together. ``decide`` may run again when something it
+read changed meanwhile (another admission took a seat), so it does nothing but read and stage.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
-
-from redis.asyncio.client import Pipeline
 
 from atrium_participant import domain
-from atrium_participant.ports import TracksPort
-from atrium_participant.repository import (
-    ParticipantRepository,
-    connected_key,
-    participant_key,
+from atrium_participant.ports import (
+    Clock,
+    DurationTimers,
+    ParticipantQueries,
+    ParticipantTransaction,
+    TracksPort,
 )
-from atrium_shared import errors, outbox, sids
+from atrium_shared import errors, sids
 from atrium_shared.errors import AtriumError
-from atrium_shared.events import DomainEvent
 from atrium_shared.models import ParticipantInfo
 from atrium_shared.participant_api import (
     AdmitParticipantRequest,
@@ -30,119 +32,111 @@ from atrium_shared.participant_api import (
     ParticipantPage,
     UpdateParticipantRequest,
 )
-from atrium_shared.settings import Settings
-from atrium_shared.timefmt import utcnow
+from atrium_shared.unit_of_work import UnitOfWork
 
 log = logging.getLogger("atrium.participant")
 
 
 class ParticipantUseCases:
     def __init__(
-        self, repository: ParticipantRepository, settings: Settings, tracks: TracksPort
+        self,
+        *,
+        uow: UnitOfWork[ParticipantTransaction],
+        queries: ParticipantQueries,
+        timers: DurationTimers,
+        tracks: TracksPort,
+        clock: Clock,
     ) -> None:
-        self.participants = repository
-        self.settings = settings
+        self.uow = uow
+        self.queries = queries
+        self.timers = timers
         self.tracks = tracks
+        self.clock = clock
 
     async def admit(self, request: AdmitParticipantRequest) -> AdmitParticipantResult:
+        """Seat ``identity`` if the room has room; a connected duplicate identity gives up its
+        seat to it (Twilio's duplicate identity rule). The seat count is read in the transaction,
+        so of racing admissions for the last seat exactly one commits."""
         domain.validate_identity(request.identity)
-        seats = connected_key(request.room_sid)
+        room_sid, identity = request.room_sid, request.identity
         # A duplicate identity is about to be evicted: its tracks go first (Twilio's order).
-        holder_sid = await self.participants.connected_sid(request.room_sid, request.identity)
+        holder_sid = await self.queries.seat_holder(room_sid, identity)
         if holder_sid is not None:
             await self._leave_tracks([holder_sid])
-        outcome: list[AdmitParticipantResult] = []
+        sid = sids.new_sid(sids.PARTICIPANT)
 
-        async def decide(pipe: Pipeline) -> outbox.Change:
-            outcome.clear()
-            now = utcnow()
-            count = int(await pipe.hlen(seats))
-            holder = await pipe.hget(seats, request.identity)
-            evicted = await ParticipantRepository.load(pipe, holder) if holder else None
-            domain.check_capacity(count, request.max_participants, replacing=evicted is not None)
-            events: list[DomainEvent] = []
+        async def decide(tx: ParticipantTransaction) -> AdmitParticipantResult:
+            now = self.clock.now()
+            seated = await tx.seat_count(room_sid)
+            holder = await tx.seat_holder(room_sid, identity)
+            evicted = await tx.participant(holder) if holder else None
+            domain.check_capacity(seated, request.max_participants, replacing=evicted is not None)
             left = domain.disconnect(evicted, now, "duplicate-identity") if evicted else None
-            if left is not None:
-                events.append(left[1])
-            participant, joined = domain.admit(
-                request.account_sid, request.room_sid, request.identity,
-                sids.new_sid(sids.PARTICIPANT), now,
-            )
-            events.append(joined)
+            if evicted is not None and left is not None:
+                # The new participant takes over the seat, so it is not released.
+                tx.update_participant(evicted, left[0])
+                tx.cancel_max_duration(evicted.sid)
+                tx.emit(left[1])
+            participant, joined = domain.admit(request.account_sid, room_sid, identity, sid, now)
+            tx.add_participant(participant)
             deadline = domain.max_duration_deadline(participant, request.max_participant_duration)
-            outcome.append(AdmitParticipantResult(
-                participant=participant, evicted=left[0] if left else None
-            ))
+            tx.schedule_max_duration(participant.sid, deadline)
+            tx.emit(joined)
+            return AdmitParticipantResult(
+                participant=participant, evicted=left[0] if left is not None else None
+            )
 
-            def write(p: Pipeline) -> None:
-                if evicted is not None and left is not None:
-                    # The new participant takes the seat: no HDEL for the old one.
-                    ParticipantRepository.write_disconnected(p, evicted, left[0], None)
-                ParticipantRepository.write_admitted(p, participant, deadline)
-
-            return outbox.Change(write=write, events=events)
-
-        await outbox.commit(self.participants.redis, [seats], decide)
-        return outcome[-1]
+        return await self.uow.run(decide)
 
     async def disconnect(self, request: DisconnectParticipantRequest) -> ParticipantInfo:
-        participant = await self.participants.get(request.participant_sid)
+        participant = await self.queries.get(request.participant_sid)
         if participant is None or participant.account_sid != request.account_sid:
             raise errors.not_found(
                 f"/Rooms/{request.room_sid}/Participants/{request.participant_sid}"
             )
-        ended = await self._disconnect_many(participant.room_sid, [participant.sid],
-                                            request.reason)
+        ended = await self._disconnect_many([participant.sid], request.reason)
         return ended[0] if ended else participant
 
     async def disconnect_room(self, request: DisconnectRoomRequest) -> DisconnectRoomResult:
-        connected = await self.participants.redis.hvals(connected_key(request.room_sid))
-        ended = await self._disconnect_many(request.room_sid, list(connected), request.reason)
+        seated = await self.queries.seated(request.room_sid)
+        ended = await self._disconnect_many(seated, request.reason)
         return DisconnectRoomResult(disconnected=ended)
 
     async def _disconnect_many(
-        self, room_sid: str, participant_sids: list[str], reason: str
+        self, participant_sids: list[str], reason: str
     ) -> list[ParticipantInfo]:
-        """Disconnect several participants in one commit, so their events are adjacent."""
+        """Disconnect several participants in one commit, so their events are adjacent.
+        Those already disconnected (or unknown) are left out of the result."""
         if not participant_sids:
             return []
         # Tracks are removed before their publisher is disconnected (Twilio's callback order).
         await self._leave_tracks(participant_sids)
-        seats = connected_key(room_sid)
-        ended: list[ParticipantInfo] = []
 
-        async def decide(pipe: Pipeline) -> outbox.Change | None:
-            ended.clear()
-            now = utcnow()
-            writes = []
-            events: list[DomainEvent] = []
+        async def decide(tx: ParticipantTransaction) -> list[ParticipantInfo]:
+            now = self.clock.now()
+            ended: list[ParticipantInfo] = []
             for sid in participant_sids:
-                before = await ParticipantRepository.load(pipe, sid)
+                before = await tx.participant(sid)
                 if before is None:
                     continue
                 change = domain.disconnect(before, now, reason)
-                if change is None:
+                if change is None:  # already disconnected
                     continue
-                holder = await pipe.hget(seats, before.identity)
-                writes.append((before, change[0], holder))
-                events.append(change[1])
-                ended.append(change[0])
-            if not events:
-                return None
+                after, event = change
+                # A newer connection of the same identity may hold the seat by now: keep it.
+                if await tx.seat_holder(before.room_sid, before.identity) == after.sid:
+                    tx.release_seat(after)
+                tx.update_participant(before, after)
+                tx.cancel_max_duration(after.sid)
+                tx.emit(event)
+                ended.append(after)
+            return ended
 
-            def write(p: Pipeline) -> None:
-                for before, after, holder in writes:
-                    ParticipantRepository.write_disconnected(p, before, after, holder)
-
-            return outbox.Change(write=write, events=events)
-
-        watch = [seats, *(participant_key(sid) for sid in participant_sids)]
-        await outbox.commit(self.participants.redis, watch, decide)
-        return list(ended)
+        return await self.uow.run(decide)
 
     async def _leave_tracks(self, participant_sids: list[str]) -> None:
         """Ask the track service to unpublish the tracks of those still connected."""
-        found = [await self.participants.get(sid) for sid in participant_sids]
+        found = [await self.queries.get(sid) for sid in participant_sids]
         leaving = [p for p in found if p is not None and p.status != "disconnected"]
         await asyncio.gather(
             *(self.tracks.leave(p.account_sid, p.room_sid, p.sid) for p in leaving)
@@ -151,11 +145,14 @@ class ParticipantUseCases:
     async def resolve(
         self, account_sid: str, room_sid: str, sid_or_identity: str
     ) -> ParticipantInfo:
+        """A participant of this room by PA SID, or by identity: the connected one, else the
+        newest that left."""
         sid: str | None = sid_or_identity
         if not sids.is_sid(sid_or_identity, sids.PARTICIPANT):
-            sid = await self.participants.connected_sid(room_sid, sid_or_identity)
-            sid = sid or await self.participants.latest_sid_for_identity(room_sid, sid_or_identity)
-        participant = await self.participants.get(sid) if sid else None
+            sid = await self.queries.seat_holder(
+                room_sid, sid_or_identity
+            ) or await self.queries.latest_with_identity(room_sid, sid_or_identity)
+        participant = await self.queries.get(sid) if sid else None
         if (
             participant is None
             or participant.account_sid != account_sid
@@ -172,12 +169,12 @@ class ParticipantUseCases:
         participant = await self.resolve(
             request.account_sid, request.room_sid, request.sid_or_identity
         )
-        ended = await self._disconnect_many(participant.room_sid, [participant.sid], "kicked")
+        ended = await self._disconnect_many([participant.sid], "kicked")
         return ended[0] if ended else participant
 
     async def list(self, request: ListParticipantsRequest) -> ParticipantPage:
         try:
-            items, next_cursor, prev_cursor = await self.participants.list_page(
+            items, next_cursor, prev_cursor = await self.queries.list_page(
                 request.room_sid,
                 request.status,
                 request.identity,
@@ -193,16 +190,18 @@ class ParticipantUseCases:
 
     # MaxParticipantDuration ---------------------------------------------------------------------
     async def fire_due_timers(self) -> int:
+        """Disconnect every participant past its MaxParticipantDuration; returns how many.
+
+        Replicas may race on one deadline: the disconnect re-reads the participant in the
+        transaction, so one replica disconnects it and the others only drop the timer.
+        """
         fired = 0
-        for sid in await self.participants.due_timers(time.time()):
-            participant = await self.participants.get(sid)
-            if participant is None:
-                await self.participants.drop_timer(sid)
+        for sid in await self.timers.due(self.clock.now().timestamp()):
+            if await self.queries.get(sid) is None:
+                await self.timers.drop(sid)
                 continue
-            ended = await self._disconnect_many(participant.room_sid, [sid], "max-duration")
-            if ended:
+            if await self._disconnect_many([sid], "max-duration"):
                 fired += 1
             else:
-                await self.participants.drop_timer(sid)
+                await self.timers.drop(sid)
         return fired
-

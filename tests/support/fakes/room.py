@@ -3,14 +3,13 @@
 :class:`FakeRoomStore` holds one :class:`FakeUnitOfWork` whose state every Redis-backed port reads:
 the transaction (:class:`FakeRoomTransaction`), the queries and the timers, as the real adapters
 share one Redis. The ports to other processes (:class:`FakeParticipants`, :class:`FakeWorkers`,
-:class:`FakeAccounts`) record their calls and give the event loop a turn, as a network call would,
-so concurrent use cases interleave there as they do against real services.
+:class:`FakeAccounts`) give the event loop a turn, as a network call would, so concurrent use cases
+interleave there as they do against real services.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -19,14 +18,14 @@ from faststream.nats import NatsBroker
 from atrium_room.bootstrap import RoomService, bootstrap
 from atrium_room.domain import Timer
 from atrium_shared.accounts import Account
-from atrium_shared.errors import AtriumError
 from atrium_shared.models import RoomInfo
 from atrium_shared.paging import index_member, member_sid
 from atrium_shared.settings import Settings
 from atrium_shared.workers import WorkerInfo
 from tests.support.fakes.clock import FakeClock
+from tests.support.fakes.common import FakeRemoteService, FakeStore, FakeTimers
 from tests.support.fakes.paging import page_members
-from tests.support.fakes.unit_of_work import FakeTransaction, FakeUnitOfWork
+from tests.support.fakes.unit_of_work import FakeTransaction
 
 
 class FakeRoomTransaction(FakeTransaction):
@@ -35,23 +34,28 @@ class FakeRoomTransaction(FakeTransaction):
 
     @property
     def rooms(self) -> dict[str, RoomInfo]:
-        return self.state.setdefault("rooms", {})  # type: ignore[no-any-return]
+        rooms: dict[str, RoomInfo] = self.state.setdefault("rooms", {})
+        return rooms
 
     @property
     def names(self) -> dict[tuple[str, str], str]:
-        return self.state.setdefault("names", {})  # type: ignore[no-any-return]
+        names: dict[tuple[str, str], str] = self.state.setdefault("names", {})
+        return names
 
     @property
     def presence(self) -> dict[str, set[str]]:
-        return self.state.setdefault("present", {})  # type: ignore[no-any-return]
+        presence: dict[str, set[str]] = self.state.setdefault("present", {})
+        return presence
 
     @property
     def placements(self) -> dict[str, str]:
-        return self.state.setdefault("placements", {})  # type: ignore[no-any-return]
+        placements: dict[str, str] = self.state.setdefault("placements", {})
+        return placements
 
     @property
     def timers(self) -> dict[Timer, float]:
-        return self.state.setdefault("timers", {})  # type: ignore[no-any-return]
+        timers: dict[Timer, float] = self.state.setdefault("timers", {})
+        return timers
 
     async def room(self, sid: str) -> RoomInfo | None:
         return self.rooms.get(sid)
@@ -96,18 +100,13 @@ class FakeRoomTransaction(FakeTransaction):
             self.timers.pop(timer, None)
 
 
-class FakeRoomStore:
-    """The room service's storage in memory: ``uow``, plus the query and timer ports on it."""
+class FakeRoomStore(FakeStore[FakeRoomTransaction]):
+    """The room service's storage: ``uow``, plus the query and timer ports on it."""
 
     def __init__(self) -> None:
-        self.uow: FakeUnitOfWork[FakeRoomTransaction] = FakeUnitOfWork(FakeRoomTransaction)
+        super().__init__(FakeRoomTransaction)
         self.queries = FakeRoomQueries(self)
-        self.timers = FakeRoomTimers(self)
-
-    @property
-    def view(self) -> FakeRoomTransaction:
-        """The committed state, for reading (and for arranging a test's starting point)."""
-        return FakeRoomTransaction(self.uow.state)
+        self.timers: FakeTimers[Timer] = FakeTimers(lambda: self.view.timers)
 
 
 class FakeRoomQueries:
@@ -151,37 +150,11 @@ class FakeRoomQueries:
         return [rooms[member_sid(m)] for m in members], next_cursor, prev_cursor
 
 
-class FakeRoomTimers:
-    def __init__(self, store: FakeRoomStore) -> None:
-        self.store = store
-        self.dropped: list[Timer] = []
-
-    async def due(self, now: float, limit: int = 100) -> list[Timer]:
-        pending = sorted(self.store.view.timers.items(), key=lambda item: item[1])
-        return [timer for timer, due_at in pending if due_at <= now][:limit]
-
-    async def drop(self, timer: Timer) -> None:
-        self.dropped.append(timer)
-        self.store.view.timers.pop(timer, None)
-
-
-class FakeParticipants:
-    """The participant service: records each room it is asked to empty and calls ``on_empty``
-    with its SID (to look at what was committed by then); ``fail`` makes it answer with that
-    error instead (503: the service is down)."""
-
-    def __init__(self, on_empty: Callable[[str], None] | None = None) -> None:
-        self.emptied: list[tuple[str, str]] = []
-        self.fail: AtriumError | None = None
-        self.on_empty = on_empty
+class FakeParticipants(FakeRemoteService):
+    """The participant service; ``calls`` are the SIDs of the rooms it emptied."""
 
     async def disconnect_everyone(self, account_sid: str, room_sid: str) -> int:
-        await asyncio.sleep(0)
-        if self.fail is not None:
-            raise self.fail
-        self.emptied.append((account_sid, room_sid))
-        if self.on_empty is not None:
-            self.on_empty(room_sid)
+        await self.answer(room_sid)
         return 0
 
 
