@@ -63,6 +63,16 @@ class Settings(BaseSettings):
     media_announced_address: str | None = None
     media_host_addresses: str = ""
 
+    # Recordings: the local folder recordings are written to (``atrium run``: under its data
+    # folder) and the secret that signs media download URLs (a random one per process when unset;
+    # set it on every gateway replica and the recording service for URLs to work across them).
+    recordings_dir: str = ".atrium/data/recordings"
+    media_url_secret: SecretStr | None = None
+    # An S3-compatible bucket for recordings when set (credentials from the usual AWS_*
+    # variables); `s3://bucket/prefix`.
+    recordings_s3_url: str | None = None
+    recordings_s3_endpoint_url: str | None = None
+
     # Every service process: /livez, /readyz, /metrics and POST /drain on this port (0: off), and
     # how long SIGTERM / POST /drain lets in-flight work finish.
     health_port: int = 0

@@ -10,6 +10,7 @@ API_KEY = "SK"
 ROOM = "RM"
 PARTICIPANT = "PA"
 TRACK = "MT"
+RECORDING = "RT"
 
 _SID_RE = re.compile(r"^[A-Z]{2}[0-9a-fA-F]{32}$")
 

@@ -85,6 +85,20 @@ TRACK_RULES_SET = "atrium.rpc.track.rules.set"
 # Core NATS (no queue group): every media worker hears it, the one hosting the participant acts.
 MEDIA_SUBSCRIPTIONS = "atrium.media.subscriptions"
 
+# Recording service RPCs (queue group "atrium-recording"); see atrium_shared.recording_api.
+RECORDING_LIST = "atrium.rpc.recording.list"
+RECORDING_FETCH = "atrium.rpc.recording.fetch"
+RECORDING_DELETE = "atrium.rpc.recording.delete"
+RECORDING_MEDIA = "atrium.rpc.recording.media"
+RECORDING_RULES_GET = "atrium.rpc.recording.rules.get"
+RECORDING_RULES_SET = "atrium.rpc.recording.rules.set"
+RECORDING_SETTINGS_GET = "atrium.rpc.recording.settings.get"
+RECORDING_SETTINGS_SET = "atrium.rpc.recording.settings.set"
+# Worker -> recording service: started / completed / failed (request/reply, so it is acked).
+RECORDING_REPORT = "atrium.rpc.recording.report"
+# Recording service -> every media worker (core NATS broadcast, versioned per room).
+MEDIA_RECORDINGS = "atrium.media.recordings"
+
 
 def worker_subject(worker_id: str) -> str:
     """Where the gateway sends RSP bodies for sessions hosted by this media worker."""
