@@ -69,6 +69,20 @@ def disconnect(
     )
 
 
+def set_connection_state(
+    participant: ParticipantInfo, state: str, now: datetime
+) -> ParticipantInfo | None:
+    """``connected`` <-> ``reconnecting`` while the media worker waits for a dropped client to
+    come back; None when nothing changes (same state, or already disconnected: leaving wins)."""
+    if participant.status == "disconnected" or participant.status == state:
+        return None
+    if state not in ("connected", "reconnecting"):
+        raise AtriumError(errors.INVALID_PARAMETER, "Status is invalid", 400)
+    return participant.model_copy(update={
+        "status": state, "date_updated": now, "version": participant.version + 1,
+    })
+
+
 def requested_status(status: str | None) -> str:
     """REST may only set Status=disconnected (a kick)."""
     if status != "disconnected":

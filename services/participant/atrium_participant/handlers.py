@@ -16,6 +16,7 @@ from atrium_shared.participant_api import (
     FetchParticipantRequest,
     ListParticipantsRequest,
     ParticipantPage,
+    SetConnectionStateRequest,
     UpdateParticipantRequest,
 )
 from atrium_shared.rpc import reply_handler
@@ -55,6 +56,14 @@ def register(broker: NatsBroker, participants: ParticipantUseCases) -> None:
     async def list_participants(request: ListParticipantsRequest) -> ParticipantPage:
         """One page of a room's participants, newest first."""
         return await participants.list(request)
+
+    @broker.subscriber(
+        subjects.PARTICIPANT_SET_STATE, queue=queue, title="participant.set-state"
+    )
+    @reply_handler
+    async def set_state(request: SetConnectionStateRequest) -> ParticipantInfo:
+        """Connected <-> reconnecting, as the media worker sees the participant's signaling."""
+        return await participants.set_connection_state(request)
 
     @broker.subscriber(subjects.PARTICIPANT_UPDATE, queue=queue, title="participant.update")
     @reply_handler

@@ -30,6 +30,7 @@ from atrium_shared.participant_api import (
     FetchParticipantRequest,
     ListParticipantsRequest,
     ParticipantPage,
+    SetConnectionStateRequest,
     UpdateParticipantRequest,
 )
 from atrium_shared.unit_of_work import UnitOfWork
@@ -171,6 +172,28 @@ class ParticipantUseCases:
         )
         ended = await self._disconnect_many([participant.sid], "kicked")
         return ended[0] if ended else participant
+
+    async def set_connection_state(self, request: SetConnectionStateRequest) -> ParticipantInfo:
+        """The worker lost or regained the participant's signaling: REST shows ``reconnecting``
+        meanwhile. No event: Twilio sends no status callback for it."""
+
+        async def decide(tx: ParticipantTransaction) -> ParticipantInfo:
+            before = await tx.participant(request.participant_sid)
+            if (
+                before is None
+                or before.account_sid != request.account_sid
+                or before.room_sid != request.room_sid
+            ):
+                raise errors.not_found(
+                    f"/Rooms/{request.room_sid}/Participants/{request.participant_sid}"
+                )
+            after = domain.set_connection_state(before, request.state, self.clock.now())
+            if after is None:
+                return before
+            tx.update_participant(before, after)
+            return after
+
+        return await self.uow.run(decide)
 
     async def list(self, request: ListParticipantsRequest) -> ParticipantPage:
         try:
