@@ -6,12 +6,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
 from atrium_cli.embedded import free_port
+from tests.support.ready import wait_ready  # the tests' readiness wait, not a copy of it
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,21 +53,8 @@ class Process:
 
     def wait_ready(self, timeout: float) -> None:
         assert self.process is not None, "launch() first"
-        url = f"http://127.0.0.1:{self.ready_port}/readyz"
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise ProcessFailed(
-                    f"{self.name} exited with {self.process.returncode}:\n{self.log_tail()}"
-                )
-            try:
-                with urllib.request.urlopen(url, timeout=1) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise ProcessFailed(f"{self.name} not ready after {timeout:.0f}s:\n{self.log_tail()}")
+        wait_ready(self.process, f"http://127.0.0.1:{self.ready_port}/readyz", name=self.name,
+                   timeout=timeout, log=self.log_tail, error=ProcessFailed)
 
     def log_tail(self, chars: int = 3000) -> str:
         if not self.log_path.exists():

@@ -1,94 +1,68 @@
-"""Fixtures: real NATS (JetStream) and Redis processes on free ports, fresh for each test."""
+"""Fixtures: real NATS (JetStream) and Redis processes on free ports, fresh for each test, and
+Atrium on them (tests/support/stack.py says how)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from faststream.nats import NatsBroker
 from redis.asyncio import Redis
 
-from atrium_cli.embedded import EmbeddedServer, start_nats, start_redis
-from atrium_shared.accounts import Account, AccountStore, ApiKey
 from atrium_shared.infra import make_broker
 from atrium_shared.settings import Settings
-from tests.support.processes import ServiceProcess
+from tests.support.stack import (
+    CONTROL_PLANE,
+    Servers,
+    Stack,
+    StackFactory,
+    base_settings,
+    start_servers,
+)
+from tests.support.tenants import Tenant, make_tenant
 from tests.support.webhook import Webhook
 
 
-@dataclass
-class Servers:
-    nats: EmbeddedServer
-    redis: EmbeddedServer
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "stack(services=CONTROL_PLANE, *, gateway=True, **settings): what the `stack` fixture "
+        "starts (tests/support/stack.py)",
+    )
 
 
 @pytest.fixture
 def servers(tmp_path: Path) -> Iterator[Servers]:
-    nats = start_nats(tmp_path / "nats")
-    try:
-        redis = start_redis(tmp_path / "redis")
-    except Exception:
-        nats.stop()
-        raise
-    try:
-        yield Servers(nats, redis)
-    finally:
-        nats.stop()
-        redis.stop()
+    with start_servers(tmp_path) as running:
+        yield running
 
 
 @pytest.fixture
 def settings(servers: Servers) -> Settings:
-    return Settings(
-        nats_url=servers.nats.url,
-        redis_url=servers.redis.url,
-        minute_seconds=1.0,
-        callback_backoff_initial_seconds=0.1,
-        callback_backoff_max_seconds=1.0,
-        timer_poll_seconds=0.05,
-        log_format="text",
-    )
+    return base_settings(servers)
 
 
 @pytest.fixture
-def service_env(settings: Settings) -> dict[str, str]:
-    """Environment for service subprocesses matching ``settings``."""
-    env = dict(os.environ)
-    env.update(
-        {
-            "NATS_URL": settings.nats_url,
-            "REDIS_URL": settings.redis_url,
-            "ATRIUM_MINUTE_SECONDS": str(settings.minute_seconds),
-            "ATRIUM_CALLBACK_BACKOFF_INITIAL_SECONDS": str(
-                settings.callback_backoff_initial_seconds
-            ),
-            "ATRIUM_CALLBACK_BACKOFF_MAX_SECONDS": str(settings.callback_backoff_max_seconds),
-            "ATRIUM_TIMER_POLL_SECONDS": str(settings.timer_poll_seconds),
-            "ATRIUM_LOG_FORMAT": "text",
-        }
-    )
-    env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
-    return env
+async def stacks(settings: Settings, tmp_path: Path) -> AsyncIterator[StackFactory]:
+    """Start Atrium on this test's NATS and Redis: ``await stacks.start(REALTIME)``,
+    ``async with stacks.running(...)``, ``stacks.spawn("room")``; all stopped at teardown."""
+    factory = StackFactory(settings, tmp_path)
+    try:
+        yield factory
+    finally:
+        await factory.aclose()
 
 
 @pytest.fixture
-def spawn(service_env: dict[str, str], tmp_path: Path) -> Iterator[list[ServiceProcess]]:
-    """Start services as subprocesses: ``spawn.start(name)``; all are stopped at teardown."""
-    started: list[ServiceProcess] = []
-    yield started
-    for proc in started:
-        proc.stop()
-
-
-def start_service(
-    started: list[ServiceProcess], name: str, env: dict[str, str], log_dir: Path, **extra: str
-) -> ServiceProcess:
-    proc = ServiceProcess(name, {**env, **extra}, log_dir)
-    started.append(proc)
-    return proc.start()
+async def stack(request: pytest.FixtureRequest, stacks: StackFactory) -> Stack:
+    """The gateway and services of the test's ``stack`` marker (default: the control plane)."""
+    marker = request.node.get_closest_marker("stack")
+    args: tuple[Any, ...] = marker.args if marker is not None else ()
+    options: dict[str, Any] = dict(marker.kwargs) if marker is not None else {}
+    services = args[0] if args else options.pop("services", CONTROL_PLANE)
+    return await stacks.start(services, **options)
 
 
 @pytest.fixture
@@ -109,27 +83,6 @@ async def broker(settings: Settings) -> AsyncIterator[NatsBroker]:
         yield client
     finally:
         await client.stop()
-
-
-@dataclass
-class Tenant:
-    account: Account
-    api_key: ApiKey
-
-    @property
-    def auth_token(self) -> str:
-        return self.account.auth_token.get_secret_value()
-
-    @property
-    def key_secret(self) -> str:
-        return self.api_key.secret.get_secret_value()
-
-
-async def make_tenant(redis: Redis, name: str = "test") -> Tenant:
-    store = AccountStore(redis)
-    account = await store.create_account(name)
-    key = await store.create_api_key(account.sid, f"{name} key")
-    return Tenant(account, key)
 
 
 @pytest.fixture

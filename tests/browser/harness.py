@@ -31,12 +31,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from signal import SIGKILL
-from typing import Any, TypeVar
+from typing import Any
 
 import aiohttp
 from aiohttp import web
 
-T = TypeVar("T")
+from tests.support.tenants import mint_token as mint_token  # re-exported: bench mints with it
+from tests.support.waiting import eventually
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WEB_DIR = REPO_ROOT / "web"
@@ -70,11 +71,6 @@ CHROMIUM_FLAGS = (
     "--remote-debugging-address=127.0.0.1",
     "--remote-debugging-port=0",
 )
-
-FAKE_ACCOUNT_SID = "AC" + "0" * 31 + "1"
-FAKE_API_KEY_SID = "SK" + "0" * 31 + "1"
-FAKE_API_KEY_SECRET = "atrium-browser-test-secret-32chr"  # 32 characters
-
 
 class HarnessError(RuntimeError):
     """The browser or the DevTools connection misbehaved."""
@@ -159,43 +155,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def mint_token(
-    identity: str,
-    room: str | None = None,
-    *,
-    account_sid: str = FAKE_ACCOUNT_SID,
-    api_key_sid: str = FAKE_API_KEY_SID,
-    api_key_secret: str = FAKE_API_KEY_SECRET,
-    ttl: int = 3600,
-) -> str:
-    """An Access Token with a Video grant, minted by the official ``twilio`` helper library."""
-    from twilio.jwt.access_token import AccessToken
-    from twilio.jwt.access_token.grants import VideoGrant
-
-    token = AccessToken(account_sid, api_key_sid, api_key_secret, identity=identity, ttl=ttl)
-    token.add_grant(VideoGrant(room=room))
-    jwt = token.to_jwt()
-    return jwt.decode() if isinstance(jwt, bytes) else str(jwt)
-
-
-async def wait_until(
-    probe: Callable[[], Awaitable[T]],
-    *,
-    timeout: float = 10.0,
-    interval: float = 0.1,
-    message: str = "condition",
-) -> T:
-    """Await ``probe()`` until it returns something truthy; AssertionError at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        last = await probe()
-        if last:
-            return last
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message}; last={last!r}")
-        await asyncio.sleep(interval)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -414,7 +373,10 @@ class Page:
         async def probe() -> Any:
             return await self.eval(expression)
 
-        return await wait_until(probe, timeout=timeout, interval=interval, message=expression)
+        # A script that throws (JSError) ends the wait at once: it is a bug, not "not yet".
+        return await eventually(
+            probe, timeout=timeout, interval=interval, message=expression, retry_on=()
+        )
 
     async def goto(self, url: str, *, ready: str | None = "window.atrium && atrium.ready") -> None:
         """Navigate, then wait until ``ready`` evaluates truthy (no fixed sleeps)."""

@@ -3,26 +3,25 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
 from atrium_cli.provision import provision
-from atrium_shared.settings import Settings
 from tests.browser.harness import Browser, Page
-from tests.support.stack import REALTIME, Stack, running_stack
+from tests.support.pictures import read_png
+from tests.support.stack import REALTIME, Stack, StackFactory
 
 PAGE_READY = "!!(window.Twilio && Twilio.Video && document.querySelector('#join'))"
 ROOM = "demo-room"
 
 
 @pytest.fixture
-async def dev_stack(settings: Settings, redis: Redis) -> AsyncIterator[Stack]:
+async def dev_stack(stacks: StackFactory, redis: Redis) -> Stack:
     await provision(redis, environ={})  # the dev account, as `atrium run` creates it
-    async with running_stack(settings.model_copy(update={"dev_mode": True}), REALTIME) as stack:
-        yield stack
+    return await stacks.start(REALTIME, dev_mode=True)
 
 
 async def join(browser: Browser, stack: Stack, name: str) -> Page:
@@ -46,6 +45,16 @@ def remote_video_playing(identity: str) -> str:
         " const video = tiles[0].querySelector('video');"
         " return !!(video && video.videoWidth > 0 && tiles[0].querySelector('audio')); })()"
     )
+
+
+async def bounding_box(page: Page, selector: str) -> dict[str, Any]:
+    """The element's box in CSS pixels of the viewport (the screenshot's, at scale 1)."""
+    box: dict[str, Any] = await page.eval(
+        f"(() => {{ const r = document.querySelector({json.dumps(selector)})"
+        ".getBoundingClientRect(); return {left: r.left, top: r.top, right: r.right,"
+        " bottom: r.bottom, width: r.width, height: r.height}; })()"
+    )
+    return box
 
 
 def chat_has(text: str) -> str:
@@ -86,7 +95,16 @@ async def test_two_people_see_and_chat_with_each_other(
     for name, page in (("alice", alice), ("bob", bob)):
         await page.send("Emulation.setDeviceMetricsOverride",
                         {"width": 1280, "height": 720, "deviceScaleFactor": 1, "mobile": False})
-        await page.screenshot(tmp_path / f"demo-{name}.png")
+        picture = read_png(await page.screenshot(tmp_path / f"demo-{name}.png"))
+        assert (picture.width, picture.height) == (1280, 720)
+        # The page is painted (not one background colour), and so is each video: the fake
+        # camera's moving test pattern, not a black or empty box.
+        assert len(picture.colors()) > 50, picture.colors()
+        for tile in (".tile.local video", ".tile.remote video"):
+            box = await bounding_box(page, tile)
+            assert box["width"] >= 100 and box["height"] >= 75, (tile, box)
+            inside = picture.colors(box["left"], box["top"], box["right"], box["bottom"])
+            assert len(inside) > 20, (name, tile, box, sorted(inside)[:10])
     print(f"screenshots in {tmp_path}")
 
     # Leave: bob's page empties, alice's remote tile goes.

@@ -10,11 +10,11 @@ from tests.browser.harness import (
     Browser,
     StaticServer,
     free_port,
-    mint_token,
     pinned_twilio_video_version,
     process_group_alive,
     require_chromium,
 )
+from tests.support.tenants import mint_token
 
 LOCAL_VIDEO = "local:video:"
 LOCAL_AUDIO = "local:audio:"

@@ -9,19 +9,19 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from twilio.rest import Client
 
 from atrium_shared import telemetry
 from atrium_shared.settings import Settings
-from tests.browser.harness import Browser, StaticServer, mint_token
-from tests.conftest import Tenant
-from tests.support.stack import REALTIME, running_stack
+from tests.browser.harness import Browser, StaticServer
+from tests.support.stack import REALTIME, StackFactory
+from tests.support.tenants import Tenant
 from tests.support.waiting import eventually
 from tests.support.webhook import Received, Webhook
 
 
 async def test_a_join_is_one_trace(
-    settings: Settings, tenant: Tenant, browser: Browser, web_server: StaticServer
+    settings: Settings, stacks: StackFactory, tenant: Tenant, browser: Browser,
+    web_server: StaticServer, webhook: Webhook,
 ) -> None:
     telemetry.setup("tests", settings)
     provider = trace.get_tracer_provider()
@@ -29,17 +29,14 @@ async def test_a_join_is_one_trace(
     exporter = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
 
-    hook = Webhook(tenant.auth_token)
-    await hook.start()
-    async with running_stack(settings, REALTIME) as stack:
-        rooms = Client(tenant.account.sid, tenant.auth_token)
-        rooms.video.base_url = stack.base_url
+    # Started after the exporter: the services' spans reach it.
+    async with stacks.running(REALTIME) as stack:
+        rooms = stack.rest(tenant)
         await asyncio.to_thread(lambda: rooms.video.v1.rooms.create(
-            unique_name="traced", status_callback=hook.url("/hooks")))
-        token = mint_token("tracy", account_sid=tenant.account.sid,
-                           api_key_sid=tenant.api_key.sid, api_key_secret=tenant.key_secret)
+            unique_name="traced", status_callback=webhook.url("/hooks")))
+        token = tenant.token("tracy")
         page = await browser.new_page(web_server.url())
-        options = {"wsServer": stack.base_url.replace("http://", "ws://") + "/signaling",
+        options = {"wsServer": stack.signaling_url,
                    "name": "traced", "audio": True, "video": True}
         result = await page.eval(
             f"atrium.settle(atrium.connect({json.dumps(token)}, {json.dumps(options)}))"
@@ -80,10 +77,9 @@ async def test_a_join_is_one_trace(
 
         # ...and so are the status callbacks the join caused.
         async def joined_callback() -> list[Received]:
-            return [r for r in hook.received
+            return [r for r in webhook.received
                     if r.params.get("StatusCallbackEvent") == "participant-connected"]
 
         (callback,) = await eventually(joined_callback, timeout=10, message="the callback")
         assert callback.valid_signature
         assert int(callback.headers["traceparent"].split("-")[1], 16) == trace_id
-    await hook.stop()

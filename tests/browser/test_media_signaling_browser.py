@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from twilio.rest import Client
 
-from atrium_shared.settings import Settings
-from tests.browser.harness import Browser, Page, StaticServer, mint_token
-from tests.conftest import Tenant
-from tests.support.stack import REALTIME, Stack, running_stack
+from tests.browser.harness import Browser, Page, StaticServer
+from tests.support.stack import REALTIME, Stack
+from tests.support.tenants import Tenant
 from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.stack(REALTIME)
 
 BANDWIDTH_PROFILE = {"video": {"mode": "collaboration", "dominantSpeakerPriority": "standard",
                                "clientTrackSwitchOffControl": "auto",
@@ -34,16 +34,8 @@ def reference_app_options(codecs: Any) -> dict[str, Any]:
             "preferredVideoCodecs": codecs}
 
 
-@pytest.fixture
-async def stack(settings: Settings) -> AsyncIterator[Stack]:
-    async with running_stack(settings, REALTIME) as running:
-        yield running
-
-
 def rest_client(stack: Stack, tenant: Tenant) -> Client:
-    client = Client(tenant.api_key.sid, tenant.key_secret, tenant.account.sid)
-    client.video.base_url = stack.base_url
-    return client
+    return stack.rest_as(tenant.api_key.sid, tenant.key_secret, tenant.account.sid)
 
 
 async def join(
@@ -55,9 +47,8 @@ async def join(
     page = await browser.new_page(web.url())
     if gain is not None:
         await page.eval(f"atrium.createToneTrack({{gain: {gain}}})")
-    token = mint_token(identity, room, account_sid=tenant.account.sid,
-                       api_key_sid=tenant.api_key.sid, api_key_secret=tenant.key_secret)
-    connect = {"wsServer": stack.base_url.replace("http://", "ws://") + "/signaling",
+    token = tenant.token(identity, room)
+    connect = {"wsServer": stack.signaling_url,
                "name": room, "video": video, **options}
     result = await page.eval(
         f"atrium.settle(atrium.connect({json.dumps(token)}, {json.dumps(connect)}))", timeout=30
@@ -201,7 +192,7 @@ async def test_a_dropped_participant_is_seen_reconnecting_then_reconnected(
     assert [p["state"] for p in state["participants"]] == ["reconnecting"]
 
     async def rest_status_is(status: str) -> bool:
-        return (await asyncio.to_thread(participant.fetch)).status == status
+        return bool((await asyncio.to_thread(participant.fetch)).status == status)
 
     await eventually(lambda: rest_status_is("reconnecting"), timeout=10,
                      message="REST shows alice reconnecting")

@@ -4,68 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
-from twilio.rest import Client
 
-from atrium_shared.settings import Settings
-from tests.browser.harness import Browser, Page, StaticServer, mint_token
-from tests.conftest import Tenant
-from tests.support.stack import REALTIME, Stack, running_stack
+from tests.browser.harness import Browser, StaticServer
+from tests.support.stack import REALTIME, Stack
+from tests.support.tenants import Tenant
+from tests.support.video_js import (
+    connect_result,
+    join,
+    receives_media,
+    remote_event,
+    sees_all_tracks,
+)
 from tests.support.waiting import eventually
 
-
-@pytest.fixture
-async def stack(settings: Settings) -> AsyncIterator[Stack]:
-    async with running_stack(settings, REALTIME) as running:
-        yield running
-
-
-def token_for(tenant: Tenant, identity: str, room: str | None = None) -> str:
-    return mint_token(identity, room, account_sid=tenant.account.sid,
-                      api_key_sid=tenant.api_key.sid, api_key_secret=tenant.key_secret)
-
-
-async def join(
-    browser: Browser, web: StaticServer, stack: Stack, token: str, room: str, **media: bool
-) -> Page:
-    page = await browser.new_page(web.url())
-    options = {"wsServer": stack.base_url.replace("http://", "ws://") + "/signaling",
-               "name": room, "logLevel": "debug", **media}
-    result = await page.eval(
-        f"atrium.settle(atrium.connect({json.dumps(token)}, {json.dumps(options)}))", timeout=30
-    )
-    assert result["ok"], (result, page.console_text()[-3000:])
-    return page
-
-
-def sees_all_tracks(identity: str, count: int) -> str:
-    """JS: the remote participant is there with ``count`` tracks, all subscribed."""
-    return (
-        f"atrium.state().participants.some(p => p.identity === {json.dumps(identity)}"
-        f" && p.tracks.length === {count} && p.tracks.every(t => t.subscribed))"
-    )
-
-
-def receives_media(identity: str) -> str:
-    """JS: video from ``identity`` decodes and changes, and its audio is above silence."""
-    prefix = json.dumps(f"remote:{identity}:")
-    return (
-        "(() => { const m = atrium.media();"
-        f" const mine = Object.entries(m).filter(([k]) => k.startsWith({prefix}));"
-        " const v = mine.find(([k]) => k.includes(':video:'));"
-        " const a = mine.find(([k]) => k.includes(':audio:'));"
-        " return !!(v && a && v[1].distinctFrames >= 3 && v[1].changes >= 2"
-        " && a[1].maxRms > 0.005); })()"
-    )
+pytestmark = pytest.mark.stack(REALTIME)
 
 
 async def test_a_browser_connects_and_rest_sees_it(
     stack: Stack, tenant: Tenant, browser: Browser, web_server: StaticServer
 ) -> None:
-    page = await join(browser, web_server, stack, token_for(tenant, "alice"), "browser-room",
+    page = await join(browser, web_server, stack, tenant.token("alice"), "browser-room",
                       audio=True, video=True)
     state = await page.eval("atrium.state()")
     assert state["name"] == "browser-room" and state["sid"].startswith("RM")
@@ -76,7 +36,7 @@ async def test_a_browser_connects_and_rest_sees_it(
     assert all(t["trackSid"].startswith("MT") for t in published.values())
 
     # REST sees the ad-hoc room, its connected participant and what it publishes.
-    client = rest_client(stack, tenant)
+    client = stack.rest(tenant)
     room = await asyncio.to_thread(lambda: client.video.v1.rooms("browser-room").fetch())
     assert room.sid == state["sid"] and room.status == "in-progress"
     (participant,) = await asyncio.to_thread(lambda: client.video.v1.rooms(room.sid)
@@ -92,9 +52,9 @@ async def test_a_browser_connects_and_rest_sees_it(
 async def test_two_browsers_exchange_audio_video_and_data(
     stack: Stack, tenant: Tenant, browser: Browser, web_server: StaticServer
 ) -> None:
-    alice = await join(browser, web_server, stack, token_for(tenant, "alice"), "pair",
+    alice = await join(browser, web_server, stack, tenant.token("alice"), "pair",
                        audio=True, video=True, data=True)
-    bob = await join(browser, web_server, stack, token_for(tenant, "bob"), "pair",
+    bob = await join(browser, web_server, stack, tenant.token("bob"), "pair",
                      audio=True, video=True, data=True)
 
     for page, other in ((alice, "bob"), (bob, "alice")):
@@ -108,36 +68,15 @@ async def test_two_browsers_exchange_audio_video_and_data(
     await alice.wait_for("atrium.dataMessages.some(m => m.data === 'hello from bob')")
 
 
-def remote_event(event: str, track_sid: str) -> str:
-    """JS: the page recorded ``event`` for the track ``track_sid``."""
-    return (f"atrium.events.some(e => e.event === {json.dumps(event)}"
-            f" && e.trackSid === {json.dumps(track_sid)})")
 
-
-def rest_client(stack: Stack, tenant: Tenant) -> Client:
-    client = Client(tenant.account.sid, tenant.auth_token)
-    client.video.base_url = stack.base_url
-    return client
-
-
-async def connect_result(
-    browser: Browser, web: StaticServer, stack: Stack, token: str, room: str, **media: bool
-) -> tuple[Page, dict[str, Any]]:
-    page = await browser.new_page(web.url())
-    options = {"wsServer": stack.base_url.replace("http://", "ws://") + "/signaling",
-               "name": room, **media}
-    result = await page.eval(
-        f"atrium.settle(atrium.connect({json.dumps(token)}, {json.dumps(options)}))", timeout=30
-    )
-    return page, result
 
 
 async def test_rest_sees_real_tracks_then_kicks_and_completes(
     stack: Stack, tenant: Tenant, browser: Browser, web_server: StaticServer
 ) -> None:
-    alice = await join(browser, web_server, stack, token_for(tenant, "alice"), "managed",
+    alice = await join(browser, web_server, stack, tenant.token("alice"), "managed",
                        audio=True, video=True, data=True)
-    bob = await join(browser, web_server, stack, token_for(tenant, "bob"), "managed",
+    bob = await join(browser, web_server, stack, tenant.token("bob"), "managed",
                      audio=True, video=True, data=True)
     await alice.wait_for(sees_all_tracks("bob", 3), timeout=20)
     await bob.wait_for(sees_all_tracks("alice", 3), timeout=20)
@@ -146,7 +85,7 @@ async def test_rest_sees_real_tracks_then_kicks_and_completes(
     room_sid = alice_state["sid"]
     alice_sid = alice_state["localParticipant"]["sid"]
     bob_sid = bob_state["localParticipant"]["sid"]
-    client = rest_client(stack, tenant)
+    client = stack.rest(tenant)
     room = client.video.v1.rooms(room_sid)
 
     published = await asyncio.to_thread(
@@ -189,17 +128,13 @@ async def test_token_defects_reach_the_browser_as_2010x(
     stack: Stack, tenant: Tenant, browser: Browser, web_server: StaticServer
 ) -> None:
     cases = {
-        20107: mint_token("mallory", account_sid=tenant.account.sid,
-                          api_key_sid=tenant.api_key.sid, api_key_secret="x" * 32),
-        20103: mint_token("mallory", account_sid=tenant.account.sid,
-                          api_key_sid="SK" + "9" * 32, api_key_secret=tenant.key_secret),
-        20104: mint_token("mallory", account_sid=tenant.account.sid,
-                          api_key_sid=tenant.api_key.sid, api_key_secret=tenant.key_secret,
-                          ttl=-600),
-        20106: token_for(tenant, "mallory", room="another-room"),
+        20107: tenant.token("mallory", secret="x" * 32),
+        20103: tenant.token("mallory", api_key_sid="SK" + "9" * 32),
+        20104: tenant.token("mallory", ttl=-600),
+        20106: tenant.token("mallory", room="another-room"),
     }
     page = await browser.new_page(web_server.url())
-    ws = stack.base_url.replace("http://", "ws://") + "/signaling"
+    ws = stack.signaling_url
     for code, token in cases.items():
         options = {"wsServer": ws, "name": "guarded", "tracks": []}
         result = await page.eval(
@@ -212,18 +147,18 @@ async def test_token_defects_reach_the_browser_as_2010x(
 async def test_capacity_duplicates_and_completed_rooms(
     stack: Stack, tenant: Tenant, browser: Browser, web_server: StaticServer
 ) -> None:
-    client = rest_client(stack, tenant)
+    client = stack.rest(tenant)
     tiny = await asyncio.to_thread(
         lambda: client.video.v1.rooms.create(unique_name="tiny", max_participants=1)
     )
-    first = await join(browser, web_server, stack, token_for(tenant, "alice"), "tiny",
+    first = await join(browser, web_server, stack, tenant.token("alice"), "tiny",
                        audio=True)
-    _, refused = await connect_result(browser, web_server, stack, token_for(tenant, "bob"),
+    _, refused = await connect_result(browser, web_server, stack, tenant.token("bob"),
                                       "tiny", audio=True)
     assert not refused["ok"] and refused["error"]["code"] == 53105, refused
 
     # The same identity again takes the seat; the first connection is told 53205.
-    await join(browser, web_server, stack, token_for(tenant, "alice"), "tiny", audio=True)
+    await join(browser, web_server, stack, tenant.token("alice"), "tiny", audio=True)
     await first.wait_for("atrium.room.state === 'disconnected'", timeout=10)
     codes = await first.eval(
         "atrium.events.filter(e => e.event === 'disconnected').map(e => e.errorCode)"
@@ -231,7 +166,7 @@ async def test_capacity_duplicates_and_completed_rooms(
     assert 53205 in codes, codes
 
     await asyncio.to_thread(lambda: client.video.v1.rooms(tiny.sid).update(status="completed"))
-    _, late = await connect_result(browser, web_server, stack, token_for(tenant, "carol"),
+    _, late = await connect_result(browser, web_server, stack, tenant.token("carol"),
                                    tiny.sid, audio=True)
     assert not late["ok"] and late["error"]["code"] == 53118, late
 
@@ -239,15 +174,15 @@ async def test_capacity_duplicates_and_completed_rooms(
 async def test_disable_enable_and_unpublish_reach_the_other_side_and_rest(
     stack: Stack, tenant: Tenant, browser: Browser, web_server: StaticServer
 ) -> None:
-    alice = await join(browser, web_server, stack, token_for(tenant, "alice"), "toggles",
+    alice = await join(browser, web_server, stack, tenant.token("alice"), "toggles",
                        audio=True, video=True)
-    bob = await join(browser, web_server, stack, token_for(tenant, "bob"), "toggles",
+    bob = await join(browser, web_server, stack, tenant.token("bob"), "toggles",
                      audio=True)
     await bob.wait_for(sees_all_tracks("alice", 2), timeout=20)
     state = await alice.eval("atrium.state()")
     video_sid = next(t["trackSid"] for t in state["localParticipant"]["tracks"]
                      if t["kind"] == "video")
-    published = rest_client(stack, tenant).video.v1.rooms(state["sid"]).participants(
+    published = stack.rest(tenant).video.v1.rooms(state["sid"]).participants(
         state["localParticipant"]["sid"]
     ).published_tracks
 
@@ -285,9 +220,9 @@ async def test_disable_enable_and_unpublish_reach_the_other_side_and_rest(
 async def test_a_dropped_signaling_socket_resumes_the_session(
     stack: Stack, tenant: Tenant, browser: Browser, web_server: StaticServer
 ) -> None:
-    alice = await join(browser, web_server, stack, token_for(tenant, "alice"), "flaky",
+    alice = await join(browser, web_server, stack, tenant.token("alice"), "flaky",
                        audio=True, video=True)
-    bob = await join(browser, web_server, stack, token_for(tenant, "bob"), "flaky",
+    bob = await join(browser, web_server, stack, tenant.token("bob"), "flaky",
                      audio=True, video=True)
     await bob.wait_for(receives_media("alice"), timeout=20)
     alice_sid = (await alice.eval("atrium.state()"))["localParticipant"]["sid"]

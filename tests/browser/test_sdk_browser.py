@@ -3,34 +3,28 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 
 import pytest
 
-from atrium_shared.settings import Settings
 from atrium_video import LocalDataTrack, connect, create_local_audio_track, create_local_video_track
 from tests.browser.harness import Browser, StaticServer
-from tests.browser.test_rooms_browser import join, receives_media, sees_all_tracks, token_for
-from tests.conftest import Tenant
-from tests.sdk.test_sdk_rooms import Recorder, audio_energy, distinct_video, remote, sees
-from tests.support.stack import REALTIME, Stack, running_stack
+from tests.support.sdk import Recorder, audio_energy, distinct_video, remote, sees
+from tests.support.stack import REALTIME, Stack
+from tests.support.tenants import Tenant
+from tests.support.video_js import join, receives_media, sees_all_tracks
 from tests.support.waiting import eventually
 
-
-@pytest.fixture
-async def stack(settings: Settings) -> AsyncIterator[Stack]:
-    async with running_stack(settings, REALTIME) as running:
-        yield running
+pytestmark = pytest.mark.stack(REALTIME)
 
 
 async def test_a_browser_and_an_sdk_participant_see_and_hear_each_other(
     stack: Stack, tenant: Tenant, browser: Browser, web_server: StaticServer
 ) -> None:
-    page = await join(browser, web_server, stack, token_for(tenant, "browser"), "mixed",
+    page = await join(browser, web_server, stack, tenant.token("browser"), "mixed",
                       audio=True, video=True, data=True)
     chat = LocalDataTrack(name="chat")
-    bot = await connect(token_for(tenant, "bot"), name="mixed",
-                        url=stack.base_url.replace("http://", "ws://") + "/signaling",
+    bot = await connect(tenant.token("bot"), name="mixed",
+                        url=stack.signaling_url,
                         tracks=[create_local_audio_track(name="mic"),
                                 create_local_video_track(name="cam"), chat])
     seen = Recorder(bot)
@@ -47,14 +41,10 @@ async def test_a_browser_and_an_sdk_participant_see_and_hear_each_other(
         assert await distinct_video(remote(bot, "browser", "video")) >= 3
         assert await audio_energy(remote(bot, "browser", "audio")) > 0.005
         await page.eval("atrium.sendData('hello from chromium')")
-        await eventually(lambda: _async("hello from chromium" in seen.messages), timeout=10,
+        await eventually(lambda: "hello from chromium" in seen.messages, timeout=10,
                          message="bot gets the browser's message")
     finally:
         await bot.disconnect()
     await page.wait_for(
         "atrium.events.some(e => e.event === 'participantDisconnected' && e.identity === 'bot')",
         timeout=10)
-
-
-async def _async(value: bool) -> bool:
-    return value

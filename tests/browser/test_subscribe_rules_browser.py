@@ -5,27 +5,20 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from twilio.rest import Client
 
-from atrium_shared.settings import Settings
 from tests.browser.harness import Browser, Page, StaticServer
-from tests.browser.test_rooms_browser import join, remote_event, sees_all_tracks, token_for
-from tests.conftest import Tenant
-from tests.support.stack import REALTIME, Stack, running_stack
+from tests.support.stack import REALTIME, Stack
+from tests.support.tenants import Tenant
+from tests.support.video_js import join, remote_event, sees_all_tracks
+
+pytestmark = pytest.mark.stack(REALTIME)
 
 NO_ALICE_VIDEO = [{"type": "include", "all": True},
                   {"type": "exclude", "publisher": "alice", "kind": "video"}]
 INCLUDE_ALL = [{"type": "include", "all": True}]
-
-
-@pytest.fixture
-async def stack(settings: Settings) -> AsyncIterator[Stack]:
-    async with running_stack(settings, REALTIME) as running:
-        yield running
 
 
 def event_count(event: str, track_sid: str) -> str:
@@ -41,8 +34,7 @@ def video_frames(key: str, at_least: int) -> str:
 
 async def update_rules(stack: Stack, tenant: Tenant, room_sid: str, participant: str,
                        rules: Any) -> None:
-    client = Client(tenant.account.sid, tenant.auth_token)
-    client.video.base_url = stack.base_url
+    client = stack.rest(tenant)
     await asyncio.to_thread(
         lambda: client.video.v1.rooms(room_sid).participants(participant)
         .subscribe_rules.update(rules=rules))
@@ -51,9 +43,9 @@ async def update_rules(stack: Stack, tenant: Tenant, room_sid: str, participant:
 async def test_a_browser_subscriber_follows_rule_changes(
     stack: Stack, tenant: Tenant, browser: Browser, web_server: StaticServer
 ) -> None:
-    alice = await join(browser, web_server, stack, token_for(tenant, "alice"), "rules-browser",
+    alice = await join(browser, web_server, stack, tenant.token("alice"), "rules-browser",
                        audio=True, video=True)
-    bob: Page = await join(browser, web_server, stack, token_for(tenant, "bob"), "rules-browser",
+    bob: Page = await join(browser, web_server, stack, tenant.token("bob"), "rules-browser",
                            audio=True, video=True)
     await bob.wait_for(sees_all_tracks("alice", 2), timeout=20)
     await alice.wait_for(sees_all_tracks("bob", 2), timeout=20)

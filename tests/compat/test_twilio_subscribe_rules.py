@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -16,33 +16,15 @@ import pytest
 from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
-from atrium_shared.settings import Settings
 from atrium_video import Room, connect
-from tests.conftest import Tenant
-from tests.support.stack import REALTIME, Stack, running_stack
+from tests.support.stack import REALTIME, Stack
+from tests.support.tenants import Tenant
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120), pytest.mark.stack(REALTIME)]
 T = TypeVar("T")
 
 INCLUDE_ALL = {"type": "include", "all": True, "publisher": None, "track": None, "kind": None,
                "priority": None}
-
-
-@pytest.fixture
-async def stack(settings: Settings) -> AsyncIterator[Stack]:
-    async with running_stack(settings, REALTIME) as running:
-        yield running
-
-
-def mint(identity: str, tenant: Tenant) -> str:
-    from twilio.jwt.access_token import AccessToken
-    from twilio.jwt.access_token.grants import VideoGrant
-
-    token = AccessToken(tenant.account.sid, tenant.api_key.sid, tenant.key_secret,
-                        identity=identity, ttl=3600)
-    token.add_grant(VideoGrant())
-    jwt = token.to_jwt()
-    return jwt.decode() if isinstance(jwt, bytes) else str(jwt)
 
 
 async def off_loop(fn: Callable[[], T]) -> T:
@@ -50,14 +32,11 @@ async def off_loop(fn: Callable[[], T]) -> T:
 
 
 async def join(stack: Stack, tenant: Tenant, identity: str, room: str) -> Room:
-    url = stack.base_url.replace("http://", "ws://") + "/signaling"
-    return await connect(mint(identity, tenant), url=url, name=room, audio=True)
+    return await connect(tenant.token(identity), url=stack.signaling_url, name=room, audio=True)
 
 
 def client_for(stack: Stack, tenant: Tenant) -> Client:
-    client = Client(tenant.api_key.sid, tenant.key_secret, tenant.account.sid)
-    client.video.base_url = stack.base_url
-    return client
+    return stack.rest_as(tenant.api_key.sid, tenant.key_secret, tenant.account.sid)
 
 
 async def test_fetch_default_update_and_every_invalid_case(

@@ -8,19 +8,21 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 from redis.asyncio import Redis
 
 from atrium_cli.embedded import free_port
 from atrium_shared.workers import WorkerRegistry
-from tests.conftest import Servers
 from tests.deploy.manifests import SERVICES, compose_environment, image_cmd
+from tests.support.ready import wait_ready
+from tests.support.stack import Servers
+from tests.support.waiting import eventually_sync
 
 COMPOSE_SERVICE = {s: s for s in SERVICES} | {"gateway": "gateway-1", "media": "media-1"}
 
@@ -35,23 +37,15 @@ def get(url: str, method: str = "GET") -> tuple[int, str]:
 
 
 class Started:
-    def __init__(self, process: subprocess.Popen[bytes], port: int, log: Path) -> None:
-        self.process, self.port, self.log = process, port, log
+    def __init__(self, name: str, process: subprocess.Popen[bytes], port: int, log: Path) -> None:
+        self.name, self.process, self.port, self.log = name, process, port, log
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
 
     def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.log.read_text()[-3000:]
-            try:
-                if get(self.url("/readyz"))[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"not ready:\n{self.log.read_text()[-3000:]}")
+        wait_ready(self.process, self.url("/readyz"), name=self.name, timeout=timeout,
+                   log=lambda: self.log.read_text()[-3000:], error=AssertionError, interval=0.1)
 
     def terminate(self, timeout: float = 30) -> int:
         self.process.send_signal(signal.SIGTERM)
@@ -62,8 +56,12 @@ class Started:
             raise
 
 
+class StartImage(Protocol):
+    def __call__(self, service: str, **overrides: str) -> Started: ...
+
+
 @pytest.fixture
-def start(servers: Servers, tmp_path: Path) -> Iterator[object]:
+def start(servers: Servers, tmp_path: Path) -> Iterator[StartImage]:
     started: list[Started] = []
 
     def run(service: str, **overrides: str) -> Started:
@@ -89,7 +87,7 @@ def start(servers: Servers, tmp_path: Path) -> Iterator[object]:
             [sys.executable, *command[1:]], env=env, stdin=subprocess.DEVNULL,
             stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
         )
-        started.append(Started(process, port, log))
+        started.append(Started(service, process, port, log))
         return started[-1]
 
     yield run
@@ -101,8 +99,8 @@ def start(servers: Servers, tmp_path: Path) -> Iterator[object]:
 
 @pytest.mark.integration
 @pytest.mark.parametrize("service", SERVICES)
-def test_image_command_answers_health_and_metrics(service: str, start: object) -> None:
-    proc = start(service)  # type: ignore[operator]
+def test_image_command_answers_health_and_metrics(service: str, start: StartImage) -> None:
+    proc = start(service)
     proc.wait_ready()
     assert get(proc.url("/livez"))[0] == 200
     status, metrics = get(proc.url("/metrics"))
@@ -116,20 +114,22 @@ def test_image_command_answers_health_and_metrics(service: str, start: object) -
 
 @pytest.mark.integration
 async def test_media_worker_drains_on_request_then_exits_cleanly(
-    start: object, servers: Servers
+    start: StartImage, servers: Servers
 ) -> None:
-    proc = start("media", ATRIUM_DRAIN_TIMEOUT_SECONDS="30")  # type: ignore[operator]
+    proc = start("media", ATRIUM_DRAIN_TIMEOUT_SECONDS="30")
     proc.wait_ready()
     redis = Redis.from_url(servers.redis.url, decode_responses=True)
     try:
         registry = WorkerRegistry(redis)
         assert (await registry.least_loaded()) is not None
         # preStop's request: no session here, so the drain is over at once (or on the next poll).
-        deadline = time.monotonic() + 10
-        while (answer := get(proc.url("/drain"), "POST"))[0] != 200:
-            assert answer[0] == 202 and time.monotonic() < deadline, answer
-            time.sleep(0.2)
-        assert answer[1] == "drained"
+        def drained() -> tuple[int, str] | None:
+            answer = get(proc.url("/drain"), "POST")
+            assert answer[0] in (200, 202), answer  # 202: still draining
+            return answer if answer[0] == 200 else None
+
+        answer = eventually_sync(drained, interval=0.2, retry_on=(), message="POST /drain: 200")
+        assert answer is not None and answer[1] == "drained"
         assert get(proc.url("/readyz"))[0] == 503  # out of rotation while draining
         info = await registry.get("media-1")
         assert info is not None and info.draining

@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from pathlib import Path
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import pytest
@@ -31,16 +32,24 @@ from atrium_shared.infra import make_broker
 from atrium_shared.models import RoomInfo
 from atrium_shared.outbox import Change, OutboxRelay, commit
 from atrium_shared.rpc import call
-from atrium_shared.service import ServiceRuntime
 from atrium_shared.settings import Settings
 from atrium_shared.subjects import CALLBACK_DELIVERIES
 from atrium_shared.timefmt import utcnow
-from tests.conftest import Tenant, start_service
-from tests.support.processes import ServiceProcess
+from tests.support.logs import fields, recorded
+from tests.support.stack import Stack, StackFactory
+from tests.support.tenants import Tenant
 from tests.support.waiting import eventually
 from tests.support.webhook import Received, Webhook
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+
+# Callback settings of these tests: quick retries, and few of them.
+FAST: dict[str, Any] = {
+    "callback_backoff_initial_seconds": 0.05,
+    "callback_backoff_max_seconds": 0.2,
+    "callback_max_attempts": 4,
+    "timer_poll_seconds": 0.05,
+}
 
 # --------------------------------------------------------------------------------------------
 # Producing events like the room service does
@@ -95,16 +104,9 @@ async def event_relay(settings: Settings, redis: Redis) -> AsyncIterator[NatsBro
         await broker.stop()
 
 
-@contextlib.asynccontextmanager
-async def callback_service(settings: Settings) -> AsyncIterator[ServiceRuntime]:
-    from atrium_callback.app import build
-
-    runtime = build(settings)
-    await runtime.start()
-    try:
-        yield runtime
-    finally:
-        await runtime.stop()
+def callback_service(stacks: StackFactory, **overrides: Any) -> AbstractAsyncContextManager[Stack]:
+    """The callback service alone (no gateway, no room service), with ``FAST`` settings."""
+    return stacks.running(("callback",), gateway=False, **{**FAST, **overrides})
 
 
 def sequences(requests: Sequence[Received]) -> list[int]:
@@ -122,28 +124,15 @@ def all_valid(webhook: Webhook) -> None:
 
 
 @pytest.fixture
-def fast_settings(settings: Settings) -> Settings:
-    return settings.model_copy(
-        update={
-            "callback_backoff_initial_seconds": 0.05,
-            "callback_backoff_max_seconds": 0.2,
-            "callback_max_attempts": 4,
-            "timer_poll_seconds": 0.05,
-        }
-    )
-
-
-
-@pytest.fixture
-async def relay(fast_settings: Settings, redis: Redis) -> AsyncIterator[NatsBroker]:
-    async with event_relay(fast_settings, redis) as broker:
+async def relay(settings: Settings, redis: Redis) -> AsyncIterator[NatsBroker]:
+    async with event_relay(settings, redis) as broker:
         yield broker
 
 
 @pytest.fixture
-async def service(fast_settings: Settings, relay: NatsBroker) -> AsyncIterator[ServiceRuntime]:
-    async with callback_service(fast_settings) as runtime:
-        yield runtime
+async def service(relay: NatsBroker, stacks: StackFactory) -> AsyncIterator[Stack]:
+    async with callback_service(stacks) as running:
+        yield running
 
 
 # --------------------------------------------------------------------------------------------
@@ -152,7 +141,7 @@ async def service(fast_settings: Settings, relay: NatsBroker) -> AsyncIterator[S
 
 
 async def test_post_delivery_with_exact_params_and_projection(
-    service: ServiceRuntime, webhook: Webhook, redis: Redis, tenant: Tenant
+    service: Stack, webhook: Webhook, redis: Redis, tenant: Tenant
 ) -> None:
     room = room_info(tenant, webhook.url("/status?tenant=a"), name="daily")
     await emit(redis, created(room))
@@ -183,7 +172,7 @@ async def test_post_delivery_with_exact_params_and_projection(
 
 
 async def test_get_delivery_puts_params_in_query(
-    service: ServiceRuntime, webhook: Webhook, redis: Redis, tenant: Tenant
+    service: Stack, webhook: Webhook, redis: Redis, tenant: Tenant
 ) -> None:
     room = room_info(tenant, webhook.url("/hook?app=x%20y#rt=2000"), method="GET")
     await emit(redis, created(room))
@@ -200,7 +189,7 @@ async def test_get_delivery_puts_params_in_query(
 
 
 async def test_room_without_callback_sends_nothing(
-    service: ServiceRuntime, webhook: Webhook, redis: Redis, tenant: Tenant
+    service: Stack, webhook: Webhook, redis: Redis, tenant: Tenant
 ) -> None:
     silent = room_info(tenant, None)
     await emit(redis, created(silent), ended(silent))
@@ -212,7 +201,7 @@ async def test_room_without_callback_sends_nothing(
 
 
 async def test_order_within_a_room_holds_under_retries(
-    service: ServiceRuntime, webhook: Webhook, redis: Redis, tenant: Tenant
+    service: Stack, webhook: Webhook, redis: Redis, tenant: Tenant
 ) -> None:
     failures: dict[int, int] = {0: 2, 2: 1, 3: 2}  # sequence -> how many tries fail first
 
@@ -234,24 +223,23 @@ async def test_order_within_a_room_holds_under_retries(
 
 
 async def test_failing_room_does_not_delay_another(
-    fast_settings: Settings, relay: NatsBroker, webhook: Webhook, redis: Redis, tenant: Tenant
+    relay: NatsBroker, webhook: Webhook, redis: Redis, tenant: Tenant, stacks: StackFactory
 ) -> None:
-    slow_settings = fast_settings.model_copy(
-        update={"callback_max_attempts": 50, "callback_backoff_max_seconds": 0.5}
-    )
 
     async def respond(request: Received) -> int:
         if request.target.startswith("/down"):
             return 500
         if request.target.startswith("/slow"):
-            await asyncio.sleep(3)
+            await asyncio.sleep(3)  # a slow application: the slowness is what is tested
         return 200
 
     webhook.respond = respond
     down = room_info(tenant, webhook.url("/down"))
     slow = room_info(tenant, webhook.url("/slow#rt=8000"))
     healthy = room_info(tenant, webhook.url("/ok"))
-    async with callback_service(slow_settings):
+    async with callback_service(
+        stacks, callback_max_attempts=50, callback_backoff_max_seconds=0.5
+    ):
         await emit(redis, created(down), created(slow))
         await emit(redis, created(down))
 
@@ -271,7 +259,7 @@ async def test_failing_room_does_not_delay_another(
 
 
 async def test_dead_letter_and_delivery_log_rpc(
-    service: ServiceRuntime, relay: NatsBroker, webhook: Webhook, redis: Redis, tenant: Tenant
+    service: Stack, relay: NatsBroker, webhook: Webhook, redis: Redis, tenant: Tenant
 ) -> None:
     async def respond(request: Received) -> int:
         return 500 if request.target.startswith("/broken") else 204
@@ -307,7 +295,7 @@ async def test_dead_letter_and_delivery_log_rpc(
 
 
 async def test_rc_zero_fragment_means_exactly_one_attempt(
-    service: ServiceRuntime, relay: NatsBroker, webhook: Webhook, redis: Redis, tenant: Tenant
+    service: Stack, relay: NatsBroker, webhook: Webhook, redis: Redis, tenant: Tenant
 ) -> None:
     async def fail(_: Received) -> int:
         return 503
@@ -328,33 +316,42 @@ async def test_rc_zero_fragment_means_exactly_one_attempt(
 
 
 async def test_webhook_down_then_up_receives_backlog(
-    fast_settings: Settings, relay: NatsBroker, redis: Redis, tenant: Tenant
+    relay: NatsBroker, redis: Redis, tenant: Tenant, stacks: StackFactory
 ) -> None:
-    patient = fast_settings.model_copy(
-        update={"callback_max_attempts": 40, "callback_backoff_max_seconds": 0.2}
-    )
     webhook = Webhook(tenant.auth_token)  # not listening yet: connections are refused
     rooms = [room_info(tenant, webhook.url(f"/later/{i}")) for i in range(3)]
-    async with callback_service(patient):
-        for room in rooms:
-            await emit(redis, created(room))
-            await emit(redis, ended(room))
-        await asyncio.sleep(1.0)  # let a few tries fail (not a correctness wait)
-        await webhook.start()
-        try:
+    with recorded("atrium.callback") as logged:
+        async with callback_service(stacks, callback_max_attempts=40):
             for room in rooms:
-                await eventually(functools.partial(_delivered, webhook, room.sid, 2), timeout=8)
-                assert sequences(webhook.for_room(room.sid)) == [0, 1]
-            all_valid(webhook)
-        finally:
-            await webhook.stop()
+                await emit(redis, created(room))
+                await emit(redis, ended(room))
+
+            async def a_few_tries_failed() -> bool:
+                tries = {room.sid: 0 for room in rooms}
+                for record in logged:
+                    sid, attempt = fields(record).get("room_sid"), fields(record).get("attempt")
+                    if sid in tries and isinstance(attempt, int):
+                        tries[sid] = max(tries[sid], attempt)
+                return all(count >= 3 for count in tries.values())
+
+            await eventually(a_few_tries_failed, message="three failed tries in every room")
+            await webhook.start()
+            try:
+                for room in rooms:
+                    await eventually(
+                        functools.partial(_delivered, webhook, room.sid, 2), timeout=8
+                    )
+                    assert sequences(webhook.for_room(room.sid)) == [0, 1]
+                all_valid(webhook)
+            finally:
+                await webhook.stop()
 
 
 async def test_delivery_continues_the_event_trace(
-    fast_settings: Settings, webhook: Webhook, redis: Redis, tenant: Tenant
+    settings: Settings, webhook: Webhook, redis: Redis, tenant: Tenant, stacks: StackFactory
 ) -> None:
     exporter = _memory_exporter()
-    async with event_relay(fast_settings, redis), callback_service(fast_settings):
+    async with event_relay(settings, redis), callback_service(stacks):
         tracer = trace.get_tracer("test")
         room = room_info(tenant, webhook.url("/traced"))
         with tracer.start_as_current_span("create room") as root:
@@ -378,7 +375,7 @@ async def test_delivery_continues_the_event_trace(
 
 
 async def test_bad_event_is_logged_and_does_not_stop_the_consumer(
-    service: ServiceRuntime, relay: NatsBroker, webhook: Webhook, redis: Redis, tenant: Tenant
+    service: Stack, relay: NatsBroker, webhook: Webhook, redis: Redis, tenant: Tenant
 ) -> None:
     await relay.publish(
         b"{not json", "atrium.events.x.y.room-created", stream="ATRIUM_EVENTS", timeout=5.0
@@ -395,7 +392,7 @@ async def test_bad_event_is_logged_and_does_not_stop_the_consumer(
 
 
 async def test_secrets_never_logged(
-    service: ServiceRuntime,
+    service: Stack,
     webhook: Webhook,
     redis: Redis,
     tenant: Tenant,
@@ -407,13 +404,21 @@ async def test_secrets_never_logged(
     await eventually(lambda: _count(webhook, 1))
     assert webhook.received[0].headers["authorization"].startswith("Basic ")
     all_valid(webhook)
-    text = caplog.text + "".join(str(getattr(r, "fields", "")) for r in caplog.records)
+
+    def delivery_logged() -> list[logging.LogRecord]:
+        return [r for r in caplog.records
+                if fields(r).get("room_sid") == room.sid and "url" in fields(r)]
+
+    # The delivery was logged (so the log was looked at), with the URL stripped of its password.
+    (logged, *_) = await eventually(delivery_logged, message="the delivery's log line")
+    assert fields(logged)["url"] == f"http://127.0.0.1:{webhook.port}/s"
+    text = caplog.text + "".join(str(fields(r)) for r in caplog.records)
     assert tenant.auth_token not in text
     assert "hunter2secret" not in text
 
 
 async def test_two_replicas_never_deliver_one_room_concurrently(
-    fast_settings: Settings, relay: NatsBroker, webhook: Webhook, redis: Redis, tenant: Tenant
+    relay: NatsBroker, webhook: Webhook, redis: Redis, tenant: Tenant, stacks: StackFactory
 ) -> None:
     in_flight: dict[str, int] = {}
     overlaps: list[str] = []
@@ -422,14 +427,16 @@ async def test_two_replicas_never_deliver_one_room_concurrently(
         in_flight[request.room_sid] = in_flight.get(request.room_sid, 0) + 1
         if in_flight[request.room_sid] > 1:
             overlaps.append(request.room_sid)
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)  # a request that takes a while: the window for an overlap
         in_flight[request.room_sid] -= 1
         return 500 if random.random() < 0.2 else 200
 
     webhook.respond = one_at_a_time
-    patient = fast_settings.model_copy(update={"callback_max_attempts": 30})
     rooms = [room_info(tenant, webhook.url(f"/pair/{i}")) for i in range(4)]
-    async with callback_service(patient), callback_service(patient):
+    async with (
+        callback_service(stacks, callback_max_attempts=30),
+        callback_service(stacks, callback_max_attempts=30),
+    ):
         for _ in range(6):
             for room in rooms:
                 await emit(redis, created(room))
@@ -447,24 +454,12 @@ async def test_two_replicas_never_deliver_one_room_concurrently(
 
 
 async def test_kill_9_loses_nothing_and_keeps_order(
-    fast_settings: Settings,
-    relay: NatsBroker,
-    redis: Redis,
-    tenant: Tenant,
-    spawn: list[ServiceProcess],
-    service_env: dict[str, str],
-    tmp_path: Path,
+    relay: NatsBroker, redis: Redis, tenant: Tenant, stacks: StackFactory
 ) -> None:
-    env = {
-        **service_env,
-        "ATRIUM_CALLBACK_MAX_ATTEMPTS": "40",
-        "ATRIUM_CALLBACK_BACKOFF_INITIAL_SECONDS": "0.05",
-        "ATRIUM_CALLBACK_BACKOFF_MAX_SECONDS": "0.2",
-        "ATRIUM_TIMER_POLL_SECONDS": "0.05",
-    }
+    patient = {**FAST, "callback_max_attempts": 40}
 
     async def slowish(request: Received) -> int:
-        await asyncio.sleep(random.uniform(0.005, 0.03))
+        await asyncio.sleep(random.uniform(0.005, 0.03))  # deliveries in flight when killed
         return 500 if random.random() < 0.1 else 200  # some retries in flight too
 
     webhook = Webhook(tenant.auth_token, respond=slowish)
@@ -472,14 +467,14 @@ async def test_kill_9_loses_nothing_and_keeps_order(
     try:
         rooms = [room_info(tenant, webhook.url(f"/crash/{i}")) for i in range(6)]
         per_room = 8
-        first = start_service(spawn, "callback", env, tmp_path)
+        first = stacks.spawn("callback", **patient)
         for _ in range(per_room):
             for room in rooms:
                 await emit(redis, created(room))
         kill_after = random.randint(5, len(rooms) * per_room // 2)
         await eventually(lambda: _count(webhook, kill_after), timeout=10)
         first.kill9()
-        start_service(spawn, "callback", env, tmp_path)
+        stacks.spawn("callback", **patient)
 
         async def all_arrived() -> bool:
             return all(

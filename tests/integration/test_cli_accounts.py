@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 from atrium_cli.main import main as atrium_main
 from atrium_shared import sids
 from atrium_shared.accounts import Account, AccountStore
-from tests.conftest import Servers
+from tests.support.stack import Servers
 
 pytestmark = pytest.mark.integration
 

@@ -35,7 +35,9 @@ from atrium_shared.accounts import AccountStore
 from atrium_shared.callbacks import DeliveryList, DeliveryQuery, DeliveryRecord
 from atrium_shared.rpc import RpcReply
 from atrium_shared.timefmt import utcnow
-from tests.conftest import Servers
+from atrium_shared.workers import WORKERS_KEY
+from tests.support.stack import Servers
+from tests.support.waiting import eventually_sync
 
 pytestmark = [
     pytest.mark.integration,
@@ -98,10 +100,12 @@ def still_running(processes: dict[int, str]) -> dict[int, str]:
 
 
 def wait_until_gone(processes: dict[int, str], timeout: float) -> dict[int, str]:
-    deadline = time.monotonic() + timeout
-    while (left := still_running(processes)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return left
+    """Those of ``processes`` still running after waiting up to ``timeout`` for them to end."""
+    try:
+        eventually_sync(lambda: not still_running(processes), timeout=timeout)
+    except AssertionError:
+        pass
+    return still_running(processes)
 
 
 # `atrium run` as a process -----------------------------------------------------------------------
@@ -263,10 +267,12 @@ def test_run_starts_embedded_stack_serves_rest_and_stops_cleanly(
     # ATRIUM_MEDIA_WORKERS=2: two media workers, each registered in Redis with its load.
     assert sum("atrium_media.app" in c for c in run.started.values()) == 2
     registry = redis_client(banner.redis_url)
-    deadline = time.monotonic() + 10
-    while len(registry.zrange("atrium:media:workers", 0, -1)) < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert len(registry.zrange("atrium:media:workers", 0, -1)) == 2
+
+    def registered() -> list[str]:
+        workers: list[str] = registry.zrange(WORKERS_KEY, 0, -1)
+        return workers if len(workers) >= 2 else []
+
+    assert len(eventually_sync(registered, message="both workers in the registry")) == 2
     run_env_file = tmp_path / ".atrium" / "run.env"
     assert f"NATS_URL={banner.nats_url}" in run_env_file.read_text()
     assert f"REDIS_URL={banner.redis_url}" in run_env_file.read_text()

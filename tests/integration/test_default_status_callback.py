@@ -7,42 +7,25 @@ worker entry in the registry lets the room be placed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 from faststream.nats import NatsBroker
 from redis.asyncio import Redis
-from twilio.rest import Client
 
-from atrium_shared import subjects
 from atrium_shared.accounts import AccountStore
-from atrium_shared.room_api import JoinRoomRequest, JoinRoomResult
-from atrium_shared.rpc import call
-from atrium_shared.settings import Settings
+from atrium_shared.room_api import JoinRoomResult
 from atrium_shared.workers import WorkerInfo, WorkerRegistry
-from tests.conftest import Tenant
-from tests.support.stack import CONTROL_PLANE, Stack, running_stack
+from tests.support.rpc import join_room
+from tests.support.stack import WITH_CALLBACKS, Stack
+from tests.support.tenants import Tenant
 from tests.support.waiting import eventually
 from tests.support.webhook import Received, Webhook
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
-
-
-@pytest.fixture
-async def stack(settings: Settings) -> AsyncIterator[Stack]:
-    async with running_stack(settings, (*CONTROL_PLANE, "callback")) as running:
-        yield running
-
-
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(90), pytest.mark.stack(WITH_CALLBACKS)]
 
 
 async def join(broker: NatsBroker, tenant: Tenant, room: str) -> JoinRoomResult:
-    return await call(
-        broker,
-        subjects.ROOM_JOIN,
-        JoinRoomRequest(account_sid=tenant.account.sid, room=room),
-        JoinRoomResult,
-    )
+    return await join_room(broker, tenant.account.sid, room)
 
 
 async def test_ad_hoc_room_uses_the_account_default_callback(
@@ -62,8 +45,7 @@ async def test_ad_hoc_room_uses_the_account_default_callback(
     again = await join(broker, tenant, "drop-in")
     assert again.room.sid == room.sid
 
-    client = Client(tenant.account.sid, tenant.auth_token)
-    client.video.base_url = stack.base_url
+    client = stack.rest(tenant)
     fetched = await asyncio.to_thread(lambda: client.video.v1.rooms(room.sid).fetch())
     assert (fetched.status_callback, fetched.status_callback_method) == (url, "POST")
     # A REST room names its own StatusCallback; the account default is only for ad-hoc rooms.

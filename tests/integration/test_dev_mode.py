@@ -13,14 +13,10 @@ from atrium_gateway import tokens
 from atrium_shared.accounts import AccountStore
 from atrium_shared.settings import Settings
 from tests.browser.harness import TWILIO_VIDEO_BUNDLE
-from tests.conftest import Tenant, make_tenant
-from tests.support.stack import running_stack
+from tests.support.stack import StackFactory
+from tests.support.tenants import Tenant, make_tenant
 
 DEV_PATHS = ("/", "/demo/demo.js", "/demo/index.html", "/vendor/twilio-video.min.js")
-
-
-def dev(settings: Settings, on: bool = True) -> Settings:
-    return settings.model_copy(update={"dev_mode": on})
 
 
 async def verified(redis: Redis, token: str) -> tokens.VideoClaims:
@@ -35,8 +31,8 @@ def assert_twilio_404(response: httpx.Response) -> None:
     assert body["more_info"] == "https://www.twilio.com/docs/errors/20404"
 
 
-async def test_dev_mode_serves_the_demo_and_the_sdk(settings: Settings) -> None:
-    async with running_stack(dev(settings), ()) as stack, httpx.AsyncClient(
+async def test_dev_mode_serves_the_demo_and_the_sdk(stacks: StackFactory) -> None:
+    async with stacks.running((), dev_mode=True) as stack, httpx.AsyncClient(
         base_url=stack.base_url
     ) as http:
         page = await http.get("/")
@@ -63,11 +59,10 @@ async def test_dev_mode_serves_the_demo_and_the_sdk(settings: Settings) -> None:
             assert_twilio_404(sdk)
 
 
-async def test_the_sdk_404_says_how_to_install_it(settings: Settings, tmp_path: Path) -> None:
+async def test_the_sdk_404_says_how_to_install_it(stacks: StackFactory, tmp_path: Path) -> None:
     (tmp_path / "demo").mkdir()
     (tmp_path / "demo" / "index.html").write_text("<!doctype html><title>elsewhere</title>")
-    elsewhere = dev(settings).model_copy(update={"web_dir": str(tmp_path)})
-    async with running_stack(elsewhere, ()) as stack, httpx.AsyncClient(
+    async with stacks.running((), dev_mode=True, web_dir=str(tmp_path)) as stack, httpx.AsyncClient(
         base_url=stack.base_url
     ) as http:
         assert "elsewhere" in (await http.get("/")).text
@@ -77,11 +72,11 @@ async def test_the_sdk_404_says_how_to_install_it(settings: Settings, tmp_path: 
 
 
 async def test_dev_token_is_for_the_dev_account(
-    settings: Settings, redis: Redis, tenant: Tenant
+    stacks: StackFactory, redis: Redis, tenant: Tenant
 ) -> None:
     credentials = await provision(redis, environ={})  # as `atrium run` does: the dev account
     assert credentials.account.sid != tenant.account.sid
-    async with running_stack(dev(settings), ()) as stack, httpx.AsyncClient(
+    async with stacks.running((), dev_mode=True) as stack, httpx.AsyncClient(
         base_url=stack.base_url
     ) as http:
         as_json = await http.post("/dev/token", json={"identity": "alice", "room": "standup"})
@@ -113,9 +108,9 @@ async def test_dev_token_is_for_the_dev_account(
 
 
 async def test_without_a_dev_account_the_first_active_key_signs(
-    settings: Settings, redis: Redis
+    stacks: StackFactory, redis: Redis
 ) -> None:
-    async with running_stack(dev(settings), ()) as stack, httpx.AsyncClient(
+    async with stacks.running((), dev_mode=True) as stack, httpx.AsyncClient(
         base_url=stack.base_url
     ) as http:
         nobody = await http.post("/dev/token", json={"identity": "alice", "room": "r"})
@@ -133,10 +128,12 @@ async def test_without_a_dev_account_the_first_active_key_signs(
         assert (claims.account_sid, claims.api_key_sid) == (tenant.account.sid, fresh.sid)
 
 
-async def test_without_dev_mode_none_of_it_exists(settings: Settings, redis: Redis) -> None:
+async def test_without_dev_mode_none_of_it_exists(
+    settings: Settings, stacks: StackFactory, redis: Redis
+) -> None:
     await provision(redis, environ={})
     assert settings.dev_mode is False  # the default
-    async with running_stack(dev(settings, on=False), ()) as stack, httpx.AsyncClient(
+    async with stacks.running((), dev_mode=False) as stack, httpx.AsyncClient(
         base_url=stack.base_url
     ) as http:
         for path in DEV_PATHS:

@@ -6,29 +6,21 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import AsyncIterator
 
 import pytest
 
 from atrium_cli.loadtest import LoadtestConfig, run_loadtest
-from atrium_shared.settings import Settings
-from tests.conftest import Tenant
-from tests.support.stack import REALTIME, Stack, running_stack
+from tests.support.stack import REALTIME, Stack
+from tests.support.tenants import Tenant
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
-
-
-@pytest.fixture
-async def stack(settings: Settings) -> AsyncIterator[Stack]:
-    async with running_stack(settings, REALTIME) as running:
-        yield running
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120), pytest.mark.stack(REALTIME)]
 
 
 async def test_a_tiny_loadtest_joins_everyone_and_receives_frames(
     stack: Stack, tenant: Tenant
 ) -> None:
     config = LoadtestConfig(
-        url=stack.base_url.replace("http://", "ws://") + "/signaling",
+        url=stack.signaling_url,
         account_sid=tenant.account.sid,
         api_key_sid=tenant.api_key.sid,
         api_key_secret=tenant.key_secret,
@@ -57,7 +49,7 @@ async def test_the_atrium_loadtest_command(stack: Stack, tenant: Tenant) -> None
            "COLUMNS": "120"}
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "atrium_cli.main", "loadtest",
-        "--url", stack.base_url.replace("http://", "ws://") + "/signaling",
+        "--url", stack.signaling_url,
         "--rooms", "1", "--participants", "2", "--duration", "3", "--json",
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT, env=env)

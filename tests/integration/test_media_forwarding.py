@@ -34,6 +34,7 @@ from av import AudioFrame, VideoFrame
 
 from atrium_media.forwarding.router import MediaRouter
 from atrium_media.ice import configure_host_addresses
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -105,16 +106,9 @@ def rms(frame: AudioFrame) -> float:
     return math.sqrt(sum(s * s for s in samples) / len(samples))
 
 
-async def wait_for(
-    predicate: Callable[[], bool], timeout: float, message: str, interval: float = 0.02
-) -> float:
-    """Wait until ``predicate()`` holds; returns the time it took."""
-    start = time.monotonic()
-    while not predicate():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
-        await asyncio.sleep(interval)
-    return time.monotonic() - start
+async def wait_for(predicate: Callable[[], bool], timeout: float, message: str) -> None:
+    """Wait until ``predicate()`` holds (polled every 20 ms: media moves fast)."""
+    await eventually(predicate, timeout=timeout, interval=0.02, message=message)
 
 
 async def negotiate(offerer: RTCPeerConnection, answerer: RTCPeerConnection) -> None:

@@ -9,8 +9,6 @@ signature with twilio's own RequestValidator.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 from faststream.nats import NatsBroker
@@ -18,72 +16,20 @@ from twilio.rest import Client
 
 from atrium_shared import subjects
 from atrium_shared.models import ParticipantInfo, TrackInfo
-from atrium_shared.participant_api import AdmitParticipantRequest, AdmitParticipantResult
 from atrium_shared.rpc import call
-from atrium_shared.settings import Settings
-from atrium_shared.track_api import (
-    PublishTracksRequest,
-    PublishTracksResult,
-    SetTrackEnabledRequest,
-    TrackToPublish,
-)
-from tests.conftest import Tenant
-from tests.support.stack import CONTROL_PLANE, Stack, running_stack
+from atrium_shared.track_api import SetTrackEnabledRequest
+from tests.support.rpc import admit, publish, published
+from tests.support.stack import WITH_CALLBACKS, Stack
+from tests.support.tenants import Tenant
 from tests.support.waiting import eventually
 from tests.support.webhook import Received, Webhook
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
-
-
-@pytest.fixture
-async def stack(settings: Settings) -> AsyncIterator[Stack]:
-    async with running_stack(settings, (*CONTROL_PLANE, "callback")) as running:
-        yield running
-
-
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(90), pytest.mark.stack(WITH_CALLBACKS)]
 
 
 @pytest.fixture
 def client(stack: Stack, tenant: Tenant) -> Client:
-    twilio = Client(tenant.account.sid, tenant.auth_token)
-    twilio.video.base_url = stack.base_url
-    return twilio
-
-
-async def admit(broker: NatsBroker, room: Any, identity: str) -> ParticipantInfo:
-    result = await call(
-        broker,
-        subjects.PARTICIPANT_ADMIT,
-        AdmitParticipantRequest(
-            account_sid=room.account_sid,
-            room_sid=room.sid,
-            identity=identity,
-            max_participants=room.max_participants,
-            max_participant_duration=room.max_participant_duration,
-        ),
-        AdmitParticipantResult,
-    )
-    return result.participant
-
-
-async def publish(
-    broker: NatsBroker, who: ParticipantInfo, *tracks: tuple[str, str, str]
-) -> list[TrackInfo]:
-    """Publish (client id, name, kind) triples; the tracks, in order."""
-    result = await call(
-        broker,
-        subjects.TRACK_PUBLISH,
-        PublishTracksRequest(
-            account_sid=who.account_sid,
-            room_sid=who.room_sid,
-            participant=who,
-            tracks=[TrackToPublish(client_id=c, name=n, kind=k) for c, n, k in tracks],
-        ),
-        PublishTracksResult,
-    )
-    published = [outcome.track for outcome in result.tracks]
-    assert all(track is not None for track in published)
-    return [track for track in published if track is not None]
+    return stack.rest(tenant)
 
 
 def participant_params(who: ParticipantInfo, status: str = "connected") -> dict[str, str]:
@@ -113,8 +59,10 @@ async def test_participant_and_track_callbacks_in_order(
     )
     alice = await admit(broker, room, "alice")
     bob = await admit(broker, room, "bob smith")
-    mic, cam = await publish(broker, alice, ("a1", "mic", "audio"), ("v1", "cam", "video"))
-    (chat,) = await publish(broker, bob, ("d1", "chat", "data"))
+    mic, cam = published(
+        await publish(broker, alice, ("a1", "mic", "audio"), ("v1", "cam", "video"))
+    )
+    (chat,) = published(await publish(broker, bob, ("d1", "chat", "data")))
     disabled = await call(
         broker,
         subjects.TRACK_SET_ENABLED,
@@ -148,12 +96,10 @@ async def test_participant_and_track_callbacks_in_order(
 
     # Exact parameters, with durations as REST reports them.
     finished = await asyncio.to_thread(lambda: client.video.v1.rooms(room.sid).fetch())
-    durations = {
-        who.sid: await asyncio.to_thread(
-            lambda who=who: client.video.v1.rooms(room.sid).participants(who.sid).fetch().duration
-        )
-        for who in (alice, bob)
-    }
+    durations: dict[str, int | None] = {}
+    for who in (alice, bob):
+        fetch = client.video.v1.rooms(room.sid).participants(who.sid).fetch
+        durations[who.sid] = (await asyncio.to_thread(fetch)).duration
     room_common = {
         "AccountSid": tenant.account.sid,
         "RoomName": "town hall",

@@ -6,7 +6,6 @@ Joins go straight to the participant service's ``admit`` here, as the media work
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -21,49 +20,25 @@ from atrium_shared.events import ParticipantConnected, ParticipantDisconnected, 
 from atrium_shared.participant_api import AdmitParticipantRequest, AdmitParticipantResult
 from atrium_shared.rpc import call
 from atrium_shared.settings import Settings
-from tests.conftest import Tenant
+from tests.support.durations import rest_durations, whole_seconds
 from tests.support.jetstream import stream_events
-from tests.support.stack import CONTROL_PLANE, Stack, running_stack
+from tests.support.rpc import admission
+from tests.support.stack import Stack
+from tests.support.tenants import Tenant
 from tests.support.waiting import eventually
 
 
 @pytest.fixture
-async def stack(settings: Settings) -> AsyncIterator[Stack]:
-    async with running_stack(settings, CONTROL_PLANE) as running:
-        yield running
-
-
-
-@pytest.fixture
 def client(stack: Stack, tenant: Tenant) -> Client:
-    twilio = Client(tenant.account.sid, tenant.auth_token)
-    twilio.video.base_url = stack.base_url
-    return twilio
-
-
-async def admit(
-    broker: NatsBroker, room: Any, identity: str, tenant: Tenant
-) -> AdmitParticipantResult:
-    return await call(
-        broker,
-        subjects.PARTICIPANT_ADMIT,
-        AdmitParticipantRequest(
-            account_sid=tenant.account.sid,
-            room_sid=room.sid,
-            identity=identity,
-            max_participants=room.max_participants,
-            max_participant_duration=room.max_participant_duration,
-        ),
-        AdmitParticipantResult,
-    )
+    return stack.rest(tenant)
 
 
 async def test_rest_lists_fetches_and_kicks_participants(
-    client: Client, broker: NatsBroker, tenant: Tenant
+    client: Client, broker: NatsBroker
 ) -> None:
     room = await asyncio.to_thread(lambda: client.video.v1.rooms.create(unique_name="class"))
-    alice = (await admit(broker, room, "alice", tenant)).participant
-    bob = (await admit(broker, room, "bob", tenant)).participant
+    alice = (await admission(broker, room, "alice")).participant
+    bob = (await admission(broker, room, "bob")).participant
     participants = client.video.v1.rooms("class").participants
 
     listed = await asyncio.to_thread(lambda: participants.list())
@@ -77,7 +52,8 @@ async def test_rest_lists_fetches_and_kicks_participants(
     assert [p.sid for p in only_bob] == [bob.sid]
 
     kicked = await asyncio.to_thread(lambda: participants(bob.sid).update(status="disconnected"))
-    assert kicked.status == "disconnected" and kicked.duration is not None
+    assert kicked.status == "disconnected" and kicked.end_time is not None
+    assert kicked.duration in rest_durations(kicked.start_time, kicked.end_time)
     assert [p.sid for p in await asyncio.to_thread(lambda: participants.list())] == [alice.sid]
     gone = await asyncio.to_thread(lambda: participants.list(status="disconnected"))
     assert [p.sid for p in gone] == [bob.sid]
@@ -91,13 +67,13 @@ async def test_rest_lists_fetches_and_kicks_participants(
 
 
 async def test_duplicate_identity_replaces_the_first_connection(
-    client: Client, broker: NatsBroker, tenant: Tenant
+    client: Client, broker: NatsBroker
 ) -> None:
     room = await asyncio.to_thread(lambda: client.video.v1.rooms.create(max_participants=2))
-    first = await admit(broker, room, "alice", tenant)
-    await admit(broker, room, "bob", tenant)
+    first = await admission(broker, room, "alice")
+    await admission(broker, room, "bob")
     # The room is full, but the same identity takes its own seat back.
-    second = await admit(broker, room, "alice", tenant)
+    second = await admission(broker, room, "alice")
     assert second.evicted is not None and second.evicted.sid == first.participant.sid
     assert second.evicted.status == "disconnected"
     connected = await asyncio.to_thread(
@@ -108,12 +84,12 @@ async def test_duplicate_identity_replaces_the_first_connection(
 
 
 async def test_only_one_of_many_racing_joins_gets_the_last_seat(
-    client: Client, broker: NatsBroker, tenant: Tenant
+    client: Client, broker: NatsBroker
 ) -> None:
     room = await asyncio.to_thread(lambda: client.video.v1.rooms.create(max_participants=3))
-    await admit(broker, room, "first", tenant)
+    await admission(broker, room, "first")
     results = await asyncio.gather(
-        *(admit(broker, room, f"racer-{i}", tenant) for i in range(8)), return_exceptions=True
+        *(admission(broker, room, f"racer-{i}") for i in range(8)), return_exceptions=True
     )
     admitted = [r for r in results if isinstance(r, AdmitParticipantResult)]
     refused = [r for r in results if isinstance(r, AtriumError)]
@@ -122,11 +98,11 @@ async def test_only_one_of_many_racing_joins_gets_the_last_seat(
 
 
 async def test_completing_a_room_disconnects_everyone_before_room_ended(
-    client: Client, broker: NatsBroker, tenant: Tenant, settings: Settings
+    client: Client, broker: NatsBroker, settings: Settings
 ) -> None:
     room = await asyncio.to_thread(lambda: client.video.v1.rooms.create(unique_name="end"))
     for name in ("a", "b", "c"):
-        await admit(broker, room, name, tenant)
+        await admission(broker, room, name)
     await asyncio.to_thread(lambda: client.video.v1.rooms(room.sid).update(status="completed"))
 
     async def settled() -> list[Any]:
@@ -151,18 +127,30 @@ async def test_last_participant_leaving_starts_the_empty_room_timeout(
     room = await asyncio.to_thread(
         lambda: client.video.v1.rooms.create(unused_room_timeout=2, empty_room_timeout=1)
     )
-    joined = await admit(broker, room, "solo", tenant)
+    joined = await admission(broker, room, "solo")
+    # Created after it with the same timeout, a room nobody joins: its unused timer is due later,
+    # and the room service runs due timers in order, so once this one has ended, the first
+    # room's unused timeout has passed too.
+    marker = await asyncio.to_thread(
+        lambda: client.video.v1.rooms.create(unused_room_timeout=2)
+    )
     auth = (tenant.account.sid, tenant.auth_token)
     async with httpx.AsyncClient(base_url=stack.base_url, auth=auth) as http:
-        # Joined before the unused timeout: the room outlives it while someone is in it. (A
-        # negative check needs the deadline to pass: this sleep is the point of the test.)
-        await asyncio.sleep(2.5)
-        assert (await http.get(f"/v1/Rooms/{room.sid}")).json()["status"] == "in-progress"
+
+        async def status(sid: str) -> str:
+            return str((await http.get(f"/v1/Rooms/{sid}")).json()["status"])
+
+        async def marker_ended() -> bool:
+            return await status(marker.sid) == "completed"
+
+        await eventually(marker_ended, timeout=10, message="the unjoined room's unused timeout")
+        # Joined before the unused timeout: the room outlives it while someone is in it.
+        assert await status(room.sid) == "in-progress"
         await http.post(f"/v1/Rooms/{room.sid}/Participants/{joined.participant.sid}",
                         data={"Status": "disconnected"})
 
         async def ended() -> bool:
-            return (await http.get(f"/v1/Rooms/{room.sid}")).json()["status"] == "completed"
+            return await status(room.sid) == "completed"
 
         await eventually(ended, timeout=10, message="empty room to end")
 
@@ -170,8 +158,7 @@ async def test_last_participant_leaving_starts_the_empty_room_timeout(
 async def test_max_participant_duration_disconnects(
     settings: Settings, broker: NatsBroker, tenant: Tenant, stack: Stack
 ) -> None:
-    twilio = Client(tenant.account.sid, tenant.auth_token)
-    twilio.video.base_url = stack.base_url
+    twilio = stack.rest(tenant)
     room = await asyncio.to_thread(lambda: twilio.video.v1.rooms.create())
     result = await call(
         broker,
@@ -190,7 +177,10 @@ async def test_max_participant_duration_disconnects(
         ]
 
     (event,) = await eventually(limited, timeout=10, message="duration limit")
-    assert event.reason == "max-duration" and event.participant.duration is not None
+    assert event.reason == "max-duration" and event.participant.end_time is not None
+    # Whole seconds connected: at least the one second allowed.
+    duration = whole_seconds(event.participant.start_time, event.participant.end_time)
+    assert event.participant.duration == duration and duration >= 1
     connected = [e for e in await stream_events(settings.nats_url)
                  if isinstance(e, ParticipantConnected)]
     assert len(connected) == 1

@@ -1,42 +1,26 @@
-"""Room placement on media workers: least loaded live worker; a dead worker loses its rooms."""
+"""Room placement on media workers: the least loaded live worker that is not draining and has room;
+a dead worker loses its rooms."""
 
 from __future__ import annotations
-
-from collections.abc import AsyncIterator
 
 import pytest
 from faststream.nats import NatsBroker
 from redis.asyncio import Redis
 
-from atrium_shared import subjects
 from atrium_shared.errors import AtriumError
-from atrium_shared.infra import make_broker
-from atrium_shared.room_api import JoinRoomRequest, JoinRoomResult
-from atrium_shared.rpc import call
-from atrium_shared.settings import Settings
-from atrium_shared.workers import WorkerInfo, WorkerRegistry, worker_key
-from tests.conftest import Tenant
-from tests.support.stack import CONTROL_PLANE, running_stack
-
-
-@pytest.fixture
-async def broker(settings: Settings) -> AsyncIterator[NatsBroker]:
-    async with running_stack(settings, CONTROL_PLANE):
-        client = make_broker(settings)
-        await client.start()
-        try:
-            yield client
-        finally:
-            await client.stop()
+from atrium_shared.room_api import JoinRoomResult
+from atrium_shared.workers import WORKERS_KEY, WorkerInfo, WorkerRegistry, worker_key
+from tests.support.rpc import join_room
+from tests.support.stack import Stack
+from tests.support.tenants import Tenant
 
 
 async def join(broker: NatsBroker, tenant: Tenant, room: str) -> JoinRoomResult:
-    return await call(broker, subjects.ROOM_JOIN,
-                      JoinRoomRequest(account_sid=tenant.account.sid, room=room), JoinRoomResult)
+    return await join_room(broker, tenant.account.sid, room)
 
 
 async def test_new_rooms_go_to_the_least_loaded_live_worker(
-    broker: NatsBroker, tenant: Tenant, redis: Redis
+    stack: Stack, broker: NatsBroker, tenant: Tenant, redis: Redis
 ) -> None:
     with pytest.raises(AtriumError) as caught:
         await join(broker, tenant, "nowhere")
@@ -45,12 +29,24 @@ async def test_new_rooms_go_to_the_least_loaded_live_worker(
     registry = WorkerRegistry(redis)
     await registry.heartbeat(WorkerInfo(worker_id="busy", participants=150, capacity=200))
     await registry.heartbeat(WorkerInfo(worker_id="idle", participants=3, capacity=200))
-    await registry.heartbeat(WorkerInfo(worker_id="full", participants=10, capacity=10))
+    # Each of these is ahead of "idle" in the load index, and only one check keeps rooms off it:
+    # a worker that takes nobody (load 0, yet full), a draining worker the index still lists (a
+    # draining heartbeat takes it out of the index, but placement must not rely on that), and a
+    # dead worker (its entry expired, its load is still indexed).
+    await registry.heartbeat(WorkerInfo(worker_id="closed", participants=0, capacity=0))
     await registry.heartbeat(WorkerInfo(worker_id="leaving", draining=True))
+    await redis.zadd(WORKERS_KEY, {"leaving": 0.0})
+    await registry.heartbeat(WorkerInfo(worker_id="gone", participants=0, capacity=200))
+    await redis.delete(worker_key("gone"))
+    await registry.heartbeat(WorkerInfo(worker_id="full", participants=10, capacity=10))
+    index = await redis.zrange(WORKERS_KEY, 0, -1)
+    assert index == ["closed", "gone", "leaving", "idle", "busy", "full"]
 
     first = await join(broker, tenant, "standup")
     assert first.worker_id == "idle"
     assert first.room.created_by == "signaling" and first.room.unique_name == "standup"
+    # The dead worker left the index; the others stay in it.
+    assert "gone" not in await redis.zrange(WORKERS_KEY, 0, -1)
     # The room stays where it is while its worker lives, even if another gets less loaded.
     await registry.heartbeat(WorkerInfo(worker_id="busy", participants=0, capacity=200))
     again = await join(broker, tenant, "standup")

@@ -8,15 +8,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from atrium_shared.settings import Settings
-from tests.conftest import Tenant
-from tests.support.stack import CONTROL_PLANE, Stack, running_stack
-
-
-@pytest.fixture
-async def stack(settings: Settings) -> AsyncIterator[Stack]:
-    async with running_stack(settings, CONTROL_PLANE) as running:
-        yield running
+from tests.support.stack import CONTROL_PLANE, Stack
+from tests.support.tenants import Tenant
 
 
 @pytest.fixture
@@ -115,15 +108,14 @@ async def test_trailing_slash_json_shape_and_dates(http: httpx.AsyncClient) -> N
     assert fetched.json() == room
 
 
-async def test_public_url_setting_drives_urls(settings: Settings, tenant: Tenant) -> None:
-    configured = settings.model_copy(update={"public_url": "https://video.example.com/"})
-    async with running_stack(configured, CONTROL_PLANE) as stack:
-        auth = (tenant.account.sid, tenant.auth_token)
-        async with httpx.AsyncClient(base_url=stack.base_url, auth=auth) as client:
-            room = (await client.post("/v1/Rooms")).json()
-            assert room["url"] == f"https://video.example.com/v1/Rooms/{room['sid']}"
-            listing = (await client.get("/v1/Rooms", params={"PageSize": 1})).json()
-            assert listing["meta"]["url"].startswith("https://video.example.com/v1/Rooms?")
+@pytest.mark.stack(CONTROL_PLANE, public_url="https://video.example.com/")
+async def test_public_url_setting_drives_urls(stack: Stack, tenant: Tenant) -> None:
+    auth = (tenant.account.sid, tenant.auth_token)
+    async with httpx.AsyncClient(base_url=stack.base_url, auth=auth) as client:
+        room = (await client.post("/v1/Rooms")).json()
+        assert room["url"] == f"https://video.example.com/v1/Rooms/{room['sid']}"
+        listing = (await client.get("/v1/Rooms", params={"PageSize": 1})).json()
+        assert listing["meta"]["url"].startswith("https://video.example.com/v1/Rooms?")
 
 
 async def test_paging_stays_correct_while_rooms_are_created(http: httpx.AsyncClient) -> None:

@@ -5,29 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 
 import nats
 import pytest
 from faststream.nats import NatsBroker
+from nats.aio.msg import Msg
 from twilio.base.exceptions import TwilioRestException
-from twilio.rest import Client
 
 from atrium_shared import subjects
 from atrium_shared.models import ParticipantInfo
 from atrium_shared.rpc import call
 from atrium_shared.settings import Settings
 from atrium_shared.track_api import JoinTracksRequest, JoinTracksResult, SubscriptionsChanged
-from tests.conftest import Tenant
-from tests.integration.test_tracks import admit, publish
-from tests.support.stack import CONTROL_PLANE, Stack, running_stack
+from tests.support.rpc import admit, publish
+from tests.support.stack import Stack
+from tests.support.tenants import Tenant
 from tests.support.waiting import eventually
-
-
-@pytest.fixture
-async def stack(settings: Settings) -> AsyncIterator[Stack]:
-    async with running_stack(settings, CONTROL_PLANE) as running:
-        yield running
 
 
 async def test_publish_join_and_changes_follow_the_rules(
@@ -36,16 +29,15 @@ async def test_publish_join_and_changes_follow_the_rules(
     heard: list[SubscriptionsChanged] = []
     listener = await nats.connect(settings.nats_url)
 
-    async def on_change(message: nats.aio.msg.Msg) -> None:
+    async def on_change(message: Msg) -> None:
         heard.append(SubscriptionsChanged.model_validate_json(message.data))
 
     await listener.subscribe(subjects.MEDIA_SUBSCRIPTIONS, cb=on_change)
-    client = Client(tenant.account.sid, tenant.auth_token)
-    client.video.base_url = stack.base_url
+    client = stack.rest(tenant)
     try:
         room = await asyncio.to_thread(lambda: client.video.v1.rooms.create(unique_name="rr"))
-        alice = await admit(broker, room, "alice", tenant)
-        bob = await admit(broker, room, "bob", tenant)
+        alice = await admit(broker, room, "alice")
+        bob = await admit(broker, room, "bob")
 
         async def join(who: ParticipantInfo) -> JoinTracksResult:
             return await call(broker, subjects.TRACK_JOIN, JoinTracksRequest(
@@ -58,7 +50,7 @@ async def test_publish_join_and_changes_follow_the_rules(
         await asyncio.to_thread(lambda: bob_rules.update(rules=[
             {"type": "include", "all": True},
             {"type": "exclude", "publisher": "alice", "kind": "video"}]))
-        await eventually(lambda: _is(len(heard) == 1), message="first broadcast")
+        await eventually(lambda: len(heard) == 1, message="first broadcast")
         assert heard[0].subscriber_sid == bob.sid and heard[0].room_sid == room.sid
         assert (heard[0].rules_version, heard[0].desired, heard[0].considered) == (1, [], [])
 
@@ -71,7 +63,7 @@ async def test_publish_join_and_changes_follow_the_rules(
 
         await asyncio.to_thread(lambda: bob_rules.update(rules=json.dumps(
             {"rules": [{"type": "include", "all": "true"}]})))
-        await eventually(lambda: _is(len(heard) == 2), message="second broadcast")
+        await eventually(lambda: len(heard) == 2, message="second broadcast")
         assert heard[1].rules_version == 2
         both = sorted([mic.track.sid, cam.track.sid])  # published together: ordered by SID
         assert heard[1].desired == heard[1].considered == both
@@ -83,7 +75,7 @@ async def test_publish_join_and_changes_follow_the_rules(
         assert len((await asyncio.to_thread(bob_rules.fetch)).rules) == 1
 
         # Rules set before joining decide what join returns.
-        carol = await admit(broker, room, "carol", tenant)
+        carol = await admit(broker, room, "carol")
         carol_rules = client.video.v1.rooms(room.sid).participants("carol").subscribe_rules
         await asyncio.to_thread(lambda: carol_rules.update(rules=[
             {"type": "include", "publisher": alice.sid, "track": "mic"}]))
@@ -91,6 +83,10 @@ async def test_publish_join_and_changes_follow_the_rules(
         assert [t.sid for t in joined.tracks] == [mic.track.sid]
         assert joined.considered == both
         assert joined.rules_version == 1
+        # Carol's update is broadcast after the invalid one would have been: nothing came between.
+        await eventually(lambda: len(heard) >= 3, message="carol's broadcast")
+        assert [(h.subscriber_sid, h.rules_version) for h in heard] == [
+            (bob.sid, 1), (bob.sid, 2), (carol.sid, 1)]
         # Carol's own later track: Bob (include all) gets it, decided with his version 2.
         (screen,) = (await publish(broker, carol, ("s", "screen", "video"))).tracks
         assert screen.subscribers == sorted([alice.sid, bob.sid])
@@ -99,6 +95,3 @@ async def test_publish_join_and_changes_follow_the_rules(
     finally:
         await listener.close()
 
-
-async def _is(value: bool) -> bool:
-    return value

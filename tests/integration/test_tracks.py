@@ -7,8 +7,6 @@ Participants are admitted through ``participant.admit`` and tracks published thr
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 import pytest
@@ -28,115 +26,38 @@ from atrium_shared.events import (
     TrackRemoved,
 )
 from atrium_shared.models import ParticipantInfo, TrackInfo
-from atrium_shared.participant_api import AdmitParticipantRequest, AdmitParticipantResult
 from atrium_shared.rpc import call
 from atrium_shared.settings import Settings
 from atrium_shared.track_api import (
-    JoinTracksRequest,
-    JoinTracksResult,
     LeaveTracksRequest,
     LeaveTracksResult,
     PublishTracksRequest,
     PublishTracksResult,
     SetTrackEnabledRequest,
-    TrackSubscriptionRequest,
-    TrackSubscriptionResult,
-    TrackToPublish,
     UnpublishTracksRequest,
     UnpublishTracksResult,
 )
-from tests.conftest import Tenant
-from tests.support.jetstream import stream_events
-from tests.support.stack import CONTROL_PLANE, Stack, running_stack
+from tests.support.rpc import admit, join_tracks, publish, room_events, subscription
+from tests.support.stack import Stack
+from tests.support.tenants import Tenant
 from tests.support.waiting import eventually
 
 
 @pytest.fixture
-async def stack(settings: Settings) -> AsyncIterator[Stack]:
-    async with running_stack(settings, CONTROL_PLANE) as running:
-        yield running
-
-
-
-@pytest.fixture
 def client(stack: Stack, tenant: Tenant) -> Client:
-    twilio = Client(tenant.account.sid, tenant.auth_token)
-    twilio.video.base_url = stack.base_url
-    return twilio
-
-
-async def admit(broker: NatsBroker, room: Any, identity: str, tenant: Tenant) -> ParticipantInfo:
-    result = await call(
-        broker,
-        subjects.PARTICIPANT_ADMIT,
-        AdmitParticipantRequest(
-            account_sid=tenant.account.sid,
-            room_sid=room.sid,
-            identity=identity,
-            max_participants=room.max_participants,
-            max_participant_duration=room.max_participant_duration,
-        ),
-        AdmitParticipantResult,
-    )
-    return result.participant
+    return stack.rest(tenant)
 
 
 async def join(broker: NatsBroker, who: ParticipantInfo) -> list[TrackInfo]:
-    result = await call(
-        broker,
-        subjects.TRACK_JOIN,
-        JoinTracksRequest(
-            account_sid=who.account_sid, room_sid=who.room_sid, participant_sid=who.sid
-        ),
-        JoinTracksResult,
-    )
-    return result.tracks
-
-
-async def publish(
-    broker: NatsBroker, who: ParticipantInfo, *tracks: tuple[str, str, str]
-) -> PublishTracksResult:
-    """Publish (client id, name, kind) triples."""
-    return await call(
-        broker,
-        subjects.TRACK_PUBLISH,
-        PublishTracksRequest(
-            account_sid=who.account_sid,
-            room_sid=who.room_sid,
-            participant=who,
-            tracks=[TrackToPublish(client_id=c, name=n, kind=k) for c, n, k in tracks],
-        ),
-        PublishTracksResult,
-    )
-
-
-async def subscription(
-    broker: NatsBroker, subscriber: ParticipantInfo, track_sid: str, subscribed: bool
-) -> TrackSubscriptionResult:
-    return await call(
-        broker,
-        subjects.TRACK_SUBSCRIPTION,
-        TrackSubscriptionRequest(
-            account_sid=subscriber.account_sid,
-            room_sid=subscriber.room_sid,
-            subscriber_sid=subscriber.sid,
-            track_sid=track_sid,
-            subscribed=subscribed,
-        ),
-        TrackSubscriptionResult,
-    )
-
-
-async def room_events(settings: Settings, room_sid: str) -> list[DomainEvent]:
-    return [e for e in await stream_events(settings.nats_url) if e.room_sid == room_sid]
+    return (await join_tracks(broker, who)).tracks
 
 
 async def test_published_tracks_over_rest(
     client: Client, broker: NatsBroker, tenant: Tenant, stack: Stack
 ) -> None:
     room = await asyncio.to_thread(lambda: client.video.v1.rooms.create(unique_name="studio"))
-    alice = await admit(broker, room, "alice", tenant)
-    bob = await admit(broker, room, "bob", tenant)
+    alice = await admit(broker, room, "alice")
+    bob = await admit(broker, room, "bob")
     assert await join(broker, bob) == []
 
     result = await publish(broker, alice, ("a1", "mic", "audio"), ("v1", "camera", "video"))
@@ -145,7 +66,7 @@ async def test_published_tracks_over_rest(
     assert mic.track.sid.startswith("MT") and len(mic.track.sid) == 34
     assert mic.subscribers == [bob.sid] and cam.subscribers == [bob.sid]
     # Someone joining now is told to subscribe to both.
-    carol = await admit(broker, room, "carol", tenant)
+    carol = await admit(broker, room, "carol")
     assert {t.sid for t in await join(broker, carol)} == {mic.track.sid, cam.track.sid}
 
     published = client.video.v1.rooms("studio").participants("alice").published_tracks
@@ -154,7 +75,8 @@ async def test_published_tracks_over_rest(
     by_sid = await asyncio.to_thread(lambda: published(mic.track.sid).fetch())  # type: ignore[union-attr]
     assert (by_sid.name, by_sid.kind, by_sid.enabled) == ("mic", "audio", True)
     assert (by_sid.participant_sid, by_sid.room_sid) == (alice.sid, room.sid)
-    assert by_sid.date_created is not None
+    # REST shows the time the track was published, in whole seconds.
+    assert by_sid.date_created == mic.track.date_created.replace(microsecond=0)
     by_name = await asyncio.to_thread(lambda: published("camera").fetch())
     assert by_name.sid == cam.track.sid and by_name.kind == "video"
     with pytest.raises(TwilioRestException) as caught:
@@ -191,10 +113,10 @@ async def test_published_tracks_over_rest(
 
 
 async def test_republish_is_idempotent_and_names_are_unique(
-    client: Client, broker: NatsBroker, tenant: Tenant, settings: Settings
+    client: Client, broker: NatsBroker, settings: Settings
 ) -> None:
     room = await asyncio.to_thread(lambda: client.video.v1.rooms.create())
-    alice = await admit(broker, room, "alice", tenant)
+    alice = await admit(broker, room, "alice")
     first = await publish(broker, alice, ("a1", "mic", "audio"))
     again = await publish(broker, alice, ("a1", "mic", "audio"), ("d1", "chat", "data"))
     assert again.tracks[0].track is not None and first.tracks[0].track is not None
@@ -216,7 +138,7 @@ async def test_republish_is_idempotent_and_names_are_unique(
     assert both.tracks[1].error.code == 53304
 
     async def added() -> list[TrackAdded]:
-        found = [e for e in await room_events(settings, room.sid) if isinstance(e, TrackAdded)]
+        found = [e for e in await room_events(settings.nats_url, room.sid) if isinstance(e, TrackAdded)]
         return found if len(found) >= 3 else []
 
     events = await eventually(added, message="track-added events")
@@ -238,10 +160,10 @@ async def test_republish_is_idempotent_and_names_are_unique(
 
 
 async def test_enable_disable_and_unpublish(
-    client: Client, broker: NatsBroker, tenant: Tenant, settings: Settings
+    client: Client, broker: NatsBroker, settings: Settings
 ) -> None:
     room = await asyncio.to_thread(lambda: client.video.v1.rooms.create())
-    alice = await admit(broker, room, "alice", tenant)
+    alice = await admit(broker, room, "alice")
     published = await publish(broker, alice, ("a1", "mic", "audio"), ("v1", "cam", "video"))
     mic = published.tracks[0].track
     assert mic is not None
@@ -281,7 +203,7 @@ async def test_enable_disable_and_unpublish(
     assert again.tracks[0].track.sid != published.tracks[1].track.sid  # type: ignore[union-attr]
 
     async def settled() -> list[str]:
-        kinds: list[str] = [e.event_type for e in await room_events(settings, room.sid)
+        kinds: list[str] = [e.event_type for e in await room_events(settings.nats_url, room.sid)
                  if isinstance(e, TrackAdded | TrackRemoved | TrackEnabled | TrackDisabled)]
         return kinds if len(kinds) >= 6 else []
 
@@ -303,8 +225,8 @@ async def test_subscriptions_are_recorded_and_listed(
     client: Client, broker: NatsBroker, tenant: Tenant, stack: Stack
 ) -> None:
     room = await asyncio.to_thread(lambda: client.video.v1.rooms.create())
-    alice = await admit(broker, room, "alice", tenant)
-    bob = await admit(broker, room, "bob", tenant)
+    alice = await admit(broker, room, "alice")
+    bob = await admit(broker, room, "bob")
     await join(broker, bob)
     published = await publish(broker, alice, ("a1", "mic", "audio"), ("v1", "cam", "video"))
     mic, cam = (o.track for o in published.tracks)
@@ -363,11 +285,11 @@ async def test_subscriptions_are_recorded_and_listed(
 
 
 async def test_kick_removes_tracks_before_participant_disconnected(
-    client: Client, broker: NatsBroker, tenant: Tenant, settings: Settings
+    client: Client, broker: NatsBroker, settings: Settings
 ) -> None:
     room = await asyncio.to_thread(lambda: client.video.v1.rooms.create())
-    alice = await admit(broker, room, "alice", tenant)
-    bob = await admit(broker, room, "bob", tenant)
+    alice = await admit(broker, room, "alice")
+    bob = await admit(broker, room, "bob")
     await join(broker, bob)
     published = await publish(broker, alice, ("a1", "mic", "audio"), ("v1", "cam", "video"))
     bobs = await publish(broker, bob, ("a9", "mic", "audio"))
@@ -382,7 +304,7 @@ async def test_kick_removes_tracks_before_participant_disconnected(
     await asyncio.to_thread(lambda: participants(alice.sid).update(status="disconnected"))
 
     async def disconnected() -> list[DomainEvent]:
-        events = await room_events(settings, room.sid)
+        events = await room_events(settings.nats_url, room.sid)
         done = any(isinstance(e, ParticipantDisconnected) for e in events)
         return events if done else []
 
@@ -416,16 +338,16 @@ async def test_kick_removes_tracks_before_participant_disconnected(
 
 
 async def test_completing_a_room_orders_tracks_participants_room(
-    client: Client, broker: NatsBroker, tenant: Tenant, settings: Settings
+    client: Client, broker: NatsBroker, settings: Settings
 ) -> None:
     room = await asyncio.to_thread(lambda: client.video.v1.rooms.create())
     for name in ("a", "b"):
-        who = await admit(broker, room, name, tenant)
+        who = await admit(broker, room, name)
         await publish(broker, who, (f"{name}-mic", "mic", "audio"), (f"{name}-cam", "cam", "video"))
     await asyncio.to_thread(lambda: client.video.v1.rooms(room.sid).update(status="completed"))
 
     async def settled() -> list[DomainEvent]:
-        events = await room_events(settings, room.sid)
+        events = await room_events(settings.nats_url, room.sid)
         return events if any(isinstance(e, RoomEnded) for e in events) else []
 
     events = await eventually(settled, message="room-ended in the stream")

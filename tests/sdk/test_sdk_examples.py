@@ -12,30 +12,22 @@ import json
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import av
 import pytest
 
-from atrium_shared.settings import Settings
 from atrium_video import LocalDataTrack, RemoteVideoTrack, Room, connect
 from atrium_video import create_local_audio_track as audio_track
 from atrium_video import create_local_video_track as video_track
-from tests.conftest import Tenant
-from tests.sdk.test_sdk_rooms import mint, remote, sees, signaling_url
-from tests.support.stack import REALTIME, Stack, running_stack
+from tests.support.sdk import remote, sees
+from tests.support.stack import REALTIME, Stack
+from tests.support.tenants import Tenant
 from tests.support.waiting import eventually
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(150), pytest.mark.stack(REALTIME)]
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "sdk" / "python" / "examples"
-
-
-@pytest.fixture
-async def stack(settings: Settings) -> AsyncIterator[Stack]:
-    async with running_stack(settings, REALTIME) as running:
-        yield running
 
 
 class Example:
@@ -107,32 +99,28 @@ def decoded_frames(path: Path) -> tuple[int, int]:
     return audio, video
 
 
-async def _true(value: bool) -> bool:
-    return value
-
-
 async def test_bot_and_recorder_examples(
     stack: Stack, tenant: Tenant, tmp_path: Path
 ) -> None:
-    url = signaling_url(stack)
+    url = stack.signaling_url
     room_name = "examples"
     out = tmp_path / "recordings"
     chat = LocalDataTrack(name="chat")
-    alice: Room = await connect(mint("alice", tenant), url=url, name=room_name,
+    alice: Room = await connect(tenant.token("alice"), url=url, name=room_name,
                                 tracks=[audio_track(name="mic"), video_track(name="cam"), chat])
     echoes: list[str | bytes] = []
     alice.on("track_message", lambda data, track, participant: echoes.append(data)
              if participant.identity == "bot" else None)
-    bot = Example("bot", url, room_name, mint("bot", tenant))
-    recorder = Example("recorder", url, room_name, mint("recorder", tenant), "--out", str(out))
+    bot = Example("bot", url, room_name, tenant.token("bot"))
+    recorder = Example("recorder", url, room_name, tenant.token("recorder"), "--out", str(out))
     try:
         await bot.start()
         await recorder.start()
         # The bot publishes its pattern, tone and data track; alice subscribes to all three.
         await eventually(sees(alice, "bot", 3), timeout=30, message="alice subscribes to bot")
         bot.check_alive()
-        await eventually(lambda: _true(bot.said("participant connected: recorder")
-                                       or bot.said("already here: recorder")),
+        await eventually(lambda: (bot.said("participant connected: recorder")
+                                  or bot.said("already here: recorder")),
                          timeout=30, message="bot logs the recorder")
 
         # Echo: ping until the bot has subscribed to alice's data track and sends one back.

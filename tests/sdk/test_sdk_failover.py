@@ -7,88 +7,31 @@ the SDK is given both signaling URLs, standing in for the load balancer of a rea
 
 from __future__ import annotations
 
-import time
-import urllib.request
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
-
 import pytest
 
-from atrium_cli.embedded import free_port
-from atrium_shared.settings import Settings
 from atrium_video import LocalDataTrack, RemoteVideoTrack, connect
-from tests.conftest import Tenant
-from tests.sdk.test_sdk_rooms import (
-    Recorder,
-    _async,
-    distinct_video,
-    full_tracks,
-    join,
-    mint,
-    remote,
-    sees,
-)
 from tests.support.processes import ServiceProcess
-from tests.support.stack import REALTIME, Stack, running_stack
+from tests.support.sdk import Recorder, distinct_video, full_tracks, join, remote, sees
+from tests.support.stack import REALTIME, Stack, StackFactory
+from tests.support.tenants import Tenant
 from tests.support.waiting import eventually
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
-
-
-class GatewayProcess(ServiceProcess):
-    """A gateway replica: ready when GET /readyz on its HTTP port answers 200."""
-
-    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
-        self.http_port = free_port()
-        super().__init__("gateway", {**env, "ATRIUM_HTTP_PORT": str(self.http_port),
-                                     "ATRIUM_HTTP_HOST": "127.0.0.1"}, log_dir)
-
-    @property
-    def signaling_url(self) -> str:
-        return f"ws://127.0.0.1:{self.http_port}/signaling"
-
-    def wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise RuntimeError(f"gateway exited early:\n{self.log()}")
-            try:
-                url = f"http://127.0.0.1:{self.http_port}/readyz"
-                with urllib.request.urlopen(url, timeout=1) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"gateway not ready after {timeout}s:\n{self.log()}")
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(150), pytest.mark.stack(REALTIME)]
 
 
 @pytest.fixture
-async def stack(settings: Settings) -> AsyncIterator[Stack]:
-    async with running_stack(settings, REALTIME) as running:
-        yield running
-
-
-@pytest.fixture
-def gateways(service_env: dict[str, str], tmp_path: Path) -> Iterator[list[GatewayProcess]]:
-    replicas = [GatewayProcess(service_env, tmp_path) for _ in range(2)]
-    try:
-        for replica in replicas:
-            replica.start()
-        yield replicas
-    finally:
-        for replica in replicas:
-            replica.stop()
+def gateways(stacks: StackFactory) -> list[ServiceProcess]:
+    """Two gateway replicas as subprocesses; they are stopped with the stack."""
+    return [stacks.spawn("gateway") for _ in range(2)]
 
 
 async def test_killing_the_gateway_replica_reconnects_through_another_and_keeps_media(
-    stack: Stack, tenant: Tenant, gateways: list[GatewayProcess]
+    stack: Stack, tenant: Tenant, gateways: list[ServiceProcess]
 ) -> None:
     first, second = gateways
     # bob stays on the in-process gateway; alice is given both replicas, first one first.
     bob, _ = await join(stack, tenant, "bob", "failover", tracks=full_tracks())
-    alice = await connect(mint("alice", tenant), url=[first.signaling_url, second.signaling_url],
+    alice = await connect(tenant.token("alice"), url=[first.signaling_url, second.signaling_url],
                           name="failover", tracks=full_tracks())
     seen = Recorder(alice)
     cat = None
@@ -107,7 +50,7 @@ async def test_killing_the_gateway_replica_reconnects_through_another_and_keeps_
         assert isinstance(alice_video_at_bob, RemoteVideoTrack)
         bob_frames_at_kill = alice_video_at_bob.frames_received
 
-        await eventually(lambda: _async(seen.count("reconnected") == 1), timeout=30,
+        await eventually(lambda: seen.count("reconnected") == 1, timeout=30,
                          message=f"reconnected through the other replica; {seen.events}")
         assert [e for e, _ in seen.events if e in ("reconnecting", "reconnected")] == \
             ["reconnecting", "reconnected"]
@@ -119,23 +62,23 @@ async def test_killing_the_gateway_replica_reconnects_through_another_and_keeps_
         assert seen.count("track_unsubscribed") == 0 and seen.count("participant_connected") == 0
 
         # Media keeps flowing, both ways: new decoded frames since the kill, and still moving.
-        await eventually(lambda: _async(video.frames_received > frames_at_kill + 30),
+        await eventually(lambda: video.frames_received > frames_at_kill + 30,
                          timeout=15, message="new frames from bob after the kill")
         assert await distinct_video(video) >= 3
         await eventually(
-            lambda: _async(alice_video_at_bob.frames_received > bob_frames_at_kill + 30),
+            lambda: alice_video_at_bob.frames_received > bob_frames_at_kill + 30,
             timeout=15, message="bob gets new frames from alice after the kill")
 
         # Signaling works through the second replica: data, a newcomer, a clean leave.
         bob_data = next(iter(bob.local_participant.data_tracks.values())).track
         assert isinstance(bob_data, LocalDataTrack)
         bob_data.send("still there?")
-        await eventually(lambda: _async("still there?" in seen.messages), timeout=10,
+        await eventually(lambda: "still there?" in seen.messages, timeout=10,
                          message="alice gets bob's message after the failover")
         cat, _ = await join(stack, tenant, "cat", "failover", audio=True)
         await eventually(sees(alice, "cat", 1), timeout=20, message="alice sees cat")
         await alice.disconnect()
-        await eventually(lambda: _async(bob.get_participant("alice") is None), timeout=15,
+        await eventually(lambda: bob.get_participant("alice") is None, timeout=15,
                          message="bob sees alice leave (her bye went through the replica)")
     finally:
         if cat is not None:

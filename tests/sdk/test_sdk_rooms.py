@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import array
 import asyncio
-import math
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from av import AudioFrame, VideoFrame
-from twilio.rest import Client
 
-from atrium_shared.settings import Settings
 from atrium_video import (
     LocalDataTrack,
     RemoteAudioTrack,
@@ -22,145 +16,22 @@ from atrium_video import (
     Room,
     TwilioError,
     connect,
-    create_local_audio_track,
     create_local_video_track,
 )
-from tests.conftest import Tenant
-from tests.support.stack import REALTIME, Stack, running_stack
+from tests.support.sdk import (
+    Recorder,
+    audio_energy,
+    distinct_video,
+    full_tracks,
+    join,
+    remote,
+    sees,
+)
+from tests.support.stack import REALTIME, Stack
+from tests.support.tenants import Tenant
 from tests.support.waiting import eventually
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
-
-
-@pytest.fixture
-async def stack(settings: Settings) -> AsyncIterator[Stack]:
-    async with running_stack(settings, REALTIME) as running:
-        yield running
-
-
-def mint(
-    identity: str, tenant: Tenant, room: str | None = None, *, api_key_sid: str | None = None,
-    secret: str | None = None, ttl: int = 3600,
-) -> str:
-    """An Access Token minted by the official ``twilio`` helper library."""
-    from twilio.jwt.access_token import AccessToken
-    from twilio.jwt.access_token.grants import VideoGrant
-
-    token = AccessToken(tenant.account.sid, api_key_sid or tenant.api_key.sid,
-                        secret or tenant.key_secret, identity=identity, ttl=ttl)
-    token.add_grant(VideoGrant(room=room))
-    jwt = token.to_jwt()
-    return jwt.decode() if isinstance(jwt, bytes) else str(jwt)
-
-
-def signaling_url(stack: Stack) -> str:
-    return stack.base_url.replace("http://", "ws://") + "/signaling"
-
-
-class Recorder:
-    """Every room event, in order, as (event, detail) tuples."""
-
-    EVENTS = ("participant_connected", "participant_disconnected", "track_published",
-              "track_unpublished", "track_subscribed", "track_unsubscribed", "track_enabled",
-              "track_disabled", "track_message", "reconnecting", "reconnected", "disconnected")
-
-    def __init__(self, room: Room) -> None:
-        self.events: list[tuple[str, Any]] = []
-        self.messages: list[str | bytes] = []
-        self.errors: list[TwilioError | None] = []
-        for name in self.EVENTS:
-            room.on(name, self._handler(name))
-
-    def _handler(self, name: str) -> Any:
-        def record(*args: Any) -> None:
-            if name == "participant_connected" or name == "participant_disconnected":
-                self.events.append((name, args[0].identity))
-            elif name in ("track_subscribed", "track_unsubscribed"):
-                self.events.append((name, args[1].track_sid))
-            elif name == "track_message":
-                self.messages.append(args[0])
-            elif name == "disconnected":
-                self.errors.append(args[1])
-                self.events.append((name, args[1].code if args[1] else None))
-            elif name in ("reconnecting", "reconnected"):
-                self.events.append((name, None))
-            else:
-                self.events.append((name, args[0].track_sid))
-
-        return record
-
-    def count(self, name: str, detail: Any = None) -> int:
-        return sum(1 for e, d in self.events if e == name and (detail is None or d == detail))
-
-
-async def join(stack: Stack, tenant: Tenant, identity: str, room: str,
-               **options: Any) -> tuple[Room, Recorder]:
-    connected = await connect(mint(identity, tenant), url=signaling_url(stack), name=room,
-                              **options)
-    return connected, Recorder(connected)
-
-
-def full_tracks() -> list[Any]:
-    return [create_local_audio_track(name="mic"), create_local_video_track(name="cam"),
-            LocalDataTrack(name="chat")]
-
-
-def describe(room: Room) -> str:
-    """Room state for assertion messages."""
-    return repr({
-        "room": repr(room),
-        "participants": {p.identity: list(p.tracks.values()) for p in room.participants.values()},
-        "subscribed": room._subscribed, "receivers": list(room._receivers),
-        "channels": list(room._remote_channels), "signaling": room.peer_connection.signalingState,
-        "revision": room._revision, "pending": room._offer_pending,
-        "local_channels": {k: c.readyState for k, c in room._local_channels.items()},
-        "sctp": room.peer_connection.sctp and room.peer_connection.sctp.state,
-        "conn": room.peer_connection.connectionState,
-    })
-
-
-def sees(room: Room, identity: str, count: int) -> Any:
-    async def probe() -> bool:
-        other = room.get_participant(identity)
-        ok = other is not None and len(other.tracks) == count and all(
-            p.is_subscribed for p in other.tracks.values())
-        assert ok, describe(room)
-        return ok
-
-    return probe
-
-
-def rms(frame: AudioFrame) -> float:
-    """Root mean square of an s16 frame, 0..1."""
-    assert frame.format.name in ("s16", "s16p"), frame.format.name
-    count = frame.samples * (len(frame.layout.channels) if frame.format.name == "s16" else 1)
-    values = array.array("h", bytes(frame.planes[0])[: count * 2])
-    return math.sqrt(sum(v * v for v in values) / max(1, len(values))) / 32768
-
-
-async def audio_energy(track: RemoteAudioTrack, frames: int = 50) -> float:
-    loudest = 0.0
-    for _ in range(frames):
-        frame = await asyncio.wait_for(track.recv(), 5)
-        assert isinstance(frame, AudioFrame)
-        loudest = max(loudest, rms(frame))
-    return loudest
-
-
-async def distinct_video(track: RemoteVideoTrack, frames: int = 15) -> int:
-    seen: set[bytes] = set()
-    for _ in range(frames):
-        frame = await asyncio.wait_for(track.recv(), 5)
-        assert isinstance(frame, VideoFrame) and frame.width > 0
-        seen.add(bytes(frame.planes[0])[:: 97])
-    return len(seen)
-
-
-def remote(room: Room, identity: str, kind: str) -> Any:
-    other = room.get_participant(identity)
-    assert other is not None
-    (publication,) = [p for p in other.tracks.values() if p.kind == kind]
-    return publication.track
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120), pytest.mark.stack(REALTIME)]
 
 
 async def test_two_sdk_participants_exchange_audio_video_and_data(
@@ -189,18 +60,14 @@ async def test_two_sdk_participants_exchange_audio_video_and_data(
         alice_data.send("hello from alice")
         alice_data.send(b"\x00\x01 bytes from alice")
         bob_data.send("hello from bob")
-        await eventually(lambda: _async(bob_events.messages == ["hello from alice",
+        await eventually(lambda: (bob_events.messages == ["hello from alice",
                                                                  b"\x00\x01 bytes from alice"]),
                          timeout=10, message="bob gets alice's messages")
-        await eventually(lambda: _async(alice_events.messages == ["hello from bob"]),
+        await eventually(lambda: alice_events.messages == ["hello from bob"],
                          timeout=10, message="alice gets bob's message")
     finally:
         await bob.disconnect()
         await alice.disconnect()
-
-
-async def _async(value: Any) -> Any:
-    return value
 
 
 def order_ok(events: list[tuple[str, Any]], first: tuple[str, Any], then: tuple[str, Any]) -> bool:
@@ -228,13 +95,13 @@ async def test_events_fire_once_in_order_through_publish_toggle_unpublish_and_le
         # Disable / enable reach the subscriber as track_disabled / track_enabled, once each.
         audio_pub = next(iter(bob.local_participant.audio_tracks.values()))
         audio_pub.track.disable()
-        await eventually(lambda: _async(seen.count("track_disabled", audio_pub.track_sid) == 1),
+        await eventually(lambda: seen.count("track_disabled", audio_pub.track_sid) == 1,
                          message="track_disabled")
         remote_pub = bob_remote.tracks[audio_pub.track_sid]
         assert not remote_pub.is_track_enabled and remote_pub.track is not None
         assert not remote_pub.track.is_enabled
         audio_pub.track.enable()
-        await eventually(lambda: _async(seen.count("track_enabled", audio_pub.track_sid) == 1),
+        await eventually(lambda: seen.count("track_enabled", audio_pub.track_sid) == 1,
                          message="track_enabled")
         assert remote_pub.is_track_enabled
 
@@ -243,7 +110,7 @@ async def test_events_fire_once_in_order_through_publish_toggle_unpublish_and_le
         assert await bob.local_participant.unpublish_track(video_pub.track) is video_pub
         assert video_pub.track_sid not in bob.local_participant.tracks
         await eventually(
-            lambda: _async(seen.count("track_unpublished", video_pub.track_sid) == 1),
+            lambda: seen.count("track_unpublished", video_pub.track_sid) == 1,
             message="track_unpublished")
         assert seen.count("track_unsubscribed", video_pub.track_sid) == 1
         assert order_ok(seen.events, ("track_unsubscribed", video_pub.track_sid),
@@ -263,7 +130,7 @@ async def test_events_fire_once_in_order_through_publish_toggle_unpublish_and_le
         await bob.disconnect()
         assert bob.state == "disconnected" and bob_seen.errors == [None]
         await eventually(
-            lambda: _async(seen.count("participant_disconnected", "bob") == 1),
+            lambda: seen.count("participant_disconnected", "bob") == 1,
             message="participant_disconnected")
         for sid in remaining:
             assert seen.count("track_unsubscribed", sid) == 1
@@ -279,9 +146,7 @@ async def test_events_fire_once_in_order_through_publish_toggle_unpublish_and_le
 
 
 def rest_room(stack: Stack, tenant: Tenant, room_sid: str) -> Any:
-    client = Client(tenant.account.sid, tenant.auth_token)
-    client.video.base_url = stack.base_url
-    return client.video.v1.rooms(room_sid)
+    return stack.rest(tenant).video.v1.rooms(room_sid)
 
 
 async def test_rest_kick_and_room_completion_reach_the_sdk(stack: Stack, tenant: Tenant) -> None:
@@ -292,13 +157,13 @@ async def test_rest_kick_and_room_completion_reach_the_sdk(stack: Stack, tenant:
         room = rest_room(stack, tenant, alice.sid)
         bob_sid = bob.local_participant.sid
         await asyncio.to_thread(lambda: room.participants(bob_sid).update(status="disconnected"))
-        await eventually(lambda: _async(bob.state == "disconnected"), message="bob kicked")
+        await eventually(lambda: bob.state == "disconnected", message="bob kicked")
         assert bob_seen.events[-1] == ("disconnected", None) and bob_seen.errors == [None]
-        await eventually(lambda: _async(seen.count("participant_disconnected", "bob") == 1),
+        await eventually(lambda: seen.count("participant_disconnected", "bob") == 1,
                          message="alice sees bob leave")
 
         await asyncio.to_thread(lambda: room.update(status="completed"))
-        await eventually(lambda: _async(alice.state == "disconnected"), message="room completed")
+        await eventually(lambda: alice.state == "disconnected", message="room completed")
         assert len(seen.errors) == 1 and isinstance(seen.errors[0], TwilioError)
         assert seen.errors[0].code == 53118
     finally:
@@ -309,37 +174,34 @@ async def test_rest_kick_and_room_completion_reach_the_sdk(stack: Stack, tenant:
 async def test_token_defects_fail_with_their_2010x_codes(stack: Stack, tenant: Tenant) -> None:
     cases = {
         20101: "not-a-token",
-        20107: mint("mallory", tenant, secret="x" * 32),
-        20103: mint("mallory", tenant, api_key_sid="SK" + "9" * 32),
-        20104: mint("mallory", tenant, ttl=-600),
-        20106: mint("mallory", tenant, room="another-room"),
+        20107: tenant.token("mallory", secret="x" * 32),
+        20103: tenant.token("mallory", api_key_sid="SK" + "9" * 32),
+        20104: tenant.token("mallory", ttl=-600),
+        20106: tenant.token("mallory", room="another-room"),
     }
     for code, token in cases.items():
         with pytest.raises(TwilioError) as caught:
-            await connect(token, url=signaling_url(stack), name="guarded", timeout=10)
+            await connect(token, url=stack.signaling_url, name="guarded", timeout=10)
         assert caught.value.code == code, (code, caught.value)
 
 
 async def test_unreachable_server_and_full_room(stack: Stack, tenant: Tenant) -> None:
     with pytest.raises(TwilioError) as caught:
-        await connect(mint("alice", tenant), url="ws://127.0.0.1:9/signaling", name="x")
+        await connect(tenant.token("alice"), url="ws://127.0.0.1:9/signaling", name="x")
     assert caught.value.code == 53000
 
-    room = rest_room(stack, tenant, "tiny")  # a handle only; create through the list resource
-    client = Client(tenant.account.sid, tenant.auth_token)
-    client.video.base_url = stack.base_url
+    client = stack.rest(tenant)
     await asyncio.to_thread(lambda: client.video.v1.rooms.create(unique_name="tiny",
                                                                  max_participants=1))
-    del room
-    first = await connect(mint("alice", tenant), url=signaling_url(stack), name="tiny")
+    first = await connect(tenant.token("alice"), url=stack.signaling_url, name="tiny")
     first_seen = Recorder(first)
     try:
         with pytest.raises(TwilioError) as full:
-            await connect(mint("bob", tenant), url=signaling_url(stack), name="tiny")
+            await connect(tenant.token("bob"), url=stack.signaling_url, name="tiny")
         assert full.value.code == 53105
         # The same identity again takes the seat; the first connection is told 53205.
-        second = await connect(mint("alice", tenant), url=signaling_url(stack), name="tiny")
-        await eventually(lambda: _async(first.state == "disconnected"), message="53205")
+        second = await connect(tenant.token("alice"), url=stack.signaling_url, name="tiny")
+        await eventually(lambda: first.state == "disconnected", message="53205")
         assert first_seen.errors[0] is not None and first_seen.errors[0].code == 53205
         await second.disconnect()
     finally:
@@ -385,7 +247,7 @@ async def test_a_dropped_signaling_socket_resyncs_and_keeps_media(
         transport = alice._transport
         assert transport is not None
         transport.drop()
-        await eventually(lambda: _async(seen.count("reconnected") == 1), timeout=15,
+        await eventually(lambda: seen.count("reconnected") == 1, timeout=15,
                          message="reconnected")
         assert seen.events[-2:] == [("reconnecting", None), ("reconnected", None)]
         assert alice.state == "connected" and alice._transport is not transport
@@ -409,7 +271,7 @@ async def test_publishing_while_the_worker_offers_converges(
     try:
         for index in range(3):
             newcomer = asyncio.ensure_future(connect(
-                mint(f"guest{index}", tenant), url=signaling_url(stack), name="sdk-glare",
+                tenant.token(f"guest{index}"), url=stack.signaling_url, name="sdk-glare",
                 tracks=[create_local_video_track(), LocalDataTrack()]))
             await bob.local_participant.publish_track(create_local_video_track(name=f"v{index}"))
             others.append(await newcomer)
@@ -448,7 +310,7 @@ async def test_glare_our_offer_is_rolled_back_and_made_again(
     transport.send = lossy_send  # type: ignore[method-assign]
     publishing = asyncio.ensure_future(
         bob.local_participant.publish_track(create_local_video_track(name="late")))
-    await eventually(lambda: _async(bool(swallowed)), message="bob's offer swallowed")
+    await eventually(lambda: bool(swallowed), message="bob's offer swallowed")
     cat, _ = await join(stack, tenant, "cat", "sdk-glare2", tracks=full_tracks())
     try:
         publication = await asyncio.wait_for(publishing, 20)

@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from twilio.rest import Client
 
-from atrium_shared.settings import Settings
 from atrium_video import RemoteVideoTrack, Room, create_local_video_track
-from tests.conftest import Tenant
-from tests.sdk.test_sdk_rooms import Recorder, distinct_video, full_tracks, join
-from tests.support.stack import REALTIME, Stack, running_stack
+from tests.support.sdk import Recorder, distinct_video, full_tracks, join, publication
+from tests.support.stack import REALTIME, Stack
+from tests.support.tenants import Tenant
 from tests.support.waiting import eventually
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180), pytest.mark.stack(REALTIME)]
 
 # The issue's bound: a subscriber starts or stops receiving within one second of the POST.
 EFFECT_SECONDS = 1.0
@@ -26,29 +23,17 @@ NO_ALICE_VIDEO = [{"type": "include", "all": True},
 INCLUDE_ALL = [{"type": "include", "all": True}]
 
 
-@pytest.fixture
-async def stack(settings: Settings) -> AsyncIterator[Stack]:
-    async with running_stack(settings, REALTIME) as running:
-        yield running
-
-
-def rest(stack: Stack, tenant: Tenant) -> Client:
-    client = Client(tenant.account.sid, tenant.auth_token)
-    client.video.base_url = stack.base_url
-    return client
-
-
 async def set_rules(stack: Stack, tenant: Tenant, room: Room, rules: Any) -> Any:
     participant = room.local_participant.sid
     return await asyncio.to_thread(
-        lambda: rest(stack, tenant).video.v1.rooms(room.sid).participants(participant)
+        lambda: stack.rest(tenant).video.v1.rooms(room.sid).participants(participant)
         .subscribe_rules.update(rules=rules))
 
 
 async def rest_subscribed(stack: Stack, tenant: Tenant, room: Room) -> set[str]:
     participant = room.local_participant.sid
     listed = await asyncio.to_thread(
-        lambda: rest(stack, tenant).video.v1.rooms(room.sid).participants(participant)
+        lambda: stack.rest(tenant).video.v1.rooms(room.sid).participants(participant)
         .subscribed_tracks.list())
     return {t.sid for t in listed}
 
@@ -59,21 +44,10 @@ def flowing(room: Room) -> set[str]:
             if pub.track is not None}
 
 
-def publication(room: Room, identity: str, kind: str) -> Any:
-    other = room.get_participant(identity)
-    assert other is not None
-    (found,) = [p for p in other.tracks.values() if p.kind == kind]
-    return found
-
-
-async def _is(value: Any) -> Any:
-    return value
-
-
 async def wait_event(seen: Recorder, name: str, sid: str, count: int, started: float,
                      timeout: float = EFFECT_SECONDS) -> float:
     """Wait until ``name`` fired ``count`` times for ``sid``; seconds since ``started``."""
-    await eventually(lambda: _is(seen.count(name, sid) >= count), timeout=timeout,
+    await eventually(lambda: seen.count(name, sid) >= count, timeout=timeout,
                      interval=0.01, message=f"{name} {sid} x{count}")
     return time.monotonic() - started
 
@@ -112,7 +86,7 @@ async def test_rules_decide_what_bob_receives_and_changes_apply_live(
         audio = publication(bob, "alice", "audio")
         data = publication(bob, "alice", "data")
         video = publication(bob, "alice", "video")
-        await eventually(lambda: _is(audio.is_subscribed and data.is_subscribed), timeout=20,
+        await eventually(lambda: audio.is_subscribed and data.is_subscribed, timeout=20,
                          message="bob subscribes to alice's audio and data")
         await matches_rest(stack, tenant, bob)
         assert not video.is_subscribed and video.track is None
@@ -162,12 +136,12 @@ async def test_rules_decide_what_bob_receives_and_changes_apply_live(
                                              {"type": "exclude", "track": "mic",
                                               "kind": "audio"},
                                              {"type": "exclude", "kind": "data"}])
-        await eventually(lambda: _is(flowing(bob) == {video.track_sid}), timeout=5,
+        await eventually(lambda: flowing(bob) == {video.track_sid}, timeout=5,
                          message="bob keeps only the video")
         await matches_rest(stack, tenant, bob)
         # Data comes back on a new channel: messages reach Bob again.
         await set_rules(stack, tenant, bob, INCLUDE_ALL)
-        await eventually(lambda: _is(len(flowing(bob)) == 3), timeout=5,
+        await eventually(lambda: len(flowing(bob)) == 3, timeout=5,
                          message="bob receives all of alice again")
         chat = next(iter(alice.local_participant.data_tracks.values())).track
         assert chat is not None
@@ -189,7 +163,7 @@ async def test_rule_changes_converge_while_publishing_and_reconnecting(
     bob, bob_seen = await join(stack, tenant, "bob", "rules-races", audio=True)
     alice, _ = await join(stack, tenant, "alice", "rules-races", tracks=full_tracks())
     try:
-        await eventually(lambda: _is(len(flowing(bob)) == 3), timeout=20,
+        await eventually(lambda: len(flowing(bob)) == 3, timeout=20,
                          message="bob receives alice")
         # A burst of changes: the last one wins.
         for rules in (NO_ALICE_VIDEO, INCLUDE_ALL, NO_ALICE_VIDEO, INCLUDE_ALL,
@@ -198,7 +172,7 @@ async def test_rule_changes_converge_while_publishing_and_reconnecting(
         video = publication(bob, "alice", "video")
         audio_sid = publication(bob, "alice", "audio").track_sid
         data_sid = publication(bob, "alice", "data").track_sid
-        await eventually(lambda: _is(flowing(bob) == {audio_sid, data_sid}),
+        await eventually(lambda: flowing(bob) == {audio_sid, data_sid},
                          timeout=5, message="the burst settles on no video")
         await matches_rest(stack, tenant, bob)
 
@@ -208,7 +182,7 @@ async def test_rule_changes_converge_while_publishing_and_reconnecting(
         await set_rules(stack, tenant, bob, [{"type": "include", "all": True},
                                              {"type": "exclude", "track": "cam"}])
         cam2 = await asyncio.wait_for(publishing, 20)
-        await eventually(lambda: _is(flowing(bob) == {audio_sid, data_sid, cam2.track_sid}),
+        await eventually(lambda: flowing(bob) == {audio_sid, data_sid, cam2.track_sid},
                          timeout=10, message="cam excluded by name, cam2 subscribed")
         await matches_rest(stack, tenant, bob)
 
@@ -217,9 +191,9 @@ async def test_rule_changes_converge_while_publishing_and_reconnecting(
         assert transport is not None
         transport.drop()
         await set_rules(stack, tenant, bob, INCLUDE_ALL)
-        await eventually(lambda: _is(bob_seen.count("reconnected") == 1), timeout=15,
+        await eventually(lambda: bob_seen.count("reconnected") == 1, timeout=15,
                          message="bob reconnected")
-        await eventually(lambda: _is(video.track_sid in flowing(bob)), timeout=10,
+        await eventually(lambda: video.track_sid in flowing(bob), timeout=10,
                          message="cam subscribed again after the sync")
         assert flowing(bob) == {audio_sid, data_sid, cam2.track_sid, video.track_sid}
         assert isinstance(video.track, RemoteVideoTrack)

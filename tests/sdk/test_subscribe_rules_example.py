@@ -7,26 +7,17 @@ import asyncio
 import os
 import re
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from twilio.rest import Client
 
-from atrium_shared.settings import Settings
-from tests.conftest import Tenant
-from tests.support.stack import REALTIME, Stack, running_stack
+from tests.support.stack import REALTIME, Stack
+from tests.support.tenants import Tenant
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120), pytest.mark.stack(REALTIME)]
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "sdk" / "python" / "examples" / "subscribe_rules.py"
 SID = r"[A-Z]{2}[0-9a-f]{32}"
-
-
-@pytest.fixture
-async def stack(settings: Settings) -> AsyncIterator[Stack]:
-    async with running_stack(settings, REALTIME) as running:
-        yield running
 
 
 def section(lines: list[str], title: str) -> list[str]:
@@ -59,8 +50,7 @@ async def test_the_client_model_example_runs_and_prints_real_sids(
     assert process.returncode == 0, text
     lines = text.splitlines()
 
-    client = Client(tenant.account.sid, tenant.auth_token)
-    client.video.base_url = stack.base_url
+    client = stack.rest(tenant)
     (room,) = await asyncio.to_thread(
         lambda: client.video.v1.rooms.list(unique_name="client-model", status="in-progress")
         or client.video.v1.rooms.list(unique_name="client-model", status="completed"))

@@ -1,4 +1,4 @@
-"""Run Atrium services as real subprocesses, and stop every one of them."""
+"""Run Atrium services as real subprocesses (to kill -9 one, or to run gateway replicas)."""
 
 from __future__ import annotations
 
@@ -6,59 +6,54 @@ import os
 import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 from atrium_cli.embedded import free_port
-
-SERVICE_MODULES = {
-    "gateway": "atrium_gateway.app",
-    "room": "atrium_room.app",
-    "callback": "atrium_callback.app",
-    "participant": "atrium_participant.app",
-    "track": "atrium_track.app",
-}
+from atrium_cli.supervisor import SERVICE_MODULES
+from tests.support.ready import wait_ready
 
 
 class ServiceProcess:
+    """``python -m <the service's module>`` in its own session, logging to a file.
+
+    Ready when ``/readyz`` answers 200: on the health port, or on the HTTP port for the gateway
+    (its REST and signaling port, which is what a load balancer checks).
+    """
+
     def __init__(self, name: str, env: dict[str, str], log_dir: Path) -> None:
         self.name = name
         self.health_port = free_port()
         self.env = dict(env)
         self.env["ATRIUM_HEALTH_PORT"] = str(self.health_port)
         self.env.setdefault("ATRIUM_LOG_FORMAT", "text")
+        self.http_port: int | None = None
+        if name == "gateway":
+            self.http_port = free_port()
+            self.env.update(ATRIUM_HTTP_PORT=str(self.http_port), ATRIUM_HTTP_HOST="127.0.0.1")
         self.log_path = log_dir / f"{name}-{self.health_port}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 30.0) -> ServiceProcess:
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", SERVICE_MODULES[self.name]],
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.wait_ready(timeout)
-        return self
+    @property
+    def ready_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port or self.health_port}/readyz"
 
-    def wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited early:\n{self.log()}")
-            try:
-                url = f"http://127.0.0.1:{self.health_port}/readyz"
-                with urllib.request.urlopen(url, timeout=1) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"{self.name} not ready after {timeout}s:\n{self.log()}")
+    @property
+    def signaling_url(self) -> str:
+        assert self.http_port is not None, f"{self.name} serves no signaling"
+        return f"ws://127.0.0.1:{self.http_port}/signaling"
+
+    def start(self, timeout: float = 30.0) -> ServiceProcess:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", SERVICE_MODULES[self.name]],
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        wait_ready(self.process, self.ready_url, name=self.name, timeout=timeout, log=self.log)
+        return self
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""

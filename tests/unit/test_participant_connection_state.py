@@ -39,7 +39,7 @@ async def seated(service: ParticipantUseCases) -> str:
 
 def state(sid: str, value: str, account: str = ACCOUNT) -> SetConnectionStateRequest:
     return SetConnectionStateRequest(account_sid=account, room_sid=ROOM, participant_sid=sid,
-                                     state=value)  # type: ignore[arg-type]
+                                     state=value)
 
 
 async def test_reconnecting_and_back_without_an_event(

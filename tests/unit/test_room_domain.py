@@ -22,7 +22,7 @@ SID = "RM" + "1" * 32
 
 def create(**fields: object) -> RoomInfo:
     room, event = domain.create_room(
-        CreateRoomRequest(account_sid=ACCOUNT, **fields), SID, NOW  # type: ignore[arg-type]
+        CreateRoomRequest(account_sid=ACCOUNT, **fields), SID, NOW
     )
     assert event.room == room and event.room_sid == SID
     return room

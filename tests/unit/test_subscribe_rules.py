@@ -25,7 +25,7 @@ IDENTITIES = {ALICE: "alice", BOB: "bob", CAROL: "Carol"}
 def track(publisher: str, name: str, kind: str, index: int) -> TrackInfo:
     return TrackInfo(
         sid=f"MT{index:032x}", room_sid=ROOM, account_sid=ACCOUNT, participant_sid=publisher,
-        name=name, kind=kind, enabled=True, date_created=NOW, date_updated=NOW,  # type: ignore[arg-type]
+        name=name, kind=kind, enabled=True, date_created=NOW, date_updated=NOW,
     )
 
 
