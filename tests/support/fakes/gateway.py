@@ -8,10 +8,11 @@ check what the gateway asked. ``fail_with`` makes the next call raise, for error
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import json
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, MutableMapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -145,6 +146,15 @@ class FakeAccounts:
         return account, key
 
 
+# What the real room service validates and reshapes; the fake leaves the defaults.
+_CHECKED_BY_THE_ROOM_SERVICE = {
+    "account_sid",
+    "enable_turn",
+    "recording_rules",
+    "transcriptions_configuration",
+}
+
+
 class FakeRooms(FakePort):
     """RoomsPort: rooms by SID; a UniqueName names the account's in-progress room."""
 
@@ -180,7 +190,7 @@ class FakeRooms(FakePort):
         self._received(request)
         fields = {
             name: value
-            for name, value in request.model_dump(exclude={"account_sid", "enable_turn"}).items()
+            for name, value in request.model_dump(exclude=_CHECKED_BY_THE_ROOM_SERVICE).items()
             if value is not None and name in RoomInfo.model_fields
         }
         return self.add(request.account_sid, fields.pop("unique_name", None) or "room", **fields)
@@ -445,12 +455,16 @@ class FakeGateway:
         return account.sid, account.auth_token.get_secret_value()
 
     @contextlib.asynccontextmanager
-    async def client(self, base_url: str = "http://gateway.test") -> AsyncIterator[AsyncClient]:
-        """An HTTP client on the app in this event loop, its lifespan running (so /readyz)."""
+    async def client(
+        self, base_url: str = "http://gateway.test", *, anonymous: bool = False
+    ) -> AsyncIterator[AsyncClient]:
+        """An HTTP client on the app in this event loop, its lifespan running (so /readyz);
+        it authenticates as the tenant unless ``anonymous``."""
+        auth = None if anonymous else self.auth()
         async with self.app.router.lifespan_context(self.app):
             transport = ASGITransport(app=self.app)
-            async with AsyncClient(transport=transport, base_url=base_url, auth=self.auth()) as c:
-                yield c
+            async with AsyncClient(transport=transport, base_url=base_url, auth=auth) as client:
+                yield client
 
 
 def fake_gateway(settings: Settings | None = None) -> FakeGateway:
@@ -472,3 +486,63 @@ def fake_gateway(settings: Settings | None = None) -> FakeGateway:
     )
     account = accounts.add_account()
     return FakeGateway(service, accounts, rooms, participants, tracks, workers, readiness, account)
+
+
+class SocketClosed(Exception):
+    def __init__(self, code: int) -> None:
+        super().__init__(f"closed with {code}")
+        self.code = code
+
+
+class WebSocketClient:
+    """A client of one of the app's WebSocket routes, in this event loop: the ASGI protocol
+    spoken to the app directly (no server, no thread)."""
+
+    def __init__(self, app: FastAPI, path: str, timeout: float = 5.0) -> None:
+        self._app, self._path, self._timeout = app, path, timeout
+        self._to_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._from_app: asyncio.Queue[MutableMapping[str, Any]] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> WebSocketClient:
+        scope = {
+            "type": "websocket",
+            "asgi": {"version": "3.0"},
+            "scheme": "ws",
+            "server": ("gateway.test", 80),
+            "client": ("127.0.0.1", 50000),
+            "root_path": "",
+            "path": self._path,
+            "raw_path": self._path.encode(),
+            "query_string": b"",
+            "headers": [(b"host", b"gateway.test")],
+            "subprotocols": [],
+        }
+        self._task = asyncio.create_task(self._app(scope, self._to_app.get, self._from_app.put))
+        await self._to_app.put({"type": "websocket.connect"})
+        accepted = await self._next()
+        assert accepted["type"] == "websocket.accept", accepted
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        """Disconnect (if the app has not closed the socket) and wait for the app to finish."""
+        await self._to_app.put({"type": "websocket.disconnect", "code": 1000})
+        assert self._task is not None
+        await asyncio.wait_for(self._task, self._timeout)
+
+    async def _next(self) -> MutableMapping[str, Any]:
+        return await asyncio.wait_for(self._from_app.get(), self._timeout)
+
+    async def send_text(self, text: str) -> None:
+        await self._to_app.put({"type": "websocket.receive", "text": text})
+
+    async def send_json(self, value: object) -> None:
+        await self.send_text(json.dumps(value))
+
+    async def receive_json(self) -> dict[str, Any]:
+        """The next frame the app sent; SocketClosed if it closed the socket instead."""
+        message = await self._next()
+        if message["type"] == "websocket.close":
+            raise SocketClosed(message.get("code", 1000))
+        value: dict[str, Any] = json.loads(message["text"])
+        return value
