@@ -26,6 +26,7 @@ class EventEmitter:
     def on(self, event: str, handler: Handler | None = None) -> Any:
         """Register ``handler`` for ``event``; usable as a decorator (``@room.on("...")``)."""
         if handler is None:
+
             def decorator(func: Handler) -> Handler:
                 self.on(event, func)
                 return func

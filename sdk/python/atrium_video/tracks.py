@@ -62,7 +62,7 @@ class ToneSource(MediaStreamTrack):
                 await asyncio.sleep(wait)
         offset = (self._pts % self.RATE) * 2
         frame = AudioFrame(format="s16", layout="mono", samples=self.SAMPLES)
-        frame.planes[0].update(self._pcm[offset: offset + self.SAMPLES * 2])
+        frame.planes[0].update(self._pcm[offset : offset + self.SAMPLES * 2])
         frame.sample_rate = self.RATE
         frame.pts = self._pts
         frame.time_base = fractions.Fraction(1, self.RATE)
@@ -89,7 +89,7 @@ class TestPatternSource(VideoStreamTrack):
         bar = max(8, self.width // 16)
         x = (self._count * 4) % (self.width - bar)
         row = bytearray(b"\x50" * luma.line_size)
-        row[x: x + bar] = b"\xeb" * bar
+        row[x : x + bar] = b"\xeb" * bar
         luma.update(bytes(row) * self.height)
         for plane in frame.planes[1:]:
             plane.update(b"\x80" * plane.buffer_size)
@@ -327,8 +327,9 @@ class RemoteMediaTrack(RemoteTrack):
     track is unsubscribed; ``async for`` then simply ends.
     """
 
-    def __init__(self, sid: str, name: str, enabled: bool, source: MediaStreamTrack,
-                 buffer: int) -> None:
+    def __init__(
+        self, sid: str, name: str, enabled: bool, source: MediaStreamTrack, buffer: int
+    ) -> None:
         super().__init__(sid, name, enabled)
         self.media_stream_track = source
         self.frames_received = 0

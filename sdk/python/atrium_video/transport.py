@@ -56,21 +56,29 @@ class TcmpTransport:
                 OPEN_TIMEOUT_SECONDS,
             )
         except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
-            raise TwilioError(SIGNALING_CONNECTION_ERROR, f"Signaling connection error: {exc}") \
-                from exc
+            raise TwilioError(
+                SIGNALING_CONNECTION_ERROR, f"Signaling connection error: {exc}"
+            ) from exc
         socket = self._socket
-        hello = {"type": "hello", "version": 2, "id": str(uuid.uuid4()),
-                 "timeout": self.requested_timeout_ms, "body": hello_body}
+        hello = {
+            "type": "hello",
+            "version": 2,
+            "id": str(uuid.uuid4()),
+            "timeout": self.requested_timeout_ms,
+            "body": hello_body,
+        }
         try:
             for _ in range(HELLO_ATTEMPTS):
                 await self._send_raw(hello)
                 try:
-                    welcome = await asyncio.wait_for(self._await_welcome(socket),
-                                                     WELCOME_TIMEOUT_SECONDS)
+                    welcome = await asyncio.wait_for(
+                        self._await_welcome(socket), WELCOME_TIMEOUT_SECONDS
+                    )
                 except TimeoutError:
                     continue
-                self.negotiated_timeout_ms = int(welcome.get("negotiatedTimeout")
-                                                 or self.requested_timeout_ms)
+                self.negotiated_timeout_ms = int(
+                    welcome.get("negotiatedTimeout") or self.requested_timeout_ms
+                )
                 break
             else:
                 raise TwilioError(SIGNALING_CONNECTION_ERROR, "No welcome from the server")
@@ -81,8 +89,10 @@ class TcmpTransport:
             await self._abort()
             raise
         self._last_heard = time.monotonic()
-        self._tasks = [asyncio.ensure_future(self._read(socket)),
-                       asyncio.ensure_future(self._heartbeat(socket))]
+        self._tasks = [
+            asyncio.ensure_future(self._read(socket)),
+            asyncio.ensure_future(self._heartbeat(socket)),
+        ]
 
     async def _await_welcome(self, socket: ClientConnection) -> dict[str, Any]:
         while True:
@@ -96,8 +106,10 @@ class TcmpTransport:
                     raise TwilioError(SERVER_BUSY)
                 raise TwilioError(SERVER_BUSY, f"Server busy, retry after {retry} ms")
             if kind == "bad":
-                raise TwilioError(SIGNALING_CONNECTION_ERROR,
-                                  f"Server refused hello: {frame.get('reason') if frame else ''}")
+                raise TwilioError(
+                    SIGNALING_CONNECTION_ERROR,
+                    f"Server refused hello: {frame.get('reason') if frame else ''}",
+                )
             # anything before welcome is dropped, as twilio-video.js does
 
     async def _read(self, socket: ClientConnection) -> None:

@@ -37,13 +37,26 @@ log = logging.getLogger("bot")
 async def run(url: str, room_name: str, token: str) -> int:
     chat = LocalDataTrack(name="chat")
     try:
-        room = await connect(token, url=url, name=room_name, tracks=[
-            create_local_video_track(name="pattern"), create_local_audio_track(name="tone"), chat])
+        room = await connect(
+            token,
+            url=url,
+            name=room_name,
+            tracks=[
+                create_local_video_track(name="pattern"),
+                create_local_audio_track(name="tone"),
+                chat,
+            ],
+        )
     except TwilioError as exc:
         log.error("could not join %s: %s", room_name, exc)
         return 1
-    log.info("joined %s (%s) as %s (%s)", room.name, room.sid, room.local_participant.identity,
-             room.local_participant.sid)
+    log.info(
+        "joined %s (%s) as %s (%s)",
+        room.name,
+        room.sid,
+        room.local_participant.identity,
+        room.local_participant.sid,
+    )
     for participant in room.participants.values():
         log.info("already here: %s (%s)", participant.identity, participant.sid)
 
@@ -54,8 +67,12 @@ async def run(url: str, room_name: str, token: str) -> int:
         log.info("participant disconnected: %s (%s)", participant.identity, participant.sid)
 
     def published(publication: RemoteTrackPublication, participant: RemoteParticipant) -> None:
-        log.info("%s published %s track %r", participant.identity, publication.kind,
-                 publication.track_name)
+        log.info(
+            "%s published %s track %r",
+            participant.identity,
+            publication.kind,
+            publication.track_name,
+        )
 
     def echo(data: str | bytes, track: RemoteDataTrack, participant: RemoteParticipant) -> None:
         log.info("message from %s on %r: %r (echoing)", participant.identity, track.name, data)
@@ -92,13 +109,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("url", help="signaling URL, ws://HOST:PORT/signaling")
     parser.add_argument("room", help="room name")
-    parser.add_argument("token", nargs="?", default=os.environ.get("ATRIUM_TOKEN"),
-                        help="Access Token (default: $ATRIUM_TOKEN)")
+    parser.add_argument(
+        "token",
+        nargs="?",
+        default=os.environ.get("ATRIUM_TOKEN"),
+        help="Access Token (default: $ATRIUM_TOKEN)",
+    )
     args = parser.parse_args()
     if not args.token:
         parser.error("an Access Token is needed (argument or $ATRIUM_TOKEN)")
-    logging.basicConfig(level=logging.INFO, stream=sys.stdout,
-                        format="%(asctime)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(name)s %(message)s"
+    )
     logging.getLogger("atrium_video").setLevel(logging.WARNING)
     return asyncio.run(run(args.url, args.room, args.token))
 

@@ -94,8 +94,12 @@ class Recorder:
             path = path.with_name(f"{path.stem}-{track.sid}.{extension}")
         return path
 
-    async def subscribed(self, track: RemoteTrack, publication: RemoteTrackPublication,
-                         participant: RemoteParticipant) -> None:
+    async def subscribed(
+        self,
+        track: RemoteTrack,
+        publication: RemoteTrackPublication,
+        participant: RemoteParticipant,
+    ) -> None:
         if isinstance(track, RemoteDataTrack):
             log.info("recording messages of %s's %r", participant.identity, track.name)
             return
@@ -108,11 +112,16 @@ class Recorder:
         recorder.addTrack(frames)
         self.recorders[track.sid] = (recorder, frames, path)
         await recorder.start()
-        log.info("recording %s's %s track %r to %s", participant.identity, track.kind,
-                 track.name, path)
+        log.info(
+            "recording %s's %s track %r to %s", participant.identity, track.kind, track.name, path
+        )
 
-    async def unsubscribed(self, track: RemoteTrack, publication: RemoteTrackPublication,
-                           participant: RemoteParticipant) -> None:
+    async def unsubscribed(
+        self,
+        track: RemoteTrack,
+        publication: RemoteTrackPublication,
+        participant: RemoteParticipant,
+    ) -> None:
         await self.close(track.sid)
 
     async def close(self, track_sid: str) -> None:
@@ -128,12 +137,17 @@ class Recorder:
         size = path.stat().st_size if path.exists() else 0
         log.info("closed %s (%d frames, %d bytes)", path, frames.frames, size)
 
-    def message(self, data: str | bytes, track: RemoteDataTrack,
-                participant: RemoteParticipant) -> None:
+    def message(
+        self, data: str | bytes, track: RemoteDataTrack, participant: RemoteParticipant
+    ) -> None:
         if self.messages is None:
             self.messages = (self.out / "messages.jsonl").open("a", encoding="utf-8")
-        entry: dict[str, Any] = {"time": time.time(), "from": participant.identity,
-                                 "participant_sid": participant.sid, "track": track.name}
+        entry: dict[str, Any] = {
+            "time": time.time(),
+            "from": participant.identity,
+            "participant_sid": participant.sid,
+            "track": track.name,
+        }
         if isinstance(data, str):
             entry["text"] = data
         else:
@@ -141,8 +155,12 @@ class Recorder:
         self.messages.write(json.dumps(entry) + "\n")
         self.messages.flush()
         self.message_count += 1
-        log.info("message from %s on %r (%d so far)", participant.identity, track.name,
-                 self.message_count)
+        log.info(
+            "message from %s on %r (%d so far)",
+            participant.identity,
+            track.name,
+            self.message_count,
+        )
 
     async def close_all(self) -> None:
         for track_sid in list(self.recorders):
@@ -159,8 +177,13 @@ async def run(url: str, room_name: str, token: str, out: Path, video_format: str
     except TwilioError as exc:
         log.error("could not join %s: %s", room_name, exc)
         return 1
-    log.info("joined %s (%s) as %s; writing to %s", room.name, room.sid,
-             room.local_participant.identity, out)
+    log.info(
+        "joined %s (%s) as %s; writing to %s",
+        room.name,
+        room.sid,
+        room.local_participant.identity,
+        out,
+    )
     stop = asyncio.Event()
     ended: list[TwilioError | None] = []
 
@@ -171,10 +194,10 @@ async def run(url: str, room_name: str, token: str, out: Path, video_format: str
     room.on("track_subscribed", recorder.subscribed)
     room.on("track_unsubscribed", recorder.unsubscribed)
     room.on("track_message", recorder.message)
-    room.on("participant_connected",
-            lambda p: log.info("participant connected: %s", p.identity))
-    room.on("participant_disconnected",
-            lambda p: log.info("participant disconnected: %s", p.identity))
+    room.on("participant_connected", lambda p: log.info("participant connected: %s", p.identity))
+    room.on(
+        "participant_disconnected", lambda p: log.info("participant disconnected: %s", p.identity)
+    )
     room.on("disconnected", disconnected)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -201,17 +224,30 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("url", help="signaling URL, ws://HOST:PORT/signaling")
     parser.add_argument("room", help="room name")
-    parser.add_argument("token", nargs="?", default=os.environ.get("ATRIUM_TOKEN"),
-                        help="Access Token (default: $ATRIUM_TOKEN)")
-    parser.add_argument("--out", type=Path, default=Path("recordings"),
-                        help="directory for the files (default ./recordings)")
-    parser.add_argument("--video-format", choices=VIDEO_EXTENSIONS, default="webm",
-                        help="container of video recordings (default webm)")
+    parser.add_argument(
+        "token",
+        nargs="?",
+        default=os.environ.get("ATRIUM_TOKEN"),
+        help="Access Token (default: $ATRIUM_TOKEN)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("recordings"),
+        help="directory for the files (default ./recordings)",
+    )
+    parser.add_argument(
+        "--video-format",
+        choices=VIDEO_EXTENSIONS,
+        default="webm",
+        help="container of video recordings (default webm)",
+    )
     args = parser.parse_args()
     if not args.token:
         parser.error("an Access Token is needed (argument or $ATRIUM_TOKEN)")
-    logging.basicConfig(level=logging.INFO, stream=sys.stdout,
-                        format="%(asctime)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(name)s %(message)s"
+    )
     logging.getLogger("atrium_video").setLevel(logging.WARNING)
     args.out.mkdir(parents=True, exist_ok=True)
     return asyncio.run(run(args.url, args.room, args.token, args.out, args.video_format))

@@ -32,8 +32,10 @@ from atrium_video import (
     create_local_video_track,
 )
 
-EXCLUDE_ALICE_VIDEO = [{"type": "include", "all": True},
-                       {"type": "exclude", "publisher": "alice", "kind": "video"}]
+EXCLUDE_ALICE_VIDEO = [
+    {"type": "include", "all": True},
+    {"type": "exclude", "publisher": "alice", "kind": "video"},
+]
 INCLUDE_ALL = [{"type": "include", "all": True}]
 
 
@@ -59,8 +61,7 @@ def perspective(room: Room) -> None:
     for sid, local in me.tracks.items():
         print(f"    {local.kind:<5} {local.track_name:<5} {sid}")
     for other in room.participants.values():
-        print(f"  RemoteParticipant {other.identity} {other.sid}: "
-              f"{len(other.tracks)} publications")
+        print(f"  RemoteParticipant {other.identity} {other.sid}: {len(other.tracks)} publications")
         for sid, remote in other.tracks.items():
             state = "subscribed" if remote.is_subscribed else "not subscribed (no track)"
             print(f"    {remote.kind:<5} {remote.track_name:<5} {sid} {state}")
@@ -69,29 +70,37 @@ def perspective(room: Room) -> None:
 def settled(room: Room, identity: str, subscribed_kinds: set[str]) -> Callable[[], bool]:
     def check() -> bool:
         other = room.get_participant(identity)
-        return other is not None and len(other.tracks) == 3 and {
-            p.kind for p in other.tracks.values() if p.is_subscribed} == subscribed_kinds
+        return (
+            other is not None
+            and len(other.tracks) == 3
+            and {p.kind for p in other.tracks.values() if p.is_subscribed} == subscribed_kinds
+        )
 
     return check
 
 
-async def main(base_url: str, account_sid: str, key_sid: str, secret: str,
-               room_name: str = "client-model") -> None:
+async def main(
+    base_url: str, account_sid: str, key_sid: str, secret: str, room_name: str = "client-model"
+) -> None:
     signaling = base_url.replace("http", "ws", 1).rstrip("/") + "/signaling"
     rest = Client(key_sid, secret, account_sid)
     rest.video.base_url = base_url.rstrip("/")
 
     def tracks() -> list[Any]:
-        return [create_local_audio_track(name="mic"), create_local_video_track(name="cam"),
-                LocalDataTrack(name="chat")]
+        return [
+            create_local_audio_track(name="mic"),
+            create_local_video_track(name="cam"),
+            LocalDataTrack(name="chat"),
+        ]
 
-    alice = await connect(token(account_sid, key_sid, secret, "alice"), url=signaling,
-                          name=room_name, tracks=tracks())
-    bob = await connect(token(account_sid, key_sid, secret, "bob"), url=signaling,
-                        name=room_name, tracks=tracks())
+    alice = await connect(
+        token(account_sid, key_sid, secret, "alice"), url=signaling, name=room_name, tracks=tracks()
+    )
+    bob = await connect(
+        token(account_sid, key_sid, secret, "bob"), url=signaling, name=room_name, tracks=tracks()
+    )
     try:
-        rules = rest.video.v1.rooms(bob.sid).participants(bob.local_participant.sid) \
-            .subscribe_rules
+        rules = rest.video.v1.rooms(bob.sid).participants(bob.local_participant.sid).subscribe_rules
         updated = await asyncio.to_thread(lambda: rules.update(rules=EXCLUDE_ALICE_VIDEO))
         print(f"Server set {bob.local_participant.identity}'s rules: {updated.rules}")
         await until(settled(alice, "bob", {"audio", "video", "data"}), "alice receives bob")
@@ -103,11 +112,14 @@ async def main(base_url: str, account_sid: str, key_sid: str, secret: str,
 
         video_subscribed = asyncio.Event()
 
-        def on_subscribed(track: Any, publication: RemoteTrackPublication,
-                          participant: RemoteParticipant) -> None:
+        def on_subscribed(
+            track: Any, publication: RemoteTrackPublication, participant: RemoteParticipant
+        ) -> None:
             if publication.kind == "video" and participant.identity == "alice":
-                print(f"\nBob: track_subscribed for {participant.identity}'s "
-                      f"{publication.kind} {publication.track_name} {publication.track_sid}")
+                print(
+                    f"\nBob: track_subscribed for {participant.identity}'s "
+                    f"{publication.kind} {publication.track_name} {publication.track_sid}"
+                )
                 video_subscribed.set()
 
         bob.on("track_subscribed", on_subscribed)
@@ -118,13 +130,21 @@ async def main(base_url: str, account_sid: str, key_sid: str, secret: str,
         print()
         perspective(bob)
         # The worker reports a subscription once the subscriber's answer is in: poll briefly.
-        receiving = {sid for p in bob.participants.values() for sid, pub in p.tracks.items()
-                     if pub.is_subscribed}
+        receiving = {
+            sid
+            for p in bob.participants.values()
+            for sid, pub in p.tracks.items()
+            if pub.is_subscribed
+        }
         deadline = time.monotonic() + 10
         while True:
             listed = await asyncio.to_thread(
-                lambda: rest.video.v1.rooms(bob.sid).participants(bob.local_participant.sid)
-                .subscribed_tracks.list())
+                lambda: (
+                    rest.video.v1.rooms(bob.sid)
+                    .participants(bob.local_participant.sid)
+                    .subscribed_tracks.list()
+                )
+            )
             if {t.sid for t in listed} == receiving or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.05)
