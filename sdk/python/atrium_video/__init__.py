@@ -22,11 +22,25 @@ One process is one participant ("first person", as twilio-video.js)::
   ``async for frame in track``); remote data tracks emit ``message``.
 * Events use twilio-video's names in snake case: ``room.on("track_subscribed", handler)``;
   handlers may be plain functions or coroutines.
+* Media signaling extensions, asked for in :func:`connect`: ``dominant_speaker=True``
+  (``room.dominant_speaker``, ``dominant_speaker_changed``), ``network_quality=True`` or
+  ``{"local": 1..3, "remote": 0..3}`` (``participant.network_quality_level``,
+  ``network_quality_level_changed``); ``automatic_subscription=False`` subscribes to nothing
+  until REST SubscribeRules say otherwise. Remote participants whose signaling connection drops
+  go ``reconnecting`` (``participant_reconnecting`` / ``participant_reconnected``).
 """
 
 from atrium_video.errors import TrackEnded, TwilioError
 from atrium_video.events import EventEmitter
 from atrium_video.ice import enable_loopback_candidates
+from atrium_video.network_quality import (
+    NetworkQualityBandwidthStats,
+    NetworkQualityFractionLostStats,
+    NetworkQualityLatencyStats,
+    NetworkQualityMediaStats,
+    NetworkQualitySendOrRecvStats,
+    NetworkQualityStats,
+)
 from atrium_video.participant import (
     LocalParticipant,
     LocalTrackPublication,
@@ -62,6 +76,12 @@ __all__ = [
     "LocalTrack",
     "LocalTrackPublication",
     "LocalVideoTrack",
+    "NetworkQualityBandwidthStats",
+    "NetworkQualityFractionLostStats",
+    "NetworkQualityLatencyStats",
+    "NetworkQualityMediaStats",
+    "NetworkQualitySendOrRecvStats",
+    "NetworkQualityStats",
     "Participant",
     "RemoteAudioTrack",
     "RemoteDataTrack",

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from atrium_video.events import EventEmitter
+from atrium_video.network_quality import NetworkQualityStats
 from atrium_video.tracks import (
     AnyLocalTrack,
     AnyRemoteTrack,
@@ -51,8 +52,9 @@ class RemoteTrackPublication(EventEmitter):
     ``track_disabled``.
     """
 
-    def __init__(self, track_sid: str, track_name: str, kind: str, enabled: bool,
-                 priority: str = "standard") -> None:
+    def __init__(
+        self, track_sid: str, track_name: str, kind: str, enabled: bool, priority: str = "standard"
+    ) -> None:
         super().__init__()
         self.track_sid = track_sid
         self.track_name = track_name
@@ -68,19 +70,51 @@ class RemoteTrackPublication(EventEmitter):
 
     def __repr__(self) -> str:
         state = "subscribed" if self.is_subscribed else "unsubscribed"
-        return f"<RemoteTrackPublication {self.kind} {self.track_name!r} sid={self.track_sid} " \
-               f"{state}>"
+        return (
+            f"<RemoteTrackPublication {self.kind} {self.track_name!r} sid={self.track_sid} {state}>"
+        )
 
 
 class Participant(EventEmitter):
-    """What local and remote participants share: ``sid``, ``identity``, ``state``, publications
-    by track SID in ``tracks`` / ``audio_tracks`` / ``video_tracks`` / ``data_tracks``."""
+    """What local and remote participants share: ``sid``, ``identity``, ``state``
+    (``connected``, ``reconnecting``, ``disconnected``), publications by track SID in ``tracks``
+    / ``audio_tracks`` / ``video_tracks`` / ``data_tracks``, and the network quality.
+
+    ``network_quality_level`` is 0 (network broken) .. 5 (excellent), or None until the server
+    reported one (only with ``connect(network_quality=...)``; remote participants' levels need
+    remote verbosity >= 1). ``network_quality_stats`` is the :class:`NetworkQualityStats`
+    reported with the level at verbosity 2 or 3 (None at verbosity 1); as in twilio-video.js it
+    is updated together with the level, when the level changes.
+
+    Events: ``network_quality_level_changed`` (level, stats or None), ``reconnecting``,
+    ``reconnected`` (no arguments).
+    """
 
     def __init__(self, sid: str, identity: str) -> None:
         super().__init__()
         self.sid = sid
         self.identity = identity
         self.state = "connected"
+        self.network_quality_level: int | None = None
+        self.network_quality_stats: NetworkQualityStats | None = None
+
+    def _set_network_quality_level(self, level: int, levels: dict[str, Any] | None) -> None:
+        """As twilio-video.js: only a new level changes the stats and emits the event."""
+        if level == self.network_quality_level:
+            return
+        self.network_quality_level = level
+        self.network_quality_stats = NetworkQualityStats._parse(levels)
+        self.emit("network_quality_level_changed", level, self.network_quality_stats)
+
+    def _reconnecting(self) -> None:
+        if self.state == "connected":
+            self.state = "reconnecting"
+            self.emit("reconnecting")
+
+    def _reconnected(self) -> None:
+        if self.state == "reconnecting":
+            self.state = "connected"
+            self.emit("reconnected")
 
     def _by_kind(self, kind: str) -> dict[str, Any]:
         return {sid: p for sid, p in self.tracks.items() if p.kind == kind}
@@ -96,7 +130,8 @@ class Participant(EventEmitter):
 
 class LocalParticipant(Participant):
     """This client. Events: ``track_published`` (publication), ``track_publication_failed``
-    (error, track)."""
+    (error, track), ``network_quality_level_changed`` (level, stats or None), ``reconnecting`` /
+    ``reconnected`` (while the room resyncs its signaling)."""
 
     def __init__(self, sid: str, identity: str, room: Room) -> None:
         super().__init__(sid, identity)
@@ -154,8 +189,14 @@ class RemoteParticipant(Participant):
     """Another participant. Events (re-emitted by the Room with the participant appended):
     ``track_published`` (publication), ``track_unpublished`` (publication), ``track_subscribed``
     (track, publication), ``track_unsubscribed`` (track, publication), ``track_enabled``
-    (publication), ``track_disabled`` (publication), ``track_message`` (data, track),
-    ``disconnected`` (participant)."""
+    (publication), ``track_disabled`` (publication), ``track_message`` (data, track);
+    ``reconnecting`` and ``reconnected`` (no arguments; the Room re-emits them as
+    ``participant_reconnecting`` / ``participant_reconnected``) while its signaling connection
+    is lost and after it came back. Not re-emitted: ``disconnected`` (participant),
+    ``network_quality_level_changed`` (level, stats or None).
+
+    ``state`` is ``connected``, ``reconnecting`` (the server lost this participant's signaling
+    connection and awaits its return) or ``disconnected``."""
 
     def __init__(self, sid: str, identity: str) -> None:
         super().__init__(sid, identity)

@@ -17,7 +17,7 @@ import platform
 import random
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aiortc import (
@@ -38,6 +38,14 @@ from atrium_video.errors import (
 )
 from atrium_video.events import EventEmitter
 from atrium_video.ice import enable_loopback_candidates, is_loopback_url
+from atrium_video.media_signaling import (
+    DominantSpeakerSignaling,
+    MediaSignaling,
+    NetworkQualitySignaling,
+    granted_label,
+    media_signaling_request,
+)
+from atrium_video.network_quality import network_quality_verbosity
 from atrium_video.participant import (
     LocalParticipant,
     LocalTrackPublication,
@@ -65,27 +73,50 @@ DEFAULT_SESSION_TIMEOUT = 30
 
 # Room events re-emitted from every RemoteParticipant (the participant is appended to the args).
 PARTICIPANT_EVENTS = (
-    "track_published", "track_unpublished", "track_subscribed", "track_unsubscribed",
-    "track_enabled", "track_disabled", "track_message",
+    "track_published",
+    "track_unpublished",
+    "track_subscribed",
+    "track_unsubscribed",
+    "track_enabled",
+    "track_disabled",
+    "track_message",
 )
+# RemoteParticipant events the Room re-emits under another name (as twilio-video.js).
+RENAMED_PARTICIPANT_EVENTS = {
+    "reconnecting": "participant_reconnecting",
+    "reconnected": "participant_reconnected",
+}
 
 
 class Room(EventEmitter):
     """A connected room. Build it with :func:`atrium_video.connect`.
 
     Attributes: ``sid``, ``name``, ``state`` (``connecting``, ``connected``, ``reconnecting``,
-    ``disconnected``), ``local_participant``, ``participants`` (RemoteParticipant by SID).
+    ``disconnected``), ``local_participant``, ``participants`` (RemoteParticipant by SID),
+    ``dominant_speaker`` (with ``connect(dominant_speaker=True)``: the RemoteParticipant the
+    server names as the dominant speaker, or None).
 
     Events (handler arguments in brackets): ``participant_connected`` [participant],
-    ``participant_disconnected`` [participant], ``track_published`` [publication, participant],
+    ``participant_disconnected`` [participant], ``participant_reconnecting`` [participant],
+    ``participant_reconnected`` [participant], ``track_published`` [publication, participant],
     ``track_unpublished`` [publication, participant], ``track_subscribed`` [track, publication,
     participant], ``track_unsubscribed`` [track, publication, participant], ``track_enabled`` /
     ``track_disabled`` [publication, participant], ``track_message`` [data, track, participant],
-    ``reconnecting`` [error], ``reconnected`` [], ``disconnected`` [room, error or None].
+    ``dominant_speaker_changed`` [RemoteParticipant or None], ``reconnecting`` [error],
+    ``reconnected`` [], ``disconnected`` [room, error or None].
     """
 
-    def __init__(self, token: str, url: str | Sequence[str], name: str | None, *,
-                 frame_buffer: int = 60) -> None:
+    def __init__(
+        self,
+        token: str,
+        url: str | Sequence[str],
+        name: str | None,
+        *,
+        frame_buffer: int = 60,
+        dominant_speaker: bool = False,
+        network_quality: bool | Mapping[str, int] = False,
+        automatic_subscription: bool = True,
+    ) -> None:
         super().__init__()
         self.sid = ""
         self.name = name or ""
@@ -130,8 +161,22 @@ class Room(EventEmitter):
         self._receivers: dict[str, Any] = {}  # msid track id -> aiortc RemoteStreamTrack
         self._remote_channels: dict[str, RTCDataChannel] = {}  # by label
         self._remote_tracks: dict[str, AnyRemoteTrack] = {}  # by track SID
+        # Media signaling extensions (asked for in `connect`, set up once the server grants them).
+        self.automatic_subscription = automatic_subscription
+        self._dominant_speaker_sid: str | None = None
+        self._dominant_speaker_signaling = (
+            DominantSpeakerSignaling(self._on_dominant_speaker) if dominant_speaker else None
+        )
+        verbosity = network_quality_verbosity(network_quality)
+        self._network_quality_signaling = (
+            NetworkQualitySignaling(self._pc, verbosity, self._on_network_quality)
+            if verbosity is not None
+            else None
+        )
+        self._msp_by_label: dict[str, MediaSignaling] = {}
         self._pc.on("datachannel", self._on_datachannel)
         self._pc.on("connectionstatechange", self._on_connection_state)
+        self._pc.on("iceconnectionstatechange", self._on_ice_connection_state)
 
     # ------------------------------------------------------------------------------------------
     # Public API
@@ -167,13 +212,25 @@ class Room(EventEmitter):
         """The underlying aiortc peer connection (for stats; do not renegotiate it)."""
         return self._pc
 
+    @property
+    def dominant_speaker(self) -> RemoteParticipant | None:
+        """The dominant speaker (with ``connect(dominant_speaker=True)``), or None.
+
+        As twilio-video.js's ``room.dominantSpeaker``: a RemoteParticipant, so None also while the
+        server names this client itself (``dominant_speaker_changed`` still fires with None).
+        """
+        sid = self._dominant_speaker_sid
+        return self.participants.get(sid) if sid is not None else None
+
     def get_participant(self, identity: str) -> RemoteParticipant | None:
         """The remote participant with ``identity``, or None if it is not in the room."""
         return next((p for p in self.participants.values() if p.identity == identity), None)
 
     def __repr__(self) -> str:
-        return f"<Room {self.name!r} sid={self.sid} {self.state} " \
-               f"participants={len(self.participants)}>"
+        return (
+            f"<Room {self.name!r} sid={self.sid} {self.state} "
+            f"participants={len(self.participants)}>"
+        )
 
     # ------------------------------------------------------------------------------------------
     # Connecting
@@ -187,7 +244,8 @@ class Room(EventEmitter):
             for track in media:
                 self._add_local(track)
                 self._transceivers[track.id] = self._pc.addTransceiver(
-                    track.media_stream_track, direction="sendonly")
+                    track.media_stream_track, direction="sendonly"
+                )
             kinds = {t.kind for t in media}
             self._to_add = []
             for kind in ("audio", "video"):
@@ -207,10 +265,20 @@ class Room(EventEmitter):
             "participant": self._participant_state(),
             "peer_connections": [self._local_description_entry()],
             "ice_servers": "overrode",
-            "publisher": {"name": SDK_NAME, "sdk_version": SDK_VERSION,
-                          "user_agent": f"Python/{platform.python_version()}"},
-            "media_signaling": {},
-            "subscribe": {"rules": [{"type": "include", "all": True}], "revision": 1},
+            "publisher": {
+                "name": SDK_NAME,
+                "sdk_version": SDK_VERSION,
+                "user_agent": f"Python/{platform.python_version()}",
+            },
+            "media_signaling": media_signaling_request([s.name for s in self._media_signalings()]),
+            # twilio-video.js's automaticSubscription: an include-all or exclude-all rule, which
+            # the server stores as this participant's SubscribeRules (REST may change them).
+            "subscribe": {
+                "rules": [
+                    {"type": "include" if self.automatic_subscription else "exclude", "all": True}
+                ],
+                "revision": 1,
+            },
             "format": "unified",
             "token": self._token,
         }
@@ -248,16 +316,27 @@ class Room(EventEmitter):
         return {
             "revision": self._participant_revision,
             "tracks": [
-                {"id": t.id, "kind": t.kind, "name": t.name, "enabled": t.is_enabled,
-                 "priority": "standard"}
+                {
+                    "id": t.id,
+                    "kind": t.kind,
+                    "name": t.name,
+                    "enabled": t.is_enabled,
+                    "priority": "standard",
+                }
                 for t in self._local_tracks.values()
             ],
         }
 
     def _local_description_entry(self) -> dict[str, Any]:
         description = self._pc.localDescription
-        return {"id": self._pc_id, "description": {
-            "type": description.type, "sdp": description.sdp, "revision": self._revision}}
+        return {
+            "id": self._pc_id,
+            "description": {
+                "type": description.type,
+                "sdp": description.sdp,
+                "revision": self._revision,
+            },
+        }
 
     def _add_local(self, track: AnyLocalTrack) -> None:
         self._local_tracks[track.id] = track
@@ -266,8 +345,11 @@ class Room(EventEmitter):
             self._to_add.append(track)
         else:
             channel = self._pc.createDataChannel(
-                track.id, ordered=track.ordered, maxPacketLifeTime=track.max_packet_life_time,
-                maxRetransmits=track.max_retransmits)
+                track.id,
+                ordered=track.ordered,
+                maxPacketLifeTime=track.max_packet_life_time,
+                maxRetransmits=track.max_retransmits,
+            )
             self._local_channels[track.id] = channel
             track._attach(channel)
 
@@ -294,8 +376,9 @@ class Room(EventEmitter):
         if kind in ("connected", "synced", "update"):
             if kind == "connected":
                 self._session = str(body.get("session", ""))
-                self.session_timeout = int((body.get("options") or {}).get(
-                    "session_timeout", DEFAULT_SESSION_TIMEOUT))
+                self.session_timeout = int(
+                    (body.get("options") or {}).get("session_timeout", DEFAULT_SESSION_TIMEOUT)
+                )
                 self.sid = str(body.get("sid") or self.sid)
                 self.name = str(body.get("name") or self.name)
                 me = body.get("participant") or {}
@@ -307,14 +390,16 @@ class Room(EventEmitter):
                 self._connected.set_result(None)
             elif kind == "synced" and self.state == "reconnecting":
                 self.state = "connected"
+                self.local_participant._reconnected()
                 self.emit("reconnected")
         elif kind == "disconnected":
             status = body.get("status")
             error = TwilioError(ROOM_COMPLETED) if status == "completed" else None
             await self._server_ended(error)
         elif kind == "error":
-            error = TwilioError(int(body.get("code", SIGNALING_CONNECTION_ERROR)),
-                                body.get("message"))
+            error = TwilioError(
+                int(body.get("code", SIGNALING_CONNECTION_ERROR)), body.get("message")
+            )
             await self._server_ended(error)
 
     async def _server_ended(self, error: TwilioError | None) -> None:
@@ -348,6 +433,8 @@ class Room(EventEmitter):
         if isinstance(body.get("subscribed"), dict):
             self._apply_subscribed(body["subscribed"], force=full)
         self._resolve_subscriptions()
+        if isinstance(body.get("media_signaling"), dict):
+            self._setup_media_signaling(body["media_signaling"])
 
     # Descriptions --------------------------------------------------------------------------------
     async def _apply_description(self, description: dict[str, Any]) -> None:
@@ -395,8 +482,7 @@ class Room(EventEmitter):
         """
         log.info("glare at r%s: rolling back our offer", self._revision)
         self.glare_rollbacks += 1
-        transceivers: list[RTCRtpTransceiver] = (
-            self._pc._RTCPeerConnection__transceivers)  # type: ignore[attr-defined]
+        transceivers: list[RTCRtpTransceiver] = self._pc._RTCPeerConnection__transceivers  # type: ignore[attr-defined]
         for track, transceiver in self._offer_added:
             if transceiver in transceivers:
                 transceivers.remove(transceiver)
@@ -439,8 +525,12 @@ class Room(EventEmitter):
         await self._send_update(with_description=True)
 
     async def _send_update(self, *, with_description: bool = False) -> None:
-        body: dict[str, Any] = {"type": "update", "version": 2, "session": self._session,
-                                "participant": self._participant_state()}
+        body: dict[str, Any] = {
+            "type": "update",
+            "version": 2,
+            "session": self._session,
+            "participant": self._participant_state(),
+        }
         if with_description:
             body["peer_connections"] = [self._local_description_entry()]
         if self._transport is not None and self.state != "reconnecting":
@@ -466,9 +556,12 @@ class Room(EventEmitter):
                 return
             participant = RemoteParticipant(sid, str(entry.get("identity", "")))
             participant.revision = revision
+            if state == "reconnecting":
+                participant.state = state  # met while reconnecting: no event of its own
             participant._relay = self._relay(participant)
             self.participants[sid] = participant
             self.emit("participant_connected", participant)
+            self._on_network_quality(participant)  # a level reported before it was known
         elif revision <= participant.revision:
             return
         else:
@@ -487,8 +580,12 @@ class Room(EventEmitter):
             existing = participant._publications.get(track_sid)
             if existing is None:
                 publication = RemoteTrackPublication(
-                    track_sid, str(info.get("name") or track_sid), str(info.get("kind", "")),
-                    enabled, str(info.get("priority") or "standard"))
+                    track_sid,
+                    str(info.get("name") or track_sid),
+                    str(info.get("kind", "")),
+                    enabled,
+                    str(info.get("priority") or "standard"),
+                )
                 participant._publications[track_sid] = publication
                 participant.emit("track_published", publication)
             elif existing.is_track_enabled != enabled:
@@ -497,11 +594,17 @@ class Room(EventEmitter):
                     existing.track._set_enabled(enabled)
                 existing.emit("track_enabled" if enabled else "track_disabled")
                 participant.emit("track_enabled" if enabled else "track_disabled", existing)
+        if state == "reconnecting":
+            participant._reconnecting()
+        elif state == "connected":
+            participant._reconnected()
 
     def _relay(self, participant: RemoteParticipant) -> Any:
         def relay(event: str, *args: Any) -> None:
             if event in PARTICIPANT_EVENTS:
                 self.emit(event, *args, participant)
+            elif event in RENAMED_PARTICIPANT_EVENTS:
+                self.emit(RENAMED_PARTICIPANT_EVENTS[event], *args, participant)
 
         return relay
 
@@ -510,11 +613,14 @@ class Room(EventEmitter):
             self._unsubscribe(track_sid)
             del participant._publications[track_sid]
             participant.emit("track_unpublished", publication)
+        was_dominant = self.dominant_speaker is participant
         participant.state = "disconnected"
         self.participants.pop(participant.sid, None)
         participant.emit("disconnected", participant)
         participant._relay = None
         self.emit("participant_disconnected", participant)
+        if was_dominant:  # as twilio-video.js: the dominant speaker left, so there is none
+            self.emit("dominant_speaker_changed", self.dominant_speaker)
 
     # Publications --------------------------------------------------------------------------------
     def _apply_published(self, published: dict[str, Any]) -> None:
@@ -556,8 +662,7 @@ class Room(EventEmitter):
                 self._add_local(track)
                 self._participant_revision += 1
                 sctp = self._pc.sctp
-                needs_offer = isinstance(track, LocalMediaTrack) or sctp is None \
-                    or sctp.mid is None
+                needs_offer = isinstance(track, LocalMediaTrack) or sctp is None or sctp.mid is None
                 if needs_offer and not self._offer_pending:
                     await self._offer()
                 else:
@@ -614,8 +719,11 @@ class Room(EventEmitter):
         if revision <= self._subscribed_revision and not force:
             return
         self._subscribed_revision = max(revision, self._subscribed_revision)
-        wanted = {str(e["sid"]): str(e["id"]) for e in subscribed.get("tracks") or []
-                  if e.get("sid") and e.get("id")}
+        wanted = {
+            str(e["sid"]): str(e["id"])
+            for e in subscribed.get("tracks") or []
+            if e.get("sid") and e.get("id")
+        }
         for track_sid in list(self._remote_tracks):
             if track_sid not in wanted:
                 self._unsubscribe(track_sid)
@@ -650,8 +758,13 @@ class Room(EventEmitter):
                 if source is None:
                     continue
                 cls = RemoteAudioTrack if publication.kind == "audio" else RemoteVideoTrack
-                track = cls(track_sid, publication.track_name, publication.is_track_enabled,
-                            source, self._frame_buffer)
+                track = cls(
+                    track_sid,
+                    publication.track_name,
+                    publication.is_track_enabled,
+                    source,
+                    self._frame_buffer,
+                )
             self._remote_tracks[track_sid] = track
             publication.track = track
             publication.emit("subscribed", track)
@@ -678,12 +791,64 @@ class Room(EventEmitter):
             participant.emit("track_unsubscribed", track, publication)
 
     def _on_datachannel(self, channel: RTCDataChannel) -> None:
+        signaling = self._msp_by_label.get(channel.label)
+        if signaling is not None:  # a granted extension's transport, not a data track
+            signaling.bind(channel)
+            return
         self._remote_channels[channel.label] = channel
         self._resolve_subscriptions()
 
     def _on_connection_state(self) -> None:
         if self._pc.connectionState == "failed" and self.state != "disconnected":
             self._spawn(self._server_ended(TwilioError(MEDIA_CONNECTION_ERROR)))
+
+    def _on_ice_connection_state(self) -> None:
+        # As twilio-video.js: with ICE failed, every known network quality level drops to 0.
+        if self._pc.iceConnectionState != "failed":
+            return
+        for participant in [self.local_participant, *self.participants.values()]:
+            if participant.network_quality_level is not None:
+                participant._set_network_quality_level(0, None)
+
+    # Media signaling extensions ------------------------------------------------------------------
+    def _media_signalings(self) -> list[MediaSignaling]:
+        found: list[MediaSignaling | None] = [
+            self._dominant_speaker_signaling,
+            self._network_quality_signaling,
+        ]
+        return [s for s in found if s is not None]
+
+    def _setup_media_signaling(self, granted: dict[str, Any]) -> None:
+        """``media_signaling`` of a server message: bind each requested extension it grants to
+        the server-opened channel with the granted label (now, or when that channel arrives)."""
+        for signaling in self._media_signalings():
+            if signaling.is_setup:
+                continue
+            label = granted_label(granted, signaling.name)
+            if label is None:
+                continue
+            signaling.label = label
+            self._msp_by_label[label] = signaling
+            channel = self._remote_channels.pop(label, None)
+            if channel is not None and channel.readyState not in ("closing", "closed"):
+                signaling.bind(channel)
+
+    def _on_dominant_speaker(self, sid: str | None) -> None:
+        self._dominant_speaker_sid = sid
+        self.emit("dominant_speaker_changed", self.dominant_speaker)
+
+    def _on_network_quality(self, only: RemoteParticipant | None = None) -> None:
+        """A network quality answer changed a level (or ``only`` joined): update participants."""
+        signaling = self._network_quality_signaling
+        if signaling is None or self._pc.iceConnectionState == "failed":
+            return
+        if signaling.level is not None and only is None:
+            self.local_participant._set_network_quality_level(signaling.level, signaling.levels)
+        for participant in [only] if only is not None else list(self.participants.values()):
+            levels = signaling.remote_levels.get(participant.sid)
+            level = levels.get("level") if levels is not None else None
+            if isinstance(level, int) and not isinstance(level, bool):
+                participant._set_network_quality_level(level, levels)
 
     # ------------------------------------------------------------------------------------------
     # Losing the signaling socket: `sync` within the session timeout
@@ -695,10 +860,12 @@ class Room(EventEmitter):
             self._connected.set_exception(TwilioError(SIGNALING_CONNECTION_ERROR))
             return
         if code == NORMAL_CLOSE or self.session_timeout <= 0:
-            await self._teardown(None if code == NORMAL_CLOSE
-                                 else TwilioError(SIGNALING_DISCONNECTED))
+            await self._teardown(
+                None if code == NORMAL_CLOSE else TwilioError(SIGNALING_DISCONNECTED)
+            )
             return
         self.state = "reconnecting"
+        self.local_participant._reconnecting()
         self.emit("reconnecting", TwilioError(SIGNALING_DISCONNECTED))
         deadline = time.monotonic() + self.session_timeout
         delay = 0.08
@@ -710,7 +877,10 @@ class Room(EventEmitter):
             index = (self._url_index + attempt) % len(self._urls)
             transport = TcmpTransport(self._urls[index], self._inbox)
             body = {
-                "type": "sync", "version": 2, "session": self._session, "token": self._token,
+                "type": "sync",
+                "version": 2,
+                "session": self._session,
+                "token": self._token,
                 "name": self.name or self._requested_name,
                 "participant": self._participant_state(),
                 "peer_connections": [self._local_description_entry()],
@@ -720,8 +890,9 @@ class Room(EventEmitter):
             except TwilioError as exc:
                 log.info("resync through %s failed: %s", transport.url, exc.message)
                 if len(self._urls) == 1 or attempt % len(self._urls) == 0:
-                    await asyncio.sleep(min(delay * (0.5 + random.random()),
-                                            max(0.0, deadline - time.monotonic())))
+                    await asyncio.sleep(
+                        min(delay * (0.5 + random.random()), max(0.0, deadline - time.monotonic()))
+                    )
                     delay = min(delay * 1.5, 5.0)
                 continue
             self._url_index = index
@@ -751,6 +922,10 @@ class Room(EventEmitter):
                 waiter.set_exception(error or TwilioError(SIGNALING_DISCONNECTED))
         if emit:  # as twilio-video.js: the state and the event change together
             self.emit("disconnected", self, error)
+        if self._dominant_speaker_signaling is not None:
+            self._dominant_speaker_signaling.teardown()
+        if self._network_quality_signaling is not None:
+            await self._network_quality_signaling.close()
         if self._transport is not None:
             await self._transport.close()
         with contextlib.suppress(Exception):
@@ -789,6 +964,9 @@ async def connect(
     loopback: bool | None = None,
     timeout: float = 30.0,
     frame_buffer: int = 60,
+    dominant_speaker: bool = False,
+    network_quality: bool | Mapping[str, int] = False,
+    automatic_subscription: bool = True,
 ) -> Room:
     """Join a room, as twilio-video's ``connect(token, options)``; returns a connected
     :class:`Room`.
@@ -811,6 +989,16 @@ async def connect(
         timeout: seconds to wait for ``connected`` before giving up with 53000.
         frame_buffer: how many decoded frames each remote media track buffers (older frames are
             dropped when the reader falls behind).
+        dominant_speaker: ask the server to name the dominant speaker (twilio-video's
+            ``dominantSpeaker``): ``room.dominant_speaker`` and ``dominant_speaker_changed``.
+        network_quality: ask for network quality levels (twilio-video's ``networkQuality``):
+            ``True`` (this client's level only, i.e. ``{"local": 1, "remote": 0}``) or
+            ``{"local": 1..3, "remote": 0..3}`` (verbosity; remote 1+ also reports the remote
+            participants' levels). Sets ``network_quality_level`` / ``network_quality_stats``
+            and emits ``network_quality_level_changed`` on the participants.
+        automatic_subscription: False subscribes this client to nothing (twilio-video's
+            ``automaticSubscription``): it still sees every publication, and REST SubscribeRules
+            decide what it receives.
 
     Raises:
         TwilioError: with Twilio's code: 20101-20107 for token defects, 53000 when no server
@@ -828,7 +1016,15 @@ async def connect(
         local.append(create_local_audio_track())
     if video and not any(t.kind == "video" for t in local):
         local.append(create_local_video_track())
-    room = Room(token, urls, name, frame_buffer=frame_buffer)
+    room = Room(
+        token,
+        urls,
+        name,
+        frame_buffer=frame_buffer,
+        dominant_speaker=dominant_speaker,
+        network_quality=network_quality,
+        automatic_subscription=automatic_subscription,
+    )
     try:
         await room._connect(local, timeout)
     except BaseException:
