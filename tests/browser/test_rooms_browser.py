@@ -16,6 +16,7 @@ from tests.support.video_js import (
     receives_media,
     remote_event,
     sees_all_tracks,
+    two_in_a_room,
 )
 from tests.support.waiting import eventually
 
@@ -52,13 +53,8 @@ async def test_a_browser_connects_and_rest_sees_it(
 async def test_two_browsers_exchange_audio_video_and_data(
     stack: Stack, tenant: Tenant, browser: Browser, web_server: StaticServer
 ) -> None:
-    alice = await join(browser, web_server, stack, tenant.token("alice"), "pair",
-                       audio=True, video=True, data=True)
-    bob = await join(browser, web_server, stack, tenant.token("bob"), "pair",
-                     audio=True, video=True, data=True)
-
-    for page, other in ((alice, "bob"), (bob, "alice")):
-        await page.wait_for(sees_all_tracks(other, 3), timeout=20)
+    alice, bob = await two_in_a_room(browser, web_server, stack, tenant, "pair", tracks=3,
+                                     audio=True, video=True, data=True)
     # Media really flows both ways: video frames decode and change, audio is above silence.
     for page, other in ((alice, "bob"), (bob, "alice")):
         assert await page.wait_for(receives_media(other), timeout=20)
@@ -74,12 +70,8 @@ async def test_two_browsers_exchange_audio_video_and_data(
 async def test_rest_sees_real_tracks_then_kicks_and_completes(
     stack: Stack, tenant: Tenant, browser: Browser, web_server: StaticServer
 ) -> None:
-    alice = await join(browser, web_server, stack, tenant.token("alice"), "managed",
-                       audio=True, video=True, data=True)
-    bob = await join(browser, web_server, stack, tenant.token("bob"), "managed",
-                     audio=True, video=True, data=True)
-    await alice.wait_for(sees_all_tracks("bob", 3), timeout=20)
-    await bob.wait_for(sees_all_tracks("alice", 3), timeout=20)
+    alice, bob = await two_in_a_room(browser, web_server, stack, tenant, "managed", tracks=3,
+                                     audio=True, video=True, data=True)
     alice_state = await alice.eval("atrium.state()")
     bob_state = await bob.eval("atrium.state()")
     room_sid = alice_state["sid"]

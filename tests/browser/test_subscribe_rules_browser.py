@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from tests.browser.harness import Browser, Page, StaticServer
+from tests.browser.harness import Browser, StaticServer
 from tests.support.stack import REALTIME, Stack
 from tests.support.tenants import Tenant
-from tests.support.video_js import join, remote_event, sees_all_tracks
+from tests.support.video_js import remote_event, sees_all_tracks, two_in_a_room
 
 pytestmark = pytest.mark.stack(REALTIME)
 
@@ -43,12 +43,8 @@ async def update_rules(stack: Stack, tenant: Tenant, room_sid: str, participant:
 async def test_a_browser_subscriber_follows_rule_changes(
     stack: Stack, tenant: Tenant, browser: Browser, web_server: StaticServer
 ) -> None:
-    alice = await join(browser, web_server, stack, tenant.token("alice"), "rules-browser",
-                       audio=True, video=True)
-    bob: Page = await join(browser, web_server, stack, tenant.token("bob"), "rules-browser",
-                           audio=True, video=True)
-    await bob.wait_for(sees_all_tracks("alice", 2), timeout=20)
-    await alice.wait_for(sees_all_tracks("bob", 2), timeout=20)
+    alice, bob = await two_in_a_room(browser, web_server, stack, tenant, "rules-browser",
+                                     tracks=2, audio=True, video=True)
     alice_state = await alice.eval("atrium.state()")
     bob_state = await bob.eval("atrium.state()")
     room_sid = bob_state["sid"]

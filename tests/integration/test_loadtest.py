@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys
@@ -10,6 +9,7 @@ import sys
 import pytest
 
 from atrium_cli.loadtest import LoadtestConfig, run_loadtest
+from tests.support.processes import run_to_end
 from tests.support.stack import REALTIME, Stack
 from tests.support.tenants import Tenant
 
@@ -47,20 +47,12 @@ async def test_the_atrium_loadtest_command(stack: Stack, tenant: Tenant) -> None
     env = {**os.environ, "ATRIUM_ACCOUNT_SID": tenant.account.sid,
            "ATRIUM_API_KEY_SID": tenant.api_key.sid, "ATRIUM_API_KEY_SECRET": tenant.key_secret,
            "COLUMNS": "120"}
-    process = await asyncio.create_subprocess_exec(
+    code, text = await run_to_end(
         sys.executable, "-m", "atrium_cli.main", "loadtest",
         "--url", stack.signaling_url,
         "--rooms", "1", "--participants", "2", "--duration", "3", "--json",
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT, env=env)
-    try:
-        output, _ = await asyncio.wait_for(process.communicate(), 60)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    text = output.decode(errors="replace")
-    assert process.returncode == 0, text
+        env=env, timeout=60)
+    assert code == 0, text
     assert "join latency p50" in text and "dropped connections" in text, text
     figures = json.loads(text[text.index("\n{") + 1:])
     assert figures["joins_ok"] == 2 and figures["video_subscriptions"] == 2, figures

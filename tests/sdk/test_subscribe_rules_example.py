@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.processes import run_to_end
 from tests.support.stack import REALTIME, Stack
 from tests.support.tenants import Tenant
 
@@ -34,20 +35,11 @@ def section(lines: list[str], title: str) -> list[str]:
 async def test_the_client_model_example_runs_and_prints_real_sids(
     stack: Stack, tenant: Tenant
 ) -> None:
-    process = await asyncio.create_subprocess_exec(
+    code, text = await run_to_end(
         sys.executable, str(EXAMPLE), stack.base_url, tenant.account.sid, tenant.api_key.sid,
         tenant.key_secret, "client-model",
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        start_new_session=True)
-    try:
-        out, _ = await asyncio.wait_for(process.communicate(), 90)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    text = out.decode(errors="replace")
-    assert process.returncode == 0, text
+        env={**os.environ, "PYTHONUNBUFFERED": "1"}, timeout=90)
+    assert code == 0, text
     lines = text.splitlines()
 
     client = stack.rest(tenant)

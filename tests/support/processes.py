@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from atrium_cli.embedded import free_port
@@ -73,3 +75,24 @@ class ServiceProcess:
             except subprocess.TimeoutExpired:
                 self.kill9()
         return self.process.returncode
+
+
+async def run_to_end(*command: str, env: Mapping[str, str], timeout: float) -> tuple[int, str]:
+    """Run ``command`` (stdin closed, stderr with stdout, its own session) to its end: the exit
+    code and the output. Killed if still running after ``timeout`` (TimeoutError)."""
+    process = await asyncio.create_subprocess_exec(
+        *command,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env=dict(env),
+        start_new_session=True,
+    )
+    try:
+        output, _ = await asyncio.wait_for(process.communicate(), timeout)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode is not None
+    return process.returncode, output.decode(errors="replace")

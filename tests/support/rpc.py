@@ -26,28 +26,20 @@ from tests.support.jetstream import stream_events
 
 async def join_room(broker: NatsBroker, account_sid: str, room: str) -> JoinRoomResult:
     """``room.join``: the room (created ad hoc if need be) and the worker it is placed on."""
-    return await call(
-        broker,
-        subjects.ROOM_JOIN,
-        JoinRoomRequest(account_sid=account_sid, room=room),
-        JoinRoomResult,
-    )
+    request = JoinRoomRequest(account_sid=account_sid, room=room)
+    return await call(broker, subjects.ROOM_JOIN, request, JoinRoomResult)
 
 
 async def admission(broker: NatsBroker, room: Any, identity: str) -> AdmitParticipantResult:
     """``participant.admit`` into ``room`` (a twilio-python room instance or a ``RoomInfo``)."""
-    return await call(
-        broker,
-        subjects.PARTICIPANT_ADMIT,
-        AdmitParticipantRequest(
-            account_sid=room.account_sid,
-            room_sid=room.sid,
-            identity=identity,
-            max_participants=room.max_participants,
-            max_participant_duration=room.max_participant_duration,
-        ),
-        AdmitParticipantResult,
+    request = AdmitParticipantRequest(
+        account_sid=room.account_sid,
+        room_sid=room.sid,
+        identity=identity,
+        max_participants=room.max_participants,
+        max_participant_duration=room.max_participant_duration,
     )
+    return await call(broker, subjects.PARTICIPANT_ADMIT, request, AdmitParticipantResult)
 
 
 async def admit(broker: NatsBroker, room: Any, identity: str) -> ParticipantInfo:
@@ -57,31 +49,21 @@ async def admit(broker: NatsBroker, room: Any, identity: str) -> ParticipantInfo
 
 async def join_tracks(broker: NatsBroker, who: ParticipantInfo) -> JoinTracksResult:
     """``track.join``: what a participant that just connected subscribes to."""
-    return await call(
-        broker,
-        subjects.TRACK_JOIN,
-        JoinTracksRequest(
-            account_sid=who.account_sid, room_sid=who.room_sid, participant_sid=who.sid
-        ),
-        JoinTracksResult,
+    request = JoinTracksRequest(
+        account_sid=who.account_sid, room_sid=who.room_sid, participant_sid=who.sid
     )
+    return await call(broker, subjects.TRACK_JOIN, request, JoinTracksResult)
 
 
 async def publish(
     broker: NatsBroker, who: ParticipantInfo, *tracks: tuple[str, str, str]
 ) -> PublishTracksResult:
     """``track.publish`` of (client id, name, kind) triples."""
-    return await call(
-        broker,
-        subjects.TRACK_PUBLISH,
-        PublishTracksRequest(
-            account_sid=who.account_sid,
-            room_sid=who.room_sid,
-            participant=who,
-            tracks=[TrackToPublish(client_id=c, name=n, kind=k) for c, n, k in tracks],
-        ),
-        PublishTracksResult,
+    to_publish = [TrackToPublish(client_id=c, name=n, kind=k) for c, n, k in tracks]
+    request = PublishTracksRequest(
+        account_sid=who.account_sid, room_sid=who.room_sid, participant=who, tracks=to_publish
     )
+    return await call(broker, subjects.TRACK_PUBLISH, request, PublishTracksResult)
 
 
 def published(result: PublishTracksResult) -> list[TrackInfo]:
@@ -94,18 +76,15 @@ def published(result: PublishTracksResult) -> list[TrackInfo]:
 async def subscription(
     broker: NatsBroker, subscriber: ParticipantInfo, track_sid: str, subscribed: bool
 ) -> TrackSubscriptionResult:
-    return await call(
-        broker,
-        subjects.TRACK_SUBSCRIPTION,
-        TrackSubscriptionRequest(
-            account_sid=subscriber.account_sid,
-            room_sid=subscriber.room_sid,
-            subscriber_sid=subscriber.sid,
-            track_sid=track_sid,
-            subscribed=subscribed,
-        ),
-        TrackSubscriptionResult,
+    """``track.subscription``: ``subscriber`` subscribes to the track or stops."""
+    request = TrackSubscriptionRequest(
+        account_sid=subscriber.account_sid,
+        room_sid=subscriber.room_sid,
+        subscriber_sid=subscriber.sid,
+        track_sid=track_sid,
+        subscribed=subscribed,
     )
+    return await call(broker, subjects.TRACK_SUBSCRIPTION, request, TrackSubscriptionResult)
 
 
 async def room_events(nats_url: str, room_sid: str) -> list[DomainEvent]:

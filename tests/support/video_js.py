@@ -8,6 +8,7 @@ from typing import Any
 
 from tests.browser.harness import Browser, Page, StaticServer
 from tests.support.stack import Stack
+from tests.support.tenants import Tenant
 
 
 async def connect_result(
@@ -30,6 +31,19 @@ async def join(
                                         **media)
     assert result["ok"], (result, page.console_text()[-3000:])
     return page
+
+
+async def two_in_a_room(
+    browser: Browser, web: StaticServer, stack: Stack, tenant: Tenant, room: str, *,
+    tracks: int, **media: bool,
+) -> tuple[Page, Page]:
+    """alice, then bob, join ``room`` publishing ``media``; returned once each is subscribed to
+    the other's ``tracks`` tracks."""
+    alice = await join(browser, web, stack, tenant.token("alice"), room, **media)
+    bob = await join(browser, web, stack, tenant.token("bob"), room, **media)
+    for page, other in ((alice, "bob"), (bob, "alice")):
+        await page.wait_for(sees_all_tracks(other, tracks), timeout=20)
+    return alice, bob
 
 
 def sees_all_tracks(identity: str, count: int) -> str:

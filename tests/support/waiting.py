@@ -12,6 +12,7 @@ import asyncio
 import inspect
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
 
 T = TypeVar("T")
@@ -46,22 +47,10 @@ async def eventually(
     retry_on: Retried = (AssertionError,),
 ) -> Any:
     """Poll ``probe`` until it returns a truthy value (returned); AssertionError at the deadline."""
-    deadline = time.monotonic() + timeout
-    last_error: BaseException | None = None
-    last: object = None
-    while True:
-        try:
-            value = probe()
-            if inspect.isawaitable(value):
-                value = await value
-            if value:
-                return value
-            last, last_error = value, None
-        except retry_on as exc:
-            last_error = exc
-        if time.monotonic() > deadline:
-            raise AssertionError(_timed_out(timeout, message, last, last_error)) from last_error
+    poll = _Poll(timeout, message, AssertionError)
+    while not poll.done(*await _attempt(probe, retry_on)):
         await asyncio.sleep(interval)
+    return poll.value
 
 
 def eventually_sync(
@@ -74,22 +63,49 @@ def eventually_sync(
     error: Callable[[str], BaseException] = AssertionError,
 ) -> T:
     """``eventually`` for blocking code; ``error(text)`` is raised at the deadline."""
-    deadline = time.monotonic() + timeout
-    last_error: BaseException | None = None
-    last: object = None
-    while True:
-        try:
-            value = probe()
-            if value:
-                return value
-            last, last_error = value, None
-        except retry_on as exc:
-            last_error = exc
-        if time.monotonic() > deadline:
-            raise error(_timed_out(timeout, message, last, last_error)) from last_error
+    poll = _Poll(timeout, message, error)
+    while not poll.done(*_attempt_sync(probe, retry_on)):
         time.sleep(interval)
+    value: T = poll.value
+    return value
 
 
-def _timed_out(timeout: float, message: str, last: object, error: BaseException | None) -> str:
-    detail = f"; last error: {error}" if error is not None else f"; last={repr(last)[:500]}"
-    return f"timed out after {timeout:g}s waiting for {message}{detail}"
+async def _attempt(probe: Callable[[], Any], retry_on: Retried) -> tuple[Any, BaseException | None]:
+    try:
+        value = probe()
+        return (await value if inspect.isawaitable(value) else value), None
+    except retry_on as exc:
+        return None, exc
+
+
+def _attempt_sync(probe: Callable[[], Any], retry_on: Retried) -> tuple[Any, BaseException | None]:
+    try:
+        return probe(), None
+    except retry_on as exc:
+        return None, exc
+
+
+@dataclass
+class _Poll:
+    """The deadline of one wait, and what the probe last said."""
+
+    timeout: float
+    message: str
+    error: Callable[[str], BaseException]
+    deadline: float = field(init=False)
+    value: Any = None
+
+    def __post_init__(self) -> None:
+        self.deadline = time.monotonic() + self.timeout
+
+    def done(self, value: Any, error: BaseException | None) -> bool:
+        """True for a truthy ``value``; raises ``error`` once the deadline has passed."""
+        self.value = value
+        if value and error is None:
+            return True
+        if time.monotonic() > self.deadline:
+            detail = f"last error: {error}" if error is not None else f"last={repr(value)[:500]}"
+            raise self.error(
+                f"timed out after {self.timeout:g}s waiting for {self.message}; {detail}"
+            ) from error
+        return False

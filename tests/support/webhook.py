@@ -4,8 +4,10 @@ with twilio's own RequestValidator."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlsplit
 
 from twilio.request_validator import RequestValidator
@@ -29,6 +31,25 @@ class Received:
     @property
     def sequence(self) -> int:
         return int(self.params.get("SequenceNumber", "-1"))
+
+    @property
+    def timestamp(self) -> datetime:
+        """``Timestamp``, which Twilio sends in UTC with milliseconds (2025-10-27T18:16:01.876Z)."""
+        text = self.params["Timestamp"]
+        assert _TIMESTAMP.fullmatch(text), text
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+    def event_params(self) -> dict[str, str]:
+        """The parameters without ``Timestamp`` (the one that changes from run to run)."""
+        return {name: value for name, value in self.params.items() if name != "Timestamp"}
+
+
+_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
+
+
+def in_milliseconds(moment: datetime) -> datetime:
+    """``moment`` as a callback's ``Timestamp`` shows it: truncated to the millisecond."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 Responder = Callable[[Received], Awaitable[int]]
