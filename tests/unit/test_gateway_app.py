@@ -16,14 +16,7 @@ from faststream.nats import NatsBroker, TestNatsBroker
 from redis.asyncio import Redis
 
 from atrium_gateway import tokens
-from atrium_gateway.adapters.nats import (
-    BrokerReadiness,
-    NatsParticipants,
-    NatsRooms,
-    NatsRpc,
-    NatsSignalingPublisher,
-    NatsTracks,
-)
+from atrium_gateway.adapters import nats
 from atrium_gateway.adapters.redis import RedisReadiness
 from atrium_gateway.api.signaling import Connection, SignalingHub
 from atrium_gateway.bootstrap import bootstrap
@@ -74,11 +67,11 @@ async def test_bootstrap_wires_nats_and_redis_for_what_is_not_passed() -> None:
         assert isinstance(service.broker, NatsBroker) and isinstance(service.redis, Redis)
         ports = service.ports
         assert isinstance(ports.accounts, AccountStore)
-        assert isinstance(ports.rooms, NatsRooms)
-        assert isinstance(ports.participants, NatsParticipants)
-        assert isinstance(ports.tracks, NatsTracks)
-        assert [type(probe) for probe in ports.readiness] == [RedisReadiness, BrokerReadiness]
-        assert isinstance(service.signaling.publisher, NatsSignalingPublisher)
+        assert isinstance(ports.rooms, nats.NatsRooms)
+        assert isinstance(ports.participants, nats.NatsParticipants)
+        assert isinstance(ports.tracks, nats.NatsTracks)
+        assert [type(probe) for probe in ports.readiness] == [RedisReadiness, nats.BrokerReadiness]
+        assert isinstance(service.signaling.publisher, nats.NatsSignalingPublisher)
         assert service.app.state.signaling is service.signaling
     finally:
         await service.redis.aclose()  # type: ignore[union-attr]
@@ -369,12 +362,12 @@ async def test_the_nats_clients_are_request_reply_with_typed_errors() -> None:
         return room
 
     async with TestNatsBroker(broker) as test_broker:
-        rooms = NatsRooms(NatsRpc(test_broker, 1.0))
+        rooms = nats.NatsRooms(nats.NatsRpc(test_broker, 1.0))
         request = FetchRoomRequest(account_sid=room.account_sid, sid_or_name="standup")
         assert await rooms.fetch(request) == room
         missing = await failure(rooms.fetch(request.model_copy(update={"sid_or_name": "x"})))
         assert (missing.code, missing.status) == (errors.NOT_FOUND, 404)
-        assert await BrokerReadiness(test_broker).ready()
+        assert await nats.BrokerReadiness(test_broker).ready()
 
 
 async def test_worker_frames_reach_their_connection_and_client_frames_their_worker() -> None:

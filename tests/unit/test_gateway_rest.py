@@ -16,7 +16,7 @@ import pytest
 
 from atrium_shared import errors
 from atrium_shared.errors import AtriumError
-from atrium_shared.models import ParticipantInfo
+from atrium_shared.models import ParticipantInfo, RoomInfo
 from atrium_shared.participant_api import ListParticipantsRequest
 from atrium_shared.room_api import CreateRoomRequest, ListRoomsRequest
 from atrium_shared.settings import Settings
@@ -520,13 +520,19 @@ async def test_kick_a_participant(gateway: FakeGateway, http: httpx.AsyncClient)
 
 
 # Tracks ---------------------------------------------------------------------------------------
+def alice_and_bob(gateway: FakeGateway) -> tuple[RoomInfo, ParticipantInfo, ParticipantInfo]:
+    """Room ``standup``: alice and bob, alice publishing ``mic``, bob subscribed to it."""
+    room = gateway.rooms.add(gateway.account.sid, "standup")
+    alice, bob = gateway.participants.add(room, "alice"), gateway.participants.add(room, "bob")
+    gateway.tracks.subscribe(bob, gateway.tracks.publish(alice, "mic"))
+    return room, alice, bob
+
+
 async def test_published_and_subscribed_tracks_render_as_twilio_shows_them(
     gateway: FakeGateway, http: httpx.AsyncClient
 ) -> None:
-    room = gateway.rooms.add(gateway.account.sid, "standup")
-    alice, bob = gateway.participants.add(room, "alice"), gateway.participants.add(room, "bob")
-    mic = gateway.tracks.publish(alice, "mic")
-    gateway.tracks.subscribe(bob, mic)
+    room, alice, bob = alice_and_bob(gateway)
+    (mic,) = gateway.tracks.published.values()
 
     published = await http.get(f"/v1/Rooms/standup/Participants/alice/PublishedTracks/{mic.sid}")
     assert published.status_code == 200, published.text
@@ -569,10 +575,9 @@ async def test_published_and_subscribed_tracks_render_as_twilio_shows_them(
 async def test_track_lists_page_under_their_own_keys(
     gateway: FakeGateway, http: httpx.AsyncClient
 ) -> None:
-    room = gateway.rooms.add(gateway.account.sid, "standup")
-    alice, bob = gateway.participants.add(room, "alice"), gateway.participants.add(room, "bob")
-    mic, cam = gateway.tracks.publish(alice, "mic"), gateway.tracks.publish(alice, "cam", "video")
-    gateway.tracks.subscribe(bob, mic)
+    room, alice, bob = alice_and_bob(gateway)
+    (mic,) = gateway.tracks.published.values()
+    cam = gateway.tracks.publish(alice, "cam", "video")
 
     published = (
         await http.get("/v1/Rooms/standup/Participants/alice/PublishedTracks?PageSize=1")

@@ -32,6 +32,7 @@ from atrium_shared.signaling_api import ClientFrame
 from tests.support.fakes.paging import page_members
 
 PageT = TypeVar("PageT", bound=Page[Any])
+RecordT = TypeVar("RecordT", bound=BaseModel)
 
 # Records are created this far apart, newest last, so paging order is deterministic.
 EPOCH = datetime.fromisoformat("2024-05-01T12:00:00+00:00")
@@ -51,9 +52,17 @@ class FakePort:
             failure, self.fail_with = self.fail_with, None
             raise failure
 
-    def _next_date(self) -> datetime:
+    def _tick(self) -> datetime:
+        """A minute after the previous record was made."""
         self._created += 1
         return EPOCH + timedelta(minutes=self._created)
+
+    def _new(self, record_type: type[RecordT], prefix: str, **fields: Any) -> RecordT:
+        """A record with a fresh SID, created (and started) at the next tick."""
+        created = self._tick()
+        dates = {"date_created": created, "date_updated": created, "start_time": created}
+        known = {name: value for name, value in dates.items() if name in record_type.model_fields}
+        return record_type.model_validate({"sid": sids.new_sid(prefix), **known, **fields})
 
 
 def _page(
@@ -164,14 +173,8 @@ class FakeRooms(FakePort):
         self.worker_id = "media-1"
 
     def add(self, account_sid: str, unique_name: str, **fields: Any) -> RoomInfo:
-        created = self._next_date()
-        room = RoomInfo(
-            sid=sids.new_sid(sids.ROOM),
-            account_sid=account_sid,
-            unique_name=unique_name,
-            date_created=created,
-            date_updated=created,
-            **fields,
+        room = self._new(
+            RoomInfo, sids.ROOM, account_sid=account_sid, unique_name=unique_name, **fields
         )
         self.rooms[room.sid] = room
         return room
@@ -236,15 +239,12 @@ class FakeParticipants(FakePort):
         self.participants: dict[str, ParticipantInfo] = {}
 
     def add(self, room: RoomInfo, identity: str, **fields: Any) -> ParticipantInfo:
-        created = self._next_date()
-        participant = ParticipantInfo(
-            sid=sids.new_sid(sids.PARTICIPANT),
+        participant = self._new(
+            ParticipantInfo,
+            sids.PARTICIPANT,
             room_sid=room.sid,
             account_sid=room.account_sid,
             identity=identity,
-            date_created=created,
-            date_updated=created,
-            start_time=created,
             **fields,
         )
         self.participants[participant.sid] = participant
@@ -285,6 +285,22 @@ class FakeParticipants(FakePort):
         return _page(participant_api.ParticipantPage, matching, request)
 
 
+def _of_participant(records: Iterable[RecordT], request: Any) -> list[RecordT]:
+    """The records (tracks, subscriptions) of the participant a track request names."""
+    named = (request.account_sid, request.room_sid, request.participant_sid)
+    return [
+        record
+        for record in records
+        if (record.account_sid, record.room_sid, record.participant_sid) == named  # type: ignore[attr-defined]
+    ]
+
+
+def _only(found: list[RecordT], path: str) -> RecordT:
+    if not found:
+        raise errors.not_found(path)
+    return found[0]
+
+
 class FakeTracks(FakePort):
     """TracksPort: published tracks, subscriptions and subscribe rules of participants."""
 
@@ -295,18 +311,14 @@ class FakeTracks(FakePort):
         self.rules: dict[str, track_api.SubscribeRules] = {}
 
     def publish(self, publisher: ParticipantInfo, name: str, kind: str = "audio") -> TrackInfo:
-        created = self._next_date()
-        track = TrackInfo.model_validate(
-            {
-                "sid": sids.new_sid(sids.TRACK),
-                "room_sid": publisher.room_sid,
-                "account_sid": publisher.account_sid,
-                "participant_sid": publisher.sid,
-                "name": name,
-                "kind": kind,
-                "date_created": created,
-                "date_updated": created,
-            }
+        track = self._new(
+            TrackInfo,
+            sids.TRACK,
+            room_sid=publisher.room_sid,
+            account_sid=publisher.account_sid,
+            participant_sid=publisher.sid,
+            name=name,
+            kind=kind,
         )
         self.published[track.sid] = track
         return track
@@ -314,57 +326,44 @@ class FakeTracks(FakePort):
     def subscribe(
         self, subscriber: ParticipantInfo, track: TrackInfo
     ) -> track_api.SubscribedTrackInfo:
+        shared = track.model_dump(exclude={"participant_sid", "date_created"})
         subscription = track_api.SubscribedTrackInfo(
-            sid=track.sid,
-            account_sid=track.account_sid,
-            room_sid=track.room_sid,
+            **shared,
             participant_sid=subscriber.sid,
             publisher_sid=track.participant_sid,
-            name=track.name,
-            kind=track.kind,
-            enabled=track.enabled,
-            date_created=self._next_date(),
-            date_updated=track.date_updated,
+            date_created=self._tick(),  # when the subscription started
         )
         self.subscribed.append(subscription)
         return subscription
 
-    @staticmethod
-    def _owned(record: Any, request: Any) -> bool:
-        return bool(
-            (record.account_sid, record.room_sid, record.participant_sid)
-            == (request.account_sid, request.room_sid, request.participant_sid)
-        )
-
     async def fetch_published(self, request: track_api.FetchPublishedTrackRequest) -> TrackInfo:
         self._received(request)
-        for track in self.published.values():
-            if self._owned(track, request) and request.sid_or_name in (track.sid, track.name):
-                return track
-        raise errors.not_found(f"/PublishedTracks/{request.sid_or_name}")
+        owned = _of_participant(self.published.values(), request)
+        found = [track for track in owned if request.sid_or_name in (track.sid, track.name)]
+        return _only(found, f"/PublishedTracks/{request.sid_or_name}")
 
     async def list_published(
         self, request: track_api.ListPublishedTracksRequest
     ) -> track_api.PublishedTrackPage:
         self._received(request)
-        owned = [t for t in self.published.values() if self._owned(t, request)]
+        owned = _of_participant(self.published.values(), request)
         return _page(track_api.PublishedTrackPage, owned, request)
 
     async def fetch_subscribed(
         self, request: track_api.FetchSubscribedTrackRequest
     ) -> track_api.SubscribedTrackInfo:
         self._received(request)
-        for subscription in self.subscribed:
-            if self._owned(subscription, request) and subscription.sid == request.sid:
-                return subscription
-        raise errors.not_found(f"/SubscribedTracks/{request.sid}")
+        owned = _of_participant(self.subscribed, request)
+        found = [subscription for subscription in owned if subscription.sid == request.sid]
+        return _only(found, f"/SubscribedTracks/{request.sid}")
 
     async def list_subscribed(
         self, request: track_api.ListSubscribedTracksRequest
     ) -> track_api.SubscribedTrackPage:
         self._received(request)
-        owned = [s for s in self.subscribed if self._owned(s, request)]
-        return _page(track_api.SubscribedTrackPage, owned, request)
+        return _page(
+            track_api.SubscribedTrackPage, _of_participant(self.subscribed, request), request
+        )
 
     async def fetch_rules(
         self, request: track_api.FetchSubscribeRulesRequest
