@@ -53,8 +53,14 @@ class Process:
 
     def wait_ready(self, timeout: float) -> None:
         assert self.process is not None, "launch() first"
-        wait_ready(self.process, f"http://127.0.0.1:{self.ready_port}/readyz", name=self.name,
-                   timeout=timeout, log=self.log_tail, error=ProcessFailed)
+        wait_ready(
+            self.process,
+            f"http://127.0.0.1:{self.ready_port}/readyz",
+            name=self.name,
+            timeout=timeout,
+            log=self.log_tail,
+            error=ProcessFailed,
+        )
 
     def log_tail(self, chars: int = 3000) -> str:
         if not self.log_path.exists():

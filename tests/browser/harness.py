@@ -72,6 +72,7 @@ CHROMIUM_FLAGS = (
     "--remote-debugging-port=0",
 )
 
+
 class HarnessError(RuntimeError):
     """The browser or the DevTools connection misbehaved."""
 

@@ -73,9 +73,9 @@ async def test_two_people_see_and_chat_with_each_other(
     await alice.wait_for(remote_video_playing("bob"), timeout=30)
     await bob.wait_for(remote_video_playing("alice"), timeout=30)
     for page in (alice, bob):
-        assert await page.eval(
-            "document.querySelector('.tile.local video').videoWidth > 0"
-        ), "own preview"
+        assert await page.eval("document.querySelector('.tile.local video').videoWidth > 0"), (
+            "own preview"
+        )
         status = await page.eval("document.querySelector('#status').textContent")
         assert status.startswith(f"In room {ROOM} as "), status
 
@@ -93,8 +93,10 @@ async def test_two_people_see_and_chat_with_each_other(
     await bob.wait_for(chat_has("alice: hello bob"), timeout=15)
 
     for name, page in (("alice", alice), ("bob", bob)):
-        await page.send("Emulation.setDeviceMetricsOverride",
-                        {"width": 1280, "height": 720, "deviceScaleFactor": 1, "mobile": False})
+        await page.send(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": 1280, "height": 720, "deviceScaleFactor": 1, "mobile": False},
+        )
         picture = read_png(await page.screenshot(tmp_path / f"demo-{name}.png"))
         assert (picture.width, picture.height) == (1280, 720)
         # The page is painted (not one background colour), and so is each video: the fake
@@ -111,7 +113,8 @@ async def test_two_people_see_and_chat_with_each_other(
     await bob.eval("document.querySelector('#leave').click()")
     await bob.wait_for(
         "document.querySelector('#tiles').children.length === 0"
-        " && !document.querySelector('#join').hidden", timeout=15,
+        " && !document.querySelector('#join').hidden",
+        timeout=15,
     )
     await alice.wait_for("document.querySelectorAll('.tile.remote').length === 0", timeout=20)
     await alice.wait_for(chat_has("bob left"))

@@ -26,8 +26,9 @@ pytestmark = pytest.mark.stack(REALTIME)
 async def test_a_browser_connects_and_rest_sees_it(
     stack: Stack, tenant: Tenant, browser: Browser, web_server: StaticServer
 ) -> None:
-    page = await join(browser, web_server, stack, tenant.token("alice"), "browser-room",
-                      audio=True, video=True)
+    page = await join(
+        browser, web_server, stack, tenant.token("alice"), "browser-room", audio=True, video=True
+    )
     state = await page.eval("atrium.state()")
     assert state["name"] == "browser-room" and state["sid"].startswith("RM")
     assert state["localParticipant"]["identity"] == "alice"
@@ -40,12 +41,14 @@ async def test_a_browser_connects_and_rest_sees_it(
     client = stack.rest(tenant)
     room = await asyncio.to_thread(lambda: client.video.v1.rooms("browser-room").fetch())
     assert room.sid == state["sid"] and room.status == "in-progress"
-    (participant,) = await asyncio.to_thread(lambda: client.video.v1.rooms(room.sid)
-                                             .participants.list())
+    (participant,) = await asyncio.to_thread(
+        lambda: client.video.v1.rooms(room.sid).participants.list()
+    )
     assert (participant.sid, participant.identity) == (state["localParticipant"]["sid"], "alice")
     tracks = await asyncio.to_thread(
-        lambda: client.video.v1.rooms(room.sid).participants(participant.sid)
-        .published_tracks.list()
+        lambda: (
+            client.video.v1.rooms(room.sid).participants(participant.sid).published_tracks.list()
+        )
     )
     assert {t.sid for t in tracks} == {t["trackSid"] for t in published.values()}
 
@@ -53,8 +56,9 @@ async def test_a_browser_connects_and_rest_sees_it(
 async def test_two_browsers_exchange_audio_video_and_data(
     stack: Stack, tenant: Tenant, browser: Browser, web_server: StaticServer
 ) -> None:
-    alice, bob = await two_in_a_room(browser, web_server, stack, tenant, "pair", tracks=3,
-                                     audio=True, video=True, data=True)
+    alice, bob = await two_in_a_room(
+        browser, web_server, stack, tenant, "pair", tracks=3, audio=True, video=True, data=True
+    )
     # Media really flows both ways: video frames decode and change, audio is above silence.
     for page, other in ((alice, "bob"), (bob, "alice")):
         assert await page.wait_for(receives_media(other), timeout=20)
@@ -64,14 +68,12 @@ async def test_two_browsers_exchange_audio_video_and_data(
     await alice.wait_for("atrium.dataMessages.some(m => m.data === 'hello from bob')")
 
 
-
-
-
 async def test_rest_sees_real_tracks_then_kicks_and_completes(
     stack: Stack, tenant: Tenant, browser: Browser, web_server: StaticServer
 ) -> None:
-    alice, bob = await two_in_a_room(browser, web_server, stack, tenant, "managed", tracks=3,
-                                     audio=True, video=True, data=True)
+    alice, bob = await two_in_a_room(
+        browser, web_server, stack, tenant, "managed", tracks=3, audio=True, video=True, data=True
+    )
     alice_state = await alice.eval("atrium.state()")
     bob_state = await bob.eval("atrium.state()")
     room_sid = alice_state["sid"]
@@ -143,10 +145,10 @@ async def test_capacity_duplicates_and_completed_rooms(
     tiny = await asyncio.to_thread(
         lambda: client.video.v1.rooms.create(unique_name="tiny", max_participants=1)
     )
-    first = await join(browser, web_server, stack, tenant.token("alice"), "tiny",
-                       audio=True)
-    _, refused = await connect_result(browser, web_server, stack, tenant.token("bob"),
-                                      "tiny", audio=True)
+    first = await join(browser, web_server, stack, tenant.token("alice"), "tiny", audio=True)
+    _, refused = await connect_result(
+        browser, web_server, stack, tenant.token("bob"), "tiny", audio=True
+    )
     assert not refused["ok"] and refused["error"]["code"] == 53105, refused
 
     # The same identity again takes the seat; the first connection is told 53205.
@@ -158,29 +160,35 @@ async def test_capacity_duplicates_and_completed_rooms(
     assert 53205 in codes, codes
 
     await asyncio.to_thread(lambda: client.video.v1.rooms(tiny.sid).update(status="completed"))
-    _, late = await connect_result(browser, web_server, stack, tenant.token("carol"),
-                                   tiny.sid, audio=True)
+    _, late = await connect_result(
+        browser, web_server, stack, tenant.token("carol"), tiny.sid, audio=True
+    )
     assert not late["ok"] and late["error"]["code"] == 53118, late
 
 
 async def test_disable_enable_and_unpublish_reach_the_other_side_and_rest(
     stack: Stack, tenant: Tenant, browser: Browser, web_server: StaticServer
 ) -> None:
-    alice = await join(browser, web_server, stack, tenant.token("alice"), "toggles",
-                       audio=True, video=True)
-    bob = await join(browser, web_server, stack, tenant.token("bob"), "toggles",
-                     audio=True)
+    alice = await join(
+        browser, web_server, stack, tenant.token("alice"), "toggles", audio=True, video=True
+    )
+    bob = await join(browser, web_server, stack, tenant.token("bob"), "toggles", audio=True)
     await bob.wait_for(sees_all_tracks("alice", 2), timeout=20)
     state = await alice.eval("atrium.state()")
-    video_sid = next(t["trackSid"] for t in state["localParticipant"]["tracks"]
-                     if t["kind"] == "video")
-    published = stack.rest(tenant).video.v1.rooms(state["sid"]).participants(
-        state["localParticipant"]["sid"]
-    ).published_tracks
+    video_sid = next(
+        t["trackSid"] for t in state["localParticipant"]["tracks"] if t["kind"] == "video"
+    )
+    published = (
+        stack.rest(tenant)
+        .video.v1.rooms(state["sid"])
+        .participants(state["localParticipant"]["sid"])
+        .published_tracks
+    )
 
     await alice.eval("atrium.localTracks.find(t => t.kind === 'video').disable()")
     await bob.wait_for(
-        remote_event("trackDisabled", video_sid), timeout=10,
+        remote_event("trackDisabled", video_sid),
+        timeout=10,
     )
 
     async def rest_enabled(expected: bool) -> bool:
@@ -190,7 +198,8 @@ async def test_disable_enable_and_unpublish_reach_the_other_side_and_rest(
     await eventually(lambda: rest_enabled(False), timeout=10, message="REST enabled=false")
     await alice.eval("atrium.localTracks.find(t => t.kind === 'video').enable()")
     await bob.wait_for(
-        remote_event("trackEnabled", video_sid), timeout=10,
+        remote_event("trackEnabled", video_sid),
+        timeout=10,
     )
     await eventually(lambda: rest_enabled(True), timeout=10, message="REST enabled=true")
 
@@ -199,7 +208,8 @@ async def test_disable_enable_and_unpublish_reach_the_other_side_and_rest(
         "atrium.localTracks.find(t => t.kind === 'video'))"
     )
     await bob.wait_for(
-        remote_event("trackUnpublished", video_sid), timeout=10,
+        remote_event("trackUnpublished", video_sid),
+        timeout=10,
     )
 
     async def gone_from_rest() -> bool:
@@ -212,10 +222,12 @@ async def test_disable_enable_and_unpublish_reach_the_other_side_and_rest(
 async def test_a_dropped_signaling_socket_resumes_the_session(
     stack: Stack, tenant: Tenant, browser: Browser, web_server: StaticServer
 ) -> None:
-    alice = await join(browser, web_server, stack, tenant.token("alice"), "flaky",
-                       audio=True, video=True)
-    bob = await join(browser, web_server, stack, tenant.token("bob"), "flaky",
-                     audio=True, video=True)
+    alice = await join(
+        browser, web_server, stack, tenant.token("alice"), "flaky", audio=True, video=True
+    )
+    bob = await join(
+        browser, web_server, stack, tenant.token("bob"), "flaky", audio=True, video=True
+    )
     await bob.wait_for(receives_media("alice"), timeout=20)
     alice_sid = (await alice.eval("atrium.state()"))["localParticipant"]["sid"]
 
@@ -225,9 +237,7 @@ async def test_a_dropped_signaling_socket_resumes_the_session(
     seen = await alice.eval("atrium.events.length")
     for connection in list(hub.connections.values()):
         await connection.socket.close(4000)
-    room_event_after = (
-        "atrium.events.slice(%d).some(e => e.source === 'room' && e.event === '%s')"
-    )
+    room_event_after = "atrium.events.slice(%d).some(e => e.source === 'room' && e.event === '%s')"
     await alice.wait_for(room_event_after % (seen, "reconnecting"), timeout=10)
     await alice.wait_for(room_event_after % (seen, "reconnected"), timeout=20)
     state = await alice.eval("atrium.state()")
@@ -238,6 +248,4 @@ async def test_a_dropped_signaling_socket_resumes_the_session(
     frames = await bob.eval("atrium.media()")
     key = next(k for k in frames if k.startswith("remote:alice:") and ":video:" in k)
     before = frames[key]["distinctFrames"]
-    await bob.wait_for(
-        f"atrium.media()[{json.dumps(key)}].distinctFrames > {before}", timeout=10
-    )
+    await bob.wait_for(f"atrium.media()[{json.dumps(key)}].distinctFrames > {before}", timeout=10)

@@ -20,13 +20,23 @@ pytestmark = pytest.mark.stack(REALTIME)
 async def test_a_browser_and_an_sdk_participant_see_and_hear_each_other(
     stack: Stack, tenant: Tenant, browser: Browser, web_server: StaticServer
 ) -> None:
-    page = await join(browser, web_server, stack, tenant.token("browser"), "mixed",
-                      audio=True, video=True, data=True)
+    page = await join(
+        browser,
+        web_server,
+        stack,
+        tenant.token("browser"),
+        "mixed",
+        audio=True,
+        video=True,
+        data=True,
+    )
     chat = LocalDataTrack(name="chat")
-    bot = await connect(tenant.token("bot"), name="mixed",
-                        url=stack.signaling_url,
-                        tracks=[create_local_audio_track(name="mic"),
-                                create_local_video_track(name="cam"), chat])
+    bot = await connect(
+        tenant.token("bot"),
+        name="mixed",
+        url=stack.signaling_url,
+        tracks=[create_local_audio_track(name="mic"), create_local_video_track(name="cam"), chat],
+    )
     seen = Recorder(bot)
     try:
         # SDK -> browser: all three kinds subscribed, video changes, audio above silence, data.
@@ -35,16 +45,21 @@ async def test_a_browser_and_an_sdk_participant_see_and_hear_each_other(
         chat.send("hello from python")
         await page.wait_for(
             f"atrium.dataMessages.some(m => m.data === {json.dumps('hello from python')})",
-            timeout=10)
+            timeout=10,
+        )
         # Browser -> SDK: the same, decoded by aiortc.
         await eventually(sees(bot, "browser", 3), timeout=20, message="bot sees the browser")
         assert await distinct_video(remote(bot, "browser", "video")) >= 3
         assert await audio_energy(remote(bot, "browser", "audio")) > 0.005
         await page.eval("atrium.sendData('hello from chromium')")
-        await eventually(lambda: "hello from chromium" in seen.messages, timeout=10,
-                         message="bot gets the browser's message")
+        await eventually(
+            lambda: "hello from chromium" in seen.messages,
+            timeout=10,
+            message="bot gets the browser's message",
+        )
     finally:
         await bot.disconnect()
     await page.wait_for(
         "atrium.events.some(e => e.event === 'participantDisconnected' && e.identity === 'bot')",
-        timeout=10)
+        timeout=10,
+    )

@@ -159,8 +159,9 @@ async def test_list_filters(stack: Stack, tenant: Tenant) -> None:
 async def test_paging_across_several_pages(stack: Stack, tenant: Tenant) -> None:
     client = twilio_client(stack, tenant.account.sid, tenant.auth_token)
     rooms = client.video.v1.rooms
-    created = [await off_loop(functools.partial(rooms.create, unique_name=f"room-{i}"))
-               for i in range(7)]
+    created = [
+        await off_loop(functools.partial(rooms.create, unique_name=f"room-{i}")) for i in range(7)
+    ]
     listed = await off_loop(lambda: rooms.list(page_size=3))
     assert [r.sid for r in listed] == [r.sid for r in reversed(created)]
 
@@ -220,7 +221,8 @@ async def test_bad_credentials_are_20003(stack: Stack, tenant: Tenant) -> None:
     ]:
         client = twilio_client(stack, username, password, tenant.account.sid)
         requests: list[Callable[[], Any]] = [
-            client.video.v1.rooms.create, client.video.v1.rooms("anything").fetch
+            client.video.v1.rooms.create,
+            client.video.v1.rooms("anything").fetch,
         ]
         for request in requests:
             with pytest.raises(TwilioRestException) as caught:
@@ -247,9 +249,7 @@ async def test_accounts_see_only_their_own_rooms(stack: Stack, tenant: Tenant, r
         with pytest.raises(TwilioRestException) as caught:
             await off_loop(request)
         assert (caught.value.code, caught.value.status) == (20404, 404)
-    assert [r.sid for r in await off_loop(lambda: theirs.video.v1.rooms.list())] == [
-        their_room.sid
-    ]
+    assert [r.sid for r in await off_loop(lambda: theirs.video.v1.rooms.list())] == [their_room.sid]
     assert (await off_loop(lambda: mine.video.v1.rooms(room.sid).fetch())).status == "in-progress"
 
 

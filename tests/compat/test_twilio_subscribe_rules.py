@@ -23,8 +23,14 @@ from tests.support.tenants import Tenant
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120), pytest.mark.stack(REALTIME)]
 T = TypeVar("T")
 
-INCLUDE_ALL = {"type": "include", "all": True, "publisher": None, "track": None, "kind": None,
-               "priority": None}
+INCLUDE_ALL = {
+    "type": "include",
+    "all": True,
+    "publisher": None,
+    "track": None,
+    "kind": None,
+    "priority": None,
+}
 
 
 async def off_loop(fn: Callable[[], T]) -> T:
@@ -39,9 +45,7 @@ def client_for(stack: Stack, tenant: Tenant) -> Client:
     return stack.rest_as(tenant.api_key.sid, tenant.key_secret, tenant.account.sid)
 
 
-async def test_fetch_default_update_and_every_invalid_case(
-    stack: Stack, tenant: Tenant
-) -> None:
+async def test_fetch_default_update_and_every_invalid_case(stack: Stack, tenant: Tenant) -> None:
     alice = await join(stack, tenant, "alice", "rules-compat")
     bob = await join(stack, tenant, "bob", "rules-compat")
     try:
@@ -53,12 +57,23 @@ async def test_fetch_default_update_and_every_invalid_case(
         assert fetched.rules == [INCLUDE_ALL]
         assert fetched.date_created is None and fetched.date_updated is None
 
-        wanted = [{"type": "include", "all": True},
-                  {"type": "exclude", "publisher": "alice", "kind": "video"}]
+        wanted = [
+            {"type": "include", "all": True},
+            {"type": "exclude", "publisher": "alice", "kind": "video"},
+        ]
         updated = await off_loop(lambda: rules.update(rules=wanted))
         assert updated.participant_sid == bob.local_participant.sid
-        expected = [INCLUDE_ALL, {"type": "exclude", "all": None, "publisher": "alice",
-                                  "track": None, "kind": "video", "priority": None}]
+        expected = [
+            INCLUDE_ALL,
+            {
+                "type": "exclude",
+                "all": None,
+                "publisher": "alice",
+                "track": None,
+                "kind": "video",
+                "priority": None,
+            },
+        ]
         assert updated.rules == expected
         assert isinstance(updated.date_created, datetime)
         assert isinstance(updated.date_updated, datetime)
@@ -85,26 +100,38 @@ async def test_fetch_default_update_and_every_invalid_case(
             assert (await off_loop(rules.fetch)).rules == expected, value
 
         # twilio-java's shape: an object with a `rules` key; and "all": "true".
-        java = await off_loop(lambda: rules.update(rules={"rules": [
-            {"type": "include", "all": "true"}]}))
+        java = await off_loop(
+            lambda: rules.update(rules={"rules": [{"type": "include", "all": "true"}]})
+        )
         assert java.rules == [INCLUDE_ALL]
 
         # Missing Rules altogether (twilio-python cannot omit it: raw HTTP).
         async with httpx.AsyncClient(auth=(tenant.account.sid, tenant.auth_token)) as http:
-            url = (f"{stack.base_url}/v1/Rooms/{alice.sid}/Participants/"
-                   f"{bob.local_participant.sid}/SubscribeRules")
+            url = (
+                f"{stack.base_url}/v1/Rooms/{alice.sid}/Participants/"
+                f"{bob.local_participant.sid}/SubscribeRules"
+            )
             missing = await http.post(url, data={})
             assert missing.status_code == 400 and missing.json() == {
-                "code": 53215, "message": "Invalid Subscribe Rule(s)",
-                "more_info": "https://www.twilio.com/docs/errors/53215", "status": 400}
+                "code": 53215,
+                "message": "Invalid Subscribe Rule(s)",
+                "more_info": "https://www.twilio.com/docs/errors/53215",
+                "status": 400,
+            }
             raw = (await http.get(url + "/")).json()
-            assert set(raw) == {"participant_sid", "room_sid", "date_created", "date_updated",
-                                "rules"}
+            assert set(raw) == {
+                "participant_sid",
+                "room_sid",
+                "date_created",
+                "date_updated",
+                "rules",
+            }
             assert raw["rules"] == [INCLUDE_ALL]
             assert raw["date_created"].endswith("Z")
-            gone = await http.post(url.replace(bob.local_participant.sid, "PA" + "0" * 32),
-                                   data={"Rules": json.dumps([{"type": "include",
-                                                               "all": True}])})
+            gone = await http.post(
+                url.replace(bob.local_participant.sid, "PA" + "0" * 32),
+                data={"Rules": json.dumps([{"type": "include", "all": True}])},
+            )
             assert gone.status_code == 404 and gone.json()["code"] == 20404
     finally:
         await bob.disconnect()

@@ -144,7 +144,10 @@ def kustomize(path: str) -> tuple[dict[str, Any], ...]:
     binary = kubectl()
     assert binary is not None
     result = subprocess.run(
-        [binary, "kustomize", str(K8S / path)], capture_output=True, text=True, timeout=120,
+        [binary, "kustomize", str(K8S / path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={**os.environ, "KUBECONFIG": os.devnull},
     )
     assert result.returncode == 0, result.stderr

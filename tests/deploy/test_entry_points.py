@@ -44,8 +44,15 @@ class Started:
         return f"http://127.0.0.1:{self.port}{path}"
 
     def wait_ready(self, timeout: float = 60) -> None:
-        wait_ready(self.process, self.url("/readyz"), name=self.name, timeout=timeout,
-                   log=lambda: self.log.read_text()[-3000:], error=AssertionError, interval=0.1)
+        wait_ready(
+            self.process,
+            self.url("/readyz"),
+            name=self.name,
+            timeout=timeout,
+            log=lambda: self.log.read_text()[-3000:],
+            error=AssertionError,
+            interval=0.1,
+        )
 
     def terminate(self, timeout: float = 30) -> int:
         self.process.send_signal(signal.SIGTERM)
@@ -84,8 +91,12 @@ def start(servers: Servers, tmp_path: Path) -> Iterator[StartImage]:
         assert command[0] == "python"
         log = tmp_path / f"{service}.log"
         process = subprocess.Popen(
-            [sys.executable, *command[1:]], env=env, stdin=subprocess.DEVNULL,
-            stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+            [sys.executable, *command[1:]],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         started.append(Started(service, process, port, log))
         return started[-1]
@@ -122,6 +133,7 @@ async def test_media_worker_drains_on_request_then_exits_cleanly(
     try:
         registry = WorkerRegistry(redis)
         assert (await registry.least_loaded()) is not None
+
         # preStop's request: no session here, so the drain is over at once (or on the next poll).
         def drained() -> tuple[int, str] | None:
             answer = get(proc.url("/drain"), "POST")

@@ -84,10 +84,17 @@ def test_only_the_media_image_brings_aiortc(service: str) -> None:
     """What `uv sync --frozen --package atrium-X` installs, straight from uv.lock (offline)."""
     exported = subprocess.run(
         ["uv", "export", "--frozen", "--no-dev", "--no-hashes", "--package", f"atrium-{service}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, check=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     ).stdout
-    names = {re.split(r"[=<>; ]", line.strip())[0].lower()
-             for line in exported.splitlines() if line and not line.startswith(("#", " "))}
+    names = {
+        re.split(r"[=<>; ]", line.strip())[0].lower()
+        for line in exported.splitlines()
+        if line and not line.startswith(("#", " "))
+    }
     assert ("aiortc" in names) == (service == "media")
     assert ("av" in names) == (service == "media")
     assert "prometheus-client" in names
@@ -115,9 +122,23 @@ def test_env_example_defines_every_required_variable() -> None:
 
 def test_compose_brings_up_the_whole_system() -> None:
     services = compose_resolved()["services"]
-    assert {"nats", "redis", "bootstrap", "gateway-1", "gateway-2", "proxy", "room",
-            "participant", "track", "callback", "media-1", "media-2", "otel-collector",
-            "jaeger", "coturn"} <= set(services)
+    assert {
+        "nats",
+        "redis",
+        "bootstrap",
+        "gateway-1",
+        "gateway-2",
+        "proxy",
+        "room",
+        "participant",
+        "track",
+        "callback",
+        "media-1",
+        "media-2",
+        "otel-collector",
+        "jaeger",
+        "coturn",
+    } <= set(services)
     assert "--jetstream" in services["nats"]["command"]
     assert any(v.endswith(":/data") for v in services["nats"]["volumes"])
     assert "--appendonly" in services["redis"]["command"]
@@ -132,8 +153,9 @@ def test_compose_brings_up_the_whole_system() -> None:
                 assert (ROOT / source).exists(), f"{name}: {source}"
     for media in ("media-1", "media-2"):
         env = compose_environment(media)
-        assert env["ATRIUM_MEDIA_ANNOUNCED_ADDRESS"] == read_env_file(ENV_EXAMPLE)[
-            "ATRIUM_PUBLIC_IP"]
+        assert (
+            env["ATRIUM_MEDIA_ANNOUNCED_ADDRESS"] == read_env_file(ENV_EXAMPLE)["ATRIUM_PUBLIC_IP"]
+        )
         (ports,) = services[media]["ports"]
         assert ports.endswith("/udp")
         low, high = services[media]["sysctls"]["net.ipv4.ip_local_port_range"].split()
@@ -164,24 +186,34 @@ def test_build_stage_syncs_from_what_the_dockerfile_copies(target: str, tmp_path
             origin = ROOT / source
             target_path = src / source
             if origin.is_dir():
-                shutil.copytree(origin, target_path,
-                                ignore=shutil.ignore_patterns("__pycache__"))
+                shutil.copytree(origin, target_path, ignore=shutil.ignore_patterns("__pycache__"))
             else:
                 target_path.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(origin, target_path)
     (run,) = dockerfile_stages()[f"venv-{target}"].of("RUN")
-    sync = shlex.split(run[run.index("uv sync"):])
+    sync = shlex.split(run[run.index("uv sync") :])
     venv = tmp_path / "venv"
-    env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv), "UV_OFFLINE": "1",
-           "UV_PYTHON_DOWNLOADS": "never", "UV_PYTHON": sys.executable}
+    env = {
+        **os.environ,
+        "UV_PROJECT_ENVIRONMENT": str(venv),
+        "UV_OFFLINE": "1",
+        "UV_PYTHON_DOWNLOADS": "never",
+        "UV_PYTHON": sys.executable,
+    }
     env.pop("VIRTUAL_ENV", None)
     done = subprocess.run(sync, cwd=src, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     module = image_cmd(target)[2]
     check = subprocess.run(
-        [str(venv / "bin" / "python"), "-c",
-         f"import {module}, importlib.util as u; print(u.find_spec('aiortc') is not None)"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        [
+            str(venv / "bin" / "python"),
+            "-c",
+            f"import {module}, importlib.util as u; print(u.find_spec('aiortc') is not None)",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert check.returncode == 0, check.stderr
     assert check.stdout.strip() == str(target == "media")

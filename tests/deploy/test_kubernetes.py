@@ -83,8 +83,10 @@ def test_workloads_are_wired(kustomization: str) -> None:
         annotations = deployment["spec"]["template"]["metadata"]["annotations"]
         assert annotations["prometheus.io/scrape"] == "true"
         assert annotations["prometheus.io/path"] == "/metrics"
-        assert deployment["spec"]["template"]["metadata"]["labels"][
-            "app.kubernetes.io/part-of"] == "atrium"
+        assert (
+            deployment["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/part-of"]
+            == "atrium"
+        )
         env = {e["name"]: e for e in container.get("env", [])}
         if service != "gateway":
             assert env["ATRIUM_HEALTH_PORT"]["value"] == annotations["prometheus.io/port"]
@@ -94,11 +96,13 @@ def test_workloads_are_wired(kustomization: str) -> None:
     for name in ("atrium-nats", "atrium-redis"):
         statefulset = find(docs, "StatefulSet", name)
         assert statefulset["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]
-    nats_args = find(docs, "StatefulSet", "atrium-nats")["spec"]["template"]["spec"][
-        "containers"][0]["args"]
+    nats_args = find(docs, "StatefulSet", "atrium-nats")["spec"]["template"]["spec"]["containers"][
+        0
+    ]["args"]
     assert "--jetstream" in nats_args and "/data" in nats_args
     redis_args = find(docs, "StatefulSet", "atrium-redis")["spec"]["template"]["spec"][
-        "containers"][0]["args"]
+        "containers"
+    ][0]["args"]
     assert redis_args[redis_args.index("--appendonly") + 1] == "yes"
     job = find(docs, "Job", "atrium-bootstrap")
     assert job["spec"]["template"]["spec"]["containers"][0]["args"] == ["provision"]
@@ -124,7 +128,11 @@ def test_media_workers_reach_clients_and_drain(kustomization: str) -> None:
     assert env["ATRIUM_MEDIA_WORKER_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
     # preStop drains (no new rooms, wait for the rooms to empty) inside the grace period.
     assert container["lifecycle"]["preStop"]["exec"]["command"] == [
-        "python", "-m", "atrium_shared.probe", "drain"]
+        "python",
+        "-m",
+        "atrium_shared.probe",
+        "drain",
+    ]
     drain = float(env["ATRIUM_DRAIN_TIMEOUT_SECONDS"]["value"])
     assert spec["terminationGracePeriodSeconds"] >= drain + 20
     # One worker per node: host ports are the node's.
@@ -133,8 +141,9 @@ def test_media_workers_reach_clients_and_drain(kustomization: str) -> None:
     hpa = find(docs, "HorizontalPodAutoscaler", "atrium-media")
     metrics = hpa["spec"]["metrics"]
     assert {m["type"] for m in metrics} == {"Pods", "Resource"}  # load metric, CPU fallback
-    assert any(m.get("pods", {}).get("metric", {}).get("name") == "atrium_media_load"
-               for m in metrics)
+    assert any(
+        m.get("pods", {}).get("metric", {}).get("name") == "atrium_media_load" for m in metrics
+    )
 
 
 @needs_kubectl
@@ -146,15 +155,23 @@ def test_network_policies(kustomization: str) -> None:
     assert deny["podSelector"] == {} and deny["ingress"] == []
     # Only the gateway is open to any source.
     open_to_all = [
-        name for name, p in policies.items()
-        for rule in p["spec"].get("ingress", []) if "from" not in rule
+        name
+        for name, p in policies.items()
+        for rule in p["spec"].get("ingress", [])
+        if "from" not in rule
     ]
     assert open_to_all == ["atrium-gateway-from-anywhere"]
     for name in ("atrium-nats-from-services", "atrium-redis-from-services"):
         rule = policies[name]["spec"]["ingress"][0]
         components = rule["from"][0]["podSelector"]["matchExpressions"][0]["values"]
-        assert set(components) == {"gateway", "room", "participant", "track", "callback",
-                                   "bootstrap"}
+        assert set(components) == {
+            "gateway",
+            "room",
+            "participant",
+            "track",
+            "callback",
+            "bootstrap",
+        }
         assert "ipBlock" in rule["from"][1]  # host-networked media workers, by node address
 
 

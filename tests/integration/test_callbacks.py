@@ -238,9 +238,7 @@ async def test_failing_room_does_not_delay_another(
     down = room_info(tenant, webhook.url("/down"))
     slow = room_info(tenant, webhook.url("/slow#rt=8000"))
     healthy = room_info(tenant, webhook.url("/ok"))
-    async with callback_service(
-        stacks, callback_max_attempts=50, callback_backoff_max_seconds=0.5
-    ):
+    async with callback_service(stacks, callback_max_attempts=50, callback_backoff_max_seconds=0.5):
         await emit(redis, created(down), created(slow))
         await emit(redis, created(down))
 
@@ -283,9 +281,7 @@ async def test_dead_letter_and_delivery_log_rpc(
     assert dead.records[0].url == webhook.url("/broken")  # no fragment
     assert sequences(webhook.for_room(broken.sid)) == [0, 0, 0, 0, 1, 1, 1, 1]
 
-    log = await call(
-        relay, CALLBACK_DELIVERIES, DeliveryQuery(room_sid=fine.sid), DeliveryList
-    )
+    log = await call(relay, CALLBACK_DELIVERIES, DeliveryQuery(room_sid=fine.sid), DeliveryList)
     assert [(r.outcome, r.attempts, r.last_status) for r in log.records] == [("delivered", 1, 204)]
     everything = await call(relay, CALLBACK_DELIVERIES, DeliveryQuery(limit=2), DeliveryList)
     assert len(everything.records) == 2
@@ -339,9 +335,7 @@ async def test_webhook_down_then_up_receives_backlog(
             await webhook.start()
             try:
                 for room in rooms:
-                    await eventually(
-                        functools.partial(_delivered, webhook, room.sid, 2), timeout=8
-                    )
+                    await eventually(functools.partial(_delivered, webhook, room.sid, 2), timeout=8)
                     assert sequences(webhook.for_room(room.sid)) == [0, 1]
                 all_valid(webhook)
             finally:
@@ -407,8 +401,11 @@ async def test_secrets_never_logged(
     all_valid(webhook)
 
     def delivery_logged() -> list[logging.LogRecord]:
-        return [r for r in caplog.records
-                if fields(r).get("room_sid") == room.sid and "url" in fields(r)]
+        return [
+            r
+            for r in caplog.records
+            if fields(r).get("room_sid") == room.sid and "url" in fields(r)
+        ]
 
     # The delivery was logged (so the log was looked at), with the URL stripped of its password.
     (logged, *_) = await eventually(delivery_logged, message="the delivery's log line")

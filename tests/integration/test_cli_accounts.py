@@ -50,19 +50,22 @@ def test_set_and_clear_the_default_status_callback(
     assert f"POST {url}" in capsys.readouterr().out
     account = _account(servers, sid)
     assert (account.default_status_callback, account.default_status_callback_method) == (
-        url, "POST"
+        url,
+        "POST",
     )
     # Nothing else of the account changes.
     assert account.auth_token == before.auth_token and account.status == "active"
 
     secret_url = "http://user:s3cret@127.0.0.1:9000/hook"
-    assert atrium_main(
-        ["accounts", "set-callback", sid, secret_url, "--method", "get", *redis_option]
-    ) == 0
+    assert (
+        atrium_main(["accounts", "set-callback", sid, secret_url, "--method", "get", *redis_option])
+        == 0
+    )
     assert "s3cret" not in capsys.readouterr().out
     account = _account(servers, sid)
     assert (account.default_status_callback, account.default_status_callback_method) == (
-        secret_url, "GET"
+        secret_url,
+        "GET",
     )
     assert atrium_main(["accounts", "list", *redis_option]) == 0
     listing = capsys.readouterr().out
@@ -90,5 +93,6 @@ def test_set_and_clear_the_default_status_callback(
     assert "Cleared" in capsys.readouterr().out
     account = _account(servers, sid)
     assert (account.default_status_callback, account.default_status_callback_method) == (
-        None, "POST"
+        None,
+        "POST",
     )

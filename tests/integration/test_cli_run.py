@@ -49,9 +49,18 @@ STAND_IN_READY_SECONDS = 60.0
 STOP_SECONDS = 60.0
 # Variables of the developer's shell that would change what `atrium run` does.
 INHERITED_SETTINGS = (
-    "NATS_URL", "REDIS_URL", "ATRIUM_NATS_URL", "ATRIUM_REDIS_URL", "ATRIUM_ACCOUNT_SID",
-    "ATRIUM_AUTH_TOKEN", "ATRIUM_API_KEY_SID", "ATRIUM_API_KEY_SECRET", "ATRIUM_RUN_COMMANDS",
-    "ATRIUM_HEALTH_PORT", "ATRIUM_PUBLIC_URL", "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "NATS_URL",
+    "REDIS_URL",
+    "ATRIUM_NATS_URL",
+    "ATRIUM_REDIS_URL",
+    "ATRIUM_ACCOUNT_SID",
+    "ATRIUM_AUTH_TOKEN",
+    "ATRIUM_API_KEY_SID",
+    "ATRIUM_API_KEY_SECRET",
+    "ATRIUM_RUN_COMMANDS",
+    "ATRIUM_HEALTH_PORT",
+    "ATRIUM_PUBLIC_URL",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
 )
 
 
@@ -261,8 +270,15 @@ def test_run_starts_embedded_stack_serves_rest_and_stops_cleanly(
     assert banner.base_url == f"http://127.0.0.1:{http_port}/v1"
     assert f'client.video.base_url = "http://127.0.0.1:{http_port}"' in run.output()
     commands = " ".join(run.started.values())
-    for expected in ("nats-server", "valkey-server", "atrium_gateway.app", "atrium_room.app",
-                     "atrium_participant.app", "atrium_track.app", "atrium_callback.app"):
+    for expected in (
+        "nats-server",
+        "valkey-server",
+        "atrium_gateway.app",
+        "atrium_room.app",
+        "atrium_participant.app",
+        "atrium_track.app",
+        "atrium_callback.app",
+    ):
         assert expected in commands, f"{expected} not among {run.started}"
     # ATRIUM_MEDIA_WORKERS=2: two media workers, each registered in Redis with its load.
     assert sum("atrium_media.app" in c for c in run.started.values()) == 2
@@ -300,9 +316,13 @@ def test_run_provisions_the_credentials_given_in_the_environment(
     banner = run.wait_for_banner(REAL_STACK_READY_SECONDS)
 
     assert (banner.account_sid, banner.auth_token) == (
-        given["ATRIUM_ACCOUNT_SID"], given["ATRIUM_AUTH_TOKEN"])
+        given["ATRIUM_ACCOUNT_SID"],
+        given["ATRIUM_AUTH_TOKEN"],
+    )
     assert (banner.api_key_sid, banner.api_key_secret) == (
-        given["ATRIUM_API_KEY_SID"], given["ATRIUM_API_KEY_SECRET"])
+        given["ATRIUM_API_KEY_SID"],
+        given["ATRIUM_API_KEY_SECRET"],
+    )
     rooms = f"{banner.base_url}/Rooms"
     assert http_get(rooms, (given["ATRIUM_ACCOUNT_SID"], given["ATRIUM_AUTH_TOKEN"])) == 200
     assert http_get(rooms, (given["ATRIUM_API_KEY_SID"], given["ATRIUM_API_KEY_SECRET"])) == 200
@@ -422,7 +442,9 @@ def _fields(text: str) -> dict[str, str]:
 
 
 def test_accounts_and_keys_commands(
-    servers: Servers, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    servers: Servers,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     redis_option = ["--redis-url", servers.redis.url]
@@ -437,8 +459,10 @@ def test_accounts_and_keys_commands(
     assert account_sid in listing and "Acme" in listing and "active" in listing
     assert auth_token not in listing
 
-    assert atrium_main(["keys", "create", "--account", account_sid, "--name", "ci",
-                        *redis_option]) == 0
+    assert (
+        atrium_main(["keys", "create", "--account", account_sid, "--name", "ci", *redis_option])
+        == 0
+    )
     key = _fields(capsys.readouterr().out)
     key_sid, secret = key["API Key SID"], key["Secret"]
     assert sids.is_sid(key_sid, sids.API_KEY) and key["Account SID"] == account_sid
@@ -488,7 +512,10 @@ def test_accounts_and_keys_commands(
 
 async def run_cli(*args: str) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "atrium_cli.main", *args,
+        sys.executable,
+        "-m",
+        "atrium_cli.main",
+        *args,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -506,10 +533,19 @@ async def test_callbacks_commands_query_the_callback_service(servers: Servers) -
 
     room_sid = sids.new_sid(sids.ROOM)
     record = DeliveryRecord(
-        event_id="ev-1", account_sid=sids.new_sid(sids.ACCOUNT), room_sid=room_sid,
-        event_type="room-ended", sequence_number=7, url="https://example.test/hook",
-        method="POST", outcome="dead-letter", attempts=6, last_status=500,
-        last_error="HTTP 500", first_attempt_at=utcnow(), finished_at=utcnow(),
+        event_id="ev-1",
+        account_sid=sids.new_sid(sids.ACCOUNT),
+        room_sid=room_sid,
+        event_type="room-ended",
+        sequence_number=7,
+        url="https://example.test/hook",
+        method="POST",
+        outcome="dead-letter",
+        attempts=6,
+        last_status=500,
+        last_error="HTTP 500",
+        first_attempt_at=utcnow(),
+        finished_at=utcnow(),
     )
     queries: list[DeliveryQuery] = []
     broker = NatsBroker(servers.nats.url)

@@ -32,9 +32,10 @@ def assert_twilio_404(response: httpx.Response) -> None:
 
 
 async def test_dev_mode_serves_the_demo_and_the_sdk(stacks: StackFactory) -> None:
-    async with stacks.running((), dev_mode=True) as stack, httpx.AsyncClient(
-        base_url=stack.base_url
-    ) as http:
+    async with (
+        stacks.running((), dev_mode=True) as stack,
+        httpx.AsyncClient(base_url=stack.base_url) as http,
+    ):
         page = await http.get("/")
         assert page.status_code == 200
         assert page.headers["content-type"].startswith("text/html")
@@ -62,9 +63,10 @@ async def test_dev_mode_serves_the_demo_and_the_sdk(stacks: StackFactory) -> Non
 async def test_the_sdk_404_says_how_to_install_it(stacks: StackFactory, tmp_path: Path) -> None:
     (tmp_path / "demo").mkdir()
     (tmp_path / "demo" / "index.html").write_text("<!doctype html><title>elsewhere</title>")
-    async with stacks.running((), dev_mode=True, web_dir=str(tmp_path)) as stack, httpx.AsyncClient(
-        base_url=stack.base_url
-    ) as http:
+    async with (
+        stacks.running((), dev_mode=True, web_dir=str(tmp_path)) as stack,
+        httpx.AsyncClient(base_url=stack.base_url) as http,
+    ):
         assert "elsewhere" in (await http.get("/")).text
         missing = await http.get("/vendor/twilio-video.min.js")
         assert_twilio_404(missing)
@@ -76,20 +78,24 @@ async def test_dev_token_is_for_the_dev_account(
 ) -> None:
     credentials = await provision(redis, environ={})  # as `atrium run` does: the dev account
     assert credentials.account.sid != tenant.account.sid
-    async with stacks.running((), dev_mode=True) as stack, httpx.AsyncClient(
-        base_url=stack.base_url
-    ) as http:
+    async with (
+        stacks.running((), dev_mode=True) as stack,
+        httpx.AsyncClient(base_url=stack.base_url) as http,
+    ):
         as_json = await http.post("/dev/token", json={"identity": "alice", "room": "standup"})
         assert as_json.status_code == 200, as_json.text
         body = as_json.json()
         ws_base = stack.base_url.replace("http://", "ws://")
         assert body | {"token": "-"} == {
-            "token": "-", "identity": "alice", "room": "standup",
+            "token": "-",
+            "identity": "alice",
+            "room": "standup",
             "wsServer": f"{ws_base}/signaling",
         }
         claims = await verified(redis, body["token"])
         assert (claims.account_sid, claims.api_key_sid) == (
-            credentials.account.sid, credentials.api_key.sid,
+            credentials.account.sid,
+            credentials.api_key.sid,
         )
         assert (claims.identity, claims.room) == ("alice", "standup")
 
@@ -98,7 +104,9 @@ async def test_dev_token_is_for_the_dev_account(
         assert as_form.json()["identity"] == "bob" and as_form.json()["room"] is None
         claims = await verified(redis, as_form.json()["token"])
         assert (claims.account_sid, claims.identity, claims.room) == (
-            credentials.account.sid, "bob", None,
+            credentials.account.sid,
+            "bob",
+            None,
         )
 
         for bad in ({}, {"identity": ""}, {"identity": 7}, {"identity": "x", "room": ["r"]}):
@@ -110,9 +118,10 @@ async def test_dev_token_is_for_the_dev_account(
 async def test_without_a_dev_account_the_first_active_key_signs(
     stacks: StackFactory, redis: Redis
 ) -> None:
-    async with stacks.running((), dev_mode=True) as stack, httpx.AsyncClient(
-        base_url=stack.base_url
-    ) as http:
+    async with (
+        stacks.running((), dev_mode=True) as stack,
+        httpx.AsyncClient(base_url=stack.base_url) as http,
+    ):
         nobody = await http.post("/dev/token", json={"identity": "alice", "room": "r"})
         assert nobody.status_code == 503 and nobody.json()["code"] == 20503
 
@@ -133,9 +142,10 @@ async def test_without_dev_mode_none_of_it_exists(
 ) -> None:
     await provision(redis, environ={})
     assert settings.dev_mode is False  # the default
-    async with stacks.running((), dev_mode=False) as stack, httpx.AsyncClient(
-        base_url=stack.base_url
-    ) as http:
+    async with (
+        stacks.running((), dev_mode=False) as stack,
+        httpx.AsyncClient(base_url=stack.base_url) as http,
+    ):
         for path in DEV_PATHS:
             assert_twilio_404(await http.get(path))
         assert_twilio_404(await http.post("/dev/token", json={"identity": "a", "room": "r"}))

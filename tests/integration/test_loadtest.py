@@ -44,15 +44,31 @@ async def test_a_tiny_loadtest_joins_everyone_and_receives_frames(
 
 async def test_the_atrium_loadtest_command(stack: Stack, tenant: Tenant) -> None:
     """The CLI end to end: flags and env, progress, the table, --json, exit code 0."""
-    env = {**os.environ, "ATRIUM_ACCOUNT_SID": tenant.account.sid,
-           "ATRIUM_API_KEY_SID": tenant.api_key.sid, "ATRIUM_API_KEY_SECRET": tenant.key_secret,
-           "COLUMNS": "120"}
+    env = {
+        **os.environ,
+        "ATRIUM_ACCOUNT_SID": tenant.account.sid,
+        "ATRIUM_API_KEY_SID": tenant.api_key.sid,
+        "ATRIUM_API_KEY_SECRET": tenant.key_secret,
+        "COLUMNS": "120",
+    }
     code, text = await run_to_end(
-        sys.executable, "-m", "atrium_cli.main", "loadtest",
-        "--url", stack.signaling_url,
-        "--rooms", "1", "--participants", "2", "--duration", "3", "--json",
-        env=env, timeout=60)
+        sys.executable,
+        "-m",
+        "atrium_cli.main",
+        "loadtest",
+        "--url",
+        stack.signaling_url,
+        "--rooms",
+        "1",
+        "--participants",
+        "2",
+        "--duration",
+        "3",
+        "--json",
+        env=env,
+        timeout=60,
+    )
     assert code == 0, text
     assert "join latency p50" in text and "dropped connections" in text, text
-    figures = json.loads(text[text.index("\n{") + 1:])
+    figures = json.loads(text[text.index("\n{") + 1 :])
     assert figures["joins_ok"] == 2 and figures["video_subscriptions"] == 2, figures

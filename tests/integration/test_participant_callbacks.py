@@ -88,11 +88,17 @@ async def test_participant_and_track_callbacks_in_order(
     events = [r.params["StatusCallbackEvent"] for r in received]
     assert events == [
         "room-created",
-        "participant-connected", "participant-connected",
-        "track-added", "track-added", "track-added",
+        "participant-connected",
+        "participant-connected",
+        "track-added",
+        "track-added",
+        "track-added",
         "track-disabled",
-        "track-removed", "track-removed", "track-removed",
-        "participant-disconnected", "participant-disconnected",
+        "track-removed",
+        "track-removed",
+        "track-removed",
+        "participant-disconnected",
+        "participant-disconnected",
         "room-ended",
     ]
 
@@ -126,14 +132,15 @@ async def test_participant_and_track_callbacks_in_order(
     connected = [specific(r) for r in received[1:3]]
     assert connected == [participant_params(alice), participant_params(bob)]
     added = [specific(r) for r in received[3:6]]
-    assert added == [track_params(alice, mic), track_params(alice, cam),
-                     track_params(bob, chat)]
+    assert added == [track_params(alice, mic), track_params(alice, cam), track_params(bob, chat)]
     assert specific(received[6]) == track_params(alice, disabled)
 
     removed = [specific(r) for r in received[7:10]]
     assert sorted(removed, key=lambda p: p["TrackSid"]) == sorted(
-        [track_params(by_sid[tracks[sid].participant_sid], tracks[sid])
-         for sid in (mic.sid, cam.sid, chat.sid)],
+        [
+            track_params(by_sid[tracks[sid].participant_sid], tracks[sid])
+            for sid in (mic.sid, cam.sid, chat.sid)
+        ],
         key=lambda p: p["TrackSid"],
     )
     # The disabled track is removed as it last was.
@@ -141,20 +148,28 @@ async def test_participant_and_track_callbacks_in_order(
     disconnected = [specific(r) for r in received[10:12]]
     assert sorted(disconnected, key=lambda p: p["ParticipantSid"]) == sorted(
         [
-            {**participant_params(who, "disconnected"),
-             "ParticipantDuration": str(durations[who.sid])}
+            {
+                **participant_params(who, "disconnected"),
+                "ParticipantDuration": str(durations[who.sid]),
+            }
             for who in (alice, bob)
         ],
         key=lambda p: p["ParticipantSid"],
     )
     # Each participant's tracks are removed before it is disconnected.
     for who in (alice, bob):
-        gone = next(r.sequence for r in received
-                    if r.params["StatusCallbackEvent"] == "participant-disconnected"
-                    and r.params["ParticipantSid"] == who.sid)
-        assert all(r.sequence < gone for r in received
-                   if r.params["StatusCallbackEvent"] == "track-removed"
-                   and r.params["ParticipantSid"] == who.sid)
+        gone = next(
+            r.sequence
+            for r in received
+            if r.params["StatusCallbackEvent"] == "participant-disconnected"
+            and r.params["ParticipantSid"] == who.sid
+        )
+        assert all(
+            r.sequence < gone
+            for r in received
+            if r.params["StatusCallbackEvent"] == "track-removed"
+            and r.params["ParticipantSid"] == who.sid
+        )
 
     ended = specific(received[-1])
     assert ended == {"RoomStatus": "completed", "RoomDuration": str(finished.duration)}

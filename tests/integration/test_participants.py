@@ -76,9 +76,7 @@ async def test_duplicate_identity_replaces_the_first_connection(
     second = await admission(broker, room, "alice")
     assert second.evicted is not None and second.evicted.sid == first.participant.sid
     assert second.evicted.status == "disconnected"
-    connected = await asyncio.to_thread(
-        lambda: client.video.v1.rooms(room.sid).participants.list()
-    )
+    connected = await asyncio.to_thread(lambda: client.video.v1.rooms(room.sid).participants.list())
     assert sorted(p.identity for p in connected) == ["alice", "bob"]
     assert second.participant.sid in {p.sid for p in connected}
 
@@ -131,9 +129,7 @@ async def test_last_participant_leaving_starts_the_empty_room_timeout(
     # Created after it with the same timeout, a room nobody joins: its unused timer is due later,
     # and the room service runs due timers in order, so once this one has ended, the first
     # room's unused timeout has passed too.
-    marker = await asyncio.to_thread(
-        lambda: client.video.v1.rooms.create(unused_room_timeout=2)
-    )
+    marker = await asyncio.to_thread(lambda: client.video.v1.rooms.create(unused_room_timeout=2))
     auth = (tenant.account.sid, tenant.auth_token)
     async with httpx.AsyncClient(base_url=stack.base_url, auth=auth) as http:
 
@@ -146,8 +142,10 @@ async def test_last_participant_leaving_starts_the_empty_room_timeout(
         await eventually(marker_ended, timeout=10, message="the unjoined room's unused timeout")
         # Joined before the unused timeout: the room outlives it while someone is in it.
         assert await status(room.sid) == "in-progress"
-        await http.post(f"/v1/Rooms/{room.sid}/Participants/{joined.participant.sid}",
-                        data={"Status": "disconnected"})
+        await http.post(
+            f"/v1/Rooms/{room.sid}/Participants/{joined.participant.sid}",
+            data={"Status": "disconnected"},
+        )
 
         async def ended() -> bool:
             return await status(room.sid) == "completed"
@@ -163,15 +161,20 @@ async def test_max_participant_duration_disconnects(
     result = await call(
         broker,
         subjects.PARTICIPANT_ADMIT,
-        AdmitParticipantRequest(account_sid=tenant.account.sid, room_sid=room.sid,
-                                identity="brief", max_participants=50,
-                                max_participant_duration=1),
+        AdmitParticipantRequest(
+            account_sid=tenant.account.sid,
+            room_sid=room.sid,
+            identity="brief",
+            max_participants=50,
+            max_participant_duration=1,
+        ),
         AdmitParticipantResult,
     )
 
     async def limited() -> list[Any]:
         return [
-            e for e in await stream_events(settings.nats_url)
+            e
+            for e in await stream_events(settings.nats_url)
             if isinstance(e, ParticipantDisconnected)
             and e.participant.sid == result.participant.sid
         ]
@@ -181,6 +184,7 @@ async def test_max_participant_duration_disconnects(
     # Whole seconds connected: at least the one second allowed.
     duration = whole_seconds(event.participant.start_time, event.participant.end_time)
     assert event.participant.duration == duration and duration >= 1
-    connected = [e for e in await stream_events(settings.nats_url)
-                 if isinstance(e, ParticipantConnected)]
+    connected = [
+        e for e in await stream_events(settings.nats_url) if isinstance(e, ParticipantConnected)
+    ]
     assert len(connected) == 1

@@ -62,8 +62,13 @@ async def test_outbox_survives_a_relay_outage_and_duplicates_nothing(
 ) -> None:
     """Events committed while no relay runs are delivered later; a re-relay is de-duplicated."""
     now = utcnow()
-    room = RoomInfo(sid="RM" + "a" * 32, account_sid="AC" + "b" * 32, unique_name="x",
-                    date_created=now, date_updated=now)
+    room = RoomInfo(
+        sid="RM" + "a" * 32,
+        account_sid="AC" + "b" * 32,
+        unique_name="x",
+        date_created=now,
+        date_updated=now,
+    )
     event = RoomCreated(account_sid=room.account_sid, room_sid=room.sid, room=room)
 
     async def decide(pipe: object) -> outbox.Change:
@@ -77,8 +82,10 @@ async def test_outbox_survives_a_relay_outage_and_duplicates_nothing(
     relay = outbox.OutboxRelay(redis, broker)
     task = asyncio.create_task(relay.run())
     try:
+
         async def relayed() -> bool:
             return bool(await redis.xlen(outbox.OUTBOX_STREAM) == 0)
+
         await eventually(relayed, message="outbox drained")
         # A relay that crashed after publishing but before trimming publishes again.
         await outbox.commit(redis, [], decide)  # same event id, sequence 1 this time
@@ -113,9 +120,7 @@ async def test_unused_room_ends_after_its_timeout(stack: Stack, tenant: Tenant) 
         assert again.status_code == 201
 
 
-async def test_timers_survive_a_room_service_restart(
-    stacks: StackFactory, tenant: Tenant
-) -> None:
+async def test_timers_survive_a_room_service_restart(stacks: StackFactory, tenant: Tenant) -> None:
     async with stacks.running(CONTROL_PLANE) as stack:
         room = await create_room(stack.base_url, tenant, UnusedRoomTimeout="2")
     # No room service runs while the deadline passes.

@@ -120,8 +120,7 @@ async def test_public_url_setting_drives_urls(stack: Stack, tenant: Tenant) -> N
 
 async def test_paging_stays_correct_while_rooms_are_created(http: httpx.AsyncClient) -> None:
     originals = [
-        (await http.post("/v1/Rooms", data={"UniqueName": f"r{i}"})).json()["sid"]
-        for i in range(9)
+        (await http.post("/v1/Rooms", data={"UniqueName": f"r{i}"})).json()["sid"] for i in range(9)
     ]
     seen: list[str] = []
     url: str | None = "/v1/Rooms?PageSize=4"
@@ -145,8 +144,11 @@ async def test_meta_urls_keep_filters_in_twilio_order(http: httpx.AsyncClient) -
     page = (
         await http.get(
             "/v1/Rooms",
-            params={"DateCreatedAfter": "2020-01-01T00:00:00Z", "Status": "in-progress",
-                    "PageSize": 2},
+            params={
+                "DateCreatedAfter": "2020-01-01T00:00:00Z",
+                "Status": "in-progress",
+                "PageSize": 2,
+            },
         )
     ).json()
     meta = page["meta"]

@@ -40,29 +40,43 @@ async def test_publish_join_and_changes_follow_the_rules(
         bob = await admit(broker, room, "bob")
 
         async def join(who: ParticipantInfo) -> JoinTracksResult:
-            return await call(broker, subjects.TRACK_JOIN, JoinTracksRequest(
-                account_sid=tenant.account.sid, room_sid=room.sid,
-                participant_sid=who.sid), JoinTracksResult)
+            return await call(
+                broker,
+                subjects.TRACK_JOIN,
+                JoinTracksRequest(
+                    account_sid=tenant.account.sid, room_sid=room.sid, participant_sid=who.sid
+                ),
+                JoinTracksResult,
+            )
 
         joined = await join(bob)
         assert (joined.tracks, joined.considered, joined.rules_version) == ([], [], 0)
         bob_rules = client.video.v1.rooms(room.sid).participants(bob.sid).subscribe_rules
-        await asyncio.to_thread(lambda: bob_rules.update(rules=[
-            {"type": "include", "all": True},
-            {"type": "exclude", "publisher": "alice", "kind": "video"}]))
+        await asyncio.to_thread(
+            lambda: bob_rules.update(
+                rules=[
+                    {"type": "include", "all": True},
+                    {"type": "exclude", "publisher": "alice", "kind": "video"},
+                ]
+            )
+        )
         await eventually(lambda: len(heard) == 1, message="first broadcast")
         assert heard[0].subscriber_sid == bob.sid and heard[0].room_sid == room.sid
         assert (heard[0].rules_version, heard[0].desired, heard[0].considered) == (1, [], [])
 
         # Alice, who publishes after the rule, is matched by identity.
-        mic, cam = (await publish(broker, alice, ("a", "mic", "audio"),
-                                  ("v", "cam", "video"))).tracks
+        mic, cam = (
+            await publish(broker, alice, ("a", "mic", "audio"), ("v", "cam", "video"))
+        ).tracks
         assert mic.track is not None and cam.track is not None
         assert mic.subscribers == [bob.sid] and cam.subscribers == []
         assert mic.decided == cam.decided == {bob.sid: 1}
 
-        await asyncio.to_thread(lambda: bob_rules.update(rules=json.dumps(
-            {"rules": [{"type": "include", "all": "true"}]})))
+        await asyncio.to_thread(
+            lambda: bob_rules.update(
+                rules=json.dumps({"rules": [{"type": "include", "all": "true"}]})
+            )
+        )
         await eventually(lambda: len(heard) == 2, message="second broadcast")
         assert heard[1].rules_version == 2
         both = sorted([mic.track.sid, cam.track.sid])  # published together: ordered by SID
@@ -77,8 +91,11 @@ async def test_publish_join_and_changes_follow_the_rules(
         # Rules set before joining decide what join returns.
         carol = await admit(broker, room, "carol")
         carol_rules = client.video.v1.rooms(room.sid).participants("carol").subscribe_rules
-        await asyncio.to_thread(lambda: carol_rules.update(rules=[
-            {"type": "include", "publisher": alice.sid, "track": "mic"}]))
+        await asyncio.to_thread(
+            lambda: carol_rules.update(
+                rules=[{"type": "include", "publisher": alice.sid, "track": "mic"}]
+            )
+        )
         joined = await join(carol)
         assert [t.sid for t in joined.tracks] == [mic.track.sid]
         assert joined.considered == both
@@ -86,7 +103,10 @@ async def test_publish_join_and_changes_follow_the_rules(
         # Carol's update is broadcast after the invalid one would have been: nothing came between.
         await eventually(lambda: len(heard) >= 3, message="carol's broadcast")
         assert [(h.subscriber_sid, h.rules_version) for h in heard] == [
-            (bob.sid, 1), (bob.sid, 2), (carol.sid, 1)]
+            (bob.sid, 1),
+            (bob.sid, 2),
+            (carol.sid, 1),
+        ]
         # Carol's own later track: Bob (include all) gets it, decided with his version 2.
         (screen,) = (await publish(broker, carol, ("s", "screen", "video"))).tracks
         assert screen.subscribers == sorted([alice.sid, bob.sid])
@@ -94,4 +114,3 @@ async def test_publish_join_and_changes_follow_the_rules(
         assert heard[-1].subscriber_sid == carol.sid and heard[-1].desired == [mic.track.sid]
     finally:
         await listener.close()
-

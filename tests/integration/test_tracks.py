@@ -85,8 +85,12 @@ async def test_published_tracks_over_rest(
     # A track name belongs to one participant.
     with pytest.raises(TwilioRestException) as caught:
         await asyncio.to_thread(
-            lambda: client.video.v1.rooms(room.sid).participants(bob.sid)
-            .published_tracks("mic").fetch()
+            lambda: (
+                client.video.v1.rooms(room.sid)
+                .participants(bob.sid)
+                .published_tracks("mic")
+                .fetch()
+            )
         )
     assert caught.value.code == 20404
 
@@ -98,15 +102,25 @@ async def test_published_tracks_over_rest(
         assert body["meta"]["key"] == "published_tracks"
         assert body["meta"]["url"].startswith(f"{stack.base_url}{base}?PageSize=50")
         one = (await http.get(f"{base}/{mic.track.sid}")).json()
-        assert list(one) == ["sid", "participant_sid", "room_sid", "name", "date_created",
-                             "date_updated", "enabled", "kind", "url"]
+        assert list(one) == [
+            "sid",
+            "participant_sid",
+            "room_sid",
+            "name",
+            "date_created",
+            "date_updated",
+            "enabled",
+            "kind",
+            "url",
+        ]
         assert one["url"] == f"{stack.base_url}{base}/{mic.track.sid}"
         assert one["date_created"].endswith("Z") and "." not in one["date_created"]
         paged = (await http.get(base, params={"PageSize": "1"})).json()
         assert len(paged["published_tracks"]) == 1 and paged["meta"]["next_page_url"]
         rest = (await http.get(paged["meta"]["next_page_url"])).json()
         assert {paged["published_tracks"][0]["sid"], rest["published_tracks"][0]["sid"]} == {
-            mic.track.sid, cam.track.sid
+            mic.track.sid,
+            cam.track.sid,
         }
         missing = await http.get(f"/v1/Rooms/{room.sid}/Participants/nobody/PublishedTracks")
         assert missing.status_code == 404 and missing.json()["code"] == 20404
@@ -124,7 +138,11 @@ async def test_republish_is_idempotent_and_names_are_unique(
     assert not again.tracks[0].added and again.tracks[1].added
 
     refused = await publish(
-        broker, alice, ("a2", "mic", "audio"), ("x1", "screen", "screen"), ("x2", "", "video"),
+        broker,
+        alice,
+        ("a2", "mic", "audio"),
+        ("x1", "screen", "screen"),
+        ("x2", "", "video"),
         ("x3", "n" * 129, "video"),
     )
     codes = [o.error.code if o.error else None for o in refused.tracks]
@@ -138,7 +156,9 @@ async def test_republish_is_idempotent_and_names_are_unique(
     assert both.tracks[1].error.code == 53304
 
     async def added() -> list[TrackAdded]:
-        found = [e for e in await room_events(settings.nats_url, room.sid) if isinstance(e, TrackAdded)]
+        found = [
+            e for e in await room_events(settings.nats_url, room.sid) if isinstance(e, TrackAdded)
+        ]
         return found if len(found) >= 3 else []
 
     events = await eventually(added, message="track-added events")
@@ -151,9 +171,14 @@ async def test_republish_is_idempotent_and_names_are_unique(
     # A publisher outside the room, or one that left, is refused.
     with pytest.raises(AtriumError) as caught:
         await call(
-            broker, subjects.TRACK_PUBLISH,
-            PublishTracksRequest(account_sid=alice.account_sid, room_sid="RM" + "0" * 32,
-                                 participant=alice, tracks=[]),
+            broker,
+            subjects.TRACK_PUBLISH,
+            PublishTracksRequest(
+                account_sid=alice.account_sid,
+                room_sid="RM" + "0" * 32,
+                participant=alice,
+                tracks=[],
+            ),
             PublishTracksResult,
         )
     assert caught.value.code == 53204
@@ -170,26 +195,34 @@ async def test_enable_disable_and_unpublish(
 
     async def set_enabled(enabled: bool) -> TrackInfo:
         return await call(
-            broker, subjects.TRACK_SET_ENABLED,
-            SetTrackEnabledRequest(account_sid=alice.account_sid, track_sid=mic.sid,
-                                   enabled=enabled),
+            broker,
+            subjects.TRACK_SET_ENABLED,
+            SetTrackEnabledRequest(
+                account_sid=alice.account_sid, track_sid=mic.sid, enabled=enabled
+            ),
             TrackInfo,
         )
 
     assert not (await set_enabled(False)).enabled
     assert not (await set_enabled(False)).enabled
     fetched = await asyncio.to_thread(
-        lambda: client.video.v1.rooms(room.sid).participants(alice.sid)
-        .published_tracks("mic").fetch()
+        lambda: (
+            client.video.v1.rooms(room.sid).participants(alice.sid).published_tracks("mic").fetch()
+        )
     )
     assert fetched.enabled is False
     assert (await set_enabled(True)).enabled
     assert (await set_enabled(True)).enabled
 
     removed = await call(
-        broker, subjects.TRACK_UNPUBLISH,
-        UnpublishTracksRequest(account_sid=alice.account_sid, room_sid=room.sid,
-                               participant_sid=alice.sid, client_ids=["v1", "unknown"]),
+        broker,
+        subjects.TRACK_UNPUBLISH,
+        UnpublishTracksRequest(
+            account_sid=alice.account_sid,
+            room_sid=room.sid,
+            participant_sid=alice.sid,
+            client_ids=["v1", "unknown"],
+        ),
         UnpublishTracksResult,
     )
     assert [t.name for t in removed.removed] == ["cam"]
@@ -203,19 +236,31 @@ async def test_enable_disable_and_unpublish(
     assert again.tracks[0].track.sid != published.tracks[1].track.sid  # type: ignore[union-attr]
 
     async def settled() -> list[str]:
-        kinds: list[str] = [e.event_type for e in await room_events(settings.nats_url, room.sid)
-                 if isinstance(e, TrackAdded | TrackRemoved | TrackEnabled | TrackDisabled)]
+        kinds: list[str] = [
+            e.event_type
+            for e in await room_events(settings.nats_url, room.sid)
+            if isinstance(e, TrackAdded | TrackRemoved | TrackEnabled | TrackDisabled)
+        ]
         return kinds if len(kinds) >= 6 else []
 
     kinds = await eventually(settled, message="track events")
-    assert kinds == ["track-added", "track-added", "track-disabled", "track-enabled",
-                     "track-removed", "track-added"]
+    assert kinds == [
+        "track-added",
+        "track-added",
+        "track-disabled",
+        "track-enabled",
+        "track-removed",
+        "track-added",
+    ]
     with pytest.raises(AtriumError) as caught:
         await call(
-            broker, subjects.TRACK_SET_ENABLED,
-            SetTrackEnabledRequest(account_sid=alice.account_sid,
-                                   track_sid=published.tracks[1].track.sid,  # type: ignore[union-attr]
-                                   enabled=False),
+            broker,
+            subjects.TRACK_SET_ENABLED,
+            SetTrackEnabledRequest(
+                account_sid=alice.account_sid,
+                track_sid=published.tracks[1].track.sid,  # type: ignore[union-attr]
+                enabled=False,
+            ),
             TrackInfo,
         )
     assert caught.value.code == 20404
@@ -254,15 +299,28 @@ async def test_subscriptions_are_recorded_and_listed(
     async with httpx.AsyncClient(base_url=stack.base_url, auth=auth) as http:
         base = f"/v1/Rooms/{room.sid}/Participants/{bob.sid}/SubscribedTracks"
         body = (await http.get(f"{base}/{mic.sid}")).json()
-        assert list(body) == ["sid", "participant_sid", "publisher_sid", "room_sid", "name",
-                              "date_created", "date_updated", "enabled", "kind", "url"]
+        assert list(body) == [
+            "sid",
+            "participant_sid",
+            "publisher_sid",
+            "room_sid",
+            "name",
+            "date_created",
+            "date_updated",
+            "enabled",
+            "kind",
+            "url",
+        ]
         assert body["url"] == f"{stack.base_url}{base}/{mic.sid}"
         assert (await http.get(base)).json()["meta"]["key"] == "subscribed_tracks"
 
     # Disabling shows through; a publisher cannot subscribe to itself.
-    await call(broker, subjects.TRACK_SET_ENABLED,
-               SetTrackEnabledRequest(account_sid=alice.account_sid, track_sid=mic.sid,
-                                      enabled=False), TrackInfo)
+    await call(
+        broker,
+        subjects.TRACK_SET_ENABLED,
+        SetTrackEnabledRequest(account_sid=alice.account_sid, track_sid=mic.sid, enabled=False),
+        TrackInfo,
+    )
     assert (await asyncio.to_thread(lambda: subscribed(mic.sid).fetch())).enabled is False
     with pytest.raises(AtriumError):
         await subscription(broker, alice, mic.sid, True)
@@ -273,9 +331,14 @@ async def test_subscriptions_are_recorded_and_listed(
     assert [t.sid for t in await asyncio.to_thread(lambda: subscribed.list())] == [mic.sid]
     # Unpublishing ends the subscriptions to the track.
     await call(
-        broker, subjects.TRACK_UNPUBLISH,
-        UnpublishTracksRequest(account_sid=alice.account_sid, room_sid=room.sid,
-                               participant_sid=alice.sid, track_sids=[mic.sid]),
+        broker,
+        subjects.TRACK_UNPUBLISH,
+        UnpublishTracksRequest(
+            account_sid=alice.account_sid,
+            room_sid=room.sid,
+            participant_sid=alice.sid,
+            track_sids=[mic.sid],
+        ),
         UnpublishTracksResult,
     )
     assert await asyncio.to_thread(lambda: subscribed.list()) == []
@@ -329,9 +392,11 @@ async def test_kick_removes_tracks_before_participant_disconnected(
     assert caught.value.code == 53204
     # Leaving twice changes nothing.
     again = await call(
-        broker, subjects.TRACK_LEAVE,
-        LeaveTracksRequest(account_sid=alice.account_sid, room_sid=room.sid,
-                           participant_sid=alice.sid),
+        broker,
+        subjects.TRACK_LEAVE,
+        LeaveTracksRequest(
+            account_sid=alice.account_sid, room_sid=room.sid, participant_sid=alice.sid
+        ),
         LeaveTracksResult,
     )
     assert again.removed == []

@@ -43,9 +43,15 @@ class Example:
     async def start(self) -> Example:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, str(EXAMPLES / f"{self.name}.py"), *self.args,
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT, env=env, start_new_session=True)
+            sys.executable,
+            str(EXAMPLES / f"{self.name}.py"),
+            *self.args,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
         self._reader = asyncio.ensure_future(self._read())
         return self
 
@@ -99,18 +105,24 @@ def decoded_frames(path: Path) -> tuple[int, int]:
     return audio, video
 
 
-async def test_bot_and_recorder_examples(
-    stack: Stack, tenant: Tenant, tmp_path: Path
-) -> None:
+async def test_bot_and_recorder_examples(stack: Stack, tenant: Tenant, tmp_path: Path) -> None:
     url = stack.signaling_url
     room_name = "examples"
     out = tmp_path / "recordings"
     chat = LocalDataTrack(name="chat")
-    alice: Room = await connect(tenant.token("alice"), url=url, name=room_name,
-                                tracks=[audio_track(name="mic"), video_track(name="cam"), chat])
+    alice: Room = await connect(
+        tenant.token("alice"),
+        url=url,
+        name=room_name,
+        tracks=[audio_track(name="mic"), video_track(name="cam"), chat],
+    )
     echoes: list[str | bytes] = []
-    alice.on("track_message", lambda data, track, participant: echoes.append(data)
-             if participant.identity == "bot" else None)
+    alice.on(
+        "track_message",
+        lambda data, track, participant: (
+            echoes.append(data) if participant.identity == "bot" else None
+        ),
+    )
     bot = Example("bot", url, room_name, tenant.token("bot"))
     recorder = Example("recorder", url, room_name, tenant.token("recorder"), "--out", str(out))
     try:
@@ -119,9 +131,13 @@ async def test_bot_and_recorder_examples(
         # The bot publishes its pattern, tone and data track; alice subscribes to all three.
         await eventually(sees(alice, "bot", 3), timeout=30, message="alice subscribes to bot")
         bot.check_alive()
-        await eventually(lambda: (bot.said("participant connected: recorder")
-                                  or bot.said("already here: recorder")),
-                         timeout=30, message="bot logs the recorder")
+        await eventually(
+            lambda: (
+                bot.said("participant connected: recorder") or bot.said("already here: recorder")
+            ),
+            timeout=30,
+            message="bot logs the recorder",
+        )
 
         # Echo: ping until the bot has subscribed to alice's data track and sends one back.
         sent = 0
@@ -139,8 +155,12 @@ async def test_bot_and_recorder_examples(
 
         # The recorder opens a file per media track of alice and of the bot. WebM output is
         # buffered (a cluster a second), so measure a few seconds of media by what alice gets.
-        expected = {out / "alice-mic.ogg", out / "alice-cam.webm", out / "bot-tone.ogg",
-                    out / "bot-pattern.webm"}
+        expected = {
+            out / "alice-mic.ogg",
+            out / "alice-cam.webm",
+            out / "bot-tone.ogg",
+            out / "bot-pattern.webm",
+        }
 
         async def recording() -> bool:
             recorder.check_alive()
@@ -182,8 +202,11 @@ async def test_bot_and_recorder_examples(
     entries = [json.loads(line) for line in messages.read_text().splitlines()]
     from_alice = {e.get("text") for e in entries if e["from"] == "alice" and e["track"] == "chat"}
     from_bot = {e.get("text") for e in entries if e["from"] == "bot" and e["track"] == "chat"}
-    assert from_alice and from_bot and from_bot <= from_alice | {f"ping {n}" for n in
-                                                                 range(1, sent + 1)}
+    assert (
+        from_alice
+        and from_bot
+        and from_bot <= from_alice | {f"ping {n}" for n in range(1, sent + 1)}
+    )
     for path in sorted(expected):
         audio, video = decoded_frames(path)
         print(f"{path.name}: {path.stat().st_size} bytes, {audio} audio / {video} video frames")

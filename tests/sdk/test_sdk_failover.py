@@ -31,8 +31,12 @@ async def test_killing_the_gateway_replica_reconnects_through_another_and_keeps_
     first, second = gateways
     # bob stays on the in-process gateway; alice is given both replicas, first one first.
     bob, _ = await join(stack, tenant, "bob", "failover", tracks=full_tracks())
-    alice = await connect(tenant.token("alice"), url=[first.signaling_url, second.signaling_url],
-                          name="failover", tracks=full_tracks())
+    alice = await connect(
+        tenant.token("alice"),
+        url=[first.signaling_url, second.signaling_url],
+        name="failover",
+        tracks=full_tracks(),
+    )
     seen = Recorder(alice)
     cat = None
     try:
@@ -50,10 +54,15 @@ async def test_killing_the_gateway_replica_reconnects_through_another_and_keeps_
         assert isinstance(alice_video_at_bob, RemoteVideoTrack)
         bob_frames_at_kill = alice_video_at_bob.frames_received
 
-        await eventually(lambda: seen.count("reconnected") == 1, timeout=30,
-                         message=f"reconnected through the other replica; {seen.events}")
-        assert [e for e, _ in seen.events if e in ("reconnecting", "reconnected")] == \
-            ["reconnecting", "reconnected"]
+        await eventually(
+            lambda: seen.count("reconnected") == 1,
+            timeout=30,
+            message=f"reconnected through the other replica; {seen.events}",
+        )
+        assert [e for e, _ in seen.events if e in ("reconnecting", "reconnected")] == [
+            "reconnecting",
+            "reconnected",
+        ]
         assert seen.count("disconnected") == 0
         assert alice.state == "connected" and alice.url == second.signaling_url
         assert alice.sid == room_sid and alice.local_participant.sid == participant_sid
@@ -62,24 +71,35 @@ async def test_killing_the_gateway_replica_reconnects_through_another_and_keeps_
         assert seen.count("track_unsubscribed") == 0 and seen.count("participant_connected") == 0
 
         # Media keeps flowing, both ways: new decoded frames since the kill, and still moving.
-        await eventually(lambda: video.frames_received > frames_at_kill + 30,
-                         timeout=15, message="new frames from bob after the kill")
+        await eventually(
+            lambda: video.frames_received > frames_at_kill + 30,
+            timeout=15,
+            message="new frames from bob after the kill",
+        )
         assert await distinct_video(video) >= 3
         await eventually(
             lambda: alice_video_at_bob.frames_received > bob_frames_at_kill + 30,
-            timeout=15, message="bob gets new frames from alice after the kill")
+            timeout=15,
+            message="bob gets new frames from alice after the kill",
+        )
 
         # Signaling works through the second replica: data, a newcomer, a clean leave.
         bob_data = next(iter(bob.local_participant.data_tracks.values())).track
         assert isinstance(bob_data, LocalDataTrack)
         bob_data.send("still there?")
-        await eventually(lambda: "still there?" in seen.messages, timeout=10,
-                         message="alice gets bob's message after the failover")
+        await eventually(
+            lambda: "still there?" in seen.messages,
+            timeout=10,
+            message="alice gets bob's message after the failover",
+        )
         cat, _ = await join(stack, tenant, "cat", "failover", audio=True)
         await eventually(sees(alice, "cat", 1), timeout=20, message="alice sees cat")
         await alice.disconnect()
-        await eventually(lambda: bob.get_participant("alice") is None, timeout=15,
-                         message="bob sees alice leave (her bye went through the replica)")
+        await eventually(
+            lambda: bob.get_participant("alice") is None,
+            timeout=15,
+            message="bob sees alice leave (her bye went through the replica)",
+        )
     finally:
         if cat is not None:
             await cat.disconnect()

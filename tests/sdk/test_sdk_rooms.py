@@ -60,11 +60,16 @@ async def test_two_sdk_participants_exchange_audio_video_and_data(
         alice_data.send("hello from alice")
         alice_data.send(b"\x00\x01 bytes from alice")
         bob_data.send("hello from bob")
-        await eventually(lambda: (bob_events.messages == ["hello from alice",
-                                                                 b"\x00\x01 bytes from alice"]),
-                         timeout=10, message="bob gets alice's messages")
-        await eventually(lambda: alice_events.messages == ["hello from bob"],
-                         timeout=10, message="alice gets bob's message")
+        await eventually(
+            lambda: bob_events.messages == ["hello from alice", b"\x00\x01 bytes from alice"],
+            timeout=10,
+            message="bob gets alice's messages",
+        )
+        await eventually(
+            lambda: alice_events.messages == ["hello from bob"],
+            timeout=10,
+            message="alice gets bob's message",
+        )
     finally:
         await bob.disconnect()
         await alice.disconnect()
@@ -95,14 +100,16 @@ async def test_events_fire_once_in_order_through_publish_toggle_unpublish_and_le
         # Disable / enable reach the subscriber as track_disabled / track_enabled, once each.
         audio_pub = next(iter(bob.local_participant.audio_tracks.values()))
         audio_pub.track.disable()
-        await eventually(lambda: seen.count("track_disabled", audio_pub.track_sid) == 1,
-                         message="track_disabled")
+        await eventually(
+            lambda: seen.count("track_disabled", audio_pub.track_sid) == 1, message="track_disabled"
+        )
         remote_pub = bob_remote.tracks[audio_pub.track_sid]
         assert not remote_pub.is_track_enabled and remote_pub.track is not None
         assert not remote_pub.track.is_enabled
         audio_pub.track.enable()
-        await eventually(lambda: seen.count("track_enabled", audio_pub.track_sid) == 1,
-                         message="track_enabled")
+        await eventually(
+            lambda: seen.count("track_enabled", audio_pub.track_sid) == 1, message="track_enabled"
+        )
         assert remote_pub.is_track_enabled
 
         # Unpublishing: the subscriber sees track_unsubscribed, then track_unpublished.
@@ -111,10 +118,14 @@ async def test_events_fire_once_in_order_through_publish_toggle_unpublish_and_le
         assert video_pub.track_sid not in bob.local_participant.tracks
         await eventually(
             lambda: seen.count("track_unpublished", video_pub.track_sid) == 1,
-            message="track_unpublished")
+            message="track_unpublished",
+        )
         assert seen.count("track_unsubscribed", video_pub.track_sid) == 1
-        assert order_ok(seen.events, ("track_unsubscribed", video_pub.track_sid),
-                        ("track_unpublished", video_pub.track_sid))
+        assert order_ok(
+            seen.events,
+            ("track_unsubscribed", video_pub.track_sid),
+            ("track_unpublished", video_pub.track_sid),
+        )
 
         # Publishing after joining (a client re-offer): published, then subscribed.
         fresh = await bob.local_participant.publish_track(create_local_video_track(name="cam2"))
@@ -131,12 +142,14 @@ async def test_events_fire_once_in_order_through_publish_toggle_unpublish_and_le
         assert bob.state == "disconnected" and bob_seen.errors == [None]
         await eventually(
             lambda: seen.count("participant_disconnected", "bob") == 1,
-            message="participant_disconnected")
+            message="participant_disconnected",
+        )
         for sid in remaining:
             assert seen.count("track_unsubscribed", sid) == 1
             assert seen.count("track_unpublished", sid) == 1
-            assert order_ok(seen.events, ("track_unpublished", sid),
-                            ("participant_disconnected", "bob"))
+            assert order_ok(
+                seen.events, ("track_unpublished", sid), ("participant_disconnected", "bob")
+            )
         assert alice.participants == {}
         assert seen.count("participant_connected") == 1
         assert seen.count("disconnected") == 0
@@ -159,8 +172,10 @@ async def test_rest_kick_and_room_completion_reach_the_sdk(stack: Stack, tenant:
         await asyncio.to_thread(lambda: room.participants(bob_sid).update(status="disconnected"))
         await eventually(lambda: bob.state == "disconnected", message="bob kicked")
         assert bob_seen.events[-1] == ("disconnected", None) and bob_seen.errors == [None]
-        await eventually(lambda: seen.count("participant_disconnected", "bob") == 1,
-                         message="alice sees bob leave")
+        await eventually(
+            lambda: seen.count("participant_disconnected", "bob") == 1,
+            message="alice sees bob leave",
+        )
 
         await asyncio.to_thread(lambda: room.update(status="completed"))
         await eventually(lambda: alice.state == "disconnected", message="room completed")
@@ -191,8 +206,9 @@ async def test_unreachable_server_and_full_room(stack: Stack, tenant: Tenant) ->
     assert caught.value.code == 53000
 
     client = stack.rest(tenant)
-    await asyncio.to_thread(lambda: client.video.v1.rooms.create(unique_name="tiny",
-                                                                 max_participants=1))
+    await asyncio.to_thread(
+        lambda: client.video.v1.rooms.create(unique_name="tiny", max_participants=1)
+    )
     first = await connect(tenant.token("alice"), url=stack.signaling_url, name="tiny")
     first_seen = Recorder(first)
     try:
@@ -209,8 +225,10 @@ async def test_unreachable_server_and_full_room(stack: Stack, tenant: Tenant) ->
 
 
 async def test_three_participants_all_receive_each_other(stack: Stack, tenant: Tenant) -> None:
-    rooms = [(await join(stack, tenant, who, "sdk-trio", tracks=full_tracks()))
-             for who in ("ann", "ben", "cat")]
+    rooms = [
+        (await join(stack, tenant, who, "sdk-trio", tracks=full_tracks()))
+        for who in ("ann", "ben", "cat")
+    ]
     try:
         for room, _seen in rooms:
             me = room.local_participant.identity
@@ -247,8 +265,7 @@ async def test_a_dropped_signaling_socket_resyncs_and_keeps_media(
         transport = alice._transport
         assert transport is not None
         transport.drop()
-        await eventually(lambda: seen.count("reconnected") == 1, timeout=15,
-                         message="reconnected")
+        await eventually(lambda: seen.count("reconnected") == 1, timeout=15, message="reconnected")
         assert seen.events[-2:] == [("reconnecting", None), ("reconnected", None)]
         assert alice.state == "connected" and alice._transport is not transport
         assert await distinct_video(remote(alice, "bob", "video")) >= 3
@@ -262,22 +279,26 @@ async def test_a_dropped_signaling_socket_resyncs_and_keeps_media(
     assert seen.errors == [None]
 
 
-async def test_publishing_while_the_worker_offers_converges(
-    stack: Stack, tenant: Tenant
-) -> None:
+async def test_publishing_while_the_worker_offers_converges(stack: Stack, tenant: Tenant) -> None:
     """Publishes racing worker offers (newcomers' tracks): glare is resolved, nothing stalls."""
     bob, _ = await join(stack, tenant, "bob", "sdk-glare", audio=True)
     others: list[Room] = []
     try:
         for index in range(3):
-            newcomer = asyncio.ensure_future(connect(
-                tenant.token(f"guest{index}"), url=stack.signaling_url, name="sdk-glare",
-                tracks=[create_local_video_track(), LocalDataTrack()]))
+            newcomer = asyncio.ensure_future(
+                connect(
+                    tenant.token(f"guest{index}"),
+                    url=stack.signaling_url,
+                    name="sdk-glare",
+                    tracks=[create_local_video_track(), LocalDataTrack()],
+                )
+            )
             await bob.local_participant.publish_track(create_local_video_track(name=f"v{index}"))
             others.append(await newcomer)
         for index in range(3):
-            await eventually(sees(bob, f"guest{index}", 2), timeout=20,
-                             message=f"bob sees guest{index}")
+            await eventually(
+                sees(bob, f"guest{index}", 2), timeout=20, message=f"bob sees guest{index}"
+            )
         for guest in others:
             await eventually(sees(guest, "bob", 4), timeout=20, message="guests see bob")
         assert len(bob.local_participant.video_tracks) == 3
@@ -288,9 +309,7 @@ async def test_publishing_while_the_worker_offers_converges(
         await bob.disconnect()
 
 
-async def test_glare_our_offer_is_rolled_back_and_made_again(
-    stack: Stack, tenant: Tenant
-) -> None:
+async def test_glare_our_offer_is_rolled_back_and_made_again(stack: Stack, tenant: Tenant) -> None:
     """The worker's offer arrives while ours is pending (the worker dropped ours, as it does in
     glare): the SDK rolls back, answers, offers again, and both directions keep working."""
     bob, _ = await join(stack, tenant, "bob", "sdk-glare2", audio=True)
@@ -300,8 +319,9 @@ async def test_glare_our_offer_is_rolled_back_and_made_again(
     swallowed: list[dict[str, Any]] = []
 
     async def lossy_send(body: dict[str, Any]) -> bool:
-        descriptions = [pc.get("description", {}).get("type")
-                        for pc in body.get("peer_connections") or []]
+        descriptions = [
+            pc.get("description", {}).get("type") for pc in body.get("peer_connections") or []
+        ]
         if "offer" in descriptions and not swallowed:
             swallowed.append(body)  # as if the worker had dropped it under glare
             return True
@@ -309,7 +329,8 @@ async def test_glare_our_offer_is_rolled_back_and_made_again(
 
     transport.send = lossy_send  # type: ignore[method-assign]
     publishing = asyncio.ensure_future(
-        bob.local_participant.publish_track(create_local_video_track(name="late")))
+        bob.local_participant.publish_track(create_local_video_track(name="late"))
+    )
     await eventually(lambda: bool(swallowed), message="bob's offer swallowed")
     cat, _ = await join(stack, tenant, "cat", "sdk-glare2", tracks=full_tracks())
     try:

@@ -20,8 +20,12 @@ class Picture:
         return r, g, b
 
     def colors(
-        self, left: float = 0, top: float = 0, right: float | None = None,
-        bottom: float | None = None, step: int = 4,
+        self,
+        left: float = 0,
+        top: float = 0,
+        right: float | None = None,
+        bottom: float | None = None,
+        step: int = 4,
     ) -> set[tuple[int, int, int]]:
         """The distinct colours of every ``step``-th pixel of the box (the whole picture by
         default), clipped to the picture."""

@@ -34,13 +34,12 @@ def wait_ready(
 
     def ready() -> bool:
         if process.poll() is not None:
-            raise error(
-                f"{name} exited with {process.returncode} before it was ready:\n{log()}"
-            )
+            raise error(f"{name} exited with {process.returncode} before it was ready:\n{log()}")
         return answers_200(url)
 
     def not_ready(text: str) -> BaseException:
         return error(f"{name} not ready ({text}):\n{log()}")
 
-    eventually_sync(ready, timeout=timeout, interval=interval, message=url, error=not_ready,
-                    retry_on=())
+    eventually_sync(
+        ready, timeout=timeout, interval=interval, message=url, error=not_ready, retry_on=()
+    )

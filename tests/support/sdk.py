@@ -27,9 +27,20 @@ from tests.support.tenants import Tenant
 class Recorder:
     """Every room event, in order, as (event, detail) tuples."""
 
-    EVENTS = ("participant_connected", "participant_disconnected", "track_published",
-              "track_unpublished", "track_subscribed", "track_unsubscribed", "track_enabled",
-              "track_disabled", "track_message", "reconnecting", "reconnected", "disconnected")
+    EVENTS = (
+        "participant_connected",
+        "participant_disconnected",
+        "track_published",
+        "track_unpublished",
+        "track_subscribed",
+        "track_unsubscribed",
+        "track_enabled",
+        "track_disabled",
+        "track_message",
+        "reconnecting",
+        "reconnected",
+        "disconnected",
+    )
 
     def __init__(self, room: Room) -> None:
         self.events: list[tuple[str, Any]] = []
@@ -60,38 +71,52 @@ class Recorder:
         return sum(1 for e, d in self.events if e == name and (detail is None or d == detail))
 
 
-async def join(stack: Stack, tenant: Tenant, identity: str, room: str,
-               **options: Any) -> tuple[Room, Recorder]:
-    connected = await connect(tenant.token(identity), url=stack.signaling_url, name=room,
-                              **options)
+async def join(
+    stack: Stack, tenant: Tenant, identity: str, room: str, **options: Any
+) -> tuple[Room, Recorder]:
+    connected = await connect(tenant.token(identity), url=stack.signaling_url, name=room, **options)
     return connected, Recorder(connected)
 
 
 def full_tracks() -> list[Any]:
-    return [create_local_audio_track(name="mic"), create_local_video_track(name="cam"),
-            LocalDataTrack(name="chat")]
+    return [
+        create_local_audio_track(name="mic"),
+        create_local_video_track(name="cam"),
+        LocalDataTrack(name="chat"),
+    ]
 
 
 def describe(room: Room) -> str:
     """Room state for assertion messages."""
-    return repr({
-        "room": repr(room),
-        "participants": {p.identity: list(p.tracks.values()) for p in room.participants.values()},
-        "subscribed": room._subscribed, "receivers": list(room._receivers),
-        "channels": list(room._remote_channels), "signaling": room.peer_connection.signalingState,
-        "revision": room._revision, "pending": room._offer_pending,
-        "local_channels": {k: c.readyState for k, c in room._local_channels.items()},
-        "sctp": room.peer_connection.sctp and room.peer_connection.sctp.state,
-        "conn": room.peer_connection.connectionState,
-    })
+    return repr(
+        {
+            "room": repr(room),
+            "participants": {
+                p.identity: list(p.tracks.values()) for p in room.participants.values()
+            },
+            "subscribed": room._subscribed,
+            "receivers": list(room._receivers),
+            "channels": list(room._remote_channels),
+            "signaling": room.peer_connection.signalingState,
+            "revision": room._revision,
+            "pending": room._offer_pending,
+            "local_channels": {k: c.readyState for k, c in room._local_channels.items()},
+            "sctp": room.peer_connection.sctp and room.peer_connection.sctp.state,
+            "conn": room.peer_connection.connectionState,
+        }
+    )
 
 
 def sees(room: Room, identity: str, count: int) -> Callable[[], Awaitable[bool]]:
     """A probe: ``identity`` is in the room with ``count`` tracks, all subscribed."""
+
     async def probe() -> bool:
         other = room.get_participant(identity)
-        ok = other is not None and len(other.tracks) == count and all(
-            p.is_subscribed for p in other.tracks.values())
+        ok = (
+            other is not None
+            and len(other.tracks) == count
+            and all(p.is_subscribed for p in other.tracks.values())
+        )
         assert ok, describe(room)
         return ok
 
@@ -120,7 +145,7 @@ async def distinct_video(track: RemoteVideoTrack, frames: int = 15) -> int:
     for _ in range(frames):
         frame = await asyncio.wait_for(track.recv(), 5)
         assert isinstance(frame, VideoFrame) and frame.width > 0
-        seen.add(bytes(frame.planes[0])[:: 97])
+        seen.add(bytes(frame.planes[0])[::97])
     return len(seen)
 
 

@@ -27,15 +27,20 @@ async def join(
     browser: Browser, web: StaticServer, stack: Stack, token: str, room: str, **media: bool
 ) -> Page:
     """A new page connected to ``room`` (SDK debug logs in its console)."""
-    page, result = await connect_result(browser, web, stack, token, room, logLevel="debug",
-                                        **media)
+    page, result = await connect_result(browser, web, stack, token, room, logLevel="debug", **media)
     assert result["ok"], (result, page.console_text()[-3000:])
     return page
 
 
 async def two_in_a_room(
-    browser: Browser, web: StaticServer, stack: Stack, tenant: Tenant, room: str, *,
-    tracks: int, **media: bool,
+    browser: Browser,
+    web: StaticServer,
+    stack: Stack,
+    tenant: Tenant,
+    room: str,
+    *,
+    tracks: int,
+    **media: bool,
 ) -> tuple[Page, Page]:
     """alice, then bob, join ``room`` publishing ``media``; returned once each is subscribed to
     the other's ``tracks`` tracks."""
@@ -69,5 +74,7 @@ def receives_media(identity: str) -> str:
 
 def remote_event(event: str, track_sid: str) -> str:
     """JS: the page recorded ``event`` for the track ``track_sid``."""
-    return (f"atrium.events.some(e => e.event === {json.dumps(event)}"
-            f" && e.trackSid === {json.dumps(track_sid)})")
+    return (
+        f"atrium.events.some(e => e.event === {json.dumps(event)}"
+        f" && e.trackSid === {json.dumps(track_sid)})"
+    )

@@ -159,7 +159,10 @@ def test_every_event_type_has_its_parameters() -> None:
 
 def test_participant_connected_params() -> None:
     event = ParticipantConnected(
-        account_sid=ACCOUNT, room_sid=ROOM, participant=participant_info(), occurred_at=WHEN,
+        account_sid=ACCOUNT,
+        room_sid=ROOM,
+        participant=participant_info(),
+        occurred_at=WHEN,
         sequence_number=1,
     )
     assert projection_from_event(event) is None  # the room's projection is kept as it is
@@ -174,7 +177,11 @@ def test_participant_connected_params() -> None:
 def test_participant_disconnected_params_carry_duration() -> None:
     left = participant_info(status="disconnected", end_time=WHEN, duration=95)
     event = ParticipantDisconnected(
-        account_sid=ACCOUNT, room_sid=ROOM, participant=left, reason="kicked", occurred_at=WHEN,
+        account_sid=ACCOUNT,
+        room_sid=ROOM,
+        participant=left,
+        reason="kicked",
+        occurred_at=WHEN,
         sequence_number=9,
     )
     assert callback_params(event, PROJECTION) == {
@@ -209,8 +216,12 @@ def test_track_event_params(
     enabled: bool,
 ) -> None:
     event = model(
-        account_sid=ACCOUNT, room_sid=ROOM, participant=participant_info(),
-        track=track_info(enabled=enabled), occurred_at=WHEN, sequence_number=4,
+        account_sid=ACCOUNT,
+        room_sid=ROOM,
+        participant=participant_info(),
+        track=track_info(enabled=enabled),
+        occurred_at=WHEN,
+        sequence_number=4,
     )
     assert callback_params(event, PROJECTION) == {
         **common(event_type, 4),
@@ -225,8 +236,12 @@ def test_track_event_params(
 
 def test_track_params_use_the_room_name_and_type_of_the_projection() -> None:
     event = TrackAdded(
-        account_sid=ACCOUNT, room_sid=ROOM, participant=participant_info(),
-        track=track_info(kind="data", name="chat"), occurred_at=WHEN, sequence_number=2,
+        account_sid=ACCOUNT,
+        room_sid=ROOM,
+        participant=participant_info(),
+        track=track_info(kind="data", name="chat"),
+        occurred_at=WHEN,
+        sequence_number=2,
     )
     projection = RoomProjection(ACCOUNT, "https://x", "GET", "", "go")
     params = callback_params(event, projection)

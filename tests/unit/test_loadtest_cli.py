@@ -9,8 +9,14 @@ from atrium_cli.loadtest import LoadtestConfig, config_from_args, percentile
 from atrium_cli.main import build_parser
 from atrium_shared.access_tokens import mint_video_token as mint_token
 
-CREDENTIALS = ["--account-sid", "AC" + "1" * 32, "--api-key-sid", "SK" + "2" * 32,
-               "--api-key-secret", "s" * 32]
+CREDENTIALS = [
+    "--account-sid",
+    "AC" + "1" * 32,
+    "--api-key-sid",
+    "SK" + "2" * 32,
+    "--api-key-secret",
+    "s" * 32,
+]
 
 
 def parse(*argv: str) -> LoadtestConfig:

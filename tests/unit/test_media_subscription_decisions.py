@@ -24,16 +24,30 @@ async def _send(*args: Any) -> None:
 
 
 def session(sid: str) -> ParticipantSession:
-    participant = ParticipantInfo(sid=sid, room_sid=ROOM, account_sid=ACCOUNT,
-                                  identity=sid[-3:], status="connected", date_created=NOW,
-                                  date_updated=NOW, start_time=NOW)
-    return ParticipantSession(session_id=sid, worker_id="w", participant=participant,
-                              connection_id=None, reply_subject=None, send_frame=_send)
+    participant = ParticipantInfo(
+        sid=sid,
+        room_sid=ROOM,
+        account_sid=ACCOUNT,
+        identity=sid[-3:],
+        status="connected",
+        date_created=NOW,
+        date_updated=NOW,
+        start_time=NOW,
+    )
+    return ParticipantSession(
+        session_id=sid,
+        worker_id="w",
+        participant=participant,
+        connection_id=None,
+        reply_subject=None,
+        send_frame=_send,
+    )
 
 
 def host() -> tuple[RoomHost, ParticipantSession, ParticipantSession]:
-    room = RoomInfo(sid=ROOM, account_sid=ACCOUNT, unique_name="r", date_created=NOW,
-                    date_updated=NOW)
+    room = RoomInfo(
+        sid=ROOM, account_sid=ACCOUNT, unique_name="r", date_created=NOW, date_updated=NOW
+    )
     room_host = RoomHost(room, control=None)  # type: ignore[arg-type]
     alice, bob = session(ALICE), session(BOB)
     room_host.sessions = {ALICE: alice, BOB: bob}
@@ -41,11 +55,20 @@ def host() -> tuple[RoomHost, ParticipantSession, ParticipantSession]:
 
 
 def outcome(sid: str, subscribers: list[str], decided: dict[str, int]) -> PublishedTrackOutcome:
-    track = TrackInfo(sid=sid, room_sid=ROOM, account_sid=ACCOUNT, participant_sid=ALICE,
-                      name="cam", kind="video", enabled=True, date_created=NOW,
-                      date_updated=NOW)
-    return PublishedTrackOutcome(client_id=sid, track=track, added=True,
-                                 subscribers=subscribers, decided=decided)
+    track = TrackInfo(
+        sid=sid,
+        room_sid=ROOM,
+        account_sid=ACCOUNT,
+        participant_sid=ALICE,
+        name="cam",
+        kind="video",
+        enabled=True,
+        date_created=NOW,
+        date_updated=NOW,
+    )
+    return PublishedTrackOutcome(
+        client_id=sid, track=track, added=True, subscribers=subscribers, decided=decided
+    )
 
 
 async def test_decisions_follow_versions_and_leave_unconsidered_tracks_alone() -> None:

@@ -21,9 +21,7 @@ SID = "RM" + "1" * 32
 
 
 def create(**fields: object) -> RoomInfo:
-    room, event = domain.create_room(
-        CreateRoomRequest(account_sid=ACCOUNT, **fields), SID, NOW
-    )
+    room, event = domain.create_room(CreateRoomRequest(account_sid=ACCOUNT, **fields), SID, NOW)
     assert event.room == room and event.room_sid == SID
     return room
 
@@ -86,8 +84,12 @@ def test_invalid_values_have_twilio_codes(fields: dict[str, object], code: int) 
 
 
 def test_boundaries_are_inclusive() -> None:
-    room = create(unique_name="n" * 128, empty_room_timeout=1, unused_room_timeout=60,
-                  max_participant_duration=86400)
+    room = create(
+        unique_name="n" * 128,
+        empty_room_timeout=1,
+        unused_room_timeout=60,
+        max_participant_duration=86400,
+    )
     assert room.empty_room_timeout == 1 and room.unused_room_timeout == 60
 
 
@@ -102,10 +104,15 @@ def test_audio_only_rooms_have_no_video_codecs() -> None:
 
 
 def test_recording_rules_accept_object_form_and_string_true() -> None:
-    room = create(recording_rules={"rules": [{"type": "exclude", "all": "true"},
-                                             {"type": "include", "kind": "audio"}]})
-    assert room.recording_rules == [{"type": "exclude", "all": True},
-                                    {"type": "include", "kind": "audio"}]
+    room = create(
+        recording_rules={
+            "rules": [{"type": "exclude", "all": "true"}, {"type": "include", "kind": "audio"}]
+        }
+    )
+    assert room.recording_rules == [
+        {"type": "exclude", "all": True},
+        {"type": "include", "kind": "audio"},
+    ]
 
 
 def test_complete_sets_end_time_and_whole_second_duration() -> None:
@@ -156,12 +163,15 @@ def test_ad_hoc_room_takes_the_account_default_callback() -> None:
     )
     request = domain.ad_hoc_room_request(ACCOUNT, "standup", hooked)
     assert request == CreateRoomRequest(
-        account_sid=ACCOUNT, unique_name="standup",
-        status_callback="https://hooks.example.com/video#rc=2", status_callback_method="GET",
+        account_sid=ACCOUNT,
+        unique_name="standup",
+        status_callback="https://hooks.example.com/video#rc=2",
+        status_callback_method="GET",
     )
     room, _ = domain.create_room(request, SID, NOW, "signaling")
     assert (room.status_callback, room.status_callback_method) == (
-        "https://hooks.example.com/video#rc=2", "GET"
+        "https://hooks.example.com/video#rc=2",
+        "GET",
     )
     assert room.created_by == "signaling" and room.unique_name == "standup"
 
@@ -186,8 +196,15 @@ def test_valid_status_callbacks(url: str) -> None:
 
 @pytest.mark.parametrize(
     "url",
-    ["", "example.com/cb", "ftp://example.com/cb", "https:///cb", "https://exa mple.com/",
-     "http://[::1/cb", "https://example.com/" + "x" * 4000],
+    [
+        "",
+        "example.com/cb",
+        "ftp://example.com/cb",
+        "https:///cb",
+        "https://exa mple.com/",
+        "http://[::1/cb",
+        "https://example.com/" + "x" * 4000,
+    ],
 )
 def test_invalid_status_callbacks(url: str) -> None:
     assert not is_valid_status_callback(url)

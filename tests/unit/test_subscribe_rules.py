@@ -24,15 +24,25 @@ IDENTITIES = {ALICE: "alice", BOB: "bob", CAROL: "Carol"}
 
 def track(publisher: str, name: str, kind: str, index: int) -> TrackInfo:
     return TrackInfo(
-        sid=f"MT{index:032x}", room_sid=ROOM, account_sid=ACCOUNT, participant_sid=publisher,
-        name=name, kind=kind, enabled=True, date_created=NOW, date_updated=NOW,
+        sid=f"MT{index:032x}",
+        room_sid=ROOM,
+        account_sid=ACCOUNT,
+        participant_sid=publisher,
+        name=name,
+        kind=kind,
+        enabled=True,
+        date_created=NOW,
+        date_updated=NOW,
     )
 
 
 ROOM_TRACKS = [
-    track(ALICE, "mic", "audio", 1), track(ALICE, "cam", "video", 2),
-    track(ALICE, "chat", "data", 3), track(BOB, "mic", "audio", 4),
-    track(BOB, "cam", "video", 5), track(CAROL, "screen", "video", 6),
+    track(ALICE, "mic", "audio", 1),
+    track(ALICE, "cam", "video", 2),
+    track(ALICE, "chat", "data", 3),
+    track(BOB, "mic", "audio", 4),
+    track(BOB, "cam", "video", 5),
+    track(CAROL, "screen", "video", 6),
 ]
 
 
@@ -51,30 +61,35 @@ def rejected(text: str | None) -> AtriumError:
 
 
 # Validation ----------------------------------------------------------------------------------
-@pytest.mark.parametrize("text", [
-    None, "", "   ",
-    "not json",
-    "[]",
-    '{"rules": []}',
-    '{"type": "include", "all": true}',  # an object without `rules`
-    '{"rules": [{"type": "include", "all": true}], "extra": 1}',
-    '"include"',
-    "[1]",
-    '[{"all": true}]',  # missing type
-    '[{"type": "subscribe", "all": true}]',
-    '[{"type": "include", "all": false}]',
-    '[{"type": "include", "all": "false"}]',
-    '[{"type": "include", "all": true, "kind": "audio"}]',
-    '[{"type": "include", "all": true, "publisher": "alice"}]',
-    '[{"type": "include", "kind": "audio", "kind": "video"}]',  # the same filter twice
-    '[{"type": "include", "publisher": "a", "publisher": "a"}]',
-    '[{"type": "include", "kind": "screen"}]',
-    '[{"type": "include", "kind": "Audio"}]',
-    '[{"type": "include"}]',  # no filter at all
-    '[{"type": "include", "publisher": 5}]',
-    '[{"type": "include", "trakc": "cam"}]',
-    json.dumps([{"type": "include", "all": True}] * 21),
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        None,
+        "",
+        "   ",
+        "not json",
+        "[]",
+        '{"rules": []}',
+        '{"type": "include", "all": true}',  # an object without `rules`
+        '{"rules": [{"type": "include", "all": true}], "extra": 1}',
+        '"include"',
+        "[1]",
+        '[{"all": true}]',  # missing type
+        '[{"type": "subscribe", "all": true}]',
+        '[{"type": "include", "all": false}]',
+        '[{"type": "include", "all": "false"}]',
+        '[{"type": "include", "all": true, "kind": "audio"}]',
+        '[{"type": "include", "all": true, "publisher": "alice"}]',
+        '[{"type": "include", "kind": "audio", "kind": "video"}]',  # the same filter twice
+        '[{"type": "include", "publisher": "a", "publisher": "a"}]',
+        '[{"type": "include", "kind": "screen"}]',
+        '[{"type": "include", "kind": "Audio"}]',
+        '[{"type": "include"}]',  # no filter at all
+        '[{"type": "include", "publisher": 5}]',
+        '[{"type": "include", "trakc": "cam"}]',
+        json.dumps([{"type": "include", "all": True}] * 21),
+    ],
+)
 def test_invalid_rule_sets_are_53215(text: str | None) -> None:
     rejected(text)
 
@@ -86,18 +101,43 @@ def test_accepted_forms() -> None:
     assert domain.parse_rules('[{"type":"include","all":"true"}]') == include_all
     assert domain.parse_rules('[{"type":"include","all":"True"}]') == include_all
     # What GET returns (every key, null for unused) can be sent back unchanged.
-    echoed = [{"type": "exclude", "all": None, "publisher": "bob", "track": None,
-               "kind": "video", "priority": None}]
+    echoed = [
+        {
+            "type": "exclude",
+            "all": None,
+            "publisher": "bob",
+            "track": None,
+            "kind": "video",
+            "priority": None,
+        }
+    ]
     assert domain.parse_rules(json.dumps(echoed)) == [
-        SubscribeRule(type="exclude", publisher="bob", kind="video")]
+        SubscribeRule(type="exclude", publisher="bob", kind="video")
+    ]
     twenty = domain.parse_rules(json.dumps([{"type": "exclude", "kind": "data"}] * 20))
     assert len(twenty) == 20
     # twilio-python's json.dumps spacing, and every filter at once.
-    full = domain.parse_rules(json.dumps([{"type": "include", "publisher": "alice",
-                                           "track": "cam", "kind": "video",
-                                           "priority": "standard"}]))
-    assert full[0].model_dump() == {"type": "include", "all": None, "publisher": "alice",
-                                    "track": "cam", "kind": "video", "priority": "standard"}
+    full = domain.parse_rules(
+        json.dumps(
+            [
+                {
+                    "type": "include",
+                    "publisher": "alice",
+                    "track": "cam",
+                    "kind": "video",
+                    "priority": "standard",
+                }
+            ]
+        )
+    )
+    assert full[0].model_dump() == {
+        "type": "include",
+        "all": None,
+        "publisher": "alice",
+        "track": "cam",
+        "kind": "video",
+        "priority": "standard",
+    }
 
 
 # Evaluation ----------------------------------------------------------------------------------
@@ -106,61 +146,86 @@ def test_default_is_everything_but_ones_own() -> None:
     chosen = domain.tracks_for(BOB, ROOM_TRACKS, domain.DEFAULT_RULES, IDENTITIES)
     assert [t.participant_sid for t in chosen] == [ALICE, ALICE, ALICE, CAROL]
     assert names(BOB, [{"type": "include", "all": True}]) == [
-        "alice:mic", "alice:cam", "alice:chat", "Carol:screen"]
+        "alice:mic",
+        "alice:cam",
+        "alice:chat",
+        "Carol:screen",
+    ]
 
 
 def test_rules_apply_in_order_from_an_empty_set() -> None:
     # exclude first removes nothing from the empty set; include then adds.
-    assert names(BOB, [{"type": "exclude", "kind": "video"},
-                       {"type": "include", "all": True}]) == [
-        "alice:mic", "alice:cam", "alice:chat", "Carol:screen"]
-    assert names(BOB, [{"type": "include", "all": True},
-                       {"type": "exclude", "kind": "video"}]) == ["alice:mic", "alice:chat"]
+    assert names(BOB, [{"type": "exclude", "kind": "video"}, {"type": "include", "all": True}]) == [
+        "alice:mic",
+        "alice:cam",
+        "alice:chat",
+        "Carol:screen",
+    ]
+    assert names(BOB, [{"type": "include", "all": True}, {"type": "exclude", "kind": "video"}]) == [
+        "alice:mic",
+        "alice:chat",
+    ]
     assert names(BOB, [{"type": "exclude", "all": True}]) == []
-    assert names(BOB, [{"type": "include", "all": True}, {"type": "exclude", "all": True},
-                       {"type": "include", "publisher": "Carol"}]) == ["Carol:screen"]
+    assert names(
+        BOB,
+        [
+            {"type": "include", "all": True},
+            {"type": "exclude", "all": True},
+            {"type": "include", "publisher": "Carol"},
+        ],
+    ) == ["Carol:screen"]
 
 
 def test_filters_and_together() -> None:
-    assert names(BOB, [{"type": "include", "publisher": "alice", "kind": "video"}]) == [
-        "alice:cam"]
+    assert names(BOB, [{"type": "include", "publisher": "alice", "kind": "video"}]) == ["alice:cam"]
     assert names(CAROL, [{"type": "include", "track": "mic", "kind": "audio"}]) == [
-        "alice:mic", "bob:mic"]
+        "alice:mic",
+        "bob:mic",
+    ]
     assert names(CAROL, [{"type": "include", "track": "mic", "kind": "video"}]) == []
     assert names(BOB, [{"type": "include", "kind": "video", "priority": "standard"}]) == [
-        "alice:cam", "Carol:screen"]
+        "alice:cam",
+        "Carol:screen",
+    ]
     assert names(BOB, [{"type": "include", "kind": "video", "priority": "high"}]) == []
 
 
 def test_publisher_by_identity_or_sid_and_track_by_name_or_sid() -> None:
     assert names(BOB, [{"type": "include", "publisher": ALICE}]) == [
-        "alice:mic", "alice:cam", "alice:chat"]
+        "alice:mic",
+        "alice:cam",
+        "alice:chat",
+    ]
     assert names(BOB, [{"type": "include", "publisher": "carol"}]) == []  # case-sensitive
     assert names(BOB, [{"type": "include", "publisher": "Carol"}]) == ["Carol:screen"]
     assert names(BOB, [{"type": "include", "track": ROOM_TRACKS[1].sid}]) == ["alice:cam"]
     assert names(BOB, [{"type": "include", "track": "CAM"}]) == []
-    assert names(ALICE, [{"type": "include", "all": True},
-                         {"type": "exclude", "publisher": "bob", "track": "cam"}]) == [
-        "bob:mic", "Carol:screen"]
+    assert names(
+        ALICE,
+        [{"type": "include", "all": True}, {"type": "exclude", "publisher": "bob", "track": "cam"}],
+    ) == ["bob:mic", "Carol:screen"]
 
 
 def test_never_oneself_even_when_named() -> None:
     assert names(ALICE, [{"type": "include", "publisher": "alice"}]) == []
     for t in ROOM_TRACKS:
         assert not domain.should_subscribe(
-            t.participant_sid, t, [SubscribeRule(type="include", all=True)])
+            t.participant_sid, t, [SubscribeRule(type="include", all=True)]
+        )
 
 
 def test_subscribers_of_a_new_track_follow_each_ones_rules() -> None:
     cam = ROOM_TRACKS[1]
-    no_video = domain.parse_rules('[{"type":"include","all":true},'
-                                  '{"type":"exclude","kind":"video"}]')
+    no_video = domain.parse_rules(
+        '[{"type":"include","all":true},{"type":"exclude","kind":"video"}]'
+    )
     only_alice = domain.parse_rules('[{"type":"include","publisher":"alice"}]')
     present = [ALICE, BOB, CAROL]
     assert domain.subscribers_of(cam, present) == [BOB, CAROL]
     assert domain.subscribers_of(cam, present, {BOB: no_video}, "alice") == [CAROL]
-    assert domain.subscribers_of(cam, present, {BOB: no_video, CAROL: only_alice},
-                                 "alice") == [CAROL]
+    assert domain.subscribers_of(cam, present, {BOB: no_video, CAROL: only_alice}, "alice") == [
+        CAROL
+    ]
     # A rule by identity cannot match when the identity is unknown; by SID it still does.
     assert domain.subscribers_of(cam, present, {CAROL: only_alice}) == [BOB]
 

@@ -22,8 +22,14 @@ TRACK = "MT" + "2" * 32
 
 def participant(sid: str = ALICE, status: str = "connected") -> ParticipantInfo:
     return ParticipantInfo(
-        sid=sid, room_sid=ROOM, account_sid=ACCOUNT, identity=sid[-4:], status=status,
-        date_created=NOW, date_updated=NOW, start_time=NOW,
+        sid=sid,
+        room_sid=ROOM,
+        account_sid=ACCOUNT,
+        identity=sid[-4:],
+        status=status,
+        date_created=NOW,
+        date_updated=NOW,
+        start_time=NOW,
     )
 
 
