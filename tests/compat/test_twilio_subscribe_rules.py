@@ -17,20 +17,14 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
 from atrium_video import Room, connect
+from tests.support.rules import as_returned
 from tests.support.stack import REALTIME, Stack
 from tests.support.tenants import Tenant
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120), pytest.mark.stack(REALTIME)]
 T = TypeVar("T")
 
-INCLUDE_ALL = {
-    "type": "include",
-    "all": True,
-    "publisher": None,
-    "track": None,
-    "kind": None,
-    "priority": None,
-}
+INCLUDE_ALL = as_returned(type="include", all=True)
 
 
 async def off_loop(fn: Callable[[], T]) -> T:
@@ -63,17 +57,7 @@ async def test_fetch_default_update_and_every_invalid_case(stack: Stack, tenant:
         ]
         updated = await off_loop(lambda: rules.update(rules=wanted))
         assert updated.participant_sid == bob.local_participant.sid
-        expected = [
-            INCLUDE_ALL,
-            {
-                "type": "exclude",
-                "all": None,
-                "publisher": "alice",
-                "track": None,
-                "kind": "video",
-                "priority": None,
-            },
-        ]
+        expected = [INCLUDE_ALL, as_returned(type="exclude", publisher="alice", kind="video")]
         assert updated.rules == expected
         assert isinstance(updated.date_created, datetime)
         assert isinstance(updated.date_updated, datetime)
