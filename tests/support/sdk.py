@@ -28,19 +28,10 @@ class Recorder:
     """Every room event, in order, as (event, detail) tuples."""
 
     EVENTS = (
-        "participant_connected",
-        "participant_disconnected",
-        "track_published",
-        "track_unpublished",
-        "track_subscribed",
-        "track_unsubscribed",
-        "track_enabled",
-        "track_disabled",
-        "track_message",
-        "reconnecting",
-        "reconnected",
-        "disconnected",
-    )
+        "participant_connected participant_disconnected track_published track_unpublished"
+        " track_subscribed track_unsubscribed track_enabled track_disabled track_message"
+        " reconnecting reconnected disconnected"
+    ).split()
 
     def __init__(self, room: Room) -> None:
         self.events: list[tuple[str, Any]] = []
