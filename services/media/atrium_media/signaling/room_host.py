@@ -51,6 +51,9 @@ tracer = trace.get_tracer("atrium.media")
 # once a second).
 SPEAKER_TICK_SECONDS = 0.1
 QUALITY_SAMPLE_SECONDS = 1.0
+# How long after a remote participant was announced to a client its network quality level may
+# be sent to it (the signaling update and the MSP answer travel on different channels).
+QUALITY_REMOTE_GRACE_SECONDS = 1.0
 # twilio-video.js's connect() always sends an include-all rule unless automaticSubscription is
 # false: that one is the default and needs no change at the track service.
 DEFAULT_SUBSCRIBE_RULES = [{"type": "include", "all": True}]
@@ -116,12 +119,15 @@ class RoomHost:
                 }
                 if session.msp.granted:
                     connected["media_signaling"] = session.msp.advertisement()
+                session.tell_about([o.participant.sid for o in self.others(session)],
+                                   time.monotonic())
                 await session.send(connected)
                 if session.msp.open(session.pc):
                     await self._offer(session)  # adds the channels' m=application if missing
                 self._start_extensions(session)
             # The others learn about the newcomer; the newcomer receives what they publish.
             for other in self.others(session):
+                other.tell_about([session.participant.sid], time.monotonic())
                 self.spawn(other.send({"type": "update",
                                        "participants": [session.remote_state()]}))
             await self._apply_client_rules(session, body.get("subscribe"))
@@ -546,9 +552,14 @@ class RoomHost:
         if name != NETWORK_QUALITY or not isinstance(message, NetworkQualityRequest):
             return
         session.quality_verbosity = (message.reportLevel, message.remoteReportLevel)
+        known_before = time.monotonic() - QUALITY_REMOTE_GRACE_SECONDS
         answer = build_network_quality_message(
             session.quality.report,
-            [(o.participant.sid, o.quality.report) for o in self.others(session)],
+            [
+                (o.participant.sid, o.quality.report)
+                for o in self.others(session)
+                if session.told_about.get(o.participant.sid, known_before + 1) <= known_before
+            ],
             local_verbosity=message.reportLevel,
             remote_verbosity=message.remoteReportLevel,
         )

@@ -108,6 +108,11 @@ class ParticipantSession:
     quality: NetworkQualityEstimator = field(default_factory=NetworkQualityEstimator)
     last_link: LinkSample | None = None
     quality_verbosity: tuple[int, int] = (1, 0)  # the client's (reportLevel, remoteReportLevel)
+    # When this client was first told about each remote participant (monotonic seconds). A
+    # network quality answer names a remote only once the client surely knows it: twilio-video.js
+    # applies a remote level only to participants it already has, and only when the level
+    # changes, so a level that arrives first would never reach that participant.
+    told_about: dict[str, float] = field(default_factory=dict)
 
     @property
     def session(self) -> str:
@@ -141,6 +146,10 @@ class ParticipantSession:
                 if sub.negotiated or sub.channel is not None or sub.transceiver is not None
             ],
         }
+
+    def tell_about(self, participant_sids: list[str], now: float) -> None:
+        for sid in participant_sids:
+            self.told_about.setdefault(sid, now)
 
     @property
     def state(self) -> str:

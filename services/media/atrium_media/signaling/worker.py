@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Coroutine
 from typing import Any
 
@@ -167,6 +168,7 @@ class MediaWorker:
         session.reply_subject = frame.reply_subject
         self.by_connection[frame.connection_id] = session
         host = self.rooms[session.participant.room_sid]
+        session.tell_about([o.participant.sid for o in host.others(session)], time.monotonic())
         if host.set_reconnecting(session, False):
             self.spawn(self._report_state(session))
         await session.send({
