@@ -1,18 +1,13 @@
-"""Wires the callback service: settings, telemetry, broker, Redis, intake, dispatcher."""
+"""The callback service process: settings, telemetry, and the service that bootstrap() wires."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from faststream.nats import NatsBroker
 
-from atrium_callback import handlers
-from atrium_callback.adapters.http_sender import HttpSender
-from atrium_callback.adapters.redis_store import CallbackStore
-from atrium_callback.usecases import DeliveryLog, Dispatcher, Intake
+from atrium_callback.bootstrap import bootstrap
 from atrium_shared import telemetry
-from atrium_shared.accounts import AccountStore
 from atrium_shared.infra import make_broker, make_redis
 from atrium_shared.service import ServiceParts, ServiceRuntime
 from atrium_shared.settings import Settings, get_settings
@@ -25,20 +20,16 @@ def build(settings: Settings) -> ServiceRuntime:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     broker = make_broker(settings)
     redis = make_redis(settings)
-    store = CallbackStore(redis, settings.callback_log_max_entries)
-    wake = asyncio.Event()  # intake -> dispatcher: "a room has something new"
-    sender = HttpSender()
-    dispatcher = Dispatcher(store, AccountStore(redis), sender, settings, wake)
-    handlers.register(broker, Intake(store, wake), DeliveryLog(store))
+    service = bootstrap(settings, broker=broker, redis=redis)
     return ServiceRuntime(
         ServiceParts(
             name="callback",
             settings=settings,
             broker=broker,
             redis=redis,
-            loops=[dispatcher.run],
-            on_drain=[dispatcher.stop],
-            on_stopped=[sender.close],
+            loops=service.loops,
+            on_drain=service.on_drain,
+            on_stopped=service.on_stopped,
         )
     )
 

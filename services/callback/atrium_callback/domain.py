@@ -1,10 +1,13 @@
 """Status-callback rules, free of I/O.
 
+- what the service remembers of a room (:class:`RoomProjection`, :func:`projection_update`) and
+  of each callback waiting to go out (:class:`PendingCallback`);
 - what Twilio sends for each event (:func:`callback_params`);
 - how the request is signed (:func:`twilio_signature`) and shaped for POST or GET
   (:func:`build_request`);
 - Twilio's connection overrides in the URL fragment (:func:`parse_callback_url`);
-- whether and when a failed try is retried (:class:`RetryPlan`).
+- whether and when a failed try is retried (:class:`RetryPlan`), and how a callback's series of
+  tries is logged (:func:`delivery_record`).
 """
 
 from __future__ import annotations
@@ -15,9 +18,14 @@ import hmac
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
 from urllib.parse import SplitResult, parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
+from pydantic import BaseModel, Field, TypeAdapter
+from pydantic.dataclasses import dataclass as pydantic_dataclass
+
+from atrium_shared.callbacks import DeliveryQuery, DeliveryRecord
 from atrium_shared.events import (
     DomainEvent,
     ParticipantConnected,
@@ -34,18 +42,21 @@ from atrium_shared.settings import Settings
 from atrium_shared.timefmt import to_callback_timestamp
 
 Method = Literal["GET", "POST"]
+# What became of an event taken in: its callback queued, a redelivery of one taken in before, or
+# an event of a room without a StatusCallback.
+IntakeOutcome = Literal["queued", "duplicate", "no-callback"]
 
 # --------------------------------------------------------------------------------------------
 # Parameters
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@pydantic_dataclass(frozen=True)
 class RoomProjection:
     """What the callback service remembers of a room, from the events that carried the room.
 
     Later events (participants, tracks) carry only the room SID; their callbacks still need the
-    room's StatusCallback, name and type.
+    room's StatusCallback, name and type. Stored as this one model, serialized by pydantic.
     """
 
     account_sid: str
@@ -53,6 +64,10 @@ class RoomProjection:
     method: Method = "POST"
     room_name: str = ""
     room_type: str = "group"
+
+
+# The one serialized form of a projection (what the store keeps, one JSON value per room).
+projection_json: TypeAdapter[RoomProjection] = TypeAdapter(RoomProjection)
 
 
 def projection_from_event(event: DomainEvent) -> RoomProjection | None:
@@ -66,6 +81,40 @@ def projection_from_event(event: DomainEvent) -> RoomProjection | None:
         method=room.status_callback_method,
         room_name=room.unique_name,
         room_type=room.type,
+    )
+
+
+@dataclass(frozen=True)
+class ProjectionUpdate:
+    """How one event changes what is known of its room.
+
+    Only rooms with a StatusCallback are remembered: for a room without one, nothing is sent, and
+    "not known" says the same. The room's creation defines the projection (its StatusCallback
+    never changes afterwards); another event that carries the room only fills in for a room not
+    known yet, so a late event without the callback cannot undo the creation's.
+    """
+
+    room: RoomProjection | None  # as the event describes it; None if it does not carry the room
+    defines: bool = False  # the room's creation
+    ended: bool = False  # the room ended: its projection is forgotten a while after
+
+    @property
+    def remembered(self) -> RoomProjection | None:
+        """The room as the event describes it, if it is one to remember (it has a callback)."""
+        return self.room if self.room is not None and self.room.url else None
+
+    def apply(self, known: RoomProjection | None) -> RoomProjection | None:
+        """The projection after this update, given the one ``known`` before."""
+        if self.defines:
+            return self.remembered
+        return known or self.remembered
+
+
+def projection_update(event: DomainEvent) -> ProjectionUpdate:
+    return ProjectionUpdate(
+        room=projection_from_event(event),
+        defines=event.event_type == "room-created",
+        ended=event.event_type == "room-ended",
     )
 
 
@@ -392,3 +441,88 @@ def retry_plan(overrides: ConnectionOverrides, settings: Settings) -> RetryPlan:
         backoff_max_s=settings.callback_backoff_max_seconds,
         timeouts=timeouts,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Pending callbacks and how their tries end
+# --------------------------------------------------------------------------------------------
+
+
+class AttemptState(BaseModel):
+    """How the tries of one callback went so far."""
+
+    attempts: int = 0  # tries that reached the network
+    first_attempt_at: datetime | None = None
+    last_status: int | None = None
+    last_error: str | None = None
+
+    def after(self, result: AttemptResult, *, tried: bool, started: datetime) -> AttemptState:
+        """The state once ``result`` is in; ``tried`` says whether a request was sent."""
+        return AttemptState(
+            attempts=self.attempts + (1 if tried else 0),
+            first_attempt_at=started,
+            last_status=result.status,
+            last_error=result.error
+            or (f"HTTP {result.status}" if result.status and not result.delivered else None),
+        )
+
+
+class PendingCallback(BaseModel):
+    """One callback waiting to go out: its event and how its tries went.
+
+    Where it goes is its room's projection, read with it: a room's StatusCallback does not change,
+    so one projection per room serves all its callbacks.
+    """
+
+    event: DomainEvent
+    # The trace context of the event's consumption; the HTTP request continues that trace.
+    trace: dict[str, str] = Field(default_factory=dict)
+    attempt: AttemptState = Field(default_factory=AttemptState)
+
+
+@dataclass(frozen=True)
+class QueueHead:
+    """The next callback of a room's queue, with the room's projection.
+
+    ``pending`` is None if it could not be read back, ``room`` if the room is no longer known
+    (``problem`` says which): no try could ever send it, so it is dropped.
+    """
+
+    event_id: str
+    pending: PendingCallback | None
+    room: RoomProjection | None
+    problem: str | None = None
+
+
+def delivery_record(
+    event: DomainEvent,
+    url: str,
+    method: Method,
+    attempt: AttemptState,
+    result: AttemptResult,
+    finished_at: datetime,
+) -> DeliveryRecord:
+    """The delivery log's entry for ``event``'s callback to ``url`` whose last try was
+    ``result``."""
+    return DeliveryRecord(
+        event_id=event.event_id,
+        account_sid=event.account_sid,
+        room_sid=event.room_sid,
+        event_type=event.event_type,
+        sequence_number=event.sequence_number,
+        url=public_url(url),
+        method=method,
+        outcome="delivered" if result.delivered else "dead-letter",
+        attempts=attempt.attempts,
+        last_status=attempt.last_status,
+        last_error=None if result.delivered else attempt.last_error,
+        first_attempt_at=attempt.first_attempt_at or finished_at,
+        finished_at=finished_at,
+    )
+
+
+def matches(record: DeliveryRecord, query: DeliveryQuery) -> bool:
+    """Whether the delivery log's ``record`` is one ``query`` asks for (its kind aside)."""
+    if query.account_sid and record.account_sid != query.account_sid:
+        return False
+    return not (query.room_sid and record.room_sid != query.room_sid)

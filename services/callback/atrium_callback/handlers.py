@@ -1,4 +1,8 @@
-"""NATS entry points: the event consumer and the delivery-log RPC. Thin: decode, delegate, ack."""
+"""NATS entry points: the event consumer and the delivery-log RPC. Thin: parse, delegate, ack.
+
+The consumer parses each message into its :data:`DomainEvent` here, once; the use cases and the
+queue pass that object along.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,12 @@ import logging
 from faststream import AckPolicy
 from faststream.nats import ConsumerConfig, NatsBroker, PullSub
 from faststream.nats.annotations import NatsMessage
+from pydantic import ValidationError
 
 from atrium_callback.usecases import DeliveryLog, Intake
 from atrium_shared import subjects
 from atrium_shared.callbacks import DeliveryList, DeliveryQuery
+from atrium_shared.events import parse_event
 from atrium_shared.rpc import reply_handler
 
 log = logging.getLogger("atrium.callback")
@@ -40,13 +46,23 @@ def register(broker: NatsBroker, intake: Intake, deliveries: DeliveryLog) -> Non
     async def on_event(message: NatsMessage) -> None:
         """Record the event's callback in its room's queue, then acknowledge it."""
         try:
-            await intake.accept(message.body)
+            event = parse_event(message.body)
+        except ValidationError as exc:
+            # No redelivery can make it readable; holding it would stop the stream behind it.
+            log.error(
+                "dropping unreadable event",
+                extra={"fields": {"errors": exc.error_count(), "detail": str(exc)[:500]}},
+            )
+            await message.ack()
+            return
+        try:
+            await intake.accept(event)
         except Exception:
             # Not stored: let JetStream offer it again rather than lose it.
             log.exception("recording event failed; it will be redelivered")
             await message.nack(delay=REDELIVERY_DELAY_SECONDS)
             return
-        # Stored, or unreadable (logged): either way this message is done.
+        # Stored (or known already, or without a callback): this message is done.
         await message.ack()
 
     @broker.subscriber(

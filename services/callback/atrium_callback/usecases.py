@@ -1,9 +1,14 @@
 """What the callback service does: take events in, deliver their callbacks, answer the log.
 
-Intake records each consumed event in its room's queue (idempotently, by event id) so the
-JetStream message can be acknowledged at once. The dispatcher drains each room's queue in
-sequence order, one callback at a time per room, under a per-room lease so two replicas never
-deliver one room concurrently, while many rooms proceed in parallel (bounded).
+:class:`Intake` records each consumed event's callback in its room's queue (once per event id)
+so the JetStream message can be acknowledged at once. :class:`Delivery` tries a room's next
+callback once and settles it: logged, dead-lettered or rescheduled with backoff. The
+:class:`Dispatcher` drains each due room's queue in sequence order, one callback at a time per
+room, under a per-room lease so two replicas never deliver one room concurrently, while many
+rooms proceed in parallel (bounded).
+
+An event is parsed once, by the handler; from there on it travels as the :data:`DomainEvent`
+object, stored and read back as part of its :class:`PendingCallback`.
 """
 
 from __future__ import annotations
@@ -11,34 +16,35 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import time
 import uuid
-from datetime import datetime
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
-from opentelemetry import context as otel_context
-from opentelemetry import propagate
-from pydantic import ValidationError
-
-from atrium_callback.adapters.http_sender import HttpSender
-from atrium_callback.adapters.redis_store import (
-    AttemptState,
-    CallbackStore,
-    QueuedCallback,
-)
 from atrium_callback.domain import (
     AttemptResult,
+    IntakeOutcome,
+    PendingCallback,
+    RoomProjection,
     build_request,
     callback_params,
+    delivery_record,
     parse_callback_url,
-    projection_from_event,
+    projection_update,
     public_url,
     retry_plan,
 )
-from atrium_shared.accounts import AccountStore
-from atrium_shared.callbacks import DeliveryList, DeliveryQuery, DeliveryRecord
-from atrium_shared.events import DomainEvent, parse_event
+from atrium_callback.ports import (
+    AccountsPort,
+    CallbackQueue,
+    CallbackSender,
+    Clock,
+    DeliveryLogReader,
+    IntakeStore,
+    Tracing,
+)
+from atrium_shared.callbacks import DeliveryList, DeliveryQuery
+from atrium_shared.events import DomainEvent
 from atrium_shared.settings import Settings
-from atrium_shared.timefmt import utcnow
 
 log = logging.getLogger("atrium.callback")
 
@@ -46,41 +52,28 @@ log = logging.getLogger("atrium.callback")
 LEASE_MS = 2000
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 class Intake:
-    def __init__(self, store: CallbackStore, wake: asyncio.Event) -> None:
+    def __init__(
+        self,
+        store: IntakeStore,
+        clock: Clock,
+        tracing: Tracing,
+        on_queued: Callable[[], None] = lambda: None,
+    ) -> None:
         self._store = store
-        self._wake = wake
+        self._clock = clock
+        self._tracing = tracing
+        self._on_queued = on_queued  # "a room has something new", to wake the dispatcher
 
-    async def accept(self, raw: bytes | str) -> DomainEvent | None:
-        """Record one consumed event. Returns the event, or None if it is unreadable.
+    async def accept(self, event: DomainEvent) -> IntakeOutcome:
+        """Queue the event's callback behind its room's earlier ones, unless it was taken in
+        before or its room has no StatusCallback.
 
-        Raises only if the event could not be stored (Redis down): it must then be redelivered.
+        Raises only if nothing could be stored (Redis down): the event must then be redelivered.
         """
-        try:
-            event = parse_event(raw)
-        except ValidationError as exc:
-            log.error(
-                "dropping unreadable event",
-                extra={"fields": {"errors": exc.error_count(), "detail": str(exc)[:500]}},
-            )
-            return None
-        carrier: dict[str, str] = {}
-        propagate.inject(carrier)  # the consume span, parent of the delivery's HTTP span
-        outcome = await self._store.record(
-            event_id=event.event_id,
-            room_sid=event.room_sid,
-            sequence_number=event.sequence_number,
-            event_json=event.model_dump_json(),
-            trace=carrier,
-            projection=projection_from_event(event),
-            defines_room=event.event_type == "room-created",
-            room_ended=event.event_type == "room-ended",
-            now_ms=_now_ms(),
-        )
+        # The consume span is current: the delivery's HTTP span becomes its child.
+        pending = PendingCallback(event=event, trace=self._tracing.current())
+        outcome = await self._store.take_in(pending, projection_update(event), self._clock.now())
         log.debug(
             "event recorded",
             extra={
@@ -93,37 +86,151 @@ class Intake:
             },
         )
         if outcome == "queued":
-            self._wake.set()
-        return event
+            self._on_queued()
+        return outcome
 
 
 class DeliveryLog:
-    def __init__(self, store: CallbackStore) -> None:
-        self._store = store
+    def __init__(self, reader: DeliveryLogReader) -> None:
+        self._reader = reader
 
     async def query(self, query: DeliveryQuery) -> DeliveryList:
-        return DeliveryList(records=await self._store.deliveries(query))
+        return DeliveryList(records=await self._reader.deliveries(query))
 
 
-class Dispatcher:
+class Delivery:
+    """One try of a room's next callback, and what follows from it."""
+
     def __init__(
         self,
-        store: CallbackStore,
-        accounts: AccountStore,
-        sender: HttpSender,
+        queue: CallbackQueue,
+        accounts: AccountsPort,
+        sender: CallbackSender,
         settings: Settings,
-        wake: asyncio.Event,
+        clock: Clock,
+        tracing: Tracing,
     ) -> None:
-        self._store = store
+        self._queue = queue
         self._accounts = accounts
         self._sender = sender
         self._settings = settings
-        self._wake = wake
+        self._clock = clock
+        self._tracing = tracing
+
+    async def deliver_head(self, room_sid: str, owner: str) -> bool:
+        """Try the room's next callback once (``owner`` holds its lease). True to go on with the
+        room's next callback now; False when its queue is empty, the next try has to wait, or the
+        lease was lost."""
+        head = await self._queue.head(room_sid)
+        if head is None:
+            return False
+        if head.pending is None or head.room is None:
+            log.error(
+                "dropping unreadable queued callback",
+                extra={
+                    "fields": {
+                        "room_sid": room_sid,
+                        "event_id": head.event_id,
+                        "error": head.problem,
+                    }
+                },
+            )
+            return await self._queue.drop(room_sid, owner, head.event_id, self._clock.now())
+        # Continue the event's trace: the HTTP span becomes a child of the consume span.
+        with self._tracing.continued(head.pending.trace):
+            return await self._attempt(room_sid, owner, head.pending, head.room)
+
+    async def _attempt(
+        self, room_sid: str, owner: str, pending: PendingCallback, room: RoomProjection
+    ) -> bool:
+        url = room.url or ""  # a known room has a StatusCallback
+        target = parse_callback_url(url)
+        plan = retry_plan(target.overrides, self._settings)
+        started = pending.attempt.first_attempt_at or self._clock.now()
+
+        account = await self._accounts.get_account(room.account_sid)
+        tried = account is not None and account.status == "active"
+        if account is None or not tried:
+            # Nothing to sign with: no try can succeed.
+            result = AttemptResult(error="account not found or not active", permanent=True)
+        else:
+            request = build_request(
+                target,
+                room.method,
+                callback_params(pending.event, room),
+                account.auth_token.get_secret_value(),
+            )
+            timeouts = plan.try_timeouts(self._elapsed_ms(started))
+            result = await self._sender.send(request, timeouts)
+
+        attempt = pending.attempt.after(result, tried=tried, started=started)
+        event = pending.event
+        fields = {
+            "room_sid": room_sid,
+            "event_id": event.event_id,
+            "event_type": event.event_type,
+            "sequence_number": event.sequence_number,
+            "url": public_url(url),
+            "attempt": attempt.attempts,
+            "status": result.status,
+        }
+        delay = (
+            None
+            if result.delivered
+            else plan.next_delay(result, attempt.attempts, self._elapsed_ms(started))
+        )
+        if delay is not None:
+            log.info(
+                "status callback failed; retrying in %.2fs",
+                delay,
+                extra={"fields": {**fields, "error": attempt.last_error}},
+            )
+            retry_at = self._clock.now() + timedelta(seconds=delay)
+            retried = pending.model_copy(update={"attempt": attempt})
+            await self._queue.reschedule(room_sid, owner, retried, retry_at)
+            return False  # the lease is released; the room waits for its turn in the schedule
+
+        record = delivery_record(event, url, room.method, attempt, result, self._clock.now())
+        if record.outcome == "delivered":
+            log.info("status callback delivered", extra={"fields": fields})
+        else:
+            log.warning(
+                "status callback dead-lettered",
+                extra={"fields": {**fields, "error": attempt.last_error}},
+            )
+        return await self._queue.finish(room_sid, owner, record, self._clock.now())
+
+    def _elapsed_ms(self, started: datetime) -> float:
+        return (self._clock.now() - started).total_seconds() * 1000
+
+
+class Dispatcher:
+    """Starts due rooms while slots are free; each room drains under its lease."""
+
+    def __init__(
+        self,
+        queue: CallbackQueue,
+        delivery: Delivery,
+        clock: Clock,
+        *,
+        concurrency: int,
+        poll_seconds: float,
+        lease_ms: int = LEASE_MS,
+    ) -> None:
+        self._queue = queue
+        self._delivery = delivery
+        self._clock = clock
         self._owner = uuid.uuid4().hex
-        self._slots = max(1, settings.callback_concurrency)
-        self._poll_s = max(0.02, min(settings.timer_poll_seconds, 1.0))
+        self._slots = max(1, concurrency)
+        self._poll_s = max(0.02, min(poll_seconds, 1.0))
+        self._lease_ms = lease_ms
         self._active: dict[str, asyncio.Task[None]] = {}
+        self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
+
+    def wake(self) -> None:
+        """Look for due rooms now rather than at the next poll (intake queued something)."""
+        self._wake.set()
 
     def stop(self) -> None:
         self._stopping.set()
@@ -132,13 +239,17 @@ class Dispatcher:
     async def run(self) -> None:
         while not self._stopping.is_set():
             try:
-                await self._start_due_rooms()
+                await self.start_due_rooms()
             except Exception as exc:
                 # Redis unreachable, most likely; the schedule is in Redis, so nothing is lost.
                 log.warning("callback dispatcher: %s; retrying", exc)
             await self._idle()
         # Let the rooms in flight finish their current try (the runtime bounds the wait).
-        if self._active:
+        await self.wait_active()
+
+    async def wait_active(self) -> None:
+        """Until every room started so far has drained or stopped."""
+        while self._active:
             await asyncio.gather(*self._active.values(), return_exceptions=True)
 
     async def _idle(self) -> None:
@@ -148,23 +259,26 @@ class Dispatcher:
         except TimeoutError:
             pass
 
-    async def _start_due_rooms(self) -> None:
+    async def start_due_rooms(self) -> list[str]:
+        """Start draining the due rooms this dispatcher has slots for; returns those started."""
+        started: list[str] = []
         free = self._slots - len(self._active)
         if free <= 0:
-            return
+            return started
         # Ask for more than we can take: rooms leased by other replicas are skipped.
-        candidates = await self._store.due_rooms(_now_ms(), free + len(self._active) + 50)
-        for room_sid in candidates:
-            if free <= 0 or self._stopping.is_set():
+        limit = free + len(self._active) + 50
+        for room_sid in await self._queue.due_rooms(self._clock.now(), limit):
+            if len(started) >= free or self._stopping.is_set():
                 break
             if room_sid in self._active:
                 continue
-            if not await self._store.acquire(room_sid, self._owner, LEASE_MS):
+            if not await self._queue.acquire(room_sid, self._owner, self._lease_ms):
                 continue
             task = asyncio.create_task(self._drain_room(room_sid), name=f"callbacks {room_sid}")
             self._active[room_sid] = task
             task.add_done_callback(functools.partial(self._room_done, room_sid))
-            free -= 1
+            started.append(room_sid)
+        return started
 
     def _room_done(self, room_sid: str, _task: asyncio.Task[None]) -> None:
         self._active.pop(room_sid, None)
@@ -175,133 +289,23 @@ class Dispatcher:
         renewer = asyncio.create_task(self._keep_lease(room_sid))
         try:
             while not self._stopping.is_set() and not renewer.done():
-                if not await self._deliver_head(room_sid):
+                if not await self._delivery.deliver_head(room_sid, self._owner):
                     return
         except Exception:
             log.exception("delivering callbacks of %s failed; will retry", room_sid)
         finally:
             renewer.cancel()
             try:
-                await self._store.release(room_sid, self._owner)
+                await self._queue.release(room_sid, self._owner)
             except Exception as exc:
                 log.warning("releasing lease of %s: %s", room_sid, exc)
 
     async def _keep_lease(self, room_sid: str) -> None:
         while True:
-            await asyncio.sleep(LEASE_MS / 3000)
+            await asyncio.sleep(self._lease_ms / 3000)
             try:
-                if not await self._store.acquire(room_sid, self._owner, LEASE_MS):
+                if not await self._queue.acquire(room_sid, self._owner, self._lease_ms):
                     log.warning("lost the lease of room %s", room_sid)
                     return
             except Exception as exc:
                 log.warning("renewing lease of %s: %s", room_sid, exc)
-
-    async def _deliver_head(self, room_sid: str) -> bool:
-        """Try the room's next callback once. True to go on with the next one now."""
-        head = await self._store.head(room_sid)
-        if head is None:
-            return False
-        event_id, raw_item, state = head
-        try:
-            if raw_item is None:
-                raise ValueError("queued item missing")
-            item = QueuedCallback.model_validate_json(raw_item)
-            event = parse_event(item.event)
-        except (ValueError, ValidationError) as exc:
-            log.error(
-                "dropping unreadable queued callback",
-                extra={"fields": {"room_sid": room_sid, "event_id": event_id, "error": str(exc)}},
-            )
-            return await self._store.drop(room_sid, self._owner, event_id, _now_ms())
-
-        # Continue the event's trace: the HTTP span becomes a child of the consume span.
-        token = otel_context.attach(propagate.extract(item.trace))
-        try:
-            return await self._attempt(room_sid, event, item, state)
-        finally:
-            otel_context.detach(token)
-
-    async def _attempt(
-        self, room_sid: str, event: DomainEvent, item: QueuedCallback, state: AttemptState
-    ) -> bool:
-        target = parse_callback_url(item.url)
-        plan = retry_plan(target.overrides, self._settings)
-        started = state.first_attempt_at or utcnow()
-        elapsed_ms = (utcnow() - started).total_seconds() * 1000
-
-        account = await self._accounts.get_account(item.account_sid)
-        tried = account is not None and account.status == "active"
-        if account is None or not tried:
-            # Nothing to sign with: no try can succeed.
-            result = AttemptResult(error="account not found or not active", permanent=True)
-        else:
-            request = build_request(
-                target,
-                item.method,
-                callback_params(event, item.room()),
-                account.auth_token.get_secret_value(),
-            )
-            result = await self._sender.send(request, plan.try_timeouts(elapsed_ms))
-
-        state = AttemptState(
-            attempts=state.attempts + (1 if tried else 0),
-            first_attempt_at=started,
-            last_status=result.status,
-            last_error=result.error
-            or (f"HTTP {result.status}" if result.status and not result.delivered else None),
-        )
-        fields = {
-            "room_sid": room_sid,
-            "event_id": event.event_id,
-            "event_type": event.event_type,
-            "sequence_number": event.sequence_number,
-            "url": public_url(item.url),
-            "attempt": state.attempts,
-            "status": result.status,
-        }
-        elapsed_ms = (utcnow() - started).total_seconds() * 1000
-        delay = None if result.delivered else plan.next_delay(result, state.attempts, elapsed_ms)
-        if delay is not None:
-            log.info(
-                "status callback failed; retrying in %.2fs",
-                delay,
-                extra={"fields": {**fields, "error": state.last_error}},
-            )
-            await self._store.reschedule(
-                room_sid, self._owner, event.event_id, state, _now_ms() + int(delay * 1000)
-            )
-            return False  # the lease is released; the room waits for its turn in the schedule
-
-        record = self._record(event, item, state, started, result)
-        if record.outcome == "delivered":
-            log.info("status callback delivered", extra={"fields": fields})
-        else:
-            log.warning(
-                "status callback dead-lettered",
-                extra={"fields": {**fields, "error": state.last_error}},
-            )
-        return await self._store.finish(room_sid, self._owner, record, _now_ms())
-
-    @staticmethod
-    def _record(
-        event: DomainEvent,
-        item: QueuedCallback,
-        state: AttemptState,
-        started: datetime,
-        result: AttemptResult,
-    ) -> DeliveryRecord:
-        return DeliveryRecord(
-            event_id=event.event_id,
-            account_sid=event.account_sid,
-            room_sid=event.room_sid,
-            event_type=event.event_type,
-            sequence_number=event.sequence_number,
-            url=public_url(item.url),
-            method=item.method,
-            outcome="delivered" if result.delivered else "dead-letter",
-            attempts=state.attempts,
-            last_status=state.last_status,
-            last_error=None if result.delivered else state.last_error,
-            first_attempt_at=started,
-            finished_at=utcnow(),
-        )

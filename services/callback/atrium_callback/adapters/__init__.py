@@ -1,1 +1,2 @@
-"""Adapters: Redis (queues, leases, delivery log) and HTTP (sending the callbacks)."""
+"""Adapters: Redis (intake, queues, leases, delivery log), HTTP (sending the callbacks) and
+OpenTelemetry (carrying an event's trace to its callback)."""

@@ -1,7 +1,7 @@
-"""Sends one status-callback request over HTTP and reports how it went, never raising.
+"""HTTP: sends one status-callback request and reports how it went, never raising.
 
 The client is instrumented with OpenTelemetry, so each request is a span of the current trace
-(the dispatcher makes the event's consume span current before sending).
+(the delivery makes the event's consume span current before sending).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from atrium_callback.domain import AttemptResult, CallbackRequest, Timeouts
 USER_AGENT = "Atrium-Callbacks/1.0"
 
 
-class HttpSender:
+class HttpCallbackSender:
     def __init__(self) -> None:
         # No pooled connection lives long: a webhook that restarts must not see stale sockets.
         self._client = httpx.AsyncClient(
