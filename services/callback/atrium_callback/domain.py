@@ -451,7 +451,7 @@ def retry_plan(overrides: ConnectionOverrides, settings: Settings) -> RetryPlan:
 class AttemptState(BaseModel):
     """How the tries of one callback went so far."""
 
-    attempts: int = 0  # tries that reached the network
+    attempts: int = 0  # requests tried (none while there was no account to sign with)
     first_attempt_at: datetime | None = None
     last_status: int | None = None
     last_error: str | None = None
