@@ -9,7 +9,6 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -460,14 +459,6 @@ class HeldResync:
         monkeypatch.setattr(atrium_video.room, "TcmpTransport", Transport)
 
 
-def _participant_service_sets_state() -> bool:
-    """Whether the participant service answers PARTICIPANT_SET_STATE yet (REST ``reconnecting``)."""
-    import atrium_participant
-
-    root = Path(atrium_participant.__file__).parent
-    return any("PARTICIPANT_SET_STATE" in p.read_text() for p in root.rglob("*.py"))
-
-
 async def _drop_and_hold(
     stack: Stack,
     tenant: Tenant,
@@ -553,10 +544,6 @@ async def test_a_participant_whose_socket_drops_is_seen_reconnecting_then_reconn
     assert order == ["participant_reconnecting", "participant_reconnected"]
 
 
-@pytest.mark.skipif(
-    not _participant_service_sets_state(),
-    reason="the participant service does not implement PARTICIPANT_SET_STATE yet",
-)
 async def test_rest_shows_a_reconnecting_participant(
     stack: Stack, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -579,3 +566,81 @@ async def test_rest_shows_a_reconnecting_participant(
         await eventually(connected, timeout=10, message="REST status connected again")
 
     await _drop_and_hold(stack, tenant, monkeypatch, "rest-reconnecting", meanwhile, afterwards)
+
+
+class DeadUplink:
+    """Everything the client sends over its media transport (RTP, RTCP, SCTP) is dropped, while
+    ICE and the signaling socket stay up: its media is lost, nothing else."""
+
+    def __init__(self, room: Room) -> None:
+        senders = room.peer_connection.getSenders()
+        transports = {id(s.transport): s.transport for s in senders if s.transport is not None}
+        (dtls,) = transports.values()
+        self._ice = dtls.transport
+        self._original = self._ice._send
+
+    async def _drop(self, data: bytes) -> None:
+        return None
+
+    def start(self) -> None:
+        self._ice._send = self._drop
+
+    def stop(self) -> None:
+        self._ice._send = self._original
+
+
+async def test_a_participant_whose_media_is_lost_is_seen_reconnecting_then_reconnected(
+    stack: Stack, tenant: Tenant
+) -> None:
+    client = stack.rest(tenant)
+    joining = [
+        join(stack, tenant, "ann", "media-loss", tracks=full_tracks()),
+        join(stack, tenant, "ben", "media-loss", tracks=[create_local_audio_track()]),
+    ]
+    async with rooms(*joining) as (ann, ben):
+        await eventually(
+            until(lambda: getattr(ann.get_participant("ben"), "state", None) == "connected"),
+            timeout=20,
+            message="ann sees ben",
+        )
+        ben_at_ann = ann.get_participant("ben")
+        assert ben_at_ann is not None
+
+        def hears_ben() -> bool:
+            audio = [p for p in ben_at_ann.tracks.values() if p.kind == "audio"]
+            track = audio[0].track if audio else None
+            return track is not None and track.frames_received > 10
+
+        await eventually(until(hears_ben), timeout=20, message="ben's audio reaches ann")
+        order: list[str] = []
+        for name in ("participant_reconnecting", "participant_reconnected"):
+            ann.on(name, lambda *_, name=name: order.append(name))
+        uplink = DeadUplink(ben)
+        cut_at = time.monotonic()
+        uplink.start()
+        await eventually(
+            until(lambda: ben_at_ann.state == "reconnecting"),
+            timeout=10,
+            message="ann sees ben reconnecting once his media stops",
+        )
+        noticed_after = time.monotonic() - cut_at
+        participant = client.video.v1.rooms(ann.sid).participants(ben_at_ann.sid)
+
+        async def rest_status(expected: str) -> bool:
+            return str((await asyncio.to_thread(participant.fetch)).status) == expected
+
+        await eventually(
+            lambda: rest_status("reconnecting"), timeout=10, message="REST shows ben reconnecting"
+        )
+        assert ben.state == "connected"  # his signaling never dropped
+        uplink.stop()
+        await eventually(
+            until(lambda: ben_at_ann.state == "connected"),
+            timeout=10,
+            message="ann sees ben connected again once his media is back",
+        )
+        await eventually(
+            lambda: rest_status("connected"), timeout=10, message="REST shows ben connected again"
+        )
+        assert order == ["participant_reconnecting", "participant_reconnected"]
+        assert noticed_after < 6, noticed_after  # 3 s of silence + the once-a-second look

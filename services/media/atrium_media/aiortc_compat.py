@@ -77,6 +77,7 @@ def check_static() -> None:
     _require_method(RTCRtpReceiver, "_send_rtcp_pli", ("media_ssrc",), True)
     _require_method(RTCRtpSender, "_send_keyframe", (), False)
     _require_method(RTCDtlsTransport, "_send_rtp", ("data",), True)
+    _require_method(RTCDtlsTransport, "_get_stats", (), False)
     if not hasattr(aioice.ice, "get_host_addresses"):
         raise _fail("aioice.ice.get_host_addresses is missing")
     sig = tuple(inspect.signature(aioice.ice.get_host_addresses).parameters)
@@ -87,6 +88,15 @@ def check_static() -> None:
             raise _fail(f"aiortc.rtp.{name} is missing")
     if not hasattr(aiortc.rtcrtpreceiver, "decoder_worker"):
         raise _fail("aiortc.rtcrtpreceiver.decoder_worker is missing")
+
+
+def datagrams_received(transport: RTCDtlsTransport) -> int:
+    """Every datagram the transport took in (RTP, RTCP, SCTP, DTLS): a cheap sign of life."""
+    for stats in transport._get_stats().values():
+        received = getattr(stats, "packetsReceived", None)
+        if isinstance(received, int):
+            return received
+    return 0
 
 
 def require_instance_attrs(obj: Any, names: Iterable[str]) -> None:

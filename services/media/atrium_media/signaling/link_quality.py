@@ -30,7 +30,9 @@ def _rtt_seconds(outbound: Sequence[OutboundStream]) -> float | None:
 
 
 def _send(
-    now: Sequence[InboundStream], before: dict[str, InboundStream], seconds: float,
+    now: Sequence[InboundStream],
+    before: dict[str, InboundStream],
+    seconds: float,
     rtt: float | None,
 ) -> DirectionStats | None:
     if not now:
@@ -53,7 +55,9 @@ def _send(
 
 
 def _recv(
-    now: Sequence[OutboundStream], before: dict[str, OutboundStream], seconds: float,
+    now: Sequence[OutboundStream],
+    before: dict[str, OutboundStream],
+    seconds: float,
     rtt: float | None,
 ) -> DirectionStats | None:
     reported = [s for s in now if s.reported]
@@ -62,8 +66,9 @@ def _recv(
     weights: list[tuple[OutboundStream, int]] = []
     for stream in reported:
         previous = before.get(stream.track_id)
-        weights.append((stream, max(stream.bytes_sent - (previous.bytes_sent if previous else 0),
-                                    0)))
+        weights.append(
+            (stream, max(stream.bytes_sent - (previous.bytes_sent if previous else 0), 0))
+        )
     total = sum(w for _, w in weights)
     if total:
         fraction = sum(s.fraction_lost * w for s, w in weights) / total
@@ -87,9 +92,11 @@ def participant_stats(previous: LinkSample | None, current: LinkSample) -> Parti
     kinds: dict[str, MediaStats] = {}
     for kind in KINDS:
         kinds[kind] = MediaStats(
-            send=_send([s for s in current.inbound if s.kind == kind], inbound_before, seconds,
-                       rtt),
-            recv=_recv([s for s in current.outbound if s.kind == kind], outbound_before,
-                       seconds, rtt),
+            send=_send(
+                [s for s in current.inbound if s.kind == kind], inbound_before, seconds, rtt
+            ),
+            recv=_recv(
+                [s for s in current.outbound if s.kind == kind], outbound_before, seconds, rtt
+            ),
         )
     return ParticipantStats(audio=kinds["audio"], video=kinds["video"])

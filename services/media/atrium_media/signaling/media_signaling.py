@@ -67,8 +67,7 @@ class MediaSignaling:
     def advertisement(self) -> dict[str, Any]:
         """The ``media_signaling`` field of ``connected``."""
         return {
-            name: {"transport": {"type": "data-channel", "label": name}}
-            for name in self.granted
+            name: {"transport": {"type": "data-channel", "label": name}} for name in self.granted
         }
 
     @property

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from aiortc import RTCDataChannel
@@ -51,6 +51,7 @@ tracer = trace.get_tracer("atrium.media")
 # once a second).
 SPEAKER_TICK_SECONDS = 0.1
 QUALITY_SAMPLE_SECONDS = 1.0
+MEDIA_WATCH_SECONDS = 1.0
 # How long after a remote participant was announced to a client its network quality level may
 # be sent to it (the signaling update and the MSP answer travel on different channels).
 QUALITY_REMOTE_GRACE_SECONDS = 1.0
@@ -69,6 +70,10 @@ class RoomHost:
         self.speakers = DominantSpeakerDetector()
         self._speaker_loop: asyncio.Task[None] | None = None
         self._quality_loop: asyncio.Task[None] | None = None
+        self._media_watch: asyncio.Task[None] | None = None
+        # Called when a participant turns reconnecting or connected again (the worker tells
+        # the participant service, for REST).
+        self.on_state_changed: Callable[[ParticipantSession], None] | None = None
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
@@ -82,15 +87,20 @@ class RoomHost:
     # Joining ----------------------------------------------------------------------------------
     async def connect(self, session: ParticipantSession, body: dict[str, Any]) -> None:
         """Answer the connect offer, register the signaled tracks, reply ``connected``."""
-        with tracer.start_as_current_span("rsp connect", attributes={
-            "atrium.room_sid": self.room.sid, "atrium.participant_sid": session.participant.sid,
-        }):
+        with tracer.start_as_current_span(
+            "rsp connect",
+            attributes={
+                "atrium.room_sid": self.room.sid,
+                "atrium.participant_sid": session.participant.sid,
+            },
+        ):
             async with session.lock:
                 self.sessions[session.participant.sid] = session
                 session.pc.on("datachannel", lambda channel: self._on_datachannel(session, channel))
                 pcs = body.get("peer_connections") or []
-                offer = next((pc for pc in pcs if (pc.get("description") or {}).get("type")
-                              == "offer"), None)
+                offer = next(
+                    (pc for pc in pcs if (pc.get("description") or {}).get("type") == "offer"), None
+                )
                 answer: dict[str, Any] | None = None
                 if offer is not None:
                     session.pc_id = str(offer.get("id", ""))
@@ -110,8 +120,10 @@ class RoomHost:
                     "options": {"session_timeout": SESSION_TIMEOUT_SECONDS},
                     "sid": self.room.sid,
                     "name": self.room.unique_name,
-                    "participant": {"sid": session.participant.sid,
-                                    "identity": session.participant.identity},
+                    "participant": {
+                        "sid": session.participant.sid,
+                        "identity": session.participant.identity,
+                    },
                     "participants": [o.remote_state() for o in self.others(session)],
                     "peer_connections": [answer] if answer else [],
                     "published": session.published_body(),
@@ -119,8 +131,9 @@ class RoomHost:
                 }
                 if session.msp.granted:
                     connected["media_signaling"] = session.msp.advertisement()
-                session.tell_about([o.participant.sid for o in self.others(session)],
-                                   time.monotonic())
+                session.tell_about(
+                    [o.participant.sid for o in self.others(session)], time.monotonic()
+                )
                 await session.send(connected)
                 if session.msp.open(session.pc):
                     await self._offer(session)  # adds the channels' m=application if missing
@@ -128,12 +141,12 @@ class RoomHost:
             # The others learn about the newcomer; the newcomer receives what they publish.
             for other in self.others(session):
                 other.tell_about([session.participant.sid], time.monotonic())
-                self.spawn(other.send({"type": "update",
-                                       "participants": [session.remote_state()]}))
+                self.spawn(other.send({"type": "update", "participants": [session.remote_state()]}))
             await self._apply_client_rules(session, body.get("subscribe"))
             joined = await self.control.join_tracks(session.participant)
-            self.apply_decision(session, joined.rules_version, joined.considered,
-                                [t.sid for t in joined.tracks])
+            self.apply_decision(
+                session, joined.rules_version, joined.considered, [t.sid for t in joined.tracks]
+            )
             self.spawn(self.reconcile(session))
 
     # Client updates ---------------------------------------------------------------------------
@@ -189,13 +202,19 @@ class RoomHost:
         session.client_revision = revision
         signaled = {str(t.get("id")): t for t in state.get("tracks") or [] if t.get("id")}
         added = [
-            ClientTrack(client_id=tid, kind=str(t.get("kind")), name=str(t.get("name") or tid),
-                        enabled=bool(t.get("enabled", True)))
-            for tid, t in signaled.items() if tid not in session.tracks
+            ClientTrack(
+                client_id=tid,
+                kind=str(t.get("kind")),
+                name=str(t.get("name") or tid),
+                enabled=bool(t.get("enabled", True)),
+            )
+            for tid, t in signaled.items()
+            if tid not in session.tracks
         ]
         removed = [t for tid, t in session.tracks.items() if tid not in signaled]
         toggled = [
-            t for tid, t in session.tracks.items()
+            t
+            for tid, t in session.tracks.items()
             if tid in signaled and bool(signaled[tid].get("enabled", True)) != t.enabled
         ]
         changed = False
@@ -203,11 +222,15 @@ class RoomHost:
             for track in added:
                 session.tracks[track.client_id] = track
             try:
-                result = await self.control.publish(session.participant, [
-                    TrackToPublish(client_id=t.client_id, name=t.name, kind=t.kind,
-                                   enabled=t.enabled)
-                    for t in added
-                ])
+                result = await self.control.publish(
+                    session.participant,
+                    [
+                        TrackToPublish(
+                            client_id=t.client_id, name=t.name, kind=t.kind, enabled=t.enabled
+                        )
+                        for t in added
+                    ],
+                )
             except AtriumError as exc:
                 # The client waits for a `published` entry per track: fail them, don't hang.
                 for track in added:
@@ -219,8 +242,7 @@ class RoomHost:
                     track.sid = outcome.track.sid
                     self._decide_track(session, outcome)
                 elif outcome.error is not None:
-                    track.failed = {"code": outcome.error.code,
-                                    "message": outcome.error.message}
+                    track.failed = {"code": outcome.error.code, "message": outcome.error.message}
             session.published_revision += 1
             changed = True
             self._wire_published(session)
@@ -239,16 +261,16 @@ class RoomHost:
         for track in toggled:
             track.enabled = not track.enabled
             if track.sid:
-                await self.control.set_enabled(session.participant.account_sid, track.sid,
-                                               track.enabled)
+                await self.control.set_enabled(
+                    session.participant.account_sid, track.sid, track.enabled
+                )
                 if track.wired and track.kind != "data":
                     self.router.set_enabled(track.sid, track.enabled)
             changed = True
         if changed:
             session.state_revision += 1
             for other in self.others(session):
-                self.spawn(other.send({"type": "update",
-                                       "participants": [session.remote_state()]}))
+                self.spawn(other.send({"type": "update", "participants": [session.remote_state()]}))
 
     # Media wiring -----------------------------------------------------------------------------
     def _on_datachannel(self, session: ParticipantSession, channel: RTCDataChannel) -> None:
@@ -280,11 +302,17 @@ class RoomHost:
     def _track_info(self, session: ParticipantSession, track: ClientTrack) -> TrackInfo:
         now = session.participant.date_created
         assert track.sid is not None
-        return TrackInfo(sid=track.sid, room_sid=self.room.sid,
-                         account_sid=self.room.account_sid,
-                         participant_sid=session.participant.sid, name=track.name,
-                         kind=track.kind,
-                         enabled=track.enabled, date_created=now, date_updated=now)
+        return TrackInfo(
+            sid=track.sid,
+            room_sid=self.room.sid,
+            account_sid=self.room.account_sid,
+            participant_sid=session.participant.sid,
+            name=track.name,
+            kind=track.kind,
+            enabled=track.enabled,
+            date_created=now,
+            date_updated=now,
+        )
 
     # Subscriptions ----------------------------------------------------------------------------
     # The track service decides who receives what (SubscribeRules): ``publish`` names a new
@@ -293,7 +321,10 @@ class RoomHost:
     # rules version already did); ``reconcile`` then makes its forwarding legs match ``wanted`` for
     # the tracks whose media is here, and renegotiates. Both are idempotent.
     def apply_decision(
-        self, subscriber: ParticipantSession, version: int, considered: list[str],
+        self,
+        subscriber: ParticipantSession,
+        version: int,
+        considered: list[str],
         desired: list[str],
     ) -> bool:
         """Take a decision about ``considered`` tracks (``desired`` of them are wanted), made
@@ -342,7 +373,8 @@ class RoomHost:
                 return
             stale = [sid for sid in subscriber.subscriptions if sid not in subscriber.wanted]
             fresh = [
-                info for sid, info in self._wired_tracks().items()
+                info
+                for sid, info in self._wired_tracks().items()
                 if sid in subscriber.wanted and sid not in subscriber.subscriptions
             ]
             changed = self._drop_subscriptions(subscriber, stale)
@@ -371,8 +403,9 @@ class RoomHost:
                         maxRetransmits=source.maxRetransmits,
                     )
                     self.router.subscribe_data(subscriber.participant.sid, info.sid, channel)
-                    subscriber.subscriptions[info.sid] = Subscription(info.sid, "data",
-                                                                      channel=channel)
+                    subscriber.subscriptions[info.sid] = Subscription(
+                        info.sid, "data", channel=channel
+                    )
                 else:
                     parked = subscriber.parked.pop(info.sid, None)
                     if parked is not None and not parked.stopped:
@@ -451,8 +484,9 @@ class RoomHost:
         offer = await session.create_server_offer()
         if offer is None:
             return
-        await session.send({"type": "update", "peer_connections": [offer],
-                            "subscribed": session.subscribed_body()})
+        await session.send(
+            {"type": "update", "peer_connections": [offer], "subscribed": session.subscribed_body()}
+        )
 
     # Leaving ----------------------------------------------------------------------------------
     async def leave(self, session: ParticipantSession, reason: str, *, tell_service: bool) -> None:
@@ -477,16 +511,54 @@ class RoomHost:
                     self.spawn(self.unsubscribe(other, published))
 
     # Reconnecting ------------------------------------------------------------------------------
-    def set_reconnecting(self, session: ParticipantSession, reconnecting: bool) -> bool:
+    def set_signaling_lost(self, session: ParticipantSession, lost: bool) -> bool:
         """The participant's signaling dropped (or came back): the others see it at once.
-        True if the state changed."""
-        if session.closed or session.reconnecting == reconnecting:
+        True if what they see changed."""
+        if session.closed:
             return False
-        session.reconnecting = reconnecting
+        before = session.reconnecting
+        session.signaling_lost = lost
+        return self._announce_state(session, before)
+
+    def set_media_lost(self, session: ParticipantSession, lost: bool) -> bool:
+        if session.closed:
+            return False
+        before = session.reconnecting
+        session.media_lost = lost
+        return self._announce_state(session, before)
+
+    def _announce_state(self, session: ParticipantSession, before: bool) -> bool:
+        if session.reconnecting == before:
+            return False
         session.state_revision += 1
         for other in self.others(session):
             self.spawn(other.send({"type": "update", "participants": [session.remote_state()]}))
+        if self.on_state_changed is not None:
+            self.on_state_changed(session)
         return True
+
+    def check_media(self, session: ParticipantSession, now: float) -> None:
+        """Media loss: nothing arrived from a client that should be sending for longer than it
+        ever goes quiet. Marks it reconnecting (and connected again once traffic is back)."""
+        received = session.datagrams_received()
+        if received is None:
+            return
+        if received != session.datagrams_seen:
+            session.datagrams_seen, session.datagrams_changed_at = received, now
+            if session.media_lost:
+                self.set_media_lost(session, False)
+            return
+        allowed = session.expects_media_within()
+        if allowed is not None and now - session.datagrams_changed_at > allowed:
+            self.set_media_lost(session, True)
+
+    async def _run_media_watch(self) -> None:
+        while True:
+            await asyncio.sleep(MEDIA_WATCH_SECONDS)
+            now = time.monotonic()
+            for session in list(self.sessions.values()):
+                if not session.closed:
+                    self.check_media(session, now)
 
     # Subscriptions the client asks for in `connect` ---------------------------------------------
     async def _apply_client_rules(self, session: ParticipantSession, subscribe: Any) -> None:
@@ -500,11 +572,14 @@ class RoomHost:
             await self.control.set_subscribe_rules(session.participant, rules)
         except AtriumError as exc:
             # Invalid rules from a client leave the default (include all) in force.
-            log.info("client subscribe rules of %s refused: %s", session.participant.sid,
-                     exc.message)
+            log.info(
+                "client subscribe rules of %s refused: %s", session.participant.sid, exc.message
+            )
 
     # Media signaling extensions -------------------------------------------------------------------
     def _start_extensions(self, session: ParticipantSession) -> None:
+        if self._media_watch is None:
+            self._media_watch = asyncio.create_task(self._run_media_watch())
         if session.msp.grants(ACTIVE_SPEAKER) and self._speaker_loop is None:
             self.router.on_audio_level(self._on_audio_level)
             self._speaker_loop = asyncio.create_task(self._run_speaker_detection())
@@ -566,12 +641,12 @@ class RoomHost:
         session.msp.send(NETWORK_QUALITY, answer)
 
     async def close(self) -> None:
-        for loop in (self._speaker_loop, self._quality_loop):
+        for loop in (self._speaker_loop, self._quality_loop, self._media_watch):
             if loop is not None:
                 loop.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await loop
-        self._speaker_loop = self._quality_loop = None
+        self._speaker_loop = self._quality_loop = self._media_watch = None
         for session in list(self.sessions.values()):
             await session.close()
         self.sessions.clear()

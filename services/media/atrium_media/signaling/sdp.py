@@ -39,14 +39,18 @@ def media_sections(sdp: str) -> list[MediaSection]:
         line = raw.strip()
         if line.startswith("m="):
             close()
-            current = {"kind": line[2:].split(" ", 1)[0], "mid": None, "track_id": None,
-                       "direction": None}
+            current = {
+                "kind": line[2:].split(" ", 1)[0],
+                "mid": None,
+                "track_id": None,
+                "direction": None,
+            }
         elif current is None:
             continue
         elif line.startswith("a=mid:"):
-            current["mid"] = line[len("a=mid:"):]
+            current["mid"] = line[len("a=mid:") :]
         elif line.startswith("a=msid:"):
-            parts = line[len("a=msid:"):].split()
+            parts = line[len("a=msid:") :].split()
             if len(parts) >= 2:
                 current["track_id"] = parts[1]
         elif line in ("a=sendrecv", "a=sendonly", "a=recvonly", "a=inactive"):
@@ -60,7 +64,8 @@ def sending_tracks(sdp: str) -> dict[str, MediaSection]:
     return {
         section.track_id: section
         for section in media_sections(sdp)
-        if section.track_id and section.kind in ("audio", "video")
+        if section.track_id
+        and section.kind in ("audio", "video")
         and section.direction in ("sendrecv", "sendonly")
     }
 
@@ -100,7 +105,7 @@ class _Section:
         found: dict[int, tuple[str, int, str]] = {}
         for line in self.lines:
             if line.startswith("a=rtpmap:"):
-                pt_text, _, spec = line[len("a=rtpmap:"):].partition(" ")
+                pt_text, _, spec = line[len("a=rtpmap:") :].partition(" ")
                 parts = spec.split("/")
                 name = parts[0].lower()
                 clock = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
@@ -112,7 +117,7 @@ class _Section:
         params: dict[int, str] = {}
         for line in self.lines:
             if line.startswith("a=fmtp:"):
-                pt_text, _, value = line[len("a=fmtp:"):].partition(" ")
+                pt_text, _, value = line[len("a=fmtp:") :].partition(" ")
                 params[int(pt_text)] = value
         return params
 
@@ -135,7 +140,7 @@ class _Section:
         found: dict[str, int] = {}
         for line in self.lines:
             if line.startswith("a=extmap:"):
-                id_text, _, uri = line[len("a=extmap:"):].partition(" ")
+                id_text, _, uri = line[len("a=extmap:") :].partition(" ")
                 found[uri.strip()] = int(id_text.split("/")[0])
         return found
 
@@ -198,10 +203,8 @@ def harmonize_offer(offer: str, reference: str) -> str:
     out = list(head)
     for section in sections:
         keys = section.keys()
-        mapping = {pt: number_for(key, pt) for pt, key in keys.items()
-                   if key[0] != "rtx"}
-        mapping.update({pt: number_for(key, pt) for pt, key in keys.items()
-                        if key[0] == "rtx"})
+        mapping = {pt: number_for(key, pt) for pt, key in keys.items() if key[0] != "rtx"}
+        mapping.update({pt: number_for(key, pt) for pt, key in keys.items() if key[0] == "rtx"})
         for line in section.lines:
             out.append(_rewrite(line, mapping, extension_for))
     return "\r\n".join(out) + "\r\n"
@@ -214,19 +217,18 @@ def _rewrite(line: str, mapping: dict[int, int], extension_for: Callable[[str], 
         return " ".join(fields[:3] + formats)
     for prefix in ("a=rtpmap:", "a=fmtp:", "a=rtcp-fb:"):
         if line.startswith(prefix):
-            pt_text, sep, rest = line[len(prefix):].partition(" ")
+            pt_text, sep, rest = line[len(prefix) :].partition(" ")
             if pt_text.isdigit():
                 pt_text = str(mapping.get(int(pt_text), int(pt_text)))
             if prefix == "a=fmtp:":
                 rest = ";".join(
-                    f"apt={mapping.get(int(v), int(v))}" if n == "apt" and v.isdigit()
-                    else p
+                    f"apt={mapping.get(int(v), int(v))}" if n == "apt" and v.isdigit() else p
                     for p in rest.split(";")
                     for n, _, v in [p.strip().partition("=")]
                 )
             return f"{prefix}{pt_text}{sep}{rest}"
     if line.startswith("a=extmap:"):
-        id_text, _, uri = line[len("a=extmap:"):].partition(" ")
+        id_text, _, uri = line[len("a=extmap:") :].partition(" ")
         direction = id_text.partition("/")[1] + id_text.partition("/")[2]
         return f"a=extmap:{extension_for(uri.strip())}{direction} {uri.strip()}"
     return line

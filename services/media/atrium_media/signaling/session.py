@@ -25,6 +25,7 @@ from aiortc import (
 )
 from aiortc.sdp import candidate_from_sdp
 
+from atrium_media import aiortc_compat as compat
 from atrium_media.extensions import NetworkQualityEstimator
 from atrium_media.forwarding import LinkSample
 from atrium_media.signaling.media_signaling import MediaSignaling
@@ -35,6 +36,11 @@ from atrium_shared.signaling_api import session_token
 log = logging.getLogger("atrium.media.session")
 
 SESSION_TIMEOUT_SECONDS = 30
+# Media loss: a client that publishes audio or video sends RTP every 20 ms (silence and black
+# frames included); one that only receives sends RTCP receiver reports (browsers: every 1 s for
+# video, up to 5 s for audio). Nothing for this long means its network is gone.
+PUBLISHER_SILENCE_SECONDS = 3.0
+SUBSCRIBER_SILENCE_SECONDS = 7.0
 
 Send = Callable[[str, str, list[dict[str, Any]], int | None], Awaitable[None]]
 
@@ -99,9 +105,12 @@ class ParticipantSession:
     sending_mids: dict[str, str] = field(default_factory=dict)  # client track id -> mid
     announced_address: str | None = None  # the worker's address as clients must reach it
     detached_timer: asyncio.TimerHandle | None = None
-    # The signaling socket dropped and the client has not come back with `sync` yet: the others
-    # see it as `reconnecting` meanwhile.
-    reconnecting: bool = False
+    # The signaling socket dropped and the client has not come back with `sync` yet, or its
+    # media stopped arriving while it should flow: the others see it `reconnecting` meanwhile.
+    signaling_lost: bool = False
+    media_lost: bool = False
+    datagrams_seen: int = -1  # what the DTLS transport had received at the last look
+    datagrams_changed_at: float = 0.0
     closed: bool = False
     # Media signaling extensions (MSP) granted in `connected`, and what network quality needs.
     msp: MediaSignaling = field(default_factory=lambda: MediaSignaling((), lambda n, m: None))
@@ -152,6 +161,34 @@ class ParticipantSession:
             self.told_about.setdefault(sid, now)
 
     @property
+    def reconnecting(self) -> bool:
+        return self.signaling_lost or self.media_lost
+
+    def datagrams_received(self) -> int | None:
+        """What the client's DTLS transport has received so far; None before it is connected."""
+        if self.pc.connectionState != "connected":
+            return None
+        for transceiver in self.pc.getTransceivers():
+            transport = transceiver.receiver.transport
+            if transport is not None and transport.state == "connected":
+                return compat.datagrams_received(transport)
+        sctp = self.pc.sctp
+        if sctp is not None and sctp.transport.state == "connected":
+            return compat.datagrams_received(sctp.transport)
+        return None
+
+    def expects_media_within(self) -> float | None:
+        """How long this client can go without sending anything while its media is fine, or
+        None when it need not send anything (it publishes and receives no media)."""
+        if any(t.kind in ("audio", "video") and t.wired for t in self.tracks.values()):
+            return PUBLISHER_SILENCE_SECONDS  # RTP every 20 ms while it publishes, even muted
+        if any(
+            sub.kind in ("audio", "video") and sub.negotiated for sub in self.subscriptions.values()
+        ):
+            return SUBSCRIBER_SILENCE_SECONDS  # receiver reports at least every 5 s
+        return None
+
+    @property
     def state(self) -> str:
         return "reconnecting" if self.reconnecting else "connected"
 
@@ -163,8 +200,13 @@ class ParticipantSession:
             "state": state or self.state,
             "revision": self.state_revision,
             "tracks": [
-                {"sid": t.sid, "kind": t.kind, "name": t.name, "enabled": t.enabled,
-                 "priority": "standard"}
+                {
+                    "sid": t.sid,
+                    "kind": t.kind,
+                    "name": t.name,
+                    "enabled": t.enabled,
+                    "priority": "standard",
+                }
                 for t in self.tracks.values()
                 if t.sid is not None
             ],
@@ -177,8 +219,7 @@ class ParticipantSession:
             log.info("glare on %s: dropping the client's offer r%s", self.session, revision)
             return None
         if self.revision and revision <= self.revision:
-            log.info("stale client offer r%s on %s (at r%s)", revision, self.session,
-                     self.revision)
+            log.info("stale client offer r%s on %s (at r%s)", revision, self.session, self.revision)
             return None
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         self.revision = revision
@@ -234,8 +275,10 @@ class ParticipantSession:
         sdp = self.pc.localDescription.sdp
         if self.announced_address:
             sdp = announce(sdp, self.announced_address)
-        return {"id": self.pc_id,
-                "description": {"type": kind, "sdp": sdp, "revision": self.revision}}
+        return {
+            "id": self.pc_id,
+            "description": {"type": kind, "sdp": sdp, "revision": self.revision},
+        }
 
     async def add_ice(self, ice: dict[str, Any]) -> None:
         """Trickled client candidates: a cumulative list per ufrag; add only the new ones."""

@@ -34,8 +34,13 @@ NORMAL_CLOSE = 1000
 def disconnect_bodies(reason: str) -> list[dict[str, Any]]:
     """What a client is told when the control plane removed it."""
     if reason == "duplicate-identity":
-        return [{"type": "error", "code": DUPLICATE_IDENTITY,
-                 "message": "Participant disconnected because of duplicate identity"}]
+        return [
+            {
+                "type": "error",
+                "code": DUPLICATE_IDENTITY,
+                "message": "Participant disconnected because of duplicate identity",
+            }
+        ]
     if reason == "room-ended":
         return [{"type": "disconnected", "status": "completed"}]
     return [{"type": "disconnected"}]
@@ -73,7 +78,10 @@ class MediaWorker:
 
     # Outbound to the gateway --------------------------------------------------------------------
     async def send_frame(
-        self, connection_id: str, reply_subject: str, bodies: list[dict[str, Any]],
+        self,
+        connection_id: str,
+        reply_subject: str,
+        bodies: list[dict[str, Any]],
         close_code: int | None,
     ) -> None:
         frame = WorkerFrame(connection_id=connection_id, bodies=bodies, close_code=close_code)
@@ -126,17 +134,24 @@ class MediaWorker:
         with tracer.start_as_current_span("worker connect"):
             try:
                 admitted = await self.control.admit(
-                    caller.account_sid, room.sid, caller.identity, room.max_participants,
+                    caller.account_sid,
+                    room.sid,
+                    caller.identity,
+                    room.max_participants,
                     room.max_participant_duration,
                 )
             except AtriumError as exc:
-                await self.send_frame(frame.connection_id, frame.reply_subject,
-                                      [{"type": "error", "code": exc.code,
-                                        "message": exc.message}], None)
+                await self.send_frame(
+                    frame.connection_id,
+                    frame.reply_subject,
+                    [{"type": "error", "code": exc.code, "message": exc.message}],
+                    None,
+                )
                 return
             host = self.rooms.get(room.sid)
             if host is None:
                 host = self.rooms[room.sid] = RoomHost(room, self.control)
+                host.on_state_changed = lambda s: self.spawn(self._report_state(s))
             session = ParticipantSession(
                 session_id=ParticipantSession.new_id(),
                 worker_id=self.worker_id,
@@ -155,9 +170,18 @@ class MediaWorker:
         session_id = str(frame.body.get("session", "")).rpartition(".")[2]
         session = self.sessions.get(session_id)
         if session is None or session.closed:
-            await self.send_frame(frame.connection_id, frame.reply_subject,
-                                  [{"type": "error", "code": SESSION_NOT_FOUND,
-                                    "message": "Signaling connection disconnected"}], None)
+            await self.send_frame(
+                frame.connection_id,
+                frame.reply_subject,
+                [
+                    {
+                        "type": "error",
+                        "code": SESSION_NOT_FOUND,
+                        "message": "Signaling connection disconnected",
+                    }
+                ],
+                None,
+            )
             return
         if session.detached_timer is not None:
             session.detached_timer.cancel()
@@ -169,18 +193,21 @@ class MediaWorker:
         self.by_connection[frame.connection_id] = session
         host = self.rooms[session.participant.room_sid]
         session.tell_about([o.participant.sid for o in host.others(session)], time.monotonic())
-        if host.set_reconnecting(session, False):
-            self.spawn(self._report_state(session))
-        await session.send({
-            "type": "synced",
-            "session": session.session,
-            "participant": {"sid": session.participant.sid,
-                            "identity": session.participant.identity},
-            "participants": [o.remote_state() for o in host.others(session)],
-            "peer_connections": [session.pending_offer() or {"id": session.pc_id}],
-            "published": session.published_body(),
-            "subscribed": session.subscribed_body(),
-        })
+        host.set_signaling_lost(session, False)
+        await session.send(
+            {
+                "type": "synced",
+                "session": session.session,
+                "participant": {
+                    "sid": session.participant.sid,
+                    "identity": session.participant.identity,
+                },
+                "participants": [o.remote_state() for o in host.others(session)],
+                "peer_connections": [session.pending_offer() or {"id": session.pc_id}],
+                "published": session.published_body(),
+                "subscribed": session.subscribed_body(),
+            }
+        )
 
     def _detach(self, session: ParticipantSession) -> None:
         """The socket dropped without `disconnect`: await a `sync` until the session times out."""
@@ -195,8 +222,8 @@ class MediaWorker:
 
         session.detached_timer = loop.call_later(SESSION_TIMEOUT_SECONDS, expire)
         host = self.rooms.get(session.participant.room_sid)
-        if host is not None and host.set_reconnecting(session, True):
-            self.spawn(self._report_state(session))
+        if host is not None:
+            host.set_signaling_lost(session, True)
 
     async def _report_state(self, session: ParticipantSession) -> None:
         """Tell the participant service (REST ``status``) whether it is reconnecting."""
@@ -245,9 +272,13 @@ class MediaWorker:
 
     # Registry -----------------------------------------------------------------------------------
     def info(self) -> WorkerInfo:
-        return WorkerInfo(worker_id=self.worker_id, rooms=len(self.rooms),
-                          participants=len(self.by_participant), capacity=self.capacity,
-                          draining=self.draining)
+        return WorkerInfo(
+            worker_id=self.worker_id,
+            rooms=len(self.rooms),
+            participants=len(self.by_participant),
+            capacity=self.capacity,
+            draining=self.draining,
+        )
 
     async def run_heartbeat(self) -> None:
         while not self._stopping.is_set():
