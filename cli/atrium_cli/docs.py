@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-ASYNCAPI_SERVICES = ("room", "participant", "track", "callback", "media")
+ASYNCAPI_SERVICES = ("room", "participant", "track", "recording", "callback", "media")
 DEFAULT_OUTPUT = Path("docs/generated")
 
 

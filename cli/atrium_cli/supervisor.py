@@ -7,8 +7,9 @@ What it does, in order:
    data under ``.atrium/data/`` and the ports of the last run when they are still free
    (``.atrium/ports.json``); writes ``.atrium/run.env`` so the other commands find them.
 3. Provisions the credentials it prints (see :mod:`atrium_cli.provision`).
-4. Starts gateway, room and callback, one process each (``python -m atrium_<name>.app``), each with
-   its own ATRIUM_HEALTH_PORT, their output prefixed per line; waits until each answers /readyz.
+4. Starts every service (gateway, room, participant, track, recording, callback, media), one
+   process each (``python -m atrium_<name>.app``), each with its own ATRIUM_HEALTH_PORT, their
+   output prefixed per line; waits until each answers /readyz.
 5. Prints the REST base URL and the credentials to stdout (never through logging).
 
 Crash policy: a service that exits before it ever became ready stops the whole run with exit
@@ -56,6 +57,7 @@ SERVICE_MODULES = {
     "room": "atrium_room.app",
     "participant": "atrium_participant.app",
     "track": "atrium_track.app",
+    "recording": "atrium_recording.app",
     "callback": "atrium_callback.app",
     "media": "atrium_media.app",
 }
@@ -86,8 +88,8 @@ def _instances() -> list[tuple[str, str]]:
 
 
 _COLORS = {
-    "gateway": "36", "room": "32", "participant": "34", "track": "94", "callback": "35",
-    "media": "96", "atrium": "33;1",
+    "gateway": "36", "room": "32", "participant": "34", "track": "94", "recording": "91",
+    "callback": "35", "media": "96", "atrium": "33;1",
 }
 _PREFIX_WIDTH = max(len(name) for name in _COLORS)
 

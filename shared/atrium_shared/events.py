@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, TypeAdapter
 
 from atrium_shared.models import ParticipantInfo, RoomInfo, TrackInfo
+from atrium_shared.recording_api import RecordingInfo
 from atrium_shared.timefmt import utcnow
 
 
@@ -73,6 +74,21 @@ class TrackDisabled(EventBase):
     track: TrackInfo
 
 
+class RecordingStarted(EventBase):
+    event_type: Literal["recording-started"] = "recording-started"
+    recording: RecordingInfo
+
+
+class RecordingCompleted(EventBase):
+    event_type: Literal["recording-completed"] = "recording-completed"
+    recording: RecordingInfo
+
+
+class RecordingFailed(EventBase):
+    event_type: Literal["recording-failed"] = "recording-failed"
+    recording: RecordingInfo
+
+
 DomainEvent = Annotated[
     RoomCreated
     | RoomEnded
@@ -81,7 +97,10 @@ DomainEvent = Annotated[
     | TrackAdded
     | TrackRemoved
     | TrackEnabled
-    | TrackDisabled,
+    | TrackDisabled
+    | RecordingStarted
+    | RecordingCompleted
+    | RecordingFailed,
     Field(discriminator="event_type"),
 ]
 domain_event_adapter: TypeAdapter[DomainEvent] = TypeAdapter(DomainEvent)

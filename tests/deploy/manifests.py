@@ -22,7 +22,7 @@ COMPOSE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
 K8S = DEPLOY / "k8s"
 K8S_VERSION = "1.32.0"
-SERVICES = ("gateway", "room", "participant", "track", "callback", "media")
+SERVICES = ("gateway", "room", "participant", "track", "recording", "callback", "media")
 KUSTOMIZATIONS = ("base", "overlays/dev", "overlays/prod")
 
 

@@ -132,6 +132,7 @@ def test_compose_brings_up_the_whole_system() -> None:
         "room",
         "participant",
         "track",
+        "recording",
         "callback",
         "media-1",
         "media-2",

@@ -169,6 +169,7 @@ def test_network_policies(kustomization: str) -> None:
             "room",
             "participant",
             "track",
+            "recording",
             "callback",
             "bootstrap",
         }

@@ -11,13 +11,14 @@ from atrium_cli import docs
 def test_every_service_documents_its_subjects(tmp_path: Path) -> None:
     assert docs.main([str(tmp_path)]) == 0
     channels = {}
-    for service in ("room", "participant", "track", "callback", "media"):
+    for service in ("room", "participant", "track", "recording", "callback", "media"):
         document = json.loads((tmp_path / f"{service}.asyncapi.json").read_text())
         assert document["asyncapi"].startswith("3.")
         channels[service] = json.dumps(document["channels"])
     assert "atrium.rpc.room.create" in channels["room"]
     assert "atrium.rpc.participant.admit" in channels["participant"]
     assert "atrium.rpc.track.publish" in channels["track"]
+    assert "atrium.rpc.recording.report" in channels["recording"]
     assert "atrium.events" in channels["callback"]
     assert "rsp" in channels["media"]
     # Message payloads are the pydantic models on the wire.

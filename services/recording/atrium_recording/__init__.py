@@ -1,0 +1,1 @@
+"""Atrium recording service: which tracks are recorded, the Recording records, their media."""
