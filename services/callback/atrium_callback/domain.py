@@ -30,6 +30,9 @@ from atrium_shared.events import (
     DomainEvent,
     ParticipantConnected,
     ParticipantDisconnected,
+    RecordingCompleted,
+    RecordingFailed,
+    RecordingStarted,
     RoomCreated,
     RoomEnded,
     TrackAdded,
@@ -176,6 +179,32 @@ def _track_params(event: DomainEvent) -> dict[str, str]:
     return {**_participant(event.participant), **_track(event.track)}
 
 
+def _recording_params(event: DomainEvent) -> dict[str, str]:
+    """Twilio's recording-* parameters; the media ones only once the file exists."""
+    assert isinstance(event, RecordingStarted | RecordingCompleted | RecordingFailed)
+    recording = event.recording
+    params = {
+        "RecordingSid": recording.sid,
+        "ParticipantSid": recording.participant_sid,
+        "ParticipantIdentity": recording.participant_identity,
+        "SourceSid": recording.source_sid,
+        "RecordingUri": f"/v1/Recordings/{recording.sid}",
+        "Container": recording.container_format,
+        "Codec": recording.codec or "",
+        "TrackName": recording.track_name,
+        "OffsetFromTwilioVideoEpoch": str(recording.offset),
+        "Type": recording.type,
+    }
+    if isinstance(event, RecordingCompleted):
+        params["MediaUri"] = f"/v1/Recordings/{recording.sid}/Media"
+        params["Duration"] = str(recording.duration or 0)
+        params["Size"] = str(recording.size or 0)
+        params["MediaExternalLocation"] = recording.media_external_location or ""
+    if isinstance(event, RecordingFailed):
+        params["FailedOperation"] = recording.failed_operation or "RecordingComplete"
+    return params
+
+
 EVENT_PARAMS: dict[str, ParamBuilder] = {
     "room-created": _room_created_params,
     "room-ended": _room_ended_params,
@@ -185,6 +214,9 @@ EVENT_PARAMS: dict[str, ParamBuilder] = {
     "track-removed": _track_params,
     "track-enabled": _track_params,
     "track-disabled": _track_params,
+    "recording-started": _recording_params,
+    "recording-completed": _recording_params,
+    "recording-failed": _recording_params,
 }
 
 
