@@ -19,6 +19,7 @@ from atrium_video import (
     LocalDataTrack,
     NetworkQualityStats,
     Participant,
+    RemoteAudioTrack,
     RemoteParticipant,
     Room,
     ToneSource,
@@ -609,7 +610,7 @@ async def test_a_participant_whose_media_is_lost_is_seen_reconnecting_then_recon
         def hears_ben() -> bool:
             audio = [p for p in ben_at_ann.tracks.values() if p.kind == "audio"]
             track = audio[0].track if audio else None
-            return track is not None and track.frames_received > 10
+            return isinstance(track, RemoteAudioTrack) and track.frames_received > 10
 
         await eventually(until(hears_ben), timeout=20, message="ben's audio reaches ann")
         order: list[str] = []
