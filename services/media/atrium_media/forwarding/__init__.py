@@ -6,8 +6,13 @@ everything else in the package is internal to forwarding.
 """
 
 from atrium_media.forwarding.link_stats import InboundStream, LinkSample, OutboundStream
-from atrium_media.forwarding.router import MediaRouter, RouterStats, UnknownTrack
-from atrium_media.forwarding.track import AudioLevelListener
+from atrium_media.forwarding.router import (
+    MediaRouter,
+    RecordingStoppedListener,
+    RouterStats,
+    UnknownTrack,
+)
+from atrium_media.forwarding.track import AudioLevelListener, PacketRecorder, PacketTap
 
 __all__ = [
     "AudioLevelListener",
@@ -15,6 +20,9 @@ __all__ = [
     "LinkSample",
     "MediaRouter",
     "OutboundStream",
+    "PacketRecorder",
+    "PacketTap",
+    "RecordingStoppedListener",
     "RouterStats",
     "UnknownTrack",
 ]

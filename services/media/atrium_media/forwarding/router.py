@@ -19,12 +19,16 @@ Typical use by the signaling layer::
     ...renegotiate subscriber_pc (worker offers); forwarding starts once its DTLS is connected...
     router.subscribe_data(subscriber_sid, track_id, subscriber_pc.createDataChannel(...))
     router.set_enabled(track_id, False)  # publisher disabled the track
+    router.record(track_id, recorder)  # a TrackRecorder (atrium_media.recording) taps its RTP
+    router.stop_recording(track_id)  # -> the recorder, to finish
     router.remove_participant(participant_sid)  # left, kicked or its PC failed/closed
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiortc import RTCDataChannel, RTCPeerConnection, RTCRtpTransceiver
@@ -41,12 +45,16 @@ from atrium_media.forwarding.track import (
     AudioLevelListener,
     ForwardingLeg,
     IdleTrack,
+    PacketRecorder,
     TrackForwarder,
     TrackStats,
     codec_preferences,
 )
 
 logger = logging.getLogger(__name__)
+
+# Hears (track_id, recorder) when a recorded track goes away; the recorder is its to finish.
+RecordingStoppedListener = Callable[[str, PacketRecorder], None]
 
 
 class UnknownTrack(KeyError):
@@ -89,6 +97,8 @@ class MediaRouter:
         self._data: dict[str, DataFanout] = {}
         self._data_publishers: dict[str, str] = {}
         self._audio_level_listener: AudioLevelListener | None = None
+        self._recorders: dict[str, PacketRecorder] = {}
+        self._recording_stopped: RecordingStoppedListener | None = None
 
     def on_audio_level(self, listener: AudioLevelListener | None) -> None:
         """Hear (publisher_id, level -dBov, voice) for every audio packet with a level, from
@@ -124,7 +134,12 @@ class MediaRouter:
     def remove_published_track(self, track_id: str) -> None:
         forwarder = self._tracks.pop(track_id, None)
         if forwarder is not None:
+            recorder = self._recorders.pop(track_id, None)
             forwarder.close()
+            if recorder is not None:
+                recorder.set_keyframe_requester(None)
+                if self._recording_stopped is not None:
+                    self._recording_stopped(track_id, recorder)
         fanout = self._data.pop(track_id, None)
         if fanout is not None:
             fanout.close()
@@ -139,6 +154,43 @@ class MediaRouter:
 
     def published_track(self, track_id: str) -> TrackForwarder:
         return self._forwarder(track_id)
+
+    # ------------------------------------------------------------------ recording
+    def record(self, track_id: str, recorder: PacketRecorder) -> None:
+        """Tap every media packet of ``track_id`` into ``recorder`` (from now on, whether or not
+        anyone subscribes). For video a keyframe is requested at once, and the recorder may ask
+        for more (from its own thread) while it waits for one."""
+        forwarder = self._forwarder(track_id)
+        if track_id in self._recorders:
+            raise ValueError(f"track {track_id} is already recorded")
+        if forwarder.kind == "video":
+            recorder.set_keyframe_requester(_threadsafe_keyframe_requester(forwarder))
+        forwarder.add_tap(recorder.feed)
+        self._recorders[track_id] = recorder
+        if forwarder.kind == "video":
+            forwarder.request_keyframe()
+
+    def stop_recording(self, track_id: str) -> PacketRecorder | None:
+        """Stop tapping ``track_id``; returns its recorder (the caller finishes it)."""
+        recorder = self._recorders.pop(track_id, None)
+        if recorder is None:
+            return None
+        forwarder = self._tracks.get(track_id)
+        if forwarder is not None:
+            forwarder.remove_tap(recorder.feed)
+        recorder.set_keyframe_requester(None)
+        return recorder
+
+    def recorder(self, track_id: str) -> PacketRecorder | None:
+        return self._recorders.get(track_id)
+
+    def recorded_tracks(self) -> list[str]:
+        return list(self._recorders)
+
+    def on_recording_stopped(self, listener: RecordingStoppedListener | None) -> None:
+        """Hear (track_id, recorder) when a recorded track goes away (unpublished, its publisher
+        left, the room closed): the tap is gone, the recorder is the listener's to finish."""
+        self._recording_stopped = listener
 
     # ------------------------------------------------------------------ subscribing
     def subscribe(
@@ -255,16 +307,25 @@ class MediaRouter:
             codec = forwarder.codec
             clock_rate = codec.clockRate if codec is not None else 90000
             if forwarder.publisher_id == participant_id:
-                sample.inbound.append(await inbound_stream(
-                    forwarder.receiver, forwarder.track_id, forwarder.kind, clock_rate,
-                    forwarder.bytes_received,
-                ))
+                sample.inbound.append(
+                    await inbound_stream(
+                        forwarder.receiver,
+                        forwarder.track_id,
+                        forwarder.kind,
+                        clock_rate,
+                        forwarder.bytes_received,
+                    )
+                )
                 continue
             leg = forwarder.legs.get(participant_id)
             if leg is None or leg.state != ForwardingLeg.FORWARDING:
                 continue
             stream: OutboundStream = await outbound_stream(
-                leg.sender, forwarder.track_id, forwarder.kind, clock_rate, leg.packets_sent,
+                leg.sender,
+                forwarder.track_id,
+                forwarder.kind,
+                clock_rate,
+                leg.packets_sent,
                 leg.bytes_sent,
             )
             sample.outbound.append(stream)
@@ -284,3 +345,16 @@ class MediaRouter:
             leg.subscriber_id,
             leg.sender.transport.state,
         )
+
+
+def _threadsafe_keyframe_requester(forwarder: TrackForwarder) -> Callable[[], None]:
+    """``forwarder.request_keyframe`` callable from any thread (it runs on the router's loop)."""
+    loop = asyncio.get_running_loop()
+
+    def request() -> None:
+        try:
+            loop.call_soon_threadsafe(forwarder.request_keyframe)
+        except RuntimeError:
+            pass  # the loop is closed: nothing to ask any more
+
+    return request

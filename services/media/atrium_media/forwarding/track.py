@@ -22,6 +22,10 @@ How it hooks into aiortc (1.16, names checked by :mod:`atrium_media.aiortc_compa
   (a request inside the interval is deferred, not lost). A leg that starts (or resumes) is gated
   until a keyframe and triggers one PLI; while a leg waits, the PLI is repeated every
   ``KEYFRAME_RETRY_SECONDS``.
+* **Taps.** A recorder is a packet tap (:meth:`TrackForwarder.add_tap`): it is called with every
+  media packet of the track (after aiortc's own handling, RTX retransmissions unwrapped into the
+  packets they repair) and its arrival time, with or without legs. A tap must be O(1) (a queue
+  append): the recorder does its work on its own thread.
 
 Threading: everything here runs on the event loop thread that owns the peer connections. None of
 it is thread-safe; call it from that loop only. Memory is bounded: there is no queue on the RTP
@@ -39,7 +43,7 @@ import time
 import weakref
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from aiortc import RTCRtpTransceiver
 from aiortc.clock import current_ntp_time
@@ -60,6 +64,22 @@ DEFAULT_PLI_INTERVAL = 0.3
 KEYFRAME_RETRY_SECONDS = 1.0
 _DEAD_TRANSPORT_STATES = ("closed", "failed")
 _SENDING_DIRECTIONS = ("sendonly", "sendrecv")
+
+# Called on the event loop with every media packet of a track (repaired ones included, RTX
+# unwrapped) and its arrival time (Unix seconds). It must be O(1) and must not raise.
+PacketTap = Callable[[RtpPacket, float], None]
+# aiortc stamps arrival times in milliseconds since the NTP epoch (1900).
+_NTP_TO_UNIX_SECONDS = 2208988800
+
+
+class PacketRecorder(Protocol):
+    """What :meth:`MediaRouter.record` needs of a recorder (``atrium_media.recording``'s
+    ``TrackRecorder`` is one): a packet tap, and a keyframe requester it may call from any
+    thread."""
+
+    def feed(self, packet: RtpPacket, arrival_time: float) -> None: ...
+
+    def set_keyframe_requester(self, request: Callable[[], None] | None) -> None: ...
 
 
 class FrameSink:
@@ -366,6 +386,9 @@ class TrackForwarder:
         # packet carrying RFC 6464's ssrc-audio-level, while the track is enabled. It is how
         # speaker detection learns levels without decoding audio.
         self.on_audio_level: AudioLevelListener | None = None
+        # Packet taps (recorders): they see every media packet, with or without legs and whether
+        # or not forwarding is enabled (what is published is recorded).
+        self._taps: tuple[PacketTap, ...] = ()
 
         self._original = receiver._handle_rtp_packet
         self._sink = FrameSink(receiver.__dict__[compat.RECEIVER_DECODER_QUEUE])
@@ -420,6 +443,26 @@ class TrackForwarder:
         leg.detach()
         if self._on_leg_removed is not None:
             self._on_leg_removed(leg)
+
+    # ----------------------------------------------------------------- taps
+    @property
+    def taps(self) -> tuple[PacketTap, ...]:
+        return self._taps
+
+    def add_tap(self, tap: PacketTap) -> None:
+        if tap not in self._taps:
+            self._taps = (*self._taps, tap)
+
+    def remove_tap(self, tap: PacketTap) -> None:
+        self._taps = tuple(t for t in self._taps if t != tap)
+
+    def _tap(self, taps: tuple[PacketTap, ...], packet: RtpPacket, arrival_time_ms: int) -> None:
+        arrival = arrival_time_ms / 1000 - _NTP_TO_UNIX_SECONDS
+        for tap in taps:
+            try:
+                tap(packet, arrival)
+            except Exception:
+                logger.exception("packet tap of %s failed", self.track_id)
 
     # ----------------------------------------------------------------- control
     def set_enabled(self, enabled: bool) -> None:
@@ -488,8 +531,9 @@ class TrackForwarder:
         if codec is None:
             return
         repaired = False
+        taps = self._taps
         if _is_rtx(codec):
-            if not self.legs or not self.enabled:
+            if (not self.legs or not self.enabled) and not taps:
                 return
             apt = codec.parameters.get("apt")
             if not isinstance(apt, int) or self.media_ssrc is None or len(packet.payload) < 2:
@@ -500,6 +544,8 @@ class TrackForwarder:
             packet = unwrap_rtx(packet, payload_type=apt, ssrc=self.media_ssrc)
             codec = primary
             repaired = True
+            if taps:
+                self._tap(taps, packet, arrival_time_ms)
         else:
             if packet.ssrc != self.media_ssrc:
                 if self.media_ssrc is not None:
@@ -513,6 +559,8 @@ class TrackForwarder:
                 level = packet.extensions.audio_level
                 if level is not None:
                     listener(self.publisher_id, level[1], level[0])
+            if taps:
+                self._tap(taps, packet, arrival_time_ms)
         if not self.legs or not self.enabled:
             return
         try:
@@ -567,6 +615,7 @@ class TrackForwarder:
             self._pli_timer.cancel()
             self._pli_timer = None
         self.receiver.__dict__.pop("_handle_rtp_packet", None)
+        self._taps = ()
         for leg in self.legs.values():
             leg.detach()
         self.legs.clear()
