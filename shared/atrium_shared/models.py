@@ -43,9 +43,8 @@ class RoomInfo(BaseModel):
     empty_room_timeout: int = 5
     unused_room_timeout: int = 5
     large_room: bool = False
-    recording_rules: list[dict[str, Any]] = Field(
-        default_factory=lambda: [{"type": "include", "all": True}]
-    )
+    # As given at creation; empty when none were (see the recording service's initial rules).
+    recording_rules: list[dict[str, Any]] = Field(default_factory=list)
     created_by: Literal["rest", "signaling"] = "rest"
     version: int = 0
 

@@ -162,10 +162,11 @@ def test_rules_apply_in_order_from_an_empty_set() -> None:
 
 def test_initial_rules_of_a_room() -> None:
     assert domain.initial_rules(room_info(CLOCK, record=True)) == list(domain.INCLUDE_ALL)
-    # Created without rules and not recording on connect: the room service's default
-    # include-all is not a request to record.
+    # Created without rules and not recording on connect: nothing is recorded.
     assert domain.initial_rules(room_info(CLOCK)) == list(domain.RECORD_NOTHING)
-    assert domain.initial_rules(room_info(CLOCK, rules=[])) == list(domain.RECORD_NOTHING)
+    # Include-all given at creation is a request to record everything.
+    everything = [{"type": "include", "all": True}]
+    assert domain.initial_rules(room_info(CLOCK, rules=everything)) == list(domain.INCLUDE_ALL)
     audio = [{"type": "include", "kind": "audio"}]
     assert domain.initial_rules(room_info(CLOCK, rules=audio)) == [
         RecordingRule(type="include", kind="audio")

@@ -41,7 +41,7 @@ def test_defaults_follow_twilio() -> None:
     assert room.video_codecs == ["VP8", "H264"]
     assert room.empty_room_timeout == room.unused_room_timeout == 5
     assert room.max_participant_duration == 14400
-    assert room.recording_rules == [{"type": "include", "all": True}]
+    assert room.recording_rules == []  # none given: nothing but RecordParticipantsOnConnect records
 
 
 @pytest.mark.parametrize(

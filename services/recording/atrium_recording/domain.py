@@ -152,15 +152,12 @@ def initial_rules(room: RoomInfo) -> list[RecordingRule]:
     """A room's rules until they are set through the REST resource.
 
     ``RecordParticipantsOnConnect=true``: include all. Otherwise the ``RecordingRules`` the room
-    was created with. The room service stores include-all for a room created without them, which
-    is indistinguishable here from include-all sent on purpose; a room that does not record on
-    connect and carries exactly that records nothing (Twilio's default: no recording), and
-    include-all at creation can be asked for with ``RecordParticipantsOnConnect``.
+    was created with; a room created with neither records nothing (Twilio's default).
     """
     if room.record_participants_on_connect:
         return list(INCLUDE_ALL)
     stored = room.recording_rules
-    if not stored or stored == [rule.model_dump(exclude_none=True) for rule in INCLUDE_ALL]:
+    if not stored:
         return list(RECORD_NOTHING)
     try:
         return validate_rules(stored)

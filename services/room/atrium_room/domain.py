@@ -149,10 +149,12 @@ def create_room(
     if media_region not in MEDIA_REGIONS:
         raise _invalid(errors.MEDIA_REGION_INVALID, "MediaRegion is invalid")
 
+    # Empty: none given. The recording service then records everything only when
+    # RecordParticipantsOnConnect is true, as Twilio does.
     recording_rules = (
         validate_recording_rules(request.recording_rules)
         if request.recording_rules is not None
-        else [{"type": "include", "all": True}]
+        else []
     )
     if request.transcriptions_configuration is not None and not isinstance(
         request.transcriptions_configuration, dict

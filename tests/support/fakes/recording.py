@@ -407,7 +407,7 @@ def room_info(
         date_created=at,
         date_updated=at,
         record_participants_on_connect=record,
-        recording_rules=rules if rules is not None else [{"type": "include", "all": True}],
+        recording_rules=rules if rules is not None else [],
         status_callback=status_callback,
         version=1,
     )
