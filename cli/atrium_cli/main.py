@@ -1,4 +1,5 @@
-"""The `atrium` command: run the stack, manage accounts and API keys, inspect status callbacks.
+"""The `atrium` command: run the stack, manage accounts and API keys, inspect status callbacks,
+list and download recordings.
 
 Commands other than `run` find NATS and Redis through --nats-url/--redis-url, then NATS_URL /
 REDIS_URL, then the `.atrium/run.env` that a running `atrium run` writes in its directory.
@@ -62,7 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     set_callback.add_argument("sid", metavar="SID", help="Account SID (AC...)")
     set_callback.add_argument("url", metavar="URL", nargs="?", help="the StatusCallback URL")
     set_callback.add_argument(
-        "--method", choices=("GET", "POST"), default="POST", type=str.upper,
+        "--method",
+        choices=("GET", "POST"),
+        default="POST",
+        type=str.upper,
         help="StatusCallbackMethod (default POST)",
     )
     set_callback.add_argument(
@@ -90,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     from atrium_cli.provision import provision_command
 
     provision = commands.add_parser(
-        "provision", parents=[redis_option],
+        "provision",
+        parents=[redis_option],
         help="create or update the account and API key given by ATRIUM_ACCOUNT_SID, "
         "ATRIUM_AUTH_TOKEN, ATRIUM_API_KEY_SID, ATRIUM_API_KEY_SECRET, then exit (deployments)",
     )
@@ -99,6 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
     from atrium_cli.loadtest import add_parser as add_loadtest
 
     add_loadtest(commands)
+
+    from atrium_cli.recordings import add_parser as add_recordings
+
+    add_recordings(commands, nats_option, redis_option)
 
     callbacks = commands.add_parser("callbacks", help="inspect status callback deliveries")
     callback_commands = callbacks.add_subparsers(dest="action", required=True, metavar="ACTION")

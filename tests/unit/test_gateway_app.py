@@ -70,6 +70,7 @@ async def test_bootstrap_wires_nats_and_redis_for_what_is_not_passed() -> None:
         assert isinstance(ports.rooms, nats.NatsRooms)
         assert isinstance(ports.participants, nats.NatsParticipants)
         assert isinstance(ports.tracks, nats.NatsTracks)
+        assert isinstance(ports.recordings, nats.NatsRecordings)
         assert [type(probe) for probe in ports.readiness] == [RedisReadiness, nats.BrokerReadiness]
         assert isinstance(service.signaling.publisher, nats.NatsSignalingPublisher)
         assert service.app.state.signaling is service.signaling
@@ -170,6 +171,7 @@ async def test_dev_tokens_fall_back_to_the_configured_key_then_any_active_one(
         rooms=gateway.rooms,
         participants=gateway.participants,
         tracks=gateway.tracks,
+        recordings=gateway.recordings,
         signaling=gateway.workers,
         readiness=[gateway.readiness],
     )
@@ -225,6 +227,7 @@ def signaling() -> tuple[FakeGateway, AnsweringWorker, ApiKey]:
         rooms=gateway.rooms,
         participants=gateway.participants,
         tracks=gateway.tracks,
+        recordings=gateway.recordings,
         signaling=workers,
         readiness=[gateway.readiness],
     )
@@ -380,6 +383,7 @@ async def test_worker_frames_reach_their_connection_and_client_frames_their_work
         rooms=gateway.rooms,
         participants=gateway.participants,
         tracks=gateway.tracks,
+        recordings=gateway.recordings,
     )
     hub = service.signaling
     seen: list[ClientFrame] = []

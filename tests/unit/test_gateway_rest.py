@@ -98,10 +98,12 @@ async def test_missing_or_malformed_credentials_are_a_401(
 async def test_every_rest_route_authenticates(gateway: FakeGateway) -> None:
     paths = gateway.app.openapi()["paths"]
     rest = [(method, path) for path, methods in paths.items() for method in methods]
-    assert len(rest) == 13 and all(path.startswith("/v1/") for _, path in rest)
+    assert len(rest) == 25 and all(path.startswith("/v1/") for _, path in rest)
     async with gateway.client(anonymous=True) as anonymous:
         for method, path in rest:
-            concrete = path.format(sid_or_name="r", room="r", participant="p", track="t")
+            concrete = path.format(
+                sid_or_name="r", room="r", participant="p", track="t", recording="RT1"
+            )
             response = await anonymous.request(method, concrete)
             assert_twilio_error(response, errors.AUTHENTICATE, 401)
 

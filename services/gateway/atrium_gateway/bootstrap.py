@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 from atrium_gateway.adapters.nats import (
     BrokerReadiness,
     NatsParticipants,
+    NatsRecordings,
     NatsRooms,
     NatsRpc,
     NatsSignalingPublisher,
@@ -27,10 +28,12 @@ from atrium_gateway.adapters.redis import RedisReadiness
 from atrium_gateway.api.application import Step, build_application
 from atrium_gateway.api.dependencies import GatewayPorts
 from atrium_gateway.api.signaling import SignalingHub
+from atrium_gateway.media_links import MediaUrlSigner, media_url_secret
 from atrium_gateway.ports import (
     AccountsPort,
     ParticipantsPort,
     ReadinessProbe,
+    RecordingsPort,
     RoomsPort,
     SignalingPublisher,
     TracksPort,
@@ -85,6 +88,7 @@ def bootstrap(
     rooms: RoomsPort | None = None,
     participants: ParticipantsPort | None = None,
     tracks: TracksPort | None = None,
+    recordings: RecordingsPort | None = None,
     signaling: SignalingPublisher | None = None,
     readiness: Sequence[ReadinessProbe] | None = None,
 ) -> GatewayService:
@@ -92,12 +96,15 @@ def bootstrap(
 
     The app's lifespan starts the broker, and at shutdown stops it and closes Redis.
     ``readiness`` defaults to the connections in use: Redis answers a ping, NATS is connected.
+    Recordings' download URLs are signed with ``settings.media_url_secret`` (a random secret of
+    this process when unset: then only this replica accepts the URLs it issued).
     """
     made = _Connections(settings, broker, redis)
     accounts = accounts if accounts is not None else AccountStore(made.valkey())
     rooms = rooms if rooms is not None else NatsRooms(made.rpc())
     participants = participants if participants is not None else NatsParticipants(made.rpc())
     tracks = tracks if tracks is not None else NatsTracks(made.rpc())
+    recordings = recordings if recordings is not None else NatsRecordings(made.rpc())
     signaling = signaling if signaling is not None else NatsSignalingPublisher(made.nats())
     hub = SignalingHub(rooms, accounts, signaling, settings)
 
@@ -114,7 +121,15 @@ def bootstrap(
     if made.redis is not None:
         on_shutdown.append(made.redis.aclose)
     ports = GatewayPorts(
-        accounts, rooms, participants, tracks, probes if readiness is None else readiness
+        accounts,
+        rooms,
+        participants,
+        tracks,
+        recordings,
+        probes if readiness is None else readiness,
     )
-    app = build_application(settings, ports, hub, on_startup=on_startup, on_shutdown=on_shutdown)
+    signer = MediaUrlSigner(media_url_secret(settings))
+    app = build_application(
+        settings, ports, hub, signer, on_startup=on_startup, on_shutdown=on_shutdown
+    )
     return GatewayService(settings, app, ports, hub, made.broker, made.redis)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from atrium_shared import participant_api, room_api, track_api
+from atrium_shared import participant_api, recording_api, room_api, track_api
 from atrium_shared.accounts import Account, ApiKey
 from atrium_shared.models import ParticipantInfo, RoomInfo, TrackInfo
 from atrium_shared.signaling_api import ClientFrame, WorkerFrame
@@ -90,6 +90,50 @@ class TracksPort(Protocol):
     async def set_rules(
         self, request: track_api.SetSubscribeRulesRequest
     ) -> track_api.SetSubscribeRulesResult: ...
+
+
+class RecordingsPort(Protocol):
+    """The recording service: recordings, where their media is, RecordingRules and
+    RecordingSettings. A recording of another account is a 20404, as an unknown one."""
+
+    async def list_recordings(
+        self, request: recording_api.ListRecordingsRequest
+    ) -> recording_api.RecordingPage: ...
+
+    async def fetch(
+        self, request: recording_api.FetchRecordingRequest
+    ) -> recording_api.RecordingInfo: ...
+
+    async def delete(
+        self, request: recording_api.DeleteRecordingRequest
+    ) -> recording_api.RecordingInfo:
+        """Removes the media; the recording stays, ``deleted``."""
+        ...
+
+    async def media(
+        self, request: recording_api.RecordingMediaRequest
+    ) -> recording_api.RecordingMediaLocation:
+        """Where a completed recording downloads from: a presigned URL, or the key of its file
+        in the local folder (20404 while it is not completed)."""
+        ...
+
+    async def fetch_rules(
+        self, request: recording_api.FetchRecordingRulesRequest
+    ) -> recording_api.RecordingRules: ...
+
+    async def set_rules(
+        self, request: recording_api.SetRecordingRulesRequest
+    ) -> recording_api.RecordingRules:
+        """Invalid rules are a 53120 and change nothing."""
+        ...
+
+    async def fetch_settings(
+        self, request: recording_api.FetchRecordingSettingsRequest
+    ) -> recording_api.RecordingSettings: ...
+
+    async def set_settings(
+        self, request: recording_api.SetRecordingSettingsRequest
+    ) -> recording_api.RecordingSettings: ...
 
 
 class SignalingPublisher(Protocol):

@@ -10,16 +10,24 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 from pydantic import BaseModel, Field
 
 from atrium_shared import errors
 from atrium_shared.errors import AtriumError
 from atrium_shared.models import Page, ParticipantInfo, RoomInfo, TrackInfo
+from atrium_shared.recording_api import (
+    ListRecordingsRequest,
+    RecordingInfo,
+    RecordingRules,
+    RecordingSettings,
+    SetRecordingSettingsRequest,
+)
 from atrium_shared.room_api import CreateRoomRequest
 from atrium_shared.timefmt import parse_filter_date, to_json_date
 from atrium_shared.track_api import SubscribedTrackInfo, SubscribeRules
@@ -43,6 +51,10 @@ PARAMETER_ERROR_CODES = {
 }
 ROOM_STATUSES = ("in-progress", "completed", "failed")
 PARTICIPANT_STATUSES = ("connected", "disconnected", "reconnecting")
+RECORDING_STATUSES = ("processing", "completed", "deleted", "failed")
+RECORDING_MEDIA_TYPES = ("audio", "video", "data")
+# Any 34-character SID (the spec's pattern for SourceSid and GroupingSid).
+_ANY_SID = re.compile(r"^[a-zA-Z]{2}[0-9a-fA-F]{32}$")
 
 
 def invalid(parameter: str, detail: str | None = None) -> AtriumError:
@@ -352,8 +364,187 @@ def render_subscribe_rules(rules: SubscribeRules) -> SubscribeRulesResource:
     )
 
 
+# Recordings -----------------------------------------------------------------------------------
+def recording_url(base_url: str, recording_sid: str) -> str:
+    return f"{base_url}/v1/Recordings/{recording_sid}"
+
+
+def room_recording_url(base_url: str, room_sid: str, recording_sid: str) -> str:
+    return f"{room_url(base_url, room_sid)}/Recordings/{recording_sid}"
+
+
+class RecordingLinks(BaseModel):
+    media: str
+
+
+class GroupingSids(BaseModel):
+    room_sid: str
+    participant_sid: str
+
+
+class RecordingFields(BaseModel):
+    """What a Recording shows under both paths, in Twilio's order."""
+
+    account_sid: str
+    status: str
+    date_created: str | None
+    sid: str
+    source_sid: str
+    size: int
+    url: str
+    type: str
+    duration: int
+    container_format: str
+    codec: str | None
+    grouping_sids: GroupingSids
+    track_name: str
+    offset: int
+    media_external_location: str | None
+
+
+class RecordingResource(RecordingFields):
+    """A Recording exactly as ``/v1/Recordings`` shows it: with its status callback, no
+    ``room_sid``."""
+
+    status_callback: str | None
+    status_callback_method: str
+    links: RecordingLinks
+
+
+class RoomRecordingResource(RecordingFields):
+    """A Recording exactly as ``/v1/Rooms/{RoomSid}/Recordings`` shows it."""
+
+    room_sid: str
+    links: RecordingLinks
+
+
+def _recording(resource_type: type[ResourceT], recording: RecordingInfo, url: str) -> ResourceT:
+    return _resource(
+        resource_type,
+        recording,
+        # Twilio shows 0 until the file is there; a track without a name is named by its SID.
+        size=recording.size or 0,
+        duration=recording.duration or 0,
+        track_name=recording.track_name or recording.source_sid,
+        grouping_sids=GroupingSids(
+            room_sid=recording.room_sid, participant_sid=recording.participant_sid
+        ),
+        url=url,
+        links=_links(RecordingLinks, url),
+    )
+
+
+def render_recording(recording: RecordingInfo, base_url: str) -> RecordingResource:
+    url = recording_url(base_url, recording.sid)
+    return _recording(RecordingResource, recording, url)
+
+
+def render_room_recording(recording: RecordingInfo, base_url: str) -> RoomRecordingResource:
+    url = room_recording_url(base_url, recording.room_sid, recording.sid)
+    return _recording(RoomRecordingResource, recording, url)
+
+
+def list_recordings_request(
+    account_sid: str, query: ListQuery, room_sid: str | None = None
+) -> ListRecordingsRequest:
+    """The recording service's list request from either list's query."""
+    fields = query.request_fields()
+    return ListRecordingsRequest(
+        account_sid=account_sid,
+        room_sid=room_sid,
+        status=fields.get("status"),
+        source_sid=fields.get("source_sid"),
+        grouping_sids=fields.get("grouping_sid") or [],
+        media_type=fields.get("media_type"),
+        created_after=fields["created_on_or_after"],
+        created_before=fields["created_before"],
+        page_size=fields["page_size"],
+        cursor=fields["cursor"],
+    )
+
+
+# The file types Twilio's recordings download as.
+MEDIA_CONTENT_TYPES = {"mka": "audio/x-matroska", "mkv": "video/x-matroska"}
+
+
+class RecordingRulesResource(BaseModel):
+    """A room's RecordingRules: no ``url``, no ``links``; each rule shows only its set keys."""
+
+    room_sid: str
+    date_created: str | None
+    date_updated: str | None
+    rules: list[dict[str, str | bool]]
+
+
+def render_recording_rules(rules: RecordingRules) -> RecordingRulesResource:
+    return _resource(
+        RecordingRulesResource,
+        rules,
+        rules=[rule.model_dump(exclude_none=True) for rule in rules.rules],
+    )
+
+
+class RecordingSettingsForm(BaseModel):
+    """Twilio's CreateRecordingSettings form, kept as sent."""
+
+    FriendlyName: str | None = None
+    AwsCredentialsSid: str | None = None
+    EncryptionKeySid: str | None = None
+    AwsS3Url: str | None = None
+    AwsStorageEnabled: str | None = None
+    EncryptionEnabled: str | None = None
+
+
+def set_recording_settings_request(
+    account_sid: str, form: RecordingSettingsForm
+) -> SetRecordingSettingsRequest:
+    """The recording service validates the rest (FriendlyName required, the URL, CR SIDs)."""
+    return SetRecordingSettingsRequest(
+        account_sid=account_sid,
+        friendly_name=form.FriendlyName,
+        aws_credentials_sid=form.AwsCredentialsSid,
+        encryption_key_sid=form.EncryptionKeySid,
+        aws_s3_url=form.AwsS3Url,
+        aws_storage_enabled=parse_bool("AwsStorageEnabled", form.AwsStorageEnabled),
+        encryption_enabled=parse_bool("EncryptionEnabled", form.EncryptionEnabled),
+    )
+
+
+class RecordingSettingsResource(BaseModel):
+    """An account's RecordingSettings: SIDs of credentials, never a secret."""
+
+    account_sid: str
+    friendly_name: str
+    aws_credentials_sid: str | None
+    aws_s3_url: str | None
+    aws_storage_enabled: bool
+    encryption_key_sid: str | None
+    encryption_enabled: bool
+    url: str
+
+
+def _without_credentials(url: str | None) -> str | None:
+    """A bucket URL without userinfo, query or fragment: whatever secret someone put there is
+    not shown (the recording service refuses such URLs; this holds if one got through)."""
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def render_recording_settings(
+    settings: RecordingSettings, base_url: str
+) -> RecordingSettingsResource:
+    return _resource(
+        RecordingSettingsResource,
+        settings,
+        aws_s3_url=_without_credentials(settings.aws_s3_url),
+        url=f"{base_url}/v1/RecordingSettings/Default",
+    )
+
+
 # Lists ----------------------------------------------------------------------------------------
-MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 50
 
 
@@ -406,6 +597,10 @@ class PageParameters(BaseModel):
 
     # The values a list's ``Status`` filter takes, where it has one.
     STATUSES: ClassVar[tuple[str, ...]] = ()
+    # Other filters that take one of a few values, and filters whose values must be SIDs.
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {}
+    SID_FILTERS: ClassVar[tuple[str, ...]] = ()
+    MAX_PAGE_SIZE: ClassVar[int] = 1000
 
     PageSize: str | None = None
     Page: str | None = None
@@ -431,9 +626,35 @@ class ParticipantListParameters(DatedListParameters):
     Identity: str | None = None
 
 
+class RoomRecordingListParameters(DatedListParameters):
+    """``/Rooms/{RoomSid}/Recordings``."""
+
+    STATUSES = RECORDING_STATUSES
+    SID_FILTERS = ("SourceSid",)
+    Status: str | None = None
+    SourceSid: str | None = None
+
+
+class RecordingListParameters(DatedListParameters):
+    """``/Recordings``: ``GroupingSid`` repeats (room and participant SIDs); pages of 100 at
+    most."""
+
+    STATUSES = RECORDING_STATUSES
+    CHOICES = {"MediaType": RECORDING_MEDIA_TYPES}
+    SID_FILTERS = ("SourceSid", "GroupingSid")
+    MAX_PAGE_SIZE = 100
+    Status: str | None = None
+    SourceSid: str | None = None
+    GroupingSid: list[str] | None = None
+    MediaType: str | None = None
+
+
 def snake_case(parameter: str) -> str:
     """``UniqueName`` -> ``unique_name``: a Twilio parameter's name in a service request."""
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in parameter).lstrip("_")
+
+
+FilterValue = str | list[str] | None
 
 
 class ListQuery(BaseModel):
@@ -444,13 +665,19 @@ class ListQuery(BaseModel):
     page_token: str | None
     created_on_or_after: datetime | None
     created_before: datetime | None
-    # The list's own filters as sent (Status, UniqueName, Identity), then the date filters as
-    # sent, in Twilio's order: what ``meta`` URLs echo (unset ones left out).
-    own_filters: dict[str, str | None] = Field(default_factory=dict)
+    # The list's own filters as sent (Status, UniqueName, Identity, a repeated GroupingSid as a
+    # list), then the date filters as sent, in Twilio's order: what ``meta`` URLs echo (unset
+    # ones left out, a list as repeated keys).
+    own_filters: dict[str, FilterValue] = Field(default_factory=dict)
     date_filters: list[tuple[str, str]] = Field(default_factory=list)
 
     def echoed_filters(self) -> list[tuple[str, str]]:
-        return [*filters_in_order(*self.own_filters.items()), *self.date_filters]
+        own = [
+            (name, item)
+            for name, value in self.own_filters.items()
+            for item in (value if isinstance(value, list) else [value])
+        ]
+        return [*filters_in_order(*own), *self.date_filters]
 
     def request_fields(self, **defaults: str) -> dict[str, Any]:
         """The fields of the service's list request: each own filter under its snake_case name
@@ -466,19 +693,40 @@ class ListQuery(BaseModel):
         }
 
 
+def _check_filters(parameters: PageParameters, own: dict[str, FilterValue]) -> None:
+    """Status (and the list's other enumerated filters) among their values, SIDs shaped as
+    SIDs; the message names the parameter, never echoes the value."""
+    choices = dict(parameters.CHOICES)
+    if parameters.STATUSES:
+        choices["Status"] = parameters.STATUSES
+    for name in (*choices, *parameters.SID_FILTERS):
+        value = own.get(name)
+        if value is None:
+            continue
+        allowed = choices.get(name)
+        values = value if isinstance(value, list) else [value]
+        if not all(
+            item in allowed if allowed is not None else _ANY_SID.match(item) for item in values
+        ):
+            raise AtriumError(errors.INVALID_PARAMETER, f"{name} is invalid", 400)
+
+
 def parse_list_query(parameters: PageParameters) -> ListQuery:
-    """Checked in Twilio's order: Status, PageSize, Page, then the dates."""
-    own = {
+    """Checked in Twilio's order: Status (and the other filters), PageSize, Page, the dates."""
+    own: dict[str, FilterValue] = {
         name: getattr(parameters, name)
         for name in type(parameters).model_fields
         if name not in DatedListParameters.model_fields
     }
-    if own.get("Status") is not None and own["Status"] not in parameters.STATUSES:
-        raise AtriumError(errors.INVALID_PARAMETER, "Status is invalid", 400)
+    _check_filters(parameters, own)
     parsed_size = parse_int("PageSize", parameters.PageSize)
     size = DEFAULT_PAGE_SIZE if parsed_size is None else parsed_size
-    if not 1 <= size <= MAX_PAGE_SIZE:
-        raise AtriumError(errors.INVALID_PARAMETER, "PageSize must be between 1 and 1000", 400)
+    if not 1 <= size <= parameters.MAX_PAGE_SIZE:
+        raise AtriumError(
+            errors.INVALID_PARAMETER,
+            f"PageSize must be between 1 and {parameters.MAX_PAGE_SIZE}",
+            400,
+        )
     parsed_page = parse_int("Page", parameters.Page)
     number = 0 if parsed_page is None else parsed_page
     if number < 0:
@@ -515,6 +763,16 @@ class PublishedTrackList(BaseModel):
 
 class SubscribedTrackList(BaseModel):
     subscribed_tracks: list[SubscribedTrackResource]
+    meta: PageMeta
+
+
+class RoomRecordingList(BaseModel):
+    recordings: list[RoomRecordingResource]
+    meta: PageMeta
+
+
+class RecordingList(BaseModel):
+    recordings: list[RecordingResource]
     meta: PageMeta
 
 

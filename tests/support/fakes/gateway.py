@@ -22,7 +22,7 @@ from httpx import ASGITransport, AsyncClient
 from pydantic import BaseModel, SecretStr
 
 from atrium_gateway.bootstrap import GatewayService, bootstrap
-from atrium_shared import errors, participant_api, room_api, sids, track_api
+from atrium_shared import errors, participant_api, recording_api, room_api, sids, track_api
 from atrium_shared.accounts import Account, ApiKey, new_secret
 from atrium_shared.errors import AtriumError
 from atrium_shared.models import Page, ParticipantInfo, RoomInfo, TrackInfo
@@ -75,7 +75,10 @@ def _page(
     try:
         members, next_cursor, previous_cursor = page_members(
             (index_member(record.date_created, sid) for sid, record in by_sid.items()),
-            created_on_or_after=getattr(request, "created_on_or_after", None),
+            # Recordings name the lower bound created_after (it is "on or after" too).
+            created_on_or_after=getattr(
+                request, "created_on_or_after", getattr(request, "created_after", None)
+            ),
             created_before=getattr(request, "created_before", None),
             page_size=request.page_size,
             cursor=request.cursor,
@@ -406,6 +409,190 @@ def _json(text: str | None) -> list[Any]:
     return value
 
 
+def _recording_path(sid: str, room_sid: str | None) -> str:
+    return f"/Rooms/{room_sid}/Recordings/{sid}" if room_sid else f"/Recordings/{sid}"
+
+
+class FakeRecordings(FakePort):
+    """RecordingsPort: recordings of the tracks of a FakeTracks, RecordingRules of the rooms of
+    a FakeRooms (found by SID or UniqueName, as the recording service finds them) and each
+    account's RecordingSettings. A recording in an ``s3`` storage target downloads from a
+    presigned-looking URL; a local one from its media key."""
+
+    def __init__(self, rooms: FakeRooms) -> None:
+        super().__init__()
+        self.room_records = rooms
+        self.recordings: dict[str, recording_api.RecordingInfo] = {}
+        self.rules: dict[str, recording_api.RecordingRules] = {}
+        self.settings: dict[str, recording_api.RecordingSettings] = {}
+
+    def add(
+        self, track: TrackInfo, identity: str = "alice", **fields: Any
+    ) -> recording_api.RecordingInfo:
+        """A completed recording of ``track`` (``fields`` override), kept as
+        ``<account>/<RT>.<mka|mkv>``."""
+        sid = sids.new_sid(sids.RECORDING)
+        container = "mka" if track.kind == "audio" else "mkv"
+        recording = self._new(
+            recording_api.RecordingInfo,
+            sids.RECORDING,
+            **{
+                "sid": sid,
+                "account_sid": track.account_sid,
+                "room_sid": track.room_sid,
+                "participant_sid": track.participant_sid,
+                "participant_identity": identity,
+                "source_sid": track.sid,
+                "track_name": track.name,
+                "type": track.kind,
+                "status": "completed",
+                "codec": "OPUS" if track.kind == "audio" else "VP8",
+                "container_format": container,
+                "duration": 7,
+                "size": 4096,
+                "offset": 1250,
+                "media_key": f"{track.account_sid}/{sid}.{container}",
+                **fields,
+            },
+        )
+        self.recordings[recording.sid] = recording
+        return recording
+
+    def _owned(
+        self, account_sid: str, sid: str, room_sid: str | None
+    ) -> recording_api.RecordingInfo:
+        found = self.recordings.get(sid)
+        if (
+            found is None
+            or found.account_sid != account_sid
+            or room_sid not in (None, found.room_sid)
+        ):
+            raise errors.not_found(_recording_path(sid, room_sid))
+        return found
+
+    async def list_recordings(
+        self, request: recording_api.ListRecordingsRequest
+    ) -> recording_api.RecordingPage:
+        self._received(request)
+        matching = [
+            r
+            for r in self.recordings.values()
+            if r.account_sid == request.account_sid
+            and request.room_sid in (None, r.room_sid)
+            and request.status in (None, r.status)
+            and request.source_sid in (None, r.source_sid)
+            and request.media_type in (None, r.type)
+            and all(s in (r.room_sid, r.participant_sid) for s in request.grouping_sids)
+        ]
+        return _page(recording_api.RecordingPage, matching, request)
+
+    async def fetch(
+        self, request: recording_api.FetchRecordingRequest
+    ) -> recording_api.RecordingInfo:
+        self._received(request)
+        return self._owned(request.account_sid, request.recording_sid, request.room_sid)
+
+    async def delete(
+        self, request: recording_api.DeleteRecordingRequest
+    ) -> recording_api.RecordingInfo:
+        self._received(request)
+        found = self._owned(request.account_sid, request.recording_sid, request.room_sid)
+        deleted = found.model_copy(update={"status": "deleted", "date_deleted": EPOCH})
+        self.recordings[found.sid] = deleted
+        return deleted
+
+    async def media(
+        self, request: recording_api.RecordingMediaRequest
+    ) -> recording_api.RecordingMediaLocation:
+        self._received(request)
+        found = self._owned(request.account_sid, request.recording_sid, request.room_sid)
+        if found.status != "completed":
+            raise errors.not_found(_recording_path(found.sid, request.room_sid) + "/Media")
+        if found.storage.kind == "s3":
+            url = (
+                f"https://{found.storage.bucket}.s3.amazonaws.com/{found.media_key}"
+                f"?X-Amz-Expires={request.expires_in}&X-Amz-Signature=fake"
+            )
+            return recording_api.RecordingMediaLocation(recording=found, url=url)
+        return recording_api.RecordingMediaLocation(recording=found, media_key=found.media_key)
+
+    def _room(self, account_sid: str, room: str) -> RoomInfo:
+        try:
+            return self.room_records._find(account_sid, room)
+        except AtriumError:
+            raise errors.not_found(f"/Rooms/{room}/RecordingRules") from None
+
+    async def fetch_rules(
+        self, request: recording_api.FetchRecordingRulesRequest
+    ) -> recording_api.RecordingRules:
+        self._received(request)
+        room = self._room(request.account_sid, request.room_sid)
+        default = recording_api.RecordingRules(
+            account_sid=room.account_sid,
+            room_sid=room.sid,
+            rules=[recording_api.RecordingRule(type="include", all=True)]
+            if room.record_participants_on_connect
+            else [],
+        )
+        return self.rules.get(room.sid, default)
+
+    async def set_rules(
+        self, request: recording_api.SetRecordingRulesRequest
+    ) -> recording_api.RecordingRules:
+        """Takes a JSON array of rules or ``{"rules": [...]}``; the recording service
+        validates more."""
+        self._received(request)
+        invalid = AtriumError(errors.RECORDING_RULES_INVALID, "Invalid Recording Rule(s)", 400)
+        try:
+            value = json.loads(request.rules or "null")
+            if isinstance(value, dict):
+                value = value.get("rules")
+            if not isinstance(value, list) or not value:
+                raise ValueError("not a list of rules")
+            rules = [recording_api.RecordingRule.model_validate(rule) for rule in value]
+        except ValueError:
+            raise invalid from None
+        room = self._room(request.account_sid, request.room_sid)
+        if room.status != "in-progress":
+            raise AtriumError(errors.ROOM_COMPLETED, "Room completed", 400)
+        stored = recording_api.RecordingRules(
+            account_sid=room.account_sid,
+            room_sid=room.sid,
+            rules=rules,
+            date_created=EPOCH,
+            date_updated=EPOCH,
+        )
+        self.rules[room.sid] = stored
+        return stored
+
+    async def fetch_settings(
+        self, request: recording_api.FetchRecordingSettingsRequest
+    ) -> recording_api.RecordingSettings:
+        self._received(request)
+        default = recording_api.RecordingSettings(account_sid=request.account_sid)
+        return self.settings.get(request.account_sid, default)
+
+    async def set_settings(
+        self, request: recording_api.SetRecordingSettingsRequest
+    ) -> recording_api.RecordingSettings:
+        """Stores what is set, as given (FriendlyName required; no other check)."""
+        self._received(request)
+        if not request.friendly_name:
+            raise AtriumError(
+                errors.INVALID_PARAMETER, "Missing required parameter FriendlyName", 400
+            )
+        current = self.settings.get(
+            request.account_sid, recording_api.RecordingSettings(account_sid=request.account_sid)
+        )
+        changes = {
+            name: value
+            for name, value in request.model_dump(exclude={"account_sid"}).items()
+            if value is not None
+        }
+        self.settings[request.account_sid] = current.model_copy(update=changes)
+        return self.settings[request.account_sid]
+
+
 class FakeSignalingPublisher:
     """SignalingPublisher: records what the hub relays; ``reachable = False`` makes it raise."""
 
@@ -440,6 +627,7 @@ class FakeGateway:
     rooms: FakeRooms
     participants: FakeParticipants
     tracks: FakeTracks
+    recordings: FakeRecordings
     workers: FakeSignalingPublisher
     readiness: FakeReadiness
     account: Account
@@ -473,6 +661,7 @@ def fake_gateway(settings: Settings | None = None) -> FakeGateway:
         FakeParticipants(),
         FakeTracks(),
     )
+    recordings = FakeRecordings(rooms)
     workers, readiness = FakeSignalingPublisher(), FakeReadiness()
     service = bootstrap(
         settings or Settings(),
@@ -480,11 +669,14 @@ def fake_gateway(settings: Settings | None = None) -> FakeGateway:
         rooms=rooms,
         participants=participants,
         tracks=tracks,
+        recordings=recordings,
         signaling=workers,
         readiness=[readiness],
     )
     account = accounts.add_account()
-    return FakeGateway(service, accounts, rooms, participants, tracks, workers, readiness, account)
+    return FakeGateway(
+        service, accounts, rooms, participants, tracks, recordings, workers, readiness, account
+    )
 
 
 class SocketClosed(Exception):

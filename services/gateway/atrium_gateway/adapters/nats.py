@@ -11,7 +11,7 @@ from faststream.nats import NatsBroker
 from pydantic import BaseModel
 
 from atrium_gateway.ports import SignalingInbox
-from atrium_shared import participant_api, room_api, rpc, subjects, track_api
+from atrium_shared import participant_api, recording_api, room_api, rpc, subjects, track_api
 from atrium_shared.models import ParticipantInfo, RoomInfo, TrackInfo
 from atrium_shared.signaling_api import ClientFrame, WorkerFrame
 
@@ -105,6 +105,61 @@ class NatsTracks:
     ) -> track_api.SetSubscribeRulesResult:
         return await self._rpc.call(
             subjects.TRACK_RULES_SET, request, track_api.SetSubscribeRulesResult
+        )
+
+
+class NatsRecordings:
+    def __init__(self, rpc: NatsRpc) -> None:
+        self._rpc = rpc
+
+    async def list_recordings(
+        self, request: recording_api.ListRecordingsRequest
+    ) -> recording_api.RecordingPage:
+        return await self._rpc.call(subjects.RECORDING_LIST, request, recording_api.RecordingPage)
+
+    async def fetch(
+        self, request: recording_api.FetchRecordingRequest
+    ) -> recording_api.RecordingInfo:
+        return await self._rpc.call(subjects.RECORDING_FETCH, request, recording_api.RecordingInfo)
+
+    async def delete(
+        self, request: recording_api.DeleteRecordingRequest
+    ) -> recording_api.RecordingInfo:
+        return await self._rpc.call(subjects.RECORDING_DELETE, request, recording_api.RecordingInfo)
+
+    async def media(
+        self, request: recording_api.RecordingMediaRequest
+    ) -> recording_api.RecordingMediaLocation:
+        return await self._rpc.call(
+            subjects.RECORDING_MEDIA, request, recording_api.RecordingMediaLocation
+        )
+
+    async def fetch_rules(
+        self, request: recording_api.FetchRecordingRulesRequest
+    ) -> recording_api.RecordingRules:
+        return await self._rpc.call(
+            subjects.RECORDING_RULES_GET, request, recording_api.RecordingRules
+        )
+
+    async def set_rules(
+        self, request: recording_api.SetRecordingRulesRequest
+    ) -> recording_api.RecordingRules:
+        return await self._rpc.call(
+            subjects.RECORDING_RULES_SET, request, recording_api.RecordingRules
+        )
+
+    async def fetch_settings(
+        self, request: recording_api.FetchRecordingSettingsRequest
+    ) -> recording_api.RecordingSettings:
+        return await self._rpc.call(
+            subjects.RECORDING_SETTINGS_GET, request, recording_api.RecordingSettings
+        )
+
+    async def set_settings(
+        self, request: recording_api.SetRecordingSettingsRequest
+    ) -> recording_api.RecordingSettings:
+        return await self._rpc.call(
+            subjects.RECORDING_SETTINGS_SET, request, recording_api.RecordingSettings
         )
 
 

@@ -15,6 +15,9 @@ from atrium_gateway.api import (
     devtools,
     health,
     participants,
+    recording_rules,
+    recording_settings,
+    recordings,
     rooms,
     signaling,
     subscribe_rules,
@@ -23,6 +26,7 @@ from atrium_gateway.api import (
 from atrium_gateway.api.dependencies import GatewayPorts
 from atrium_gateway.api.errors import install_error_handlers
 from atrium_gateway.api.signaling import SignalingHub
+from atrium_gateway.media_links import MediaUrlSigner
 from atrium_shared.settings import Settings
 
 Step = Callable[[], Awaitable[None]]
@@ -51,11 +55,13 @@ def build_application(
     settings: Settings,
     ports: GatewayPorts,
     hub: SignalingHub,
+    media_signer: MediaUrlSigner,
     *,
     on_startup: Sequence[Step] = (),
     on_shutdown: Sequence[Step] = (),
 ) -> FastAPI:
-    """``on_startup`` runs before the app is ready (``/readyz``), ``on_shutdown`` after it."""
+    """``on_startup`` runs before the app is ready (``/readyz``), ``on_shutdown`` after it.
+    ``media_signer`` signs (and checks) the download URLs of recordings in the local folder."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -78,9 +84,19 @@ def build_application(
     app.state.settings = settings
     app.state.ports = ports
     app.state.signaling = hub
+    app.state.media_signer = media_signer
     app.state.ready = False
-    for module in (rooms, participants, tracks, subscribe_rules):
+    for module in (
+        rooms,
+        participants,
+        tracks,
+        subscribe_rules,
+        recordings,
+        recording_rules,
+        recording_settings,
+    ):
         app.include_router(module.router)
+    app.include_router(recordings.media_files)
     if settings.dev_mode:  # the demo page and POST /dev/token; never in production
         app.include_router(devtools.router)
     app.include_router(signaling.router)

@@ -12,13 +12,16 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from atrium_gateway import wire
+from atrium_gateway.media_links import MediaUrlSigner
 from atrium_gateway.ports import (
     AccountsPort,
     ParticipantsPort,
     ReadinessProbe,
+    RecordingsPort,
     RoomsPort,
     TracksPort,
 )
+from atrium_shared import sids
 from atrium_shared.accounts import Account
 from atrium_shared.models import ParticipantInfo, RoomInfo
 from atrium_shared.participant_api import FetchParticipantRequest
@@ -34,6 +37,7 @@ class GatewayPorts:
     rooms: RoomsPort
     participants: ParticipantsPort
     tracks: TracksPort
+    recordings: RecordingsPort
     # Checked in order by /readyz; every one must be ready.
     readiness: Sequence[ReadinessProbe]
 
@@ -48,8 +52,14 @@ def settings_of(request: Request) -> Settings:
     return settings
 
 
+def media_signer_of(request: Request) -> MediaUrlSigner:
+    signer: MediaUrlSigner = request.app.state.media_signer
+    return signer
+
+
 Ports = Annotated[GatewayPorts, Depends(ports_of)]
 AppSettings = Annotated[Settings, Depends(settings_of)]
+MediaSigner = Annotated[MediaUrlSigner, Depends(media_signer_of)]
 
 
 def _accounts(ports: Ports) -> AccountsPort:
@@ -68,10 +78,15 @@ def _tracks(ports: Ports) -> TracksPort:
     return ports.tracks
 
 
+def _recordings(ports: Ports) -> RecordingsPort:
+    return ports.recordings
+
+
 Accounts = Annotated[AccountsPort, Depends(_accounts)]
 Rooms = Annotated[RoomsPort, Depends(_rooms)]
 Participants = Annotated[ParticipantsPort, Depends(_participants)]
 Tracks = Annotated[TracksPort, Depends(_tracks)]
+Recordings = Annotated[RecordingsPort, Depends(_recordings)]
 
 
 async def authenticated_account(request: Request, accounts: Accounts) -> Account:
@@ -122,9 +137,23 @@ def _tracks_query(parameters: Annotated[wire.PageParameters, Query()]) -> wire.L
     return wire.parse_list_query(parameters)
 
 
+def _room_recordings_query(
+    parameters: Annotated[wire.RoomRecordingListParameters, Query()],
+) -> wire.ListQuery:
+    return wire.parse_list_query(parameters)
+
+
+def _recordings_query(
+    parameters: Annotated[wire.RecordingListParameters, Query()],
+) -> wire.ListQuery:
+    return wire.parse_list_query(parameters)
+
+
 RoomsQuery = Annotated[wire.ListQuery, Depends(_rooms_query)]
 ParticipantsQuery = Annotated[wire.ListQuery, Depends(_participants_query)]
 TracksQuery = Annotated[wire.ListQuery, Depends(_tracks_query)]
+RoomRecordingsQuery = Annotated[wire.ListQuery, Depends(_room_recordings_query)]
+RecordingsQuery = Annotated[wire.ListQuery, Depends(_recordings_query)]
 
 
 # An update's form. A model, not a lone Form field: a POST without a body must reach the service
@@ -160,6 +189,18 @@ async def participant_in_path(
 
 
 PathParticipant = Annotated[ParticipantInfo, Depends(participant_in_path)]
+
+
+async def recordings_room_in_path(account: Auth, rooms: Rooms, room: str) -> str:
+    """``{room}`` of ``/Rooms/{room}/Recordings``: the SID as given, without asking the room
+    service (recordings outlive the room's record, and the recording service keeps them per
+    account, so another account's room has none); a UniqueName names the in-progress room."""
+    if sids.is_sid(room, sids.ROOM):
+        return room
+    return (await rooms.fetch(FetchRoomRequest(account_sid=account.sid, sid_or_name=room))).sid
+
+
+RecordingsRoom = Annotated[str, Depends(recordings_room_in_path)]
 
 
 # Replies --------------------------------------------------------------------------------------
