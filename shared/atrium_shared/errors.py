@@ -46,6 +46,7 @@ class AtriumError(Exception):
 # once; services import it by name.
 AUTHENTICATE = 20003  # 401
 NOT_FOUND = 20404  # 404
+FORBIDDEN = 20403  # 403: e.g. an expired or tampered signed media URL
 METHOD_NOT_ALLOWED = 20004  # 405
 INVALID_PARAMETER = 20001  # 400, a malformed parameter without a more specific code
 SERVICE_UNAVAILABLE = 20503  # 503

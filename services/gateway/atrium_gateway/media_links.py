@@ -21,13 +21,11 @@ import hmac
 import secrets
 from urllib.parse import urlencode
 
-from atrium_shared.errors import AtriumError
+from atrium_shared.errors import FORBIDDEN, AtriumError
 from atrium_shared.settings import Settings
 
 # How long a download URL works, as Twilio's media URLs (and the presigned ones asked for S3).
 MEDIA_URL_TTL_SECONDS = 600
-# Twilio's code for a request it understood and refuses ("Forbidden").
-FORBIDDEN = 20403
 
 
 class MediaUrlRefused(AtriumError):
