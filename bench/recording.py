@@ -13,8 +13,8 @@ files):
 * ``cpu_percent``: process CPU (every thread) minus the same playback loop feeding no-op sinks,
   in % of one core, so it is what recording adds; ``cpu_percent_per_track`` is that over N;
 * ``writer_cpu_percent``: the pool threads' own CPU (depacketizing, muxing, writing);
-* ``feed_us_per_packet``: wall time the event loop spends in ``feed`` per packet (the only part
-  of recording on the loop).
+* ``feed_us_per_packet``: wall time the event loop spends in ``feed`` per packet, less the same
+  loop calling a no-op (the only part of recording on the loop).
 
 ``measure_recorder_cpu(tracks, kind, seconds)`` returns one row; ``run()`` a few;
 ``python -m bench.recording [seconds] [N ...]`` prints them.
@@ -126,7 +126,7 @@ async def measure_recorder_cpu_async(
     def nothing(packet: RtpPacket, arrival: float) -> None:
         return None
 
-    await _play(stream, [nothing] * tracks, seconds, mark)
+    _, in_nothing = await _play(stream, [nothing] * tracks, seconds, mark)
     baseline = marks[1] - marks[0]
 
     pool = RecorderPool()
@@ -165,7 +165,7 @@ async def measure_recorder_cpu_async(
         cpu_percent=round(cpu, 2),
         cpu_percent_per_track=round(cpu / tracks, 3),
         writer_cpu_percent=writer,
-        feed_us_per_packet=round(1e6 * in_feed / max(1, fed * tracks), 2),
+        feed_us_per_packet=round(1e6 * max(0.0, in_feed - in_nothing) / max(1, fed * tracks), 2),
         packets_dropped=sum(r.packets_dropped for r in results),
         frames_written=sum(r.frames for r in results),
         bytes_written=sum(r.size for r in results),

@@ -124,7 +124,12 @@ class _PoolThread(threading.Thread):
             busy = False
             done: list[TrackRecorder] = []
             for recorder in recorders:
-                finished, more = recorder._service()
+                try:
+                    finished, more = recorder._service()
+                except Exception:  # a bug here must not stop every recording of the thread
+                    logger.exception("recorder %s crashed", recorder.path)
+                    recorder._abandon("internal error")
+                    finished, more = True, False
                 busy = busy or more
                 if finished:
                     done.append(recorder)
@@ -339,6 +344,8 @@ class TrackRecorder:
             if queue:
                 return False, True
             if self._stop_requested:
+                if queue:  # fed just before finish(): take it first
+                    return False, True
                 for frame in depacketizer.flush():
                     writer.write(frame)
                 writer.close()
@@ -372,6 +379,12 @@ class TrackRecorder:
         except Exception:
             logger.exception("keyframe request for %s failed", self.path)
 
+    def _abandon(self, reason: str) -> None:
+        self._accepting = False
+        self._queue.clear()
+        if not self._future.done():
+            self._future.set_result(self._result(failed=True, reason=reason, keep=False))
+
     def _end_failed(self, reason: str) -> None:
         self._accepting = False
         self._queue.clear()
@@ -382,7 +395,8 @@ class TrackRecorder:
                 self.path.unlink(missing_ok=True)
             except OSError:
                 logger.warning("could not remove %s", self.path)
-        self._future.set_result(self._result(failed=True, reason=reason, keep=keep))
+        if not self._future.done():
+            self._future.set_result(self._result(failed=True, reason=reason, keep=keep))
 
     def _result(
         self, *, failed: bool = False, reason: str | None = None, keep: bool = True
