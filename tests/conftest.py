@@ -40,8 +40,9 @@ def servers(tmp_path: Path) -> Iterator[Servers]:
 
 
 @pytest.fixture
-def settings(servers: Servers) -> Settings:
-    return base_settings(servers)
+def settings(servers: Servers, tmp_path: Path) -> Settings:
+    # Recordings go to this test's own folder.
+    return base_settings(servers).model_copy(update={"recordings_dir": str(tmp_path / "media")})
 
 
 @pytest.fixture

@@ -51,6 +51,8 @@ CONTROL_PLANE = ("room", "participant", "track")
 WITH_CALLBACKS = (*CONTROL_PLANE, "callback")
 # Every service of a real-time room, media worker included.
 REALTIME = ("room", "participant", "track", "callback", "media")
+# Real-time rooms that are recorded.
+RECORDED = (*REALTIME, "recording")
 
 
 # NATS and Redis ---------------------------------------------------------------------------------
@@ -160,6 +162,10 @@ def _build(name: str, settings: Settings) -> ServiceRuntime:
         from atrium_callback.app import build as build_callback
 
         return build_callback(settings)
+    if name == "recording":
+        from atrium_recording.app import build as build_recording
+
+        return build_recording(settings)
     raise ValueError(name)
 
 

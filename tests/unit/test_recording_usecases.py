@@ -481,9 +481,25 @@ async def test_a_completion_without_a_start_report_and_a_failure(
     )
     assert (lost.status, lost.failed_operation) == ("failed", "RecordingUpload")
     assert fakes.committed_types[-1] == "recording-failed"
-    # A recording that ended on its own no longer records its track.
-    assert fakes.store.active() == {}
+    # A failed recording gives its track up (the track may be recorded again); a completed one
+    # keeps it until the track goes, so no second recording starts for a track that the worker
+    # finished before this service heard it was removed.
+    assert fakes.store.active() == {room.tracks["mic"].sid: audio.sid}
     assert by_track(fakes)[room.tracks["mic"].sid].media_external_location == "s3://b/k.mka"
+
+
+async def test_a_track_the_worker_finished_first_is_not_recorded_twice(
+    fakes: RecordingFakes, recordings: RecordingUseCases
+) -> None:
+    room, _ = await recorded_room(fakes, recordings)
+    audio = by_track(fakes)[room.tracks["mic"].sid]
+    await recordings.report(report(audio, "completed", codec="OPUS", duration_seconds=2, size=9))
+    before = len(fakes.store.recordings())
+    # Any later decision for the room (here: the rules are posted again) starts nothing for the
+    # finished track, and the command no longer asks for its recording.
+    await recordings.set_rules(set_rules('[{"type": "include", "kind": "audio"}]'))
+    assert len(fakes.store.recordings()) == before
+    assert audio.sid not in {order.recording_sid for order in fakes.publisher.commands[-1].start}
 
 
 async def test_a_report_about_another_accounts_or_an_unknown_recording_is_404(

@@ -121,6 +121,10 @@ class Room(EventEmitter):
         self.sid = ""
         self.name = name or ""
         self.state = "connecting"
+        # Whether the room is being recorded (RSP `recording`), as twilio-video.js's
+        # ``room.isRecording``; ``recording_started`` / ``recording_stopped`` follow it.
+        self.is_recording = False
+        self._recording_revision = 0
         self.participants: dict[str, RemoteParticipant] = {}
         self.local_participant = LocalParticipant("", "", self)
         self.session_timeout = DEFAULT_SESSION_TIMEOUT
@@ -435,6 +439,18 @@ class Room(EventEmitter):
         self._resolve_subscriptions()
         if isinstance(body.get("media_signaling"), dict):
             self._setup_media_signaling(body["media_signaling"])
+        if isinstance(body.get("recording"), dict):
+            self._apply_recording(body["recording"])
+
+    def _apply_recording(self, recording: dict[str, Any]) -> None:
+        revision = recording.get("revision")
+        if not isinstance(revision, int) or revision < self._recording_revision:
+            return
+        self._recording_revision = revision
+        recording_now = bool(recording.get("is_recording"))
+        if recording_now != self.is_recording:
+            self.is_recording = recording_now
+            self.emit("recording_started" if recording_now else "recording_stopped")
 
     # Descriptions --------------------------------------------------------------------------------
     async def _apply_description(self, description: dict[str, Any]) -> None:

@@ -49,6 +49,8 @@ def build(settings: Settings, worker_id: str | None = None) -> ServiceRuntime:
         WorkerRegistry(redis),
         capacity=settings.media_capacity,
         announced_address=settings.media_announced_address or None,
+        recordings_dir=settings.recordings_dir,
+        recordings_s3_endpoint_url=settings.recordings_s3_endpoint_url,
     )
     handlers.register(broker, worker)
     metrics.watch_media_worker(worker.info)  # atrium_media_* gauges on /metrics (read only)

@@ -7,6 +7,7 @@ from faststream.nats import NatsBroker
 from atrium_media.signaling.worker import MediaWorker
 from atrium_shared import subjects
 from atrium_shared.events import ParticipantDisconnected
+from atrium_shared.recording_api import RecordingCommand
 from atrium_shared.signaling_api import ClientFrame
 from atrium_shared.track_api import SubscriptionsChanged
 
@@ -26,6 +27,12 @@ def register(broker: NatsBroker, worker: MediaWorker) -> None:
     async def participant_disconnected(event: ParticipantDisconnected) -> None:
         """A participant was removed by the control plane: tell its client, drop its media."""
         await worker.participant_disconnected(event)
+
+    # Core NATS, no queue group: the worker hosting the room acts, the others ignore it.
+    @broker.subscriber(subjects.MEDIA_RECORDINGS, title="media.recordings")
+    async def recordings(command: RecordingCommand) -> None:
+        """What a room should be recording now: start and finish recorders to match."""
+        await worker.recordings.apply(command)
 
     # Core NATS, no queue group: the worker hosting the participant acts, the others ignore it.
     @broker.subscriber(subjects.MEDIA_SUBSCRIPTIONS, title="media.subscriptions")

@@ -15,6 +15,7 @@ from atrium_shared.participant_api import (
     DisconnectParticipantRequest,
     SetConnectionStateRequest,
 )
+from atrium_shared.recording_api import RecordingInfo, RecordingReport
 from atrium_shared.rpc import ResultT, call
 from atrium_shared.track_api import (
     JoinTracksRequest,
@@ -41,36 +42,47 @@ class ControlPlane:
         return await call(self._broker, subject, request, result, self._timeout)
 
     async def admit(
-        self, account_sid: str, room_sid: str, identity: str, max_participants: int,
+        self,
+        account_sid: str,
+        room_sid: str,
+        identity: str,
+        max_participants: int,
         max_participant_duration: int,
     ) -> AdmitParticipantResult:
         return await self._call(
             subjects.PARTICIPANT_ADMIT,
             AdmitParticipantRequest(
-                account_sid=account_sid, room_sid=room_sid, identity=identity,
+                account_sid=account_sid,
+                room_sid=room_sid,
+                identity=identity,
                 max_participants=max_participants,
                 max_participant_duration=max_participant_duration,
             ),
             AdmitParticipantResult,
         )
 
-    async def leave(
-        self, participant: ParticipantInfo, reason: str
-    ) -> ParticipantInfo:
+    async def leave(self, participant: ParticipantInfo, reason: str) -> ParticipantInfo:
         return await self._call(
             subjects.PARTICIPANT_DISCONNECT,
             DisconnectParticipantRequest(
-                account_sid=participant.account_sid, room_sid=participant.room_sid,
-                participant_sid=participant.sid, reason=reason,
+                account_sid=participant.account_sid,
+                room_sid=participant.room_sid,
+                participant_sid=participant.sid,
+                reason=reason,
             ),
             ParticipantInfo,
         )
+
+    async def report_recording(self, report: RecordingReport) -> None:
+        """A recording started, was completed or failed (the recording service records it)."""
+        await self._call(subjects.RECORDING_REPORT, report, RecordingInfo)
 
     async def set_connection_state(self, participant: ParticipantInfo, state: str) -> None:
         await self._call(
             subjects.PARTICIPANT_SET_STATE,
             SetConnectionStateRequest(
-                account_sid=participant.account_sid, room_sid=participant.room_sid,
+                account_sid=participant.account_sid,
+                room_sid=participant.room_sid,
                 participant_sid=participant.sid,
                 state="reconnecting" if state == "reconnecting" else "connected",
             ),
@@ -80,8 +92,11 @@ class ControlPlane:
     async def join_tracks(self, participant: ParticipantInfo) -> JoinTracksResult:
         return await self._call(
             subjects.TRACK_JOIN,
-            JoinTracksRequest(account_sid=participant.account_sid,
-                              room_sid=participant.room_sid, participant_sid=participant.sid),
+            JoinTracksRequest(
+                account_sid=participant.account_sid,
+                room_sid=participant.room_sid,
+                participant_sid=participant.sid,
+            ),
             JoinTracksResult,
         )
 
@@ -90,18 +105,24 @@ class ControlPlane:
     ) -> PublishTracksResult:
         return await self._call(
             subjects.TRACK_PUBLISH,
-            PublishTracksRequest(account_sid=participant.account_sid,
-                                 room_sid=participant.room_sid, participant=participant,
-                                 tracks=tracks),
+            PublishTracksRequest(
+                account_sid=participant.account_sid,
+                room_sid=participant.room_sid,
+                participant=participant,
+                tracks=tracks,
+            ),
             PublishTracksResult,
         )
 
     async def unpublish(self, participant: ParticipantInfo, track_sids: list[str]) -> None:
         await self._call(
             subjects.TRACK_UNPUBLISH,
-            UnpublishTracksRequest(account_sid=participant.account_sid,
-                                   room_sid=participant.room_sid,
-                                   participant_sid=participant.sid, track_sids=track_sids),
+            UnpublishTracksRequest(
+                account_sid=participant.account_sid,
+                room_sid=participant.room_sid,
+                participant_sid=participant.sid,
+                track_sids=track_sids,
+            ),
             UnpublishTracksResult,
         )
 
@@ -117,10 +138,13 @@ class ControlPlane:
     ) -> None:
         await self._call(
             subjects.TRACK_SUBSCRIPTION,
-            TrackSubscriptionRequest(account_sid=subscriber.account_sid,
-                                     room_sid=subscriber.room_sid,
-                                     subscriber_sid=subscriber.sid, track_sid=track_sid,
-                                     subscribed=subscribed),
+            TrackSubscriptionRequest(
+                account_sid=subscriber.account_sid,
+                room_sid=subscriber.room_sid,
+                subscriber_sid=subscriber.sid,
+                track_sid=track_sid,
+                subscribed=subscribed,
+            ),
             TrackSubscriptionResult,
         )
 
@@ -131,9 +155,11 @@ class ControlPlane:
         exclude-all rule), stored and decided by the track service as a REST update would be."""
         return await self._call(
             subjects.TRACK_RULES_SET,
-            SetSubscribeRulesRequest(account_sid=participant.account_sid,
-                                     room_sid=participant.room_sid,
-                                     participant_sid=participant.sid,
-                                     rules=json.dumps(rules)),
+            SetSubscribeRulesRequest(
+                account_sid=participant.account_sid,
+                room_sid=participant.room_sid,
+                participant_sid=participant.sid,
+                rules=json.dumps(rules),
+            ),
             SetSubscribeRulesResult,
         )

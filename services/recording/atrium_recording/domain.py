@@ -403,7 +403,13 @@ def command(
         account_sid=room.account_sid,
         room_sid=room.sid,
         version=version,
-        start=[to_record(r) for r in sorted(active, key=lambda r: (r.date_created, r.sid))],
+        # Only what is still being written: a recording the worker already finished (its
+        # track went away there first) is never started again.
+        start=[
+            to_record(r)
+            for r in sorted(active, key=lambda r: (r.date_created, r.sid))
+            if r.status == "processing"
+        ],
         stop=sorted(stop),
     )
 

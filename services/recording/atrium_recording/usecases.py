@@ -352,10 +352,14 @@ class RecordingUseCases:
     async def _finish(
         tx: RecordingTransaction, changed: RecordingInfo, previous: RecordingInfo
     ) -> None:
-        """Save a changed recording; one that is no longer processing no longer records its
-        track."""
+        """Save a changed recording. A completed one keeps its track's place among the room's
+        active recordings until the track goes (track-removed) or the rules drop it: the
+        worker often finishes a recording (its track went away there) before this service has
+        heard the track-removed event, and the track must not look unrecorded meanwhile, or a
+        new recording would start for it. A failed one gives its place up, so a live track is
+        recorded again (e.g. on another worker)."""
         tx.save_recording(changed, previous)
-        if changed.status != "processing":
+        if changed.status not in ("processing", "completed"):
             active = await tx.active(changed.room_sid)
             if active.get(changed.source_sid) == changed.sid:
                 tx.deactivate(changed.room_sid, [changed.source_sid])

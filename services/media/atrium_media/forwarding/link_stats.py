@@ -70,14 +70,22 @@ async def inbound_stream(
 
 
 async def outbound_stream(
-    sender: RTCRtpSender, track_id: str, kind: str, clock_rate: int, packets_sent: int,
+    sender: RTCRtpSender,
+    track_id: str,
+    kind: str,
+    clock_rate: int,
+    packets_sent: int,
     bytes_sent: int,
 ) -> OutboundStream:
     for stats in (await sender.getStats()).values():
         if isinstance(stats, RTCRemoteInboundRtpStreamStats):
             rtt = stats.roundTripTime
             return OutboundStream(
-                track_id, kind, packets_sent, bytes_sent, True,
+                track_id,
+                kind,
+                packets_sent,
+                bytes_sent,
+                True,
                 packets_lost=max(0, stats.packetsLost),
                 fraction_lost=stats.fractionLost / 256.0,  # the report's 8-bit fixed point
                 jitter_ms=_ms(stats.jitter, clock_rate),

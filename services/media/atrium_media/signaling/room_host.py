@@ -74,6 +74,8 @@ class RoomHost:
         # Called when a participant turns reconnecting or connected again (the worker tells
         # the participant service, for REST).
         self.on_state_changed: Callable[[ParticipantSession], None] | None = None
+        # The RSP `recording` field of this room (the worker's recordings know it).
+        self.recording_state: Callable[[], dict[str, object] | None] = lambda: None
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
@@ -131,6 +133,9 @@ class RoomHost:
                 }
                 if session.msp.granted:
                     connected["media_signaling"] = session.msp.advertisement()
+                recording = self.recording_state()
+                if recording is not None:
+                    connected["recording"] = recording
                 session.tell_about(
                     [o.participant.sid for o in self.others(session)], time.monotonic()
                 )

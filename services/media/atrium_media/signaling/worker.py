@@ -16,7 +16,9 @@ from typing import Any
 from faststream.nats import NatsBroker
 from opentelemetry import trace
 
+from atrium_media.forwarding import PacketRecorder
 from atrium_media.ports import ControlPlane
+from atrium_media.signaling.recordings import RecordingManager
 from atrium_media.signaling.room_host import RoomHost
 from atrium_media.signaling.session import SESSION_TIMEOUT_SECONDS, ParticipantSession
 from atrium_shared.errors import DUPLICATE_IDENTITY, SESSION_NOT_FOUND, AtriumError
@@ -55,6 +57,8 @@ class MediaWorker:
         registry: WorkerRegistry,
         capacity: int = 200,
         announced_address: str | None = None,
+        recordings_dir: str = ".atrium/data/recordings",
+        recordings_s3_endpoint_url: str | None = None,
     ) -> None:
         self.announced_address = announced_address
         self.worker_id = worker_id
@@ -63,6 +67,13 @@ class MediaWorker:
         self.registry = registry
         self.capacity = capacity
         self.rooms: dict[str, RoomHost] = {}
+        self.recordings = RecordingManager(
+            worker_id,
+            control,
+            recordings_dir,
+            self.rooms.get,
+            s3_endpoint_url=recordings_s3_endpoint_url,
+        )
         self.sessions: dict[str, ParticipantSession] = {}  # by session id
         self.by_connection: dict[str, ParticipantSession] = {}
         self.by_participant: dict[str, ParticipantSession] = {}
@@ -152,6 +163,7 @@ class MediaWorker:
             if host is None:
                 host = self.rooms[room.sid] = RoomHost(room, self.control)
                 host.on_state_changed = lambda s: self.spawn(self._report_state(s))
+                self._follow_recordings(host)
             session = ParticipantSession(
                 session_id=ParticipantSession.new_id(),
                 worker_id=self.worker_id,
@@ -246,7 +258,7 @@ class MediaWorker:
         host = self.rooms.get(session.participant.room_sid)
         if host is not None and not host.sessions:
             self.rooms.pop(host.room.sid, None)
-            self.spawn(host.close())
+            self.spawn(self._close_room(host))
 
     # Control-plane events ---------------------------------------------------------------------
     async def participant_disconnected(self, event: ParticipantDisconnected) -> None:
@@ -294,7 +306,25 @@ class MediaWorker:
         self.draining = True
         self._stopping.set()
 
+    def _follow_recordings(self, host: RoomHost) -> None:
+        room_sid = host.room.sid
+
+        def state() -> dict[str, object] | None:
+            return self.recordings.recording_state(room_sid)
+
+        def gone(track_sid: str, recorder: PacketRecorder) -> None:
+            self.recordings.track_gone(room_sid, track_sid, recorder)
+
+        host.recording_state = state
+        host.router.on_recording_stopped(gone)
+
+    async def _close_room(self, host: RoomHost) -> None:
+        # Recordings first: the router's taps end with the room.
+        await self.recordings.close_room(host.room.sid, host.room.account_sid)
+        await host.close()
+
     async def close(self) -> None:
+        await self.recordings.close()
         for host in list(self.rooms.values()):
             await host.close()
         self.rooms.clear()
