@@ -19,9 +19,9 @@ from faststream.nats import NatsBroker, TestNatsBroker
 
 from atrium_gateway.adapters import nats
 from atrium_gateway.bootstrap import bootstrap
-from atrium_gateway.media_links import FORBIDDEN, MediaUrlSigner
+from atrium_gateway.media_links import MediaUrlSigner
 from atrium_shared import errors, subjects
-from atrium_shared.errors import AtriumError
+from atrium_shared.errors import FORBIDDEN, AtriumError
 from atrium_shared.models import ParticipantInfo, RoomInfo
 from atrium_shared.recording_api import (
     DeleteRecordingRequest,
