@@ -18,6 +18,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from faststream import FastStream
@@ -26,8 +27,9 @@ from nats.errors import Error as NatsError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from atrium_shared import metrics
+from atrium_shared import metrics, telemetry
 from atrium_shared.health import HealthServer
+from atrium_shared.infra import make_broker, make_redis
 from atrium_shared.settings import Settings
 
 log = logging.getLogger("atrium.service")
@@ -39,6 +41,7 @@ def _without_password(url: str) -> str:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
     return parts._replace(netloc=netloc).geturl()
+
 
 BackgroundLoop = Callable[[], Awaitable[None]]
 
@@ -66,9 +69,7 @@ class ServiceRuntime:
         self._tasks: list[asyncio.Task[None]] = []
         self._drain_task: asyncio.Task[None] | None = None
         port = parts.settings.health_port
-        self.health = (
-            HealthServer("0.0.0.0", port, self.ready, self.drain_status) if port else None
-        )
+        self.health = HealthServer("0.0.0.0", port, self.ready, self.drain_status) if port else None
         self.app = FastStream(
             parts.broker,
             on_startup=[self._on_startup],
@@ -170,7 +171,10 @@ class ServiceRuntime:
             settings = self.parts.settings
             log.error(
                 "%s service cannot start: %s (NATS %s, Redis %s)",
-                self.parts.name, exc, settings.nats_url, _without_password(settings.redis_url),
+                self.parts.name,
+                exc,
+                settings.nats_url,
+                _without_password(settings.redis_url),
             )
             raise SystemExit(1) from None
 
@@ -193,3 +197,36 @@ class Poller:
 
     def stop(self) -> None:
         self._stopping.set()
+
+
+class WiredService(Protocol):
+    """What a service's ``bootstrap()`` returns, as far as its process needs it."""
+
+    loops: list[BackgroundLoop]
+    on_drain: list[Callable[[], None]]
+
+
+def service_runtime(
+    name: str,
+    settings: Settings,
+    wire: Callable[[Settings, NatsBroker, Redis], WiredService],
+) -> ServiceRuntime:
+    """The process of a control-plane service: telemetry for ``atrium-<name>``, the broker and
+    Redis client from ``settings``, the service ``wire`` builds on them (its ``bootstrap``),
+    its loops and drain hooks under one runtime."""
+    telemetry.setup(name, settings)
+    broker = make_broker(settings)
+    redis = make_redis(settings)
+    service = wire(settings, broker, redis)
+    return ServiceRuntime(
+        ServiceParts(
+            name=name,
+            settings=settings,
+            broker=broker,
+            redis=redis,
+            loops=service.loops,
+            on_drain=service.on_drain,
+            # Hooks after the broker stopped (the callback service flushes its dispatcher).
+            on_stopped=list(getattr(service, "on_stopped", ())),
+        )
+    )

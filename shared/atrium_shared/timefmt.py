@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime
 
@@ -44,3 +45,8 @@ def parse_filter_date(text: str) -> datetime:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)
+
+
+def whole_seconds(start: datetime, end: datetime) -> int:
+    """Whole seconds from ``start`` to ``end`` (never negative): how Twilio reports durations."""
+    return max(0, math.floor((end - start).total_seconds()))

@@ -7,30 +7,16 @@ import logging
 from faststream.nats import NatsBroker
 
 from atrium_callback.bootstrap import bootstrap
-from atrium_shared import telemetry
-from atrium_shared.infra import make_broker, make_redis
-from atrium_shared.service import ServiceParts, ServiceRuntime
+from atrium_shared.service import ServiceRuntime, service_runtime
 from atrium_shared.settings import Settings, get_settings
 
 
 def build(settings: Settings) -> ServiceRuntime:
-    telemetry.setup("callback", settings)
     # httpx logs every request URL at INFO; GET callbacks carry their parameters in it, and the
     # client span already records each request.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    broker = make_broker(settings)
-    redis = make_redis(settings)
-    service = bootstrap(settings, broker=broker, redis=redis)
-    return ServiceRuntime(
-        ServiceParts(
-            name="callback",
-            settings=settings,
-            broker=broker,
-            redis=redis,
-            loops=service.loops,
-            on_drain=service.on_drain,
-            on_stopped=service.on_stopped,
-        )
+    return service_runtime(
+        "callback", settings, lambda s, broker, redis: bootstrap(s, broker=broker, redis=redis)
     )
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -42,7 +41,7 @@ from atrium_shared.events import (
 )
 from atrium_shared.models import ParticipantInfo, TrackInfo
 from atrium_shared.settings import Settings
-from atrium_shared.timefmt import to_callback_timestamp
+from atrium_shared.timefmt import to_callback_timestamp, whole_seconds
 
 Method = Literal["GET", "POST"]
 # What became of an event taken in: its callback queued, a redelivery of one taken in before, or
@@ -163,7 +162,7 @@ def participant_duration(event: ParticipantDisconnected) -> int:
     if participant.duration is not None:
         return participant.duration
     end = participant.end_time or event.occurred_at
-    return max(0, math.floor((end - participant.start_time).total_seconds()))
+    return whole_seconds(participant.start_time, end)
 
 
 def _participant_disconnected_params(event: DomainEvent) -> dict[str, str]:

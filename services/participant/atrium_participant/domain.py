@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from datetime import datetime
 
 from atrium_shared import errors
 from atrium_shared.errors import IDENTITY_INVALID, IDENTITY_TOO_LONG, ROOM_FULL, AtriumError
 from atrium_shared.events import ParticipantConnected, ParticipantDisconnected
 from atrium_shared.models import ParticipantInfo
+from atrium_shared.timefmt import whole_seconds
 
 MAX_IDENTITY_LENGTH = 128
 
@@ -50,7 +50,7 @@ def disconnect(
     """Disconnect a connected participant; None when it already is (idempotent)."""
     if participant.status == "disconnected":
         return None
-    duration = max(0, math.floor((now - participant.start_time).total_seconds()))
+    duration = whole_seconds(participant.start_time, now)
     ended = participant.model_copy(
         update={
             "status": "disconnected",
@@ -78,9 +78,13 @@ def set_connection_state(
         return None
     if state not in ("connected", "reconnecting"):
         raise AtriumError(errors.INVALID_PARAMETER, "Status is invalid", 400)
-    return participant.model_copy(update={
-        "status": state, "date_updated": now, "version": participant.version + 1,
-    })
+    return participant.model_copy(
+        update={
+            "status": state,
+            "date_updated": now,
+            "version": participant.version + 1,
+        }
+    )
 
 
 def requested_status(status: str | None) -> str:

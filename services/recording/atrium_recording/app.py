@@ -5,26 +5,13 @@ from __future__ import annotations
 from faststream.nats import NatsBroker
 
 from atrium_recording.bootstrap import bootstrap
-from atrium_shared import telemetry
-from atrium_shared.infra import make_broker, make_redis
-from atrium_shared.service import ServiceParts, ServiceRuntime
+from atrium_shared.service import ServiceRuntime, service_runtime
 from atrium_shared.settings import Settings, get_settings
 
 
 def build(settings: Settings) -> ServiceRuntime:
-    telemetry.setup("recording", settings)
-    broker = make_broker(settings)
-    redis = make_redis(settings)
-    service = bootstrap(settings, broker=broker, redis=redis)
-    return ServiceRuntime(
-        ServiceParts(
-            name="recording",
-            settings=settings,
-            broker=broker,
-            redis=redis,
-            loops=service.loops,
-            on_drain=service.on_drain,
-        )
+    return service_runtime(
+        "recording", settings, lambda s, broker, redis: bootstrap(s, broker=broker, redis=redis)
     )
 
 

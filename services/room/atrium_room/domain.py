@@ -7,7 +7,6 @@ moving to Atrium are exactly those accounts.
 
 from __future__ import annotations
 
-import math
 import unicodedata
 from datetime import datetime
 from typing import Any, NamedTuple, cast
@@ -19,6 +18,7 @@ from atrium_shared.errors import AtriumError
 from atrium_shared.events import RoomCreated, RoomEnded
 from atrium_shared.models import CallbackMethod, RoomInfo, RoomType, VideoCodec
 from atrium_shared.room_api import CreateRoomRequest
+from atrium_shared.timefmt import whole_seconds
 
 ROOM_TYPES: tuple[RoomType, ...] = ("group", "go", "peer-to-peer", "group-small")
 MAX_PARTICIPANTS_BY_TYPE: dict[str, int] = {
@@ -215,7 +215,7 @@ def complete_room(room: RoomInfo, now: datetime) -> tuple[RoomInfo, RoomEnded]:
     """End an in-progress room: status, end_time and duration. Anything else is 53112."""
     if room.status != "in-progress":
         raise _invalid(errors.STATUS_INVALID, "Status is invalid")
-    duration = max(0, math.floor((now - room.date_created).total_seconds()))
+    duration = whole_seconds(room.date_created, now)
     ended = room.model_copy(
         update={
             "status": "completed",
