@@ -14,7 +14,6 @@ died); any status -> ``deleted`` by DELETE, once its media is removed.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
@@ -26,12 +25,11 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 
-from atrium_shared import errors
+from atrium_shared import errors, rules
 from atrium_shared.errors import AtriumError
 from atrium_shared.events import RecordingCompleted, RecordingFailed, RecordingStarted
 from atrium_shared.models import ParticipantInfo, RoomInfo, TrackInfo, TrackKind
 from atrium_shared.recording_api import (
-    MAX_RECORDING_RULES,
     FailedOperation,
     ListRecordingsRequest,
     RecordingCommand,
@@ -58,10 +56,7 @@ class LiveTrack(BaseModel):
 
 
 # RecordingRules --------------------------------------------------------------------------------
-RULE_TYPES = ("include", "exclude")
-RULE_FILTERS = ("publisher", "track", "kind")
-RULE_KEYS = ("type", "all", *RULE_FILTERS)
-RECORDED_KINDS = ("audio", "video")
+RECORDED_KINDS = rules.RECORDING_RULES.kinds  # data tracks are never recorded
 INCLUDE_ALL = (RecordingRule(type="include", all=True),)
 # What a room that records nothing reports (and accepts back): a valid rule set, unlike [].
 RECORD_NOTHING = (RecordingRule(type="exclude", all=True),)
@@ -69,83 +64,18 @@ RECORD_NOTHING = (RecordingRule(type="exclude", all=True),)
 
 def rules_invalid(detail: str) -> AtriumError:
     """53120, as Twilio words it (``detail`` goes to the log, not to the client)."""
-    log.info("recording rules rejected: %s", detail)
-    return AtriumError(errors.RECORDING_RULES_INVALID, "Invalid Recording Rule(s)", 400)
-
-
-class _Duplicate(ValueError):
-    pass
-
-
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [k for k, _ in pairs]
-    if len(set(keys)) != len(keys):
-        raise _Duplicate(", ".join(sorted({k for k in keys if keys.count(k) > 1})))
-    return dict(pairs)
+    return rules.RECORDING_RULES.invalid(detail)
 
 
 def parse_rules(text: str | None) -> list[RecordingRule]:
-    """The ``Rules`` form value (a JSON array, or an object with a ``rules`` array, which
-    twilio-java sends) validated as Twilio does; anything invalid raises 53120."""
-    if text is None or not text.strip():
-        raise rules_invalid("Rules is missing")
-    try:
-        value = json.loads(text, object_pairs_hook=_no_duplicate_keys)
-    except _Duplicate as exc:
-        raise rules_invalid(f"key given twice: {exc}") from None
-    except ValueError:
-        raise rules_invalid("Rules is not JSON") from None
-    return validate_rules(value)
+    """The ``Rules`` form value validated as Twilio does (:mod:`atrium_shared.rules`); anything
+    invalid raises 53120."""
+    return [RecordingRule(**rule) for rule in rules.parse_rules(text, rules.RECORDING_RULES)]
 
 
 def validate_rules(value: Any) -> list[RecordingRule]:
-    """Rules already decoded from JSON (as a room's ``recording_rules`` are).
-
-    Invalid: not a list (or an object with exactly the key ``rules``), an empty list, more than
-    20 rules, a rule that is not an object, a key that is not a rule key, a missing or unknown
-    ``type``, ``all`` other than true (``"true"`` is accepted) or not alone with ``type``, a rule
-    without ``all`` or a filter, a filter that is not a non-empty string, a ``kind`` other than
-    audio/video. A key whose value is null counts as absent (what GET returns can be sent back).
-    """
-    if isinstance(value, dict):
-        if set(value) != {"rules"}:
-            raise rules_invalid("an object must have exactly the key 'rules'")
-        value = value["rules"]
-    if not isinstance(value, list):
-        raise rules_invalid("Rules must be a list")
-    if not value:
-        raise rules_invalid("Rules is empty")
-    if len(value) > MAX_RECORDING_RULES:
-        raise rules_invalid(f"more than {MAX_RECORDING_RULES} rules")
-    return [_parse_rule(raw) for raw in value]
-
-
-def _parse_rule(raw: Any) -> RecordingRule:
-    if not isinstance(raw, dict):
-        raise rules_invalid("a rule must be an object")
-    present = {k: v for k, v in raw.items() if v is not None}
-    unknown = set(present) - set(RULE_KEYS)
-    if unknown:
-        raise rules_invalid(f"unknown keys {sorted(unknown)}")
-    kind = present.get("type")
-    if kind not in RULE_TYPES:
-        raise rules_invalid("type is missing or invalid")
-    filters = {k: present[k] for k in RULE_FILTERS if k in present}
-    if "all" in present:
-        flag = present["all"]
-        if not (flag is True or (isinstance(flag, str) and flag.strip().lower() == "true")):
-            raise rules_invalid("all must be true")
-        if filters:
-            raise rules_invalid("all with another filter")
-        return RecordingRule(type=kind, all=True)
-    if not filters:
-        raise rules_invalid("a rule needs all or a filter")
-    for name, filter_value in filters.items():
-        if not isinstance(filter_value, str) or not filter_value:
-            raise rules_invalid(f"{name} must be a non-empty string")
-    if "kind" in filters and filters["kind"] not in RECORDED_KINDS:
-        raise rules_invalid("kind is invalid")
-    return RecordingRule(type=kind, **filters)
+    """Rules already decoded from JSON (as a room's ``recording_rules`` are)."""
+    return [RecordingRule(**rule) for rule in rules.validate_rules(value, rules.RECORDING_RULES)]
 
 
 def initial_rules(room: RoomInfo) -> list[RecordingRule]:
@@ -513,14 +443,24 @@ def storage_target(
     settings: RecordingSettings | None,
     default_s3_url: str | None,
     default_s3_endpoint: str | None,
+    default_s3_region: str | None = None,
 ) -> StorageTarget:
     """Where a new recording goes: the account's bucket when its RecordingSettings enable one,
-    else the operator's (``ATRIUM_RECORDINGS_S3_URL``), else the local recordings folder."""
+    else the operator's (``ATRIUM_RECORDINGS_S3_URL``), else the local recordings folder.
+
+    A bucket whose URL names no region gets the deployment's (``Settings.recordings_s3_region``),
+    so the worker that uploads the file and this service, which presigns and deletes it, sign
+    for the same one. A target without an endpoint is on the deployment's S3 server
+    (``Settings.recordings_s3_endpoint_url``; AWS when unset), on both sides."""
     if settings is not None and settings.aws_storage_enabled and settings.aws_s3_url:
-        return s3_target(settings.aws_s3_url)
-    if default_s3_url:
-        return s3_target(default_s3_url, default_s3_endpoint)
-    return StorageTarget(kind="local")
+        target = s3_target(settings.aws_s3_url)
+    elif default_s3_url:
+        target = s3_target(default_s3_url, default_s3_endpoint)
+    else:
+        return StorageTarget(kind="local")
+    if target.region is None and default_s3_region:
+        target = target.model_copy(update={"region": default_s3_region})
+    return target
 
 
 def participant_tracks(live: Mapping[str, LiveTrack], participant: ParticipantInfo) -> list[str]:

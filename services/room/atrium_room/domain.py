@@ -11,7 +11,7 @@ import unicodedata
 from datetime import datetime
 from typing import Any, NamedTuple, cast
 
-from atrium_shared import errors
+from atrium_shared import errors, rules
 from atrium_shared.accounts import Account
 from atrium_shared.callbacks import is_valid_status_callback
 from atrium_shared.errors import AtriumError
@@ -33,8 +33,6 @@ TIMEOUT_MINUTES = range(1, 61)
 MAX_PARTICIPANT_DURATION = range(600, 86401)
 MEDIA_REGIONS = ("gll", "us1", "us2", "ie1", "de1", "au1", "br1", "jp1", "sg1", "in1")
 VIDEO_CODECS: tuple[VideoCodec, ...] = ("VP8", "H264")
-MAX_RECORDING_RULES = 20
-RECORDING_RULE_KEYS = {"type", "all", "publisher", "track", "kind"}
 
 
 def _invalid(code: int, message: str) -> AtriumError:
@@ -58,31 +56,8 @@ def validate_status_callback(url: str) -> str:
 
 
 def validate_recording_rules(raw: Any) -> list[dict[str, Any]]:
-    """RecordingRules as Twilio takes them: a list of rules, or an object with a ``rules`` key."""
-    rules = raw.get("rules") if isinstance(raw, dict) else raw
-    bad = _invalid(errors.RECORDING_RULES_INVALID, "Invalid Recording Rule(s)")
-    if not isinstance(rules, list) or not rules or len(rules) > MAX_RECORDING_RULES:
-        raise bad
-    cleaned: list[dict[str, Any]] = []
-    for rule in rules:
-        if not isinstance(rule, dict) or set(rule) - RECORDING_RULE_KEYS:
-            raise bad
-        if rule.get("type") not in ("include", "exclude"):
-            raise bad
-        filters = {k: v for k, v in rule.items() if k != "type" and v is not None}
-        if "all" in filters:
-            if filters["all"] not in (True, "true") or len(filters) > 1:
-                raise bad
-            filters["all"] = True
-        if not filters:
-            raise bad
-        if "kind" in filters and filters["kind"] not in ("audio", "video"):
-            raise bad
-        for key in ("publisher", "track"):
-            if key in filters and not isinstance(filters[key], str):
-                raise bad
-        cleaned.append({"type": rule["type"], **filters})
-    return cleaned
+    """RecordingRules as Twilio takes them (:mod:`atrium_shared.rules`), 53120 otherwise."""
+    return rules.validate_rules(raw, rules.RECORDING_RULES)
 
 
 def create_room(

@@ -4,13 +4,12 @@ Pure functions, no I/O (but a log line for a rejected rule set)."""
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from atrium_shared import errors
+from atrium_shared import errors, rules
 from atrium_shared.errors import (
     PARTICIPANT_NOT_FOUND,
     TRACK_INVALID,
@@ -120,88 +119,19 @@ def _track_event(
 
 
 # SubscribeRules -------------------------------------------------------------------------------
-MAX_RULES = 20
-RULE_TYPES = ("include", "exclude")
-RULE_FILTERS = ("publisher", "track", "kind", "priority")
-RULE_KEYS = ("type", "all", *RULE_FILTERS)
 DEFAULT_RULES = (SubscribeRule(type="include", all=True),)
 TRACK_PRIORITY = "standard"  # every track here has the SDKs' default priority
 
 
 def rules_invalid(detail: str) -> AtriumError:
     """53215, as Twilio words it (``detail`` goes to the log, not to the client)."""
-    log.info("subscribe rules rejected: %s", detail)
-    return AtriumError(errors.SUBSCRIBE_RULES_INVALID, "Invalid Subscribe Rule(s)", 400)
-
-
-class _Duplicate(ValueError):
-    pass
-
-
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [k for k, _ in pairs]
-    if len(set(keys)) != len(keys):
-        raise _Duplicate(", ".join(sorted({k for k in keys if keys.count(k) > 1})))
-    return dict(pairs)
+    return rules.SUBSCRIBE_RULES.invalid(detail)
 
 
 def parse_rules(text: str | None) -> list[SubscribeRule]:
-    """The ``Rules`` form value (a JSON array, or an object with a ``rules`` array) validated as
-    Twilio does; anything invalid raises 53215.
-
-    Invalid: no value, not JSON, an empty list, more than 20 rules, a rule that is not an object,
-    a missing or unknown ``type``, ``all`` other than true (``"true"`` is accepted), ``all`` with
-    another filter, a filter given twice, a ``kind`` other than audio/video/data, a filter that is
-    not a string, a key that is not a rule key, a rule with no filter at all. A key whose value is
-    null counts as absent (what GET returns can be sent back as is).
-    """
-    if text is None or not text.strip():
-        raise rules_invalid("Rules is missing")
-    try:
-        value = json.loads(text, object_pairs_hook=_no_duplicate_keys)
-    except _Duplicate as exc:
-        raise rules_invalid(f"filter given twice: {exc}") from None
-    except ValueError:
-        raise rules_invalid("Rules is not JSON") from None
-    if isinstance(value, dict):
-        if set(value) != {"rules"}:
-            raise rules_invalid("an object must have exactly the key 'rules'")
-        value = value["rules"]
-    if not isinstance(value, list):
-        raise rules_invalid("Rules must be a list")
-    if not value:
-        raise rules_invalid("Rules is empty")
-    if len(value) > MAX_RULES:
-        raise rules_invalid(f"more than {MAX_RULES} rules")
-    return [_parse_rule(raw) for raw in value]
-
-
-def _parse_rule(raw: Any) -> SubscribeRule:
-    if not isinstance(raw, dict):
-        raise rules_invalid("a rule must be an object")
-    present = {k: v for k, v in raw.items() if v is not None}
-    unknown = set(present) - set(RULE_KEYS)
-    if unknown:
-        raise rules_invalid(f"unknown keys {sorted(unknown)}")
-    kind = present.get("type")
-    if kind not in RULE_TYPES:
-        raise rules_invalid("type is missing or invalid")
-    filters = {k: present[k] for k in RULE_FILTERS if k in present}
-    if "all" in present:
-        flag = present["all"]
-        if not (flag is True or (isinstance(flag, str) and flag.strip().lower() == "true")):
-            raise rules_invalid("all must be true")
-        if filters:
-            raise rules_invalid("all with another filter")
-        return SubscribeRule(type=kind, all=True)
-    if not filters:
-        raise rules_invalid("a rule needs all or a filter")
-    for name, filter_value in filters.items():
-        if not isinstance(filter_value, str) or not filter_value:
-            raise rules_invalid(f"{name} must be a non-empty string")
-    if "kind" in filters and filters["kind"] not in KINDS:
-        raise rules_invalid("kind is invalid")
-    return SubscribeRule(type=kind, **filters)
+    """The ``Rules`` form value validated as Twilio does (:mod:`atrium_shared.rules`); anything
+    invalid raises 53215."""
+    return [SubscribeRule(**rule) for rule in rules.parse_rules(text, rules.SUBSCRIBE_RULES)]
 
 
 def rule_matches(rule: SubscribeRule, track: TrackInfo, publisher_identity: str | None) -> bool:
