@@ -68,10 +68,18 @@ class Settings(BaseSettings):
     # set it on every gateway replica and the recording service for URLs to work across them).
     recordings_dir: str = ".atrium/data/recordings"
     media_url_secret: SecretStr | None = None
-    # An S3-compatible bucket for recordings when set (credentials from the usual AWS_*
-    # variables); `s3://bucket/prefix`.
+    # An S3-compatible bucket for recordings when set (`s3://bucket/prefix`), the endpoint of a
+    # server other than AWS, and the bucket's region (also read from AWS_REGION). Credentials
+    # come from botocore's own chain (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, shared config,
+    # instance roles), never from here.
     recordings_s3_url: str | None = None
     recordings_s3_endpoint_url: str | None = None
+    recordings_s3_region: str | None = Field(
+        None,
+        validation_alias=AliasChoices(
+            "recordings_s3_region", "ATRIUM_RECORDINGS_S3_REGION", "AWS_REGION"
+        ),
+    )
 
     # Every service process: /livez, /readyz, /metrics and POST /drain on this port (0: off), and
     # how long SIGTERM / POST /drain lets in-flight work finish.

@@ -1,9 +1,10 @@
 """Wires the recording service: real adapters by default, any port replaced by what the caller
 passes.
 
-``bootstrap(settings)`` is the running service (Redis, NATS, the recordings folder); the unit
-tier passes in-memory fakes for every port and a broker it wraps in FastStream's
-``TestNatsBroker``, so no Redis or NATS is needed. Cosmic Python's ``bootstrap.py`` is the model.
+``bootstrap(settings)`` is the running service (Redis, NATS, the recordings folder, S3 buckets
+through aiobotocore); the unit tier passes in-memory fakes for every port and a broker it wraps
+in FastStream's ``TestNatsBroker``, so no Redis or NATS is needed. Cosmic Python's
+``bootstrap.py`` is the model.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from atrium_recording import handlers
 from atrium_recording.adapters.media import LocalMediaStore, MediaStores
 from atrium_recording.adapters.nats import NatsRecordingPublisher, NatsRooms
 from atrium_recording.adapters.redis import RedisRecordingQueries, RedisRecordingTransaction
+from atrium_recording.adapters.s3 import S3MediaStore
 from atrium_recording.ports import (
     Clock,
     MediaStore,
@@ -68,8 +70,10 @@ def bootstrap(
     clock: Clock | None = None,
     timing: Timing | None = None,
 ) -> RecordingService:
-    """``s3``: the S3 media store, when the media package provides one (``media`` replaces the
-    whole routing store)."""
+    """``s3``: the store of recordings kept in a bucket (default: :class:`S3MediaStore`, on
+    the deployment's endpoint and region; an account's RecordingSettings can name a bucket even
+    when the deployment has none, so it is always there); ``media`` replaces the whole routing
+    store."""
     broker = broker if broker is not None else make_broker(settings)
     if redis is None and None in (uow, queries, workers):
         redis = make_redis(settings)
@@ -85,10 +89,22 @@ def bootstrap(
         publisher=publisher if publisher is not None else NatsRecordingPublisher(broker),
         media=media
         if media is not None
-        else MediaStores(LocalMediaStore(settings.recordings_dir), s3),
+        else MediaStores(
+            LocalMediaStore(settings.recordings_dir),
+            s3
+            if s3 is not None
+            else S3MediaStore(
+                default_endpoint_url=settings.recordings_s3_endpoint_url,
+                default_region=settings.recordings_s3_region,
+            ),
+        ),
         workers=workers if workers is not None else WorkerRegistry(redis),
         clock=clock if clock is not None else SystemClock(),
-        storage=StorageDefaults(settings.recordings_s3_url, settings.recordings_s3_endpoint_url),
+        storage=StorageDefaults(
+            settings.recordings_s3_url,
+            settings.recordings_s3_endpoint_url,
+            settings.recordings_s3_region,
+        ),
         timing=timing,
     )
     handlers.register(broker, recordings)

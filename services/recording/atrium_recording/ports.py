@@ -145,7 +145,7 @@ class Publisher(Protocol):
 
 
 class MediaStore(Protocol):
-    """Where recordings' files are: the local folder here, S3 through the media package."""
+    """Where recordings' files are: the local folder, or an S3-compatible bucket."""
 
     async def delete(self, recording: RecordingInfo) -> None:
         """Remove the recording's file (nothing to do when it is not there)."""

@@ -84,10 +84,12 @@ class Timing:
 @dataclass(frozen=True)
 class StorageDefaults:
     """The operator's bucket (``Settings.recordings_s3_url``), used when an account's
-    RecordingSettings name none; local storage when unset."""
+    RecordingSettings name none; local storage when unset. The region goes into every new S3
+    target that names none."""
 
     s3_url: str | None = None
     s3_endpoint_url: str | None = None
+    s3_region: str | None = None
 
 
 def _recording_path(sid: str, room_sid: str | None) -> str:
@@ -238,6 +240,7 @@ class RecordingUseCases:
                 await tx.settings(room.account_sid),
                 self.storage.s3_url,
                 self.storage.s3_endpoint_url,
+                self.storage.s3_region,
             )
             for track in plan.start:
                 recording = domain.new_recording(self._new_sid(), track, room, target, now)

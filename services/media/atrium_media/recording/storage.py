@@ -10,7 +10,8 @@ makes it the recording's media:
   PUT, or a multipart upload for big files, read from disk in parts on a thread so the event loop
   never reads the file), checked by size, and the local copy is deleted after a successful upload.
   The object key is ``<prefix>/<media key>``, ``media_external_location`` ``s3://bucket/<key>``,
-  and downloads are presigned GET URLs. Credentials come from botocore's usual chain (the
+  and downloads are presigned GET URLs. The client is built as the recording service builds its
+  own (:class:`atrium_shared.s3.S3Bucket`). Credentials come from botocore's usual chain (the
   ``AWS_*`` variables, shared config, instance roles) unless given.
 
 Keys are validated (relative, no ``..``), so a key can never point outside the folder.
@@ -19,7 +20,6 @@ Keys are validated (relative, no ``..``), so a key can never point outside the f
 from __future__ import annotations
 
 import asyncio
-import os
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -29,6 +29,7 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession, get_session
 
 from atrium_shared.recording_api import StorageTarget
+from atrium_shared.s3 import S3Bucket
 
 S3_STAGING_FOLDER = ".s3-staging"
 MULTIPART_THRESHOLD = 64 * 1024 * 1024
@@ -131,28 +132,25 @@ class S3Storage:
             raise ValueError("S3 storage needs a bucket")
         if part_size < 5 * 1024 * 1024:
             raise ValueError("S3 parts are at least 5 MiB")
+        self._bucket = S3Bucket(bucket, prefix.strip("/"), endpoint_url, region)
         self.bucket = bucket
-        self.prefix = prefix.strip("/")
+        self.prefix = self._bucket.prefix
         self.endpoint_url = endpoint_url
-        self.region = region or "us-east-1"
+        self.region = region  # None: botocore's own choice (AWS_DEFAULT_REGION, shared config)
         self.staging_dir = Path(staging_dir)
         self.multipart_threshold = multipart_threshold
         self.part_size = part_size
         self._credentials = (access_key_id, secret_access_key)
         self._session = session or get_session()
-        # Path-style addressing: what MinIO, Ceph and other S3-compatible servers expect.
-        self._config = AioConfig(
-            signature_version="s3v4",
-            s3={"addressing_style": "path" if endpoint_url else "auto"},
-            retries={"max_attempts": 3, "mode": "standard"},
-        )
+        self._config = AioConfig(**self._bucket.config_args())
 
     def object_key(self, key: str) -> str:
         check_key(key)
-        return f"{self.prefix}/{key}" if self.prefix else key
+        return self._bucket.object_key(key)
 
     def location(self, key: str) -> str:
-        return f"s3://{self.bucket}/{self.object_key(key)}"
+        check_key(key)
+        return self._bucket.location(key)
 
     def local_path(self, key: str) -> Path:
         return self.staging_dir.joinpath(*check_key(key).parts)
@@ -161,8 +159,7 @@ class S3Storage:
         access_key_id, secret_access_key = self._credentials
         return self._session.create_client(  # type: ignore[no-any-return]
             "s3",
-            region_name=self.region,
-            endpoint_url=self.endpoint_url,
+            **self._bucket.client_args(),
             aws_access_key_id=access_key_id,
             aws_secret_access_key=secret_access_key,
             config=self._config,
@@ -264,20 +261,24 @@ def storage_for(
     recordings_dir: Path | str,
     *,
     default_endpoint_url: str | None = None,
+    default_region: str | None = None,
     session: AioSession | None = None,
 ) -> RecordingStorage:
     """The storage a recording command names (``StorageTarget``), with the worker's settings
-    (``Settings.recordings_dir``, ``Settings.recordings_s3_endpoint_url``)."""
+    (``Settings.recordings_dir``, ``Settings.recordings_s3_endpoint_url`` and
+    ``Settings.recordings_s3_region`` for what the target leaves out; the recording service
+    writes the deployment's region into the targets it makes)."""
     root = Path(recordings_dir)
     if target.kind == "local":
         return LocalStorage(root)
-    if not target.bucket:
-        raise ValueError("an s3 storage target needs a bucket")
+    bucket = S3Bucket.of(
+        target, default_endpoint_url=default_endpoint_url, default_region=default_region
+    )
     return S3Storage(
-        target.bucket,
+        bucket.name,
         staging_dir=root / S3_STAGING_FOLDER,
-        prefix=target.prefix,
-        endpoint_url=target.endpoint_url or default_endpoint_url,
-        region=target.region or os.environ.get("AWS_REGION"),
+        prefix=bucket.prefix,
+        endpoint_url=bucket.endpoint_url,
+        region=bucket.region,
         session=session,
     )

@@ -2,9 +2,9 @@
 
 - :class:`LocalMediaStore`: the recordings folder (``Settings.recordings_dir``) that the media
   workers write and the gateway serves from; this service only removes files from it.
-- S3: the media package provides the client (upload, delete, presigned URLs); it plugs in as the
-  ``s3`` store of :class:`MediaStores`. Until then :class:`NoS3MediaStore` refuses, so a recording
-  in a bucket is never reported deleted while its file stays there.
+- S3: :class:`atrium_recording.adapters.s3.S3MediaStore` (presigned URLs, deletion) is the ``s3``
+  store of :class:`MediaStores`. Without one, :class:`NoS3MediaStore` refuses, so a recording in
+  a bucket is never reported deleted while its file stays there.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ class LocalMediaStore:
 
 
 class NoS3MediaStore:
-    """S3 storage without a client (the media package's is not plugged in)."""
+    """S3 storage without a client: refuses (503)."""
 
     async def delete(self, recording: RecordingInfo) -> None:
         raise storage_unavailable("no S3 client is configured")
