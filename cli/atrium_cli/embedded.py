@@ -88,15 +88,25 @@ def start_nats(data_dir: Path, port: int | None = None, timeout: float = 20.0) -
     log_path = data_dir / "nats.log"
     cmd = [
         _nats_binary(),
-        "--addr", "127.0.0.1",
-        "--port", str(port),
-        "--http_port", str(monitor),
+        "--addr",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--http_port",
+        str(monitor),
         "--jetstream",
-        "--store_dir", str(data_dir / "jetstream"),
-        "--log", str(log_path),
+        "--store_dir",
+        str(data_dir / "jetstream"),
+        "--log",
+        str(log_path),
     ]
-    process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        cmd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     server = EmbeddedServer("nats", f"nats://127.0.0.1:{port}", port, process, log_path)
 
     def healthy() -> bool:
@@ -119,17 +129,30 @@ def start_redis(data_dir: Path, port: int | None = None, timeout: float = 20.0) 
     log_path = data_dir / "valkey.log"
     cmd = [
         _valkey_binary(),
-        "--bind", "127.0.0.1",
-        "--port", str(port),
-        "--dir", str(data_dir),
-        "--appendonly", "yes",
-        "--save", "",
-        "--daemonize", "no",
-        "--protected-mode", "yes",
-        "--logfile", str(log_path),
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--dir",
+        str(data_dir),
+        "--appendonly",
+        "yes",
+        "--save",
+        "",
+        "--daemonize",
+        "no",
+        "--protected-mode",
+        "yes",
+        "--logfile",
+        str(log_path),
     ]
-    process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        cmd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     server = EmbeddedServer("redis", f"redis://127.0.0.1:{port}/0", port, process, log_path)
 
     def answers_ping() -> bool:

@@ -38,7 +38,6 @@ if TYPE_CHECKING:
     from atrium_video import RemoteMediaTrack, Room
 
 
-
 # Configuration and results -------------------------------------------------------------------
 @dataclass(frozen=True)
 class LoadtestConfig:
@@ -121,13 +120,17 @@ class LoadtestResult:
             return "-" if value is None else f"{value:.1f} fps"
 
         return [
-            ("rooms x participants",
-             f"{self.rooms} x {self.participants_per_room}, {self.duration_s:.0f} s"),
+            (
+                "rooms x participants",
+                f"{self.rooms} x {self.participants_per_room}, {self.duration_s:.0f} s",
+            ),
             ("joins ok", f"{self.joins_ok} / {self.joins_attempted}"),
             ("join latency p50", ms(self.join_p50_ms)),
             ("join latency p95", ms(self.join_p95_ms)),
-            ("video subscriptions", f"{self.video_subscriptions} / "
-                                    f"{self.video_subscriptions_expected}"),
+            (
+                "video subscriptions",
+                f"{self.video_subscriptions} / {self.video_subscriptions_expected}",
+            ),
             ("video frame rate / subscription (mean)", fps(self.video_fps_mean)),
             ("video frame rate / subscription (min)", fps(self.video_fps_min)),
             ("audio frames/s / subscription (mean)", fps(self.audio_fps_mean)),
@@ -176,17 +179,20 @@ class Loadtest:
 
         await asyncio.sleep(delay)
         config = self.config
-        token = mint_video_token(config.account_sid, config.api_key_sid, config.api_key_secret,
-                           run.identity, run.room)
+        token = mint_video_token(
+            config.account_sid, config.api_key_sid, config.api_key_secret, run.identity, run.room
+        )
         tracks: list[Any] = [
             create_local_audio_track(name="tone"),
-            create_local_video_track(name="pattern",
-                                     source=TestPatternSource(config.width, config.height)),
+            create_local_video_track(
+                name="pattern", source=TestPatternSource(config.width, config.height)
+            ),
         ]
         started = time.monotonic()
         try:
-            room = await connect(token, url=config.url, name=run.room, tracks=tracks,
-                                 timeout=config.join_timeout)
+            room = await connect(
+                token, url=config.url, name=run.room, tracks=tracks, timeout=config.join_timeout
+            )
         except TwilioError as exc:
             run.error = str(exc)
             for track in tracks:
@@ -236,24 +242,32 @@ class Loadtest:
         dropped = sum(1 for r in self.runs if r.dropped is not None)
         videos = [s for r in self.runs for s in r.subscriptions.values() if s.kind == "video"]
         frames = sum(s.track.frames_received for s in videos)
-        return (f"joined {joined}/{len(self.runs)}, failed {failed}, dropped {dropped}, "
-                f"video subscriptions {len(videos)}, video frames {frames}")
+        return (
+            f"joined {joined}/{len(self.runs)}, failed {failed}, dropped {dropped}, "
+            f"video subscriptions {len(videos)}, video frames {frames}"
+        )
 
     async def run(self, progress: Progress | None = None) -> LoadtestResult:
         config = self.config
         prefix = config.prefix()
-        self.runs = [ParticipantRun(f"{prefix}-{r}", f"{prefix}-{r}-p{p}")
-                     for r in range(config.rooms) for p in range(config.participants)]
+        self.runs = [
+            ParticipantRun(f"{prefix}-{r}", f"{prefix}-{r}-p{p}")
+            for r in range(config.rooms)
+            for p in range(config.participants)
+        ]
         joins_task = progress.add_task("joining", total=len(self.runs)) if progress else None
         try:
-            pending = {asyncio.ensure_future(self._join(run, index * config.ramp))
-                       for index, run in enumerate(self.runs)}
+            pending = {
+                asyncio.ensure_future(self._join(run, index * config.ramp))
+                for index, run in enumerate(self.runs)
+            }
             while pending:
                 _, pending = await asyncio.wait(pending, timeout=0.25)
                 if progress is not None and joins_task is not None:
                     done = sum(1 for r in self.runs if r.join_ms is not None or r.error)
-                    progress.update(joins_task, completed=done,
-                                    description=f"joining: {self.live_figures()}")
+                    progress.update(
+                        joins_task, completed=done, description=f"joining: {self.live_figures()}"
+                    )
             if progress is not None and joins_task is not None:
                 progress.update(joins_task, visible=False)
             self.start_measuring()
@@ -261,8 +275,9 @@ class Loadtest:
             started = time.monotonic()
             while (elapsed := time.monotonic() - started) < config.duration:
                 if progress is not None and steady is not None:
-                    progress.update(steady, completed=elapsed,
-                                    description=f"running: {self.live_figures()}")
+                    progress.update(
+                        steady, completed=elapsed, description=f"running: {self.live_figures()}"
+                    )
                 await asyncio.sleep(min(0.5, max(0.0, config.duration - elapsed)))
             self.stop_measuring()
             if progress is not None and steady is not None:
@@ -275,8 +290,9 @@ class Loadtest:
         rooms, self.rooms = self.rooms, []
         for room in rooms:
             room.off("disconnected")  # leaving is not a dropped connection
-        results = await asyncio.gather(*(room.disconnect() for room in rooms),
-                                       return_exceptions=True)
+        results = await asyncio.gather(
+            *(room.disconnect() for room in rooms), return_exceptions=True
+        )
         for room, outcome in zip(rooms, results, strict=True):
             if isinstance(outcome, BaseException):
                 with contextlib.suppress(Exception):
@@ -287,18 +303,28 @@ class Loadtest:
     def result(self) -> LoadtestResult:
         config = self.config
         joins = [r.join_ms for r in self.runs if r.join_ms is not None]
-        video = [s.fps for r in self.runs for s in r.subscriptions.values()
-                 if s.kind == "video" and s.fps is not None]
-        audio = [s.fps for r in self.runs for s in r.subscriptions.values()
-                 if s.kind == "audio" and s.fps is not None]
+        video = [
+            s.fps
+            for r in self.runs
+            for s in r.subscriptions.values()
+            if s.kind == "video" and s.fps is not None
+        ]
+        audio = [
+            s.fps
+            for r in self.runs
+            for s in r.subscriptions.values()
+            if s.kind == "audio" and s.fps is not None
+        ]
         ok = len(joins)
         per_room: dict[str, int] = {}
         for run in self.runs:
             if run.join_ms is not None:
                 per_room[run.room] = per_room.get(run.room, 0) + 1
         expected = sum(n * (n - 1) for n in per_room.values())  # each joined one sees the others
-        errors = sorted({r.error for r in self.runs if r.error}
-                        | {f"dropped: {r.dropped}" for r in self.runs if r.dropped})
+        errors = sorted(
+            {r.error for r in self.runs if r.error}
+            | {f"dropped: {r.dropped}" for r in self.runs if r.dropped}
+        )
         return LoadtestResult(
             rooms=config.rooms,
             participants_per_room=config.participants,
@@ -321,8 +347,14 @@ class Loadtest:
 
 
 def progress_display(console: Console) -> Progress:
-    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                    TimeElapsedColumn(), console=console, transient=True)
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
 
 
 async def run_loadtest(config: LoadtestConfig, console: Console | None = None) -> LoadtestResult:
@@ -348,26 +380,52 @@ def add_parser(commands: Any) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--url", required=True, metavar="WS_URL",
-                        help="signaling URL, ws://HOST:PORT/signaling (the only target)")
+    parser.add_argument(
+        "--url",
+        required=True,
+        metavar="WS_URL",
+        help="signaling URL, ws://HOST:PORT/signaling (the only target)",
+    )
     parser.add_argument("--rooms", type=int, default=2, help="rooms (default 2)")
-    parser.add_argument("--participants", type=int, default=3,
-                        help="participants per room (default 3)")
-    parser.add_argument("--duration", type=float, default=15.0,
-                        help="seconds of steady state after the joins (default 15)")
-    parser.add_argument("--join-timeout", type=float, default=30.0,
-                        help="seconds a join may take before it counts as failed (default 30)")
-    parser.add_argument("--ramp", type=float, default=0.05,
-                        help="seconds between two joins starting (default 0.05)")
+    parser.add_argument(
+        "--participants", type=int, default=3, help="participants per room (default 3)"
+    )
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=15.0,
+        help="seconds of steady state after the joins (default 15)",
+    )
+    parser.add_argument(
+        "--join-timeout",
+        type=float,
+        default=30.0,
+        help="seconds a join may take before it counts as failed (default 30)",
+    )
+    parser.add_argument(
+        "--ramp", type=float, default=0.05, help="seconds between two joins starting (default 0.05)"
+    )
     parser.add_argument("--video-size", default="320x240", help="WxH of the test pattern")
-    parser.add_argument("--account-sid", default=os.environ.get("ATRIUM_ACCOUNT_SID"),
-                        help="Account SID (default $ATRIUM_ACCOUNT_SID)")
-    parser.add_argument("--api-key-sid", default=os.environ.get("ATRIUM_API_KEY_SID"),
-                        help="API Key SID that signs the tokens (default $ATRIUM_API_KEY_SID)")
-    parser.add_argument("--api-key-secret", default=os.environ.get("ATRIUM_API_KEY_SECRET"),
-                        help="its secret (default $ATRIUM_API_KEY_SECRET)")
-    parser.add_argument("--allow-remote", action="store_true",
-                        help="allow a URL that is not on this machine (loopback only by default)")
+    parser.add_argument(
+        "--account-sid",
+        default=os.environ.get("ATRIUM_ACCOUNT_SID"),
+        help="Account SID (default $ATRIUM_ACCOUNT_SID)",
+    )
+    parser.add_argument(
+        "--api-key-sid",
+        default=os.environ.get("ATRIUM_API_KEY_SID"),
+        help="API Key SID that signs the tokens (default $ATRIUM_API_KEY_SID)",
+    )
+    parser.add_argument(
+        "--api-key-secret",
+        default=os.environ.get("ATRIUM_API_KEY_SECRET"),
+        help="its secret (default $ATRIUM_API_KEY_SECRET)",
+    )
+    parser.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow a URL that is not on this machine (loopback only by default)",
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON too")
     parser.set_defaults(handler=loadtest_command)
 
@@ -377,14 +435,24 @@ def config_from_args(args: argparse.Namespace) -> LoadtestConfig:
     if scheme not in ("ws", "wss"):
         raise CliError(f"--url must be ws:// or wss:// (the signaling endpoint), not {args.url}")
     if not is_loopback(args.url) and not args.allow_remote:
-        raise CliError(f"{args.url} is not a loopback address; pass --allow-remote to load-test "
-                       "a server on another machine (only that URL is ever contacted)")
-    missing = [flag for flag, value in (("--account-sid", args.account_sid),
-                                        ("--api-key-sid", args.api_key_sid),
-                                        ("--api-key-secret", args.api_key_secret)) if not value]
+        raise CliError(
+            f"{args.url} is not a loopback address; pass --allow-remote to load-test "
+            "a server on another machine (only that URL is ever contacted)"
+        )
+    missing = [
+        flag
+        for flag, value in (
+            ("--account-sid", args.account_sid),
+            ("--api-key-sid", args.api_key_sid),
+            ("--api-key-secret", args.api_key_secret),
+        )
+        if not value
+    ]
     if missing:
-        raise CliError(f"missing {', '.join(missing)} (or ATRIUM_ACCOUNT_SID, "
-                       "ATRIUM_API_KEY_SID, ATRIUM_API_KEY_SECRET): tokens are minted with them")
+        raise CliError(
+            f"missing {', '.join(missing)} (or ATRIUM_ACCOUNT_SID, "
+            "ATRIUM_API_KEY_SID, ATRIUM_API_KEY_SECRET): tokens are minted with them"
+        )
     if args.rooms < 1 or args.participants < 1 or args.duration <= 0:
         raise CliError("--rooms and --participants must be >= 1, --duration > 0")
     try:
@@ -392,9 +460,16 @@ def config_from_args(args: argparse.Namespace) -> LoadtestConfig:
     except ValueError as exc:
         raise CliError(f"--video-size must be WxH, not {args.video_size}") from exc
     return LoadtestConfig(
-        url=args.url, account_sid=args.account_sid, api_key_sid=args.api_key_sid,
-        api_key_secret=args.api_key_secret, rooms=args.rooms, participants=args.participants,
-        duration=args.duration, join_timeout=args.join_timeout, ramp=args.ramp, width=width,
+        url=args.url,
+        account_sid=args.account_sid,
+        api_key_sid=args.api_key_sid,
+        api_key_secret=args.api_key_secret,
+        rooms=args.rooms,
+        participants=args.participants,
+        duration=args.duration,
+        join_timeout=args.join_timeout,
+        ramp=args.ramp,
+        width=width,
         height=height,
     )
 
@@ -402,8 +477,10 @@ def config_from_args(args: argparse.Namespace) -> LoadtestConfig:
 async def loadtest_command(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     console = Console()
-    console.print(f"loadtest: {config.rooms} rooms x {config.participants} participants for "
-                  f"{config.duration:.0f}s against {config.url}")
+    console.print(
+        f"loadtest: {config.rooms} rooms x {config.participants} participants for "
+        f"{config.duration:.0f}s against {config.url}"
+    )
     result = await run_loadtest(config, console)
     console.print(result.table())
     for error in result.errors:

@@ -74,6 +74,7 @@ READY_POLL_SECONDS = 0.1
 # A service may log a long line (a JSON record with a traceback); don't choke on it.
 LINE_LIMIT_BYTES = 1024 * 1024
 
+
 def _instances() -> list[tuple[str, str]]:
     """(child name, module) for every process to start: media-2, media-3... when scaled."""
     workers = max(1, int(os.environ.get("ATRIUM_MEDIA_WORKERS", "1") or "1"))
@@ -88,8 +89,14 @@ def _instances() -> list[tuple[str, str]]:
 
 
 _COLORS = {
-    "gateway": "36", "room": "32", "participant": "34", "track": "94", "recording": "91",
-    "callback": "35", "media": "96", "atrium": "33;1",
+    "gateway": "36",
+    "room": "32",
+    "participant": "34",
+    "track": "94",
+    "recording": "91",
+    "callback": "35",
+    "media": "96",
+    "atrium": "33;1",
 }
 _PREFIX_WIDTH = max(len(name) for name in _COLORS)
 
@@ -145,9 +152,7 @@ async def http_status(port: int, path: str, timeout: float = 1.0) -> int | None:
     readiness probe needs nothing but the status line.
     """
     try:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection("127.0.0.1", port), timeout
-        )
+        reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), timeout)
     except (OSError, TimeoutError):
         return None
     try:
@@ -490,7 +495,10 @@ class Supervisor:
             child.consecutive_crashes += 1
             log.error(
                 "%s exited unexpectedly with code %s after %.1fs; restarting in %.0fs",
-                child.name, code, uptime, delay,
+                child.name,
+                code,
+                uptime,
+                delay,
             )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop_requested.wait(), delay)
@@ -519,8 +527,9 @@ class Supervisor:
                 await asyncio.wait_for(child.process.wait(), remaining or 0.01)
             except TimeoutError:
                 if not self.force_kill:
-                    log.warning("%s still running after %.0fs: killing it", child.name,
-                                self.grace_seconds)
+                    log.warning(
+                        "%s still running after %.0fs: killing it", child.name, self.grace_seconds
+                    )
                 child.send(signal.SIGKILL)
                 await child.process.wait()
             if child.process.returncode not in (0, -signal.SIGTERM):

@@ -24,8 +24,14 @@ ReadyCheck = Callable[[], Awaitable[bool]]
 # Starts the drain if it has not started; True once it finished.
 DrainCheck = Callable[[], Awaitable[bool]]
 
-REASONS = {200: "OK", 202: "Accepted", 403: "Forbidden", 404: "Not Found",
-           405: "Method Not Allowed", 503: "Service Unavailable"}
+REASONS = {
+    200: "OK",
+    202: "Accepted",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    503: "Service Unavailable",
+}
 
 
 def _is_loopback(peer: object) -> bool:

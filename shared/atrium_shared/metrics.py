@@ -69,19 +69,28 @@ class _MediaWorkerCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         families = {
             "rooms": GaugeMetricFamily(
-                "atrium_media_rooms", "Rooms hosted by this media worker", labels=["worker_id"]),
+                "atrium_media_rooms", "Rooms hosted by this media worker", labels=["worker_id"]
+            ),
             "participants": GaugeMetricFamily(
-                "atrium_media_participants", "Participants connected to this media worker",
-                labels=["worker_id"]),
+                "atrium_media_participants",
+                "Participants connected to this media worker",
+                labels=["worker_id"],
+            ),
             "capacity": GaugeMetricFamily(
-                "atrium_media_capacity", "Participants this media worker accepts",
-                labels=["worker_id"]),
+                "atrium_media_capacity",
+                "Participants this media worker accepts",
+                labels=["worker_id"],
+            ),
             "load": GaugeMetricFamily(
-                "atrium_media_load", "participants / capacity: what room placement and the HPA use",
-                labels=["worker_id"]),
+                "atrium_media_load",
+                "participants / capacity: what room placement and the HPA use",
+                labels=["worker_id"],
+            ),
             "draining": GaugeMetricFamily(
-                "atrium_media_draining", "1 while the worker takes no new rooms",
-                labels=["worker_id"]),
+                "atrium_media_draining",
+                "1 while the worker takes no new rooms",
+                labels=["worker_id"],
+            ),
         }
         for info in self._infos():
             labels = [info.worker_id]

@@ -56,14 +56,16 @@ async def read_page(
         upper = high
         if anchor is not None and (high == "+" or anchor < high[1:]):
             upper = f"({anchor}"
-        members = await redis.zrange(key, upper, low, desc=True, bylex=True, offset=0,
-                                     num=page_size + 1)
+        members = await redis.zrange(
+            key, upper, low, desc=True, bylex=True, offset=0, num=page_size + 1
+        )
         has_more = len(members) > page_size
         members = members[:page_size]
         has_before = anchor is not None
     else:
-        members = await redis.zrange(key, f"({anchor}", high, bylex=True, offset=0,
-                                     num=page_size + 1)
+        members = await redis.zrange(
+            key, f"({anchor}", high, bylex=True, offset=0, num=page_size + 1
+        )
         has_before = len(members) > page_size
         members = list(reversed(members[:page_size]))
         has_more = True

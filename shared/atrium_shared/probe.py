@@ -72,7 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     check.add_argument("path", nargs="?", default="/livez")
     wait = commands.add_parser("drain", help="start draining and wait until drained")
     wait.add_argument(
-        "--timeout", type=float,
+        "--timeout",
+        type=float,
         default=get_settings().drain_timeout_seconds,
     )
     args = parser.parse_args(argv)

@@ -47,9 +47,7 @@ def reply_handler(
             return RpcReply(error=AtriumError(errors.INVALID_PARAMETER, str(exc), 400).body())
         except Exception:
             log.exception("handler %s failed", func.__name__)
-            return RpcReply(
-                error=AtriumError(errors.INTERNAL, "Internal error", 500).body()
-            )
+            return RpcReply(error=AtriumError(errors.INTERNAL, "Internal error", 500).body())
         return RpcReply(result=result.model_dump(mode="json"))
 
     # FastStream reads the signature to decode requests and to describe replies; the reply is

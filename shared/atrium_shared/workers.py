@@ -42,8 +42,9 @@ class WorkerRegistry:
     async def heartbeat(self, info: WorkerInfo) -> None:
         info.heartbeat_at = time.time()
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(worker_key(info.worker_id), info.model_dump_json(),
-                     px=int(EXPIRY_SECONDS * 1000))
+            pipe.set(
+                worker_key(info.worker_id), info.model_dump_json(), px=int(EXPIRY_SECONDS * 1000)
+            )
             if info.draining:
                 pipe.zrem(WORKERS_KEY, info.worker_id)
             else:

@@ -35,8 +35,7 @@ def modules_of(subpackage: str) -> list[Path]:
 def test_signaling_uses_forwarding_only_through_its_package_api() -> None:
     for path in modules_of("signaling"):
         internal = {
-            name for name in imported_modules(path)
-            if name.startswith("atrium_media.forwarding.")
+            name for name in imported_modules(path) if name.startswith("atrium_media.forwarding.")
         }
         assert not internal, f"{path.name} reaches into forwarding internals: {sorted(internal)}"
 

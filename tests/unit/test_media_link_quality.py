@@ -14,14 +14,27 @@ def inbound(received: int, lost: int, sent_bytes: int, jitter_ms: float = 2.0) -
 
 
 def outbound(sent_bytes: int, fraction: float, rtt_ms: float | None = 20.0) -> OutboundStream:
-    return OutboundStream("MTa", "audio", 100, sent_bytes, True, packets_lost=0,
-                          fraction_lost=fraction, jitter_ms=4.0, rtt_ms=rtt_ms)
+    return OutboundStream(
+        "MTa",
+        "audio",
+        100,
+        sent_bytes,
+        True,
+        packets_lost=0,
+        fraction_lost=fraction,
+        jitter_ms=4.0,
+        rtt_ms=rtt_ms,
+    )
 
 
 def test_send_loss_and_bitrate_come_from_the_interval_not_the_totals() -> None:
     before = LinkSample("PA1", 10.0, inbound=[inbound(1000, 100, 100_000)])
-    after = LinkSample("PA1", 11.0, inbound=[inbound(1090, 110, 225_000, jitter_ms=8.0)],
-                       outbound=[outbound(0, 0.0, rtt_ms=40.0)])
+    after = LinkSample(
+        "PA1",
+        11.0,
+        inbound=[inbound(1090, 110, 225_000, jitter_ms=8.0)],
+        outbound=[outbound(0, 0.0, rtt_ms=40.0)],
+    )
     stats = participant_stats(before, after)
     send = stats.video.send
     assert send is not None
@@ -34,8 +47,10 @@ def test_send_loss_and_bitrate_come_from_the_interval_not_the_totals() -> None:
 
 
 def test_recv_weights_each_leg_by_what_it_carried() -> None:
-    legs = [OutboundStream("MT1", "video", 10, 1_000, True, fraction_lost=0.0, jitter_ms=1.0),
-            OutboundStream("MT2", "video", 10, 3_000, True, fraction_lost=0.2, jitter_ms=9.0)]
+    legs = [
+        OutboundStream("MT1", "video", 10, 1_000, True, fraction_lost=0.0, jitter_ms=1.0),
+        OutboundStream("MT2", "video", 10, 3_000, True, fraction_lost=0.2, jitter_ms=9.0),
+    ]
     stats = participant_stats(LinkSample("PA2", 0.0), LinkSample("PA2", 1.0, outbound=legs))
     recv = stats.video.recv
     assert recv is not None

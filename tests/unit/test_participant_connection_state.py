@@ -31,15 +31,22 @@ def service(fakes: ParticipantFakes) -> ParticipantUseCases:
 
 
 async def seated(service: ParticipantUseCases) -> str:
-    admitted = await service.admit(AdmitParticipantRequest(
-        account_sid=ACCOUNT, room_sid=ROOM, identity="alice", max_participants=5,
-        max_participant_duration=600))
+    admitted = await service.admit(
+        AdmitParticipantRequest(
+            account_sid=ACCOUNT,
+            room_sid=ROOM,
+            identity="alice",
+            max_participants=5,
+            max_participant_duration=600,
+        )
+    )
     return admitted.participant.sid
 
 
 def state(sid: str, value: str, account: str = ACCOUNT) -> SetConnectionStateRequest:
-    return SetConnectionStateRequest(account_sid=account, room_sid=ROOM, participant_sid=sid,
-                                     state=value)
+    return SetConnectionStateRequest(
+        account_sid=account, room_sid=ROOM, participant_sid=sid, state=value
+    )
 
 
 async def test_reconnecting_and_back_without_an_event(
@@ -60,8 +67,11 @@ async def test_a_reconnecting_participant_can_be_disconnected_and_stays_so(
 ) -> None:
     sid = await seated(service)
     await service.set_connection_state(state(sid, "reconnecting"))
-    gone = await service.disconnect(DisconnectParticipantRequest(
-        account_sid=ACCOUNT, room_sid=ROOM, participant_sid=sid, reason="connection-lost"))
+    gone = await service.disconnect(
+        DisconnectParticipantRequest(
+            account_sid=ACCOUNT, room_sid=ROOM, participant_sid=sid, reason="connection-lost"
+        )
+    )
     assert gone.status == "disconnected"
     late = await service.set_connection_state(state(sid, "connected"))
     assert late.status == "disconnected"

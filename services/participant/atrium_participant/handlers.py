@@ -57,9 +57,7 @@ def register(broker: NatsBroker, participants: ParticipantUseCases) -> None:
         """One page of a room's participants, newest first."""
         return await participants.list(request)
 
-    @broker.subscriber(
-        subjects.PARTICIPANT_SET_STATE, queue=queue, title="participant.set-state"
-    )
+    @broker.subscriber(subjects.PARTICIPANT_SET_STATE, queue=queue, title="participant.set-state")
     @reply_handler
     async def set_state(request: SetConnectionStateRequest) -> ParticipantInfo:
         """Connected <-> reconnecting, as the media worker sees the participant's signaling."""
