@@ -73,6 +73,12 @@ def _json(data: dict[str, object]) -> str:
     return json.dumps(data)
 
 
+def secret_matches(expected: str, given: str) -> bool:
+    """Whether ``given`` is the secret, in constant time. As UTF-8 bytes: ``compare_digest``
+    refuses ``str`` with non-ASCII characters, and Basic credentials can carry any."""
+    return hmac.compare_digest(expected.encode(), given.encode())
+
+
 def new_secret() -> str:
     """32 characters, like Twilio's auth tokens and API key secrets."""
     return secrets.token_hex(16)
@@ -230,12 +236,12 @@ class AccountStore:
             if account is None or account.status != "active":
                 return None
             expected = account.auth_token.get_secret_value()
-            return account if hmac.compare_digest(expected, password) else None
+            return account if secret_matches(expected, password) else None
         if username.startswith(sids.API_KEY):
             key = await self.get_api_key(username)
             if key is None or key.status != "active":
                 return None
-            if not hmac.compare_digest(key.secret.get_secret_value(), password):
+            if not secret_matches(key.secret.get_secret_value(), password):
                 return None
             account = await self.get_account(key.account_sid)
             return account if account is not None and account.status == "active" else None

@@ -13,8 +13,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from atrium_shared import errors
+from atrium_shared.accounts import Account, AccountStore, ApiKey, secret_matches
 from atrium_shared.errors import AtriumError
 from atrium_shared.models import ParticipantInfo, RoomInfo
 from atrium_shared.participant_api import ListParticipantsRequest
@@ -120,6 +122,51 @@ async def test_wrong_secrets_and_closed_accounts_are_a_401(
     assert_twilio_error(await http.get("/v1/Rooms"), errors.AUTHENTICATE, 401)
     key_auth = (key.sid, key.secret.get_secret_value())
     assert_twilio_error(await http.get("/v1/Rooms", auth=key_auth), errors.AUTHENTICATE, 401)
+
+
+def _basic(username: str, password: str) -> dict[str, str]:
+    raw = f"{username}:{password}".encode()
+    return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+
+
+async def test_non_ascii_credentials_are_a_401_never_a_500(gateway: FakeGateway) -> None:
+    sid, token = gateway.auth()
+    key = gateway.accounts.add_api_key(sid)
+    async with gateway.client(anonymous=True) as anonymous:
+        for username, password in ((sid, "pässwörd"), (key.sid, "秘密"), ("ACnobody☃", token)):
+            response = await anonymous.get("/v1/Rooms", headers=_basic(username, password))
+            assert_twilio_error(response, errors.AUTHENTICATE, 401)
+    assert gateway.rooms.requests == []
+
+
+class _Redis:
+    """What AccountStore.authenticate reads: GET."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        self.values = values
+
+    async def get(self, key: str) -> str | None:
+        return self.values.get(key)
+
+
+async def test_the_account_store_compares_non_ascii_secrets_as_bytes() -> None:
+    account = Account(sid="AC" + "a" * 32, friendly_name="Acme", auth_token=SecretStr("t" * 32))
+    key = ApiKey(
+        sid="SK" + "b" * 32, account_sid=account.sid, friendly_name="k", secret=SecretStr("s" * 32)
+    )
+    store = AccountStore(
+        _Redis(  # type: ignore[arg-type]
+            {
+                f"atrium:account:{account.sid}": account.dump(),
+                f"atrium:api-key:{key.sid}": key.dump(),
+            }
+        )
+    )
+    assert await store.authenticate(account.sid, "pässwörd") is None
+    assert await store.authenticate(key.sid, "秘密") is None
+    assert await store.authenticate(account.sid, "t" * 32) == account
+    assert await store.authenticate(key.sid, "s" * 32) == account
+    assert secret_matches("é", "é") and not secret_matches("e", "é")
 
 
 async def test_credentials_are_checked_before_any_parameter(

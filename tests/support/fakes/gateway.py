@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 from collections.abc import AsyncIterator, Iterable, MutableMapping
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from pydantic import BaseModel, SecretStr
 
 from atrium_gateway.bootstrap import GatewayService, bootstrap
 from atrium_shared import errors, participant_api, recording_api, room_api, sids, track_api
-from atrium_shared.accounts import Account, ApiKey, new_secret
+from atrium_shared.accounts import Account, ApiKey, new_secret, secret_matches
 from atrium_shared.errors import AtriumError
 from atrium_shared.models import Page, ParticipantInfo, RoomInfo, TrackInfo
 from atrium_shared.paging import index_member, member_sid
@@ -133,7 +132,7 @@ class FakeAccounts:
             account, expected = self.accounts[key.account_sid], key.secret.get_secret_value()
         else:
             return None
-        if account.status != "active" or not hmac.compare_digest(expected, password):
+        if account.status != "active" or not secret_matches(expected, password):
             return None
         return account
 
