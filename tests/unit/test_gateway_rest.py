@@ -182,6 +182,54 @@ async def test_credentials_are_checked_before_any_parameter(
     assert gateway.rooms.requests == []
 
 
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"UniqueName=caf\xe9",  # Latin-1, raw
+        b"UniqueName=\xff\xfe",  # raw, UTF-8 of nothing
+        b"UniqueName=caf%E9",  # percent-encoded Latin-1
+        b"UniqueName=%C3",  # a truncated UTF-8 sequence
+        b"Uniq%FFueName=x",  # in a name
+        b"UniqueName=100%",  # an escape without its digits
+        b"UniqueName=%zz",
+    ],
+)
+async def test_a_form_that_is_not_utf8_is_a_400_and_creates_nothing(
+    gateway: FakeGateway, http: httpx.AsyncClient, body: bytes
+) -> None:
+    response = await http.post("/v1/Rooms", content=body, headers=FORM)
+    assert_twilio_error(response, errors.INVALID_PARAMETER, 400)
+    assert gateway.rooms.requests == []
+
+
+async def test_a_query_that_is_not_utf8_is_a_400(
+    gateway: FakeGateway, http: httpx.AsyncClient
+) -> None:
+    response = await http.get("/v1/Rooms?UniqueName=%FF")
+    assert_twilio_error(response, errors.INVALID_PARAMETER, 400)
+    assert gateway.rooms.requests == []
+
+
+async def test_utf8_forms_pass_unchanged_and_credentials_come_first(
+    gateway: FakeGateway, http: httpx.AsyncClient
+) -> None:
+    body = b"UniqueName=caf%C3%A9+%E2%98%83&Type=go"
+    response = await http.post("/v1/Rooms", content=body, headers=FORM)
+    assert response.status_code == 201, response.text
+    request = gateway.rooms.requests[-1]
+    assert isinstance(request, CreateRoomRequest) and request.unique_name == "café ☃"
+    raw = "UniqueName=café".encode()  # raw UTF-8 the parser would take as Latin-1: refused
+    response = await http.post("/v1/Rooms", content=raw, headers=FORM)
+    assert_twilio_error(response, errors.INVALID_PARAMETER, 400)
+    assert len(gateway.rooms.requests) == 1
+    async with gateway.client(anonymous=True) as anonymous:
+        response = await anonymous.post("/v1/Rooms", content=b"UniqueName=\xff", headers=FORM)
+    assert_twilio_error(response, errors.AUTHENTICATE, 401)
+
+
 async def test_an_account_sees_only_its_own_rooms(
     gateway: FakeGateway, http: httpx.AsyncClient
 ) -> None:

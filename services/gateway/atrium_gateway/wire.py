@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
-from urllib.parse import quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from pydantic import BaseModel, Field
 
@@ -128,6 +128,27 @@ def parse_basic_credentials(authorization: str) -> tuple[str, str]:
 
 
 # Forms ----------------------------------------------------------------------------------------
+# A ``%`` that does not start an escape of two hex digits.
+_BAD_PERCENT_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+
+
+def check_urlencoded(parameter: str, raw: bytes) -> None:
+    """A form body or query string as the client sent it: ASCII, every ``%`` an escape, UTF-8
+    once percent-decoded. Else a 20001 (400): the form parser decodes raw bytes as Latin-1 (raw
+    UTF-8 too) and invalid escapes as U+FFFD, acting on values the client never sent; the
+    helper libraries percent-encode every non-ASCII character."""
+    try:
+        text = raw.decode("ascii")
+    except UnicodeDecodeError:
+        raise invalid(parameter, f"{parameter} must be percent-encoded ASCII") from None
+    if _BAD_PERCENT_ESCAPE.search(raw):
+        raise invalid(parameter, f"{parameter} has an invalid percent escape")
+    try:
+        parse_qsl(text, keep_blank_values=True, encoding="utf-8", errors="strict")
+    except UnicodeDecodeError:
+        raise invalid(parameter, f"{parameter} is not valid UTF-8 once percent-decoded") from None
+
+
 class CreateRoomForm(BaseModel):
     """Twilio's CreateRoom form parameters, kept as sent; :func:`create_room_request` parses."""
 

@@ -105,9 +105,25 @@ async def authenticated_account(request: Request, accounts: Accounts) -> Account
 Auth = Annotated[Account, Depends(authenticated_account)]
 
 
+# The state key CheckFormEncoding (api.application) leaves a malformed form's error under.
+FORM_ERROR_STATE = "atrium_form_error"
+
+
+def well_encoded_input(request: Request) -> None:
+    """The query string and form body as UTF-8 with valid escapes, or a 20001 (400)."""
+    wire.check_urlencoded("query", request.scope.get("query_string", b""))
+    error = request.scope.get("state", {}).get(FORM_ERROR_STATE)
+    if error is not None:
+        raise error
+
+
 def rest_router(prefix: str) -> APIRouter:
-    """A router of REST v1 resources: each of its routes authenticates first."""
-    return APIRouter(prefix=prefix, dependencies=[Depends(authenticated_account)])
+    """A router of REST v1 resources: each of its routes authenticates first, then refuses
+    malformed encodings (before any parameter is parsed)."""
+    return APIRouter(
+        prefix=prefix,
+        dependencies=[Depends(authenticated_account), Depends(well_encoded_input)],
+    )
 
 
 def base_url(request: Request, settings: AppSettings) -> str:
