@@ -8,7 +8,14 @@ connection and one peer connection per subscriber, nothing else:
 
 * ``forward``: :class:`~atrium_media.forwarding.router.MediaRouter` (no decode, no encode);
 * ``relay``: stock aiortc: the worker decodes once, ``MediaRelay`` fans out, one VP8 encoder per
-  subscriber.
+  subscriber;
+* ``forward-av``: ``forward`` with an audio tone too (an audio and a video leg per subscriber);
+* ``forward-av-msp``: ``forward-av`` with dominant speaker and network quality running;
+* ``forward-av-rec``: ``forward-av`` with both published tracks recorded as a room host records
+  them (``MediaRouter.record`` taps each into a
+  :class:`~atrium_media.recording.TrackRecorder` writing Matroska into a temporary folder, on a
+  :class:`~atrium_media.recording.RecorderPool` of the worker process), so the worker's CPU
+  includes the recorder pool's threads; the pool's own CPU is reported beside it.
 
 Both modes use the same publisher (one aiortc VP8 encode of a moving pattern) and the same cheap
 subscribers (their receivers drop frames before the decoder with
@@ -31,6 +38,7 @@ import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from aiortc import (
@@ -53,15 +61,18 @@ from atrium_media.forwarding import LinkSample
 from atrium_media.forwarding.router import MediaRouter
 from atrium_media.forwarding.track import FrameSink
 from atrium_media.ice import configure_host_addresses
+from atrium_media.recording import RecorderPool, TrackRecorder, recording_format
 from atrium_media.signaling.link_quality import participant_stats
 from atrium_video.tracks import ToneSource
 from bench.procs import REPO_ROOT
 
 WIDTH, HEIGHT = 640, 480
 LOOPBACK_ONLY = ("127.0.0.1",)
-MODES = ("forward", "relay", "forward-av", "forward-av-msp")
+MODES = ("forward", "relay", "forward-av", "forward-av-msp", "forward-av-rec")
 # Modes whose publisher also sends an audio tone (forwarded as a second leg per subscriber).
-AUDIO_MODES = ("forward-av", "forward-av-msp")
+AUDIO_MODES = ("forward-av", "forward-av-msp", "forward-av-rec")
+# Modes that record every published track in the worker process.
+RECORDING_MODES = ("forward-av-rec",)
 WORKER_START_TIMEOUT = 30.0
 CALL_TIMEOUT = 30.0
 
@@ -78,9 +89,25 @@ class BenchRow:
     packets_forwarded: int | None = None  # forward mode: the router's count over the window
     kbps_per_stream: float | None = None  # forward mode: bytes forwarded per subscriber
     publisher_fps: float | None = None  # frames the publisher's track handed to its encoder
+    # Recording modes: the recorder pool threads' CPU over the window (% of one core, part of
+    # cpu_percent), the tracks recorded, and what the recordings wrote by the end.
+    recorder_cpu_percent: float | None = None
+    recorded_tracks: int | None = None
+    recorded_packets_dropped: int | None = None
+    recorded_frames: int | None = None
+    recorded_bytes: int | None = None
+
+    @property
+    def legs(self) -> int:
+        """Forwarded legs: one per subscriber, two (audio + video) in the A+V modes."""
+        return self.subscribers * (2 if self.mode in AUDIO_MODES else 1)
+
+    @property
+    def cpu_percent_per_leg(self) -> float:
+        return round(self.cpu_percent / self.legs, 3) if self.legs else 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "legs": self.legs, "cpu_percent_per_leg": self.cpu_percent_per_leg}
 
 
 def _blocky_luma(seed: int, block: int = 8) -> bytes:
@@ -179,6 +206,7 @@ class _WorkerSide:
         self.inbound: MediaStreamTrack | None = None
         self.subscribers: dict[str, RTCPeerConnection] = {}
         self.extensions: ExtensionLoad | None = None
+        self.recording: RecordingLoad | None = None
 
     async def handle(self, message: dict[str, Any]) -> dict[str, Any]:
         op = message.get("op")
@@ -193,6 +221,8 @@ class _WorkerSide:
                 self.extensions = ExtensionLoad(self.router)
             self.inbound = transceiver.receiver.track
             await pc.setLocalDescription(await pc.createAnswer())
+            if self.mode in RECORDING_MODES:
+                self.recording = RecordingLoad(self.router, [t.kind for t in pc.getTransceivers()])
             return _sdp(pc.localDescription)
         if op == "subscribe":
             pc = self.subscribers[message["id"]] = new_pc()
@@ -217,7 +247,10 @@ class _WorkerSide:
                 "wall": time.monotonic(),
                 "packets_forwarded": stats.packets_forwarded if stats else None,
                 "bytes_forwarded": stats.bytes_forwarded if stats else None,
+                **(self.recording.sample() if self.recording else {}),
             }
+        if op == "finish":
+            return await self.recording.finish() if self.recording else {}
         if op == "close":
             await self.close()
             return {}
@@ -226,6 +259,10 @@ class _WorkerSide:
     async def close(self) -> None:
         if self.extensions is not None:
             await self.extensions.stop()
+            self.extensions = None
+        if self.recording is not None:
+            await self.recording.finish()
+            self.recording = None
         self.router.close()
         pcs = [*self.subscribers.values(), *([self.publisher] if self.publisher else [])]
         self.subscribers.clear()
@@ -249,8 +286,9 @@ class ExtensionLoad:
         router.on_audio_level(
             lambda sid, level, voice: self.detector.observe(sid, level, time.monotonic(), voice)
         )
-        self._tasks = [asyncio.create_task(loop()) for loop in
-                       (self._speaker, self._quality, self._requests)]
+        self._tasks = [
+            asyncio.create_task(loop()) for loop in (self._speaker, self._quality, self._requests)
+        ]
 
     async def _speaker(self) -> None:
         while True:
@@ -282,6 +320,55 @@ class ExtensionLoad:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+class RecordingLoad:
+    """What a room host does for a recorded room: every published track tapped into a
+    :class:`TrackRecorder` (``MediaRouter.record``) on a recorder pool of this process, each
+    writing its Matroska file (here into a temporary folder); :meth:`finish` completes the files
+    as the end of a recording does."""
+
+    def __init__(self, router: MediaRouter, track_ids: list[str]) -> None:
+        self.router = router
+        self.pool = RecorderPool()
+        self.folder = tempfile.TemporaryDirectory(prefix="atrium-bench-worker-rec-")
+        self.recorders: list[TrackRecorder] = []
+        self.results: dict[str, Any] | None = None
+        for track_id in track_ids:
+            codec = router.published_track(track_id).codec
+            if codec is None:
+                raise RuntimeError(f"track {track_id}: no codec negotiated")
+            _, container = recording_format(codec.mimeType)
+            path = Path(self.folder.name) / f"{track_id}.{container}"
+            recorder = TrackRecorder(path, codec.mimeType, codec.clockRate, pool=self.pool)
+            router.record(track_id, recorder)
+            self.recorders.append(recorder)
+
+    def sample(self) -> dict[str, Any]:
+        return {
+            "recorder_cpu": self.pool.cpu_seconds(),
+            "recorded_tracks": len(self.recorders),
+            "recorded_dropped": sum(r.packets_dropped for r in self.recorders),
+        }
+
+    async def finish(self) -> dict[str, Any]:
+        """Stop the taps and complete every file (once); what was written."""
+        if self.results is not None:
+            return self.results
+        for track_id in self.router.recorded_tracks():
+            self.router.stop_recording(track_id)
+        try:
+            results = [await recorder.stop() for recorder in self.recorders]
+        finally:
+            self.pool.close(timeout=10)
+            self.folder.cleanup()
+        self.results = {
+            "frames": sum(r.frames for r in results),
+            "bytes": sum(r.size for r in results),
+            "dropped": sum(r.packets_dropped for r in results),
+            "failed": [r.reason for r in results if r.failed],
+        }
+        return self.results
 
 
 async def serve(mode: str) -> None:
@@ -429,6 +516,9 @@ async def _measure(mode: str, subscribers: int, seconds: float, warmup: float) -
         await asyncio.sleep(seconds)
         after = await worker.sample()
         client_cpu1 = time.process_time()
+        recorded = await worker.call("finish") if mode in RECORDING_MODES else None
+        if recorded and recorded["failed"]:
+            raise WorkerError(f"recording failed in the worker: {recorded['failed']}")
         published = pattern.frames - published0
         frames = [s.discarded - f for s, f in zip(sinks, frames0, strict=True)]
         wall = after["wall"] - before["wall"]
@@ -438,6 +528,9 @@ async def _measure(mode: str, subscribers: int, seconds: float, warmup: float) -
             forwarded = after["packets_forwarded"] - before["packets_forwarded"]
             sent = after["bytes_forwarded"] - before["bytes_forwarded"]
             kbps = round(8 * sent / 1000 / wall / subscribers, 1)
+        recorder_cpu = None
+        if after.get("recorder_cpu") is not None and before.get("recorder_cpu") is not None:
+            recorder_cpu = round(100 * (after["recorder_cpu"] - before["recorder_cpu"]) / wall, 2)
         return BenchRow(
             mode=mode,
             subscribers=subscribers,
@@ -449,6 +542,11 @@ async def _measure(mode: str, subscribers: int, seconds: float, warmup: float) -
             packets_forwarded=forwarded,
             kbps_per_stream=kbps,
             publisher_fps=round(published / wall, 1),
+            recorder_cpu_percent=recorder_cpu,
+            recorded_tracks=after.get("recorded_tracks"),
+            recorded_packets_dropped=recorded["dropped"] if recorded else None,
+            recorded_frames=recorded["frames"] if recorded else None,
+            recorded_bytes=recorded["bytes"] if recorded else None,
         )
     finally:
         await worker.stop()

@@ -52,6 +52,10 @@ from bench.media import (
     latency_figures,
     latency_json,
     measure_latency,
+    recorder_cpu,
+    recorder_figures,
+    recording_cpu,
+    recording_figures,
 )
 from bench.pipeline import PipelineProbe
 from bench.procs import REPO_ROOT, Process, ProcessFailed
@@ -497,11 +501,48 @@ async def media_phases(
         "off": [row.as_dict() for row in ext_off],
         "on": [row.as_dict() for row in ext_on],
     }
-    for row in forward + relay + ext_off + ext_on:
+    task = progress.add_task(
+        f"worker CPU: A+V forwarding {cpu_config.recording_counts}, every track recorded on / off"
+    )
+    try:
+        rec_off, rec_on = await recording_cpu(cpu_config, ext_off)
+    except WorkerError as exc:
+        rec_off, rec_on = [], []
+        console.print(f"  [red]recording CPU failed:[/] {exc}")
+        out.data["recording_cpu_error"] = str(exc)
+    progress.update(task, visible=False)
+    out.figures += recording_figures(rec_off, rec_on)
+    task = progress.add_task(
+        f"recorder CPU: {cpu_config.recorder_tracks} video, then audio recorders (bench/recording)"
+    )
+    try:
+        recorders = await recorder_cpu(cpu_config)
+    except Exception as exc:  # in-process: a failure costs these rows, not the whole run
+        recorders = []
+        console.print(f"  [red]recorder CPU failed:[/] {exc!r}")
+        out.data["recorder_cpu_error"] = repr(exc)
+    progress.update(task, visible=False)
+    out.figures += recorder_figures(recorders, forward, ext_off + rec_off)
+    out.data["recording_cpu"] = {
+        "off": [row.as_dict() for row in rec_off],
+        "on": [row.as_dict() for row in rec_on],
+        "recorder": [asdict(row) for row in recorders],
+    }
+    for row in forward + relay + ext_off + ext_on + rec_on:
         console.print(
             f"  [green]done[/] worker CPU {row.mode} N={row.subscribers}: "
             f"{row.cpu_percent:.1f}% total, {row.cpu_percent_per_stream:.2f}%/stream, "
             f"{row.frames_per_second:.1f} fps/sub"
+            + (
+                f", recorder pool {row.recorder_cpu_percent:.2f}%"
+                if row.recorder_cpu_percent is not None
+                else ""
+            )
+        )
+    for rec in recorders:
+        console.print(
+            f"  [green]done[/] recorder CPU {rec.tracks} {rec.kind}: "
+            f"{rec.cpu_percent_per_track:.3f}%/track ({rec.packets_dropped} dropped)"
         )
 
     task = progress.add_task("media latency publisher -> subscriber (via worker, direct)")
@@ -548,20 +589,26 @@ async def media_phases(
         )
 
     stack.check_alive()  # SubscribeRules: rules POST -> first frame (bench/subscribe_rules.py)
-    rules = (rules_unavailable(stack.media_unavailable) if stack.media_unavailable else
-             await measure_subscribe_rules(stack.gateway_url, bench.auth, bench.api_key))
+    rules = (
+        rules_unavailable(stack.media_unavailable)
+        if stack.media_unavailable
+        else await measure_subscribe_rules(stack.gateway_url, bench.auth, bench.api_key)
+    )
     out.figures += subscribe_rules_figures(rules)
     out.data["subscribe_rules"] = rules.as_dict()
-    console.print(f"  [green]done[/] SubscribeRules: first frame p50 "
-                  f"{fmt('p50_ms', rules.first_frame.p50_ms)}, p95 "
-                  f"{fmt('p95_ms', rules.first_frame.p95_ms)} ({rules.unavailable or 'ok'})")
+    console.print(
+        f"  [green]done[/] SubscribeRules: first frame p50 "
+        f"{fmt('p50_ms', rules.first_frame.p50_ms)}, p95 "
+        f"{fmt('p95_ms', rules.first_frame.p95_ms)} ({rules.unavailable or 'ok'})"
+    )
 
     stack.check_alive()  # `atrium loadtest` (SDK participants), small: R x P for a few seconds
     if stack.media_unavailable:
         out.figures += loadtest_figures(None, stack.media_unavailable)
     else:
         sdk_load = await run_sdk_loadtest(
-            stack.gateway_url, bench.auth[0], bench.api_key, LoadConfig(), progress)
+            stack.gateway_url, bench.auth[0], bench.api_key, LoadConfig(), progress
+        )
         out.figures += loadtest_figures(sdk_load)
         out.data["loadtest"] = sdk_load.as_dict()
         console.print(sdk_load.table("  SDK loadtest (atrium loadtest)"))
@@ -708,6 +755,16 @@ def _notes(
             "link sample and network quality estimate per participant each second and a "
             "network_quality answer to each participant every 1.2 s; baseline = the same "
             "audio + video forwarding with them off.",
+            "recording on/off: the same A+V forwarding (a CPU/leg figure: 2 legs per "
+            "subscriber) with both published tracks recorded in the worker process as a room "
+            "host records them (MediaRouter.record taps into TrackRecorders on a RecorderPool, "
+            "Matroska into a temporary folder, files completed after the window); its CPU "
+            "includes the pool threads; baseline = forward-av from the same run.",
+            "recorder CPU: bench/recording.py, N TrackRecorders fed pre-recorded RTP (640x480 "
+            "VP8 ~0.6 Mbit/s, or 20 ms Opus) in real time through feed() and a RecorderPool; "
+            "process CPU minus the same playback to no-op sinks, per track; baseline = worker "
+            "CPU of forwarding one leg of the same kind to N subscribers in this run (audio "
+            "derived: (A+V - video-only total) / N).",
             "media latency: frame number stamped into the picture; send = frame handed to the "
             "encoder, arrival = decoded frame out of the subscriber's track (same clock); "
             "baseline = the same aiortc pair connected directly.",

@@ -5,6 +5,10 @@ Both use aiortc peers in this process and the worker side in a subprocess of its
 
 * CPU: :func:`bench.forwarding.run_async` (forwarding via ``MediaRouter`` against
   aiortc's stock ``MediaRelay``); the CPU is the worker process's alone.
+* Recording: the same A+V forwarding with every published track recorded in the worker process
+  (``forward-av-rec``) beside it without (``forward-av``), same run; and the recorder's own CPU
+  per recorded track (:mod:`bench.recording`: N recorders fed recorded RTP in real time) beside
+  the CPU of forwarding one leg of the same kind.
 * Latency: the publisher stamps a frame number into each picture (:mod:`bench.stamp`) and notes
   when the frame leaves its track for the encoder; the subscriber decodes, reads the number back
   and notes when the decoded frame is handed out by its track. Same process, same clock. The
@@ -33,6 +37,7 @@ from bench.forwarding import (
     new_pc,
     run_async,
 )
+from bench.recording import RecorderCpuRow, measure_recorder_cpu_async
 from bench.report import MediaFigure
 from bench.stamp import BAND_ROWS, read_stamp, stamp_rows
 from bench.stats import Distribution, distribution, frame_latencies, per_stream
@@ -45,6 +50,8 @@ class CpuConfig:
     forward_counts: tuple[int, ...] = (1, 4, 10, 30)
     relay_counts: tuple[int, ...] = (1, 4)
     extension_counts: tuple[int, ...] = (4, 10)
+    recording_counts: tuple[int, ...] = (4, 10)  # subscribers, every track recorded on / off
+    recorder_tracks: int = 10  # recorders per bench/recording.py measurement (video, audio)
     seconds: float = 4.0
     warmup: float = 1.5
 
@@ -68,14 +75,140 @@ def extension_figures(off: list[BenchRow], on: list[BenchRow]) -> list[MediaFigu
         note = ""
         if a is not None and b is not None and b.cpu_percent:
             overhead = 100 * (a.cpu_percent - b.cpu_percent) / b.cpu_percent
-            note = f"extensions cost {overhead:+.1f}% of forwarding ({a.cpu_percent:.1f}% vs " \
-                   f"{b.cpu_percent:.1f}% total)"
-        figures.append(MediaFigure(
-            f"worker CPU A+V 1 pub -> {n} sub{'s' if n != 1 else ''}, speaker + quality on/off",
-            "CPU/subscriber (% core)", "%",
-            a.cpu_percent_per_stream if a else None, b.cpu_percent_per_stream if b else None,
-            note, None if a else "n/a", None if b else "n/a",
-        ))
+            note = (
+                f"extensions cost {overhead:+.1f}% of forwarding ({a.cpu_percent:.1f}% vs "
+                f"{b.cpu_percent:.1f}% total)"
+            )
+        figures.append(
+            MediaFigure(
+                f"worker CPU A+V 1 pub -> {n} sub{'s' if n != 1 else ''}, speaker + quality on/off",
+                "CPU/subscriber (% core)",
+                "%",
+                a.cpu_percent_per_stream if a else None,
+                b.cpu_percent_per_stream if b else None,
+                note,
+                None if a else "n/a",
+                None if b else "n/a",
+            )
+        )
+    return figures
+
+
+async def recording_cpu(
+    config: CpuConfig, off: list[BenchRow]
+) -> tuple[list[BenchRow], list[BenchRow]]:
+    """(recording off, recording on): audio + video forwarded to N subscribers, without and with
+    both published tracks recorded in the worker process. ``off`` holds ``forward-av`` rows
+    already measured in this run (the extensions' baseline); counts it lacks are measured."""
+    counts = config.recording_counts
+    have = {row.subscribers: row for row in off if row.mode == "forward-av"}
+    missing = tuple(n for n in counts if n not in have)
+    if missing:
+        for row in await run_async(missing, config.seconds, ("forward-av",), config.warmup):
+            have[row.subscribers] = row
+    on = await run_async(counts, config.seconds, ("forward-av-rec",), config.warmup)
+    return [have[n] for n in counts], on
+
+
+def recording_figures(off: list[BenchRow], on: list[BenchRow]) -> list[MediaFigure]:
+    """Per N: worker CPU per forwarded leg (and total) with every track recorded, beside the same
+    load without recording; the notes say the overhead and the recorder pool's share."""
+    without, with_ = _row_by_n(off), _row_by_n(on)
+    figures: list[MediaFigure] = []
+    for n in sorted(set(without) | set(with_)):
+        a, b = with_.get(n), without.get(n)
+        overhead = ""
+        if a is not None and b is not None and b.cpu_percent:
+            cost = 100 * (a.cpu_percent - b.cpu_percent) / b.cpu_percent
+            overhead = (
+                f"recording costs {cost:+.1f}% of forwarding ({a.cpu_percent - b.cpu_percent:+.1f}"
+                f" points of a core for {a.recorded_tracks or 2} recorded tracks)"
+            )
+        pool = ""
+        if a is not None and a.recorder_cpu_percent is not None:
+            tracks = a.recorded_tracks or 2
+            pool = (
+                f"recorder pool threads {a.recorder_cpu_percent:.2f}% "
+                f"({a.recorder_cpu_percent / tracks:.2f}%/track), "
+                f"{a.recorded_frames} frames written, {a.recorded_packets_dropped} pkts dropped"
+            )
+        elif a is not None:
+            pool = f"{a.recorded_frames} frames written"
+        phase = f"worker CPU A+V 1 pub -> {n} sub{'s' if n != 1 else ''}, recording on/off"
+        for metric, name, note in (
+            ("CPU/leg (% core)", "cpu_percent_per_leg", overhead),
+            ("CPU total (% core)", "cpu_percent", pool),
+        ):
+            figures.append(
+                MediaFigure(
+                    phase,
+                    metric,
+                    "%",
+                    getattr(a, name) if a else None,
+                    getattr(b, name) if b else None,
+                    note,
+                    None if a else "n/a",
+                    None if b else "n/a",
+                )
+            )
+    return figures
+
+
+async def recorder_cpu(config: CpuConfig) -> list[RecorderCpuRow]:
+    """bench/recording.py: ``recorder_tracks`` recorders of video, then of audio."""
+    return [
+        await measure_recorder_cpu_async(config.recorder_tracks, kind, config.seconds)
+        for kind in ("video", "audio")
+    ]
+
+
+def leg_cpu(forward: list[BenchRow], av: list[BenchRow], n: int) -> dict[str, float | None]:
+    """Worker CPU of forwarding one leg, by kind, at ``n`` subscribers in this run: video from
+    the video-only rows; audio derived as (A+V total - video total) / n (None if not positive)."""
+    video_rows, av_rows = _row_by_n(forward), _row_by_n(av)
+    video = video_rows.get(n)
+    both = av_rows.get(n)
+    audio = None
+    if video is not None and both is not None and both.cpu_percent > video.cpu_percent:
+        audio = round((both.cpu_percent - video.cpu_percent) / n, 3)
+    return {"video": video.cpu_percent_per_stream if video else None, "audio": audio}
+
+
+def recorder_figures(
+    rows: list[RecorderCpuRow], forward: list[BenchRow], av: list[BenchRow]
+) -> list[MediaFigure]:
+    """Recorder CPU per recorded track beside the worker CPU of forwarding one leg of the same
+    kind to as many subscribers as there are recorders (same run)."""
+    figures: list[MediaFigure] = []
+    for row in rows:
+        baseline = leg_cpu(forward, av, row.tracks)[row.kind]
+        how = (
+            "forwarding 1 video leg"
+            if row.kind == "video"
+            else "forwarding 1 audio leg, (A+V - V)/N"
+        )
+        writer = (
+            f"pool threads {row.writer_cpu_percent:.2f}% for all, "
+            if row.writer_cpu_percent is not None
+            else ""
+        )
+        note = (
+            f"baseline = {how} at N={row.tracks}; {writer}feed {row.feed_us_per_packet:.1f} "
+            f"us/pkt on the loop, {row.packets_per_second:.0f} pkt/s/track, "
+            f"{row.packets_dropped} dropped"
+        )
+        figures.append(
+            MediaFigure(
+                f"recorder CPU, {row.tracks} {row.kind} tracks recorded",
+                "CPU/track (% core)",
+                "%",
+                row.cpu_percent_per_track,
+                baseline,
+                note,
+                None,
+                None if baseline is not None else "n/a",
+            )
+        )
     return figures
 
 

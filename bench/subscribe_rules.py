@@ -22,8 +22,10 @@ import httpx
 from bench.report import MediaFigure
 from bench.stats import Distribution, distribution
 
-EXCLUDE: list[dict[str, Any]] = [{"type": "include", "all": True},
-           {"type": "exclude", "publisher": "bench-alice", "kind": "video"}]
+EXCLUDE: list[dict[str, Any]] = [
+    {"type": "include", "all": True},
+    {"type": "exclude", "publisher": "bench-alice", "kind": "video"},
+]
 INCLUDE: list[dict[str, Any]] = [{"type": "include", "all": True}]
 
 
@@ -37,9 +39,14 @@ class RulesResult:
     errors: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"status": self.unavailable or "ok", "subscribed": self.subscribed.as_dict(),
-                "first_frame": self.first_frame.as_dict(), "samples": self.samples,
-                "failures": self.failures, "errors": self.errors}
+        return {
+            "status": self.unavailable or "ok",
+            "subscribed": self.subscribed.as_dict(),
+            "first_frame": self.first_frame.as_dict(),
+            "samples": self.samples,
+            "failures": self.failures,
+            "errors": self.errors,
+        }
 
 
 def unavailable(reason: str, samples: int = 0) -> RulesResult:
@@ -58,8 +65,14 @@ def _token(account_sid: str, api_key: tuple[str, str], identity: str) -> str:
 
 
 async def measure_subscribe_rules(
-    gateway_url: str, auth: tuple[str, str], api_key: tuple[str, str], *, samples: int = 20,
-    warmups: int = 2, timeout: float = 10.0, spacing: float = 0.5,
+    gateway_url: str,
+    auth: tuple[str, str],
+    api_key: tuple[str, str],
+    *,
+    samples: int = 20,
+    warmups: int = 2,
+    timeout: float = 10.0,
+    spacing: float = 0.5,
 ) -> RulesResult:
     """``auth`` is the account's (SID, auth token) for REST; ``api_key`` mints the tokens.
 
@@ -73,16 +86,22 @@ async def measure_subscribe_rules(
     subscribed_s: list[float] = []
     frames_s: list[float] = []
     errors: list[str] = []
-    alice = await connect(_token(auth[0], api_key, "bench-alice"), url=signaling,
-                          name=room_name, tracks=[create_local_video_track(name="cam")])
+    alice = await connect(
+        _token(auth[0], api_key, "bench-alice"),
+        url=signaling,
+        name=room_name,
+        tracks=[create_local_video_track(name="cam")],
+    )
     bob = await connect(_token(auth[0], api_key, "bench-bob"), url=signaling, name=room_name)
     events: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
     bob.on("track_subscribed", lambda track, pub, who: events.put_nowait(("sub", pub.track_sid)))
-    bob.on("track_unsubscribed",
-           lambda track, pub, who: events.put_nowait(("unsub", pub.track_sid)))
+    bob.on(
+        "track_unsubscribed", lambda track, pub, who: events.put_nowait(("unsub", pub.track_sid))
+    )
     video_sid = next(iter(alice.local_participant.tracks))
-    url = (f"{gateway_url}/v1/Rooms/{bob.sid}/Participants/{bob.local_participant.sid}"
-           "/SubscribeRules")
+    url = (
+        f"{gateway_url}/v1/Rooms/{bob.sid}/Participants/{bob.local_participant.sid}/SubscribeRules"
+    )
 
     async def wait_for(kind: str) -> None:
         while True:
@@ -134,8 +153,13 @@ async def measure_subscribe_rules(
             await bob.disconnect()
         with contextlib.suppress(Exception):
             await alice.disconnect()
-    return RulesResult(distribution(subscribed_s), distribution(frames_s), samples,
-                       samples - len(frames_s), errors=errors)
+    return RulesResult(
+        distribution(subscribed_s),
+        distribution(frames_s),
+        samples,
+        samples - len(frames_s),
+        errors=errors,
+    )
 
 
 def subscribe_rules_figures(result: RulesResult) -> list[MediaFigure]:
