@@ -367,6 +367,17 @@ async def test_a_room_renders_exactly_as_twilio_shows_it(
         ("UnusedRoomTimeout", "-", errors.TIMEOUT_OUT_OF_RANGE),
         ("MaxParticipantDuration", "x", errors.TIMEOUT_OUT_OF_RANGE),
         ("RecordingRules", "{not json", errors.RECORDING_RULES_INVALID),
+        ("RecordingRules", "[" * 100_000 + "]" * 100_000, errors.RECORDING_RULES_INVALID),
+        (
+            "RecordingRules",
+            '{"rules": ' + "[" * 900 + "]" * 900 + "}",
+            errors.RECORDING_RULES_INVALID,
+        ),
+        (
+            "TranscriptionsConfiguration",
+            '{"a": ' * 50_000 + "1" + "}" * 50_000,
+            errors.INVALID_PARAMETER,
+        ),
         ("TranscriptionsConfiguration", "[1, 2]", errors.INVALID_PARAMETER),
         ("TranscriptionsConfiguration", "{oops", errors.INVALID_PARAMETER),
         ("AudioOnly", "maybe", errors.INVALID_PARAMETER),

@@ -113,6 +113,9 @@ def test_twenty_rules_are_allowed() -> None:
         '[{"type": "include", "publisher": 5}]',
         '[{"type": "include", "track": ""}]',
         '[{"type": "include", "kind": "audio", "kind": "video"}]',
+        "[" * 100_000 + "]" * 100_000,  # json.loads: RecursionError
+        '{"rules": ' * 50_000 + "[]" + "}" * 50_000,
+        '[{"type": "include", "publisher": ' + "[" * 900 + "]" * 900 + "}]",
     ],
 )
 def test_invalid_rules_are_53120(text: str | None) -> None:

@@ -88,6 +88,9 @@ def rejected(text: str | None) -> AtriumError:
         '[{"type": "include", "publisher": 5}]',
         '[{"type": "include", "trakc": "cam"}]',
         json.dumps([{"type": "include", "all": True}] * 21),
+        "[" * 100_000 + "]" * 100_000,  # json.loads: RecursionError
+        '{"rules": ' * 50_000 + "[]" + "}" * 50_000,
+        '[{"type": "include", "publisher": ' + "[" * 900 + "]" * 900 + "}]",
     ],
 )
 def test_invalid_rule_sets_are_53215(text: str | None) -> None:

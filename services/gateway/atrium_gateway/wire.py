@@ -82,13 +82,35 @@ def parse_int(parameter: str, value: str | None) -> int | None:
         raise invalid(parameter, f"{parameter} must be an integer") from None
 
 
+# How deep a JSON parameter may nest: rules and configurations need 3 or 4 levels. Deeper
+# values are refused here, before they meet a recursive parser or serializer downstream.
+MAX_JSON_DEPTH = 32
+
+
+def json_depth(value: Any) -> int:
+    """How many arrays and objects deep ``value`` nests (0 for a scalar), without recursing."""
+    deepest, pending = 0, [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth + 1)
+            pending.extend((child, depth + 1) for child in children)
+    return deepest
+
+
 def parse_json(parameter: str, value: str | None) -> Any:
+    """``value`` decoded, or the parameter's 400: not JSON, or nested deeper than
+    :data:`MAX_JSON_DEPTH` (json.loads raises RecursionError for very deep text)."""
     if value is None:
         return None
     try:
-        return json.loads(value)
-    except ValueError:
+        parsed = json.loads(value)
+    except (ValueError, RecursionError):
         raise invalid(parameter, f"{parameter} must be valid JSON") from None
+    if json_depth(parsed) > MAX_JSON_DEPTH:
+        raise invalid(parameter, f"{parameter} nests deeper than {MAX_JSON_DEPTH} levels")
+    return parsed
 
 
 def parse_json_object(parameter: str, value: str | None) -> dict[str, Any] | None:
