@@ -104,6 +104,16 @@ async def test_a_recorded_room_gives_four_playable_files_and_twilios_resources(
         # published a little before the timed window and stopped just after it).
         assert published_for - 1.0 <= decoded.duration <= published_for + 6.0, decoded
     assert seen == {("alice", "audio"), ("alice", "video"), ("bob", "audio"), ("bob", "video")}
+    # Offsets from the room's creation to each file's first sample align one participant's
+    # tracks (video starts at its first keyframe, a little after audio).
+    for participant in identities:
+        offsets = {
+            r.type: r.offset
+            for r in recordings
+            if r.grouping_sids["participant_sid"] == participant
+        }
+        assert offsets["audio"] > 0 and offsets["video"] > 0, offsets
+        assert abs(offsets["video"] - offsets["audio"]) < 1500, offsets
 
     # The room-scoped list and its filters agree.
     room_list = await asyncio.to_thread(lambda: client.video.v1.rooms(room.sid).recordings.list())

@@ -269,6 +269,8 @@ def completed(
             "codec": report.codec or recording.codec,
             "duration": duration_seconds(report.duration_seconds or 0.0),
             "size": report.size if report.size is not None else 0,
+            # The worker knows the first sample's time only once the file is written.
+            "offset": report.offset_ms if report.offset_ms is not None else recording.offset,
             "media_external_location": report.media_external_location,
             "worker_id": None,
             "date_updated": now,

@@ -382,6 +382,7 @@ class TrackForwarder:
         self._codecs: dict[int, RTCRtpCodecParameters] = {}
         self._on_leg_removed = on_leg_removed
         self._closed = False
+        self._pli_on_first_packet = False
         # Audio only: called with (publisher_id, level in -dBov 0..127, voice activity) for each
         # packet carrying RFC 6464's ssrc-audio-level, while the track is enabled. It is how
         # speaker detection learns levels without decoding audio.
@@ -509,6 +510,8 @@ class TrackForwarder:
         if ssrc is None:
             sources = self.receiver.getSynchronizationSources()
             if not sources:
+                # No packet yet, so no SSRC to address: ask as soon as the first one arrives.
+                self._pli_on_first_packet = True
                 return
             ssrc = sources[0].source
         self._last_pli = now
@@ -548,7 +551,11 @@ class TrackForwarder:
                 self._tap(taps, packet, arrival_time_ms)
         else:
             if packet.ssrc != self.media_ssrc:
-                if self.media_ssrc is not None:
+                if self.media_ssrc is None and self._pli_on_first_packet:
+                    self._pli_on_first_packet = False
+                    self.media_ssrc = packet.ssrc
+                    self.request_keyframe()
+                elif self.media_ssrc is not None:
                     # The publisher restarted its stream: every leg re-gates on a fresh keyframe.
                     for leg in self.legs.values():
                         leg.pause_epoch()

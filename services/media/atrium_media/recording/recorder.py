@@ -58,6 +58,7 @@ DEFAULT_MAX_QUEUED_BYTES = 4 * 1024 * 1024
 DEFAULT_INTERVAL = 0.05
 DEFAULT_POOL_THREADS = 2
 KEYFRAME_REQUEST_INTERVAL = 1.0
+FIRST_KEYFRAME_RETRY = 0.35  # seconds after recording starts, while video waits for a keyframe
 _MAX_BATCH = 512  # packets of one recorder per turn, so one busy track cannot starve the others
 
 
@@ -278,7 +279,12 @@ class TrackRecorder:
     def set_keyframe_requester(self, request: Callable[[], None] | None) -> None:
         """Who to ask for a keyframe (a thread-safe callable); forwarding sets it as it asks for
         one itself, so the recorder's own first request waits ``keyframe_request_interval``."""
-        self._last_keyframe_request = time.monotonic()
+        # Forwarding asks for a keyframe as it starts recording; should that one not come (it
+        # crossed another request, or the stream had not started), the recorder asks again
+        # after FIRST_KEYFRAME_RETRY rather than a whole interval later.
+        self._last_keyframe_request = (
+            time.monotonic() - self.keyframe_request_interval + FIRST_KEYFRAME_RETRY
+        )
         self._request_keyframe = request
 
     @property

@@ -44,6 +44,7 @@ class ActiveRecording:
     order: TrackToRecord
     recorder: TrackRecorder
     started_at: float  # Unix time
+    room_epoch: float  # the room's creation, Unix time: what offsets count from
 
 
 @dataclass
@@ -129,7 +130,7 @@ class RecordingManager:
             log.warning("cannot record %s: %s", order.track_sid, exc)
             return None
         host.router.record(order.track_sid, recorder)
-        return ActiveRecording(order, recorder, time.time())
+        return ActiveRecording(order, recorder, time.time(), host.room.date_created.timestamp())
 
     def track_gone(self, room_sid: str, track_sid: str, recorder: PacketRecorder) -> None:
         """Forwarding dropped a recorded track: finish its recording now."""
@@ -176,6 +177,9 @@ class RecordingManager:
                         "outcome": "completed",
                         "failed_operation": None,
                         "duration_seconds": result.duration,
+                        # The first sample's real time (video starts at a keyframe, a little
+                        # after recording started), so a room's tracks align.
+                        "offset_ms": result.offset_ms(active.room_epoch),
                         "size": stored.size,
                         "media_external_location": stored.external_location,
                     }
