@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import time
 
+import jwt
 import pytest
 from pydantic import SecretStr
 from twilio.jwt.access_token import AccessToken
@@ -11,7 +13,7 @@ from twilio.jwt.access_token.grants import ChatGrant, VideoGrant
 
 from atrium_gateway import tokens
 from atrium_shared import errors
-from atrium_shared.accounts import ApiKey
+from atrium_shared.accounts import Account, ApiKey
 
 ACCOUNT = "AC" + "a" * 32
 KEY_SID = "SK" + "b" * 32
@@ -91,3 +93,80 @@ async def test_a_revoked_key_stops_working() -> None:
     with pytest.raises(tokens.TokenError) as caught:
         await tokens.verify_video_token(mint(), lookup_revoked)
     assert caught.value.code == errors.TOKEN_INVALID_ISSUER
+
+
+def signed(payload: dict[str, object], secret: str = SECRET) -> str:
+    """A token of this payload, signed as Twilio's helper libraries sign."""
+    headers = {"cty": "twilio-fpa;v=1"}
+    return jwt.encode(payload, secret, algorithm="HS256", headers=headers)
+
+
+def claims(**overrides: object) -> dict[str, object]:
+    now = int(time.time())
+    grants = {"identity": "alice", "video": {"room": "standup"}}
+    return {"iss": KEY_SID, "sub": ACCOUNT, "exp": now + 3600, "grants": grants, **overrides}
+
+
+async def test_a_lifetime_over_24_hours_is_20104() -> None:
+    day = 24 * 3600
+    assert await code_of(mint(ttl=30 * day)) == errors.TOKEN_EXPIRED
+    assert await code_of(mint(ttl=day + 120)) == errors.TOKEN_EXPIRED
+    assert (await tokens.verify_video_token(mint(ttl=day), lookup)).identity == "alice"
+    now = int(time.time())
+    # With iat, exp - iat counts (however much is left).
+    assert await code_of(signed(claims(iat=now - day, exp=now + 60))) == errors.TOKEN_EXPIRED
+    accepted = signed(claims(iat=now - 60, exp=now - 60 + day))
+    assert (await tokens.verify_video_token(accepted, lookup)).identity == "alice"
+    for bad in ("soon", True, 1.5):
+        assert await code_of(signed(claims(exp=bad))) == errors.TOKEN_EXPIRED
+    assert await code_of(signed(claims(iat="then"))) == errors.TOKEN_EXPIRED
+    without_exp = claims()
+    del without_exp["exp"]
+    assert await code_of(signed(without_exp)) == errors.TOKEN_EXPIRED
+
+
+async def test_only_hs256_is_taken() -> None:
+    payload = claims()
+    assert await code_of(jwt.encode(payload, SECRET * 2, algorithm="HS512")) == (
+        errors.TOKEN_INVALID_HEADER
+    )
+    header = base64.urlsafe_b64encode(b'{"alg":"none","typ":"JWT"}').rstrip(b"=").decode()
+    body = signed(payload).split(".")[1]
+    assert await code_of(f"{header}.{body}.") == errors.TOKEN_INVALID
+    assert await code_of(f"{header}.{body}.x") == errors.TOKEN_INVALID_HEADER
+
+
+async def test_a_token_over_8_kib_is_20101_even_validly_signed() -> None:
+    big = mint(identity="a" * 12_000)
+    assert len(big) > tokens.MAX_TOKEN_LENGTH
+    assert await code_of(big) == errors.TOKEN_INVALID
+    fits = mint(identity="a" * 4_000)
+    assert len(fits) <= tokens.MAX_TOKEN_LENGTH
+    assert (await tokens.verify_video_token(fits, lookup)).identity == "a" * 4_000
+
+
+async def test_deeply_nested_segments_are_refused_not_raised() -> None:
+    deep = "[" * 2_000 + "]" * 2_000  # json.loads: RecursionError; the token fits in 8 KiB
+    segment = base64.urlsafe_b64encode(deep.encode()).rstrip(b"=").decode()
+    header, payload, signature = mint().split(".")
+    assert await code_of(f"{segment}.{payload}.{signature}") == errors.TOKEN_INVALID_HEADER
+    assert await code_of(f"{header}.{segment}.{signature}") == errors.TOKEN_INVALID
+
+
+async def test_a_closed_accounts_keys_sign_nothing() -> None:
+    account = Account(sid=ACCOUNT, friendly_name="Acme", auth_token=SecretStr("t" * 32))
+
+    async def active(sid: str) -> Account | None:
+        return account if sid == ACCOUNT else None
+
+    async def closed(sid: str) -> Account | None:
+        return account.model_copy(update={"status": "closed"})
+
+    async def gone(sid: str) -> Account | None:
+        return None
+
+    assert (await tokens.verify_video_token(mint(), lookup, lookup_account=active)).identity
+    for lookup_account in (closed, gone):
+        with pytest.raises(tokens.TokenError) as caught:
+            await tokens.verify_video_token(mint(), lookup, lookup_account=lookup_account)
+        assert caught.value.code == errors.TOKEN_INVALID_ISSUER

@@ -321,6 +321,24 @@ async def test_signaling_errors_come_back_as_rsp_error_bodies(
         assert await socket.receive_json() == {"type": "bad", "reason": "unknown frame"}
 
 
+async def test_a_closed_accounts_tokens_join_nothing(
+    signaling: tuple[FakeGateway, AnsweringWorker, ApiKey],
+) -> None:
+    gateway, workers, key = signaling
+    gateway.accounts.close(gateway.account.sid)
+    async with WebSocketClient(gateway.app, "/signaling") as socket:
+        await socket.send_json({"type": "hello", "timeout": 60_000})
+        assert (await socket.receive_json())["type"] == "welcome"
+        for body in (
+            {"type": "connect", "token": token(key)},
+            {"type": "sync", "token": token(key), "session": "media-1.s1"},
+        ):
+            await socket.send_json({"type": "msg", "body": body})
+            reply = (await socket.receive_json())["body"]
+            assert (reply["type"], reply["code"]) == ("error", errors.TOKEN_INVALID_ISSUER)
+    assert workers.frames == [] and gateway.rooms.requests == []
+
+
 async def test_a_sync_goes_to_the_worker_its_session_names(
     signaling: tuple[FakeGateway, AnsweringWorker, ApiKey],
 ) -> None:

@@ -1,4 +1,6 @@
-"""Verification of Twilio Access Tokens (JWT, HS256) as twilio's helper libraries mint them.
+"""Verification of Twilio Access Tokens (JWT, HS256) as twilio's helper libraries mint them,
+with PyJWT, plus Twilio's own rules (a lifetime of 24 h at most, a bounded size, an active key
+of an active account).
 
 Each defect maps to the 2010x code the client SDKs know, so twilio-video.js shows the same error it
 would show against Twilio. Pure functions: the caller supplies the API key lookup.
@@ -6,17 +8,14 @@ would show against Twilio. Pure functions: the caller supplies the API key looku
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hmac
-import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from hashlib import sha256
-from typing import Any
+from typing import Any, TypeGuard
 
-from atrium_shared.accounts import ApiKey
+import jwt
+
+from atrium_shared.accounts import Account, ApiKey
 from atrium_shared.errors import (
     TOKEN_EXPIRED,
     TOKEN_INVALID,
@@ -57,36 +56,56 @@ class VideoClaims:
     expires_at: int
 
 
-def _b64decode(segment: str) -> bytes:
-    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+# Twilio caps an Access Token's lifetime (exp - iat, or exp - now without iat) at 24 hours.
+MAX_LIFETIME_SECONDS = 24 * 3600
+# The longest token taken, in characters. A video token is about 500; a token carrying every
+# grant with long values stays under 4 KiB. 8 KiB is also what HTTP servers and proxies commonly
+# take as one header (nginx's large_client_header_buffers, Node's max header size), so a token
+# that works with Twilio's other products fits. Longer ones are refused before any decoding:
+# nobody makes PyJWT decode (or us look a key up for) an arbitrarily large blob.
+MAX_TOKEN_LENGTH = 8 * 1024
 
 
-def _json_segment(segment: str, code: int) -> dict[str, Any]:
+def _unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The header and payload, not yet trusted: 20102 for the header, 20101 for the payload."""
     try:
-        value = json.loads(_b64decode(segment))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise TokenError(code) from None
-    if not isinstance(value, dict):
-        raise TokenError(code)
-    return value
+        header = jwt.get_unverified_header(token)
+    except (jwt.InvalidTokenError, RecursionError):
+        raise TokenError(TOKEN_INVALID_HEADER) from None
+    try:
+        payload = jwt.decode(token, options={"verify_signature": False})
+    except (jwt.InvalidTokenError, RecursionError):
+        raise TokenError(TOKEN_INVALID) from None
+    return header, payload
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 ApiKeyLookup = Callable[[str], Awaitable[ApiKey | None]]
+AccountLookup = Callable[[str], Awaitable[Account | None]]
 
 
 async def verify_video_token(
-    token: str, lookup_key: ApiKeyLookup, now: float | None = None
+    token: str,
+    lookup_key: ApiKeyLookup,
+    now: float | None = None,
+    lookup_account: AccountLookup | None = None,
 ) -> VideoClaims:
-    """Check signature, lifetime, issuer/subject and the video grant; raise TokenError."""
+    """Check signature, lifetime, issuer/subject and the video grant; raise TokenError.
+
+    ``lookup_account``, when given, must find the key's account active (as REST's Basic auth
+    does): a closed account's keys sign nothing.
+    """
     parts = token.split(".") if isinstance(token, str) else []
-    if len(parts) != 3 or not all(parts):
+    if len(token) > MAX_TOKEN_LENGTH or len(parts) != 3 or not all(parts):
         raise TokenError(TOKEN_INVALID)
-    header = _json_segment(parts[0], TOKEN_INVALID_HEADER)
+    header, payload = _unverified(token)
     if header.get("alg") != "HS256" or header.get("typ", "JWT") != "JWT":
         raise TokenError(TOKEN_INVALID_HEADER)
     if header.get("cty", "twilio-fpa;v=1") != "twilio-fpa;v=1":
         raise TokenError(TOKEN_INVALID_HEADER)
-    payload = _json_segment(parts[1], TOKEN_INVALID)
 
     issuer, subject = payload.get("iss"), payload.get("sub")
     if not isinstance(issuer, str) or not isinstance(subject, str):
@@ -94,25 +113,47 @@ async def verify_video_token(
     key = await lookup_key(issuer)
     if key is None or key.status != "active" or key.account_sid != subject:
         raise TokenError(TOKEN_INVALID_ISSUER)
+    if lookup_account is not None:
+        account = await lookup_account(subject)
+        if account is None or account.status != "active":
+            raise TokenError(TOKEN_INVALID_ISSUER)
 
     secret = key.secret.get_secret_value().encode()
-    expected = hmac.new(secret, f"{parts[0]}.{parts[1]}".encode(), sha256).digest()
     try:
-        signature = _b64decode(parts[2])
-    except (binascii.Error, ValueError):
+        # PyJWT checks the signature (HS256 only) and that exp is there; the time window is
+        # checked below against ``now``, which callers may set (PyJWT reads the wall clock).
+        jwt.decode(
+            token,
+            secret,
+            algorithms=["HS256"],
+            options={
+                "require": ["exp"],
+                "verify_exp": False,
+                "verify_nbf": False,
+                "verify_iat": False,
+                "verify_aud": False,
+                "verify_iss": False,
+            },
+        )
+    except jwt.MissingRequiredClaimError:
+        raise TokenError(TOKEN_EXPIRED) from None
+    except (jwt.InvalidTokenError, RecursionError):
         raise TokenError(TOKEN_INVALID_SIGNATURE) from None
-    if not hmac.compare_digest(expected, signature):
-        raise TokenError(TOKEN_INVALID_SIGNATURE)
 
     current = time.time() if now is None else now
-    expires = payload.get("exp")
-    if not isinstance(expires, int) or expires + CLOCK_SKEW_SECONDS < current:
+    expires, not_before, issued = payload.get("exp"), payload.get("nbf"), payload.get("iat")
+    if not _is_int(expires) or not (issued is None or _is_int(issued)):
         raise TokenError(TOKEN_EXPIRED)
-    not_before = payload.get("nbf")
+    if expires + CLOCK_SKEW_SECONDS < current:
+        raise TokenError(TOKEN_EXPIRED)
     if not_before is not None and (
-        not isinstance(not_before, int) or not_before - CLOCK_SKEW_SECONDS > current
+        not _is_int(not_before) or not_before - CLOCK_SKEW_SECONDS > current
     ):
         raise TokenError(TOKEN_NOT_YET_VALID)
+    # Twilio's cap. Without iat, the time left counts; the minting clock may be a little ahead.
+    lifetime = expires - issued if issued is not None else expires - current - CLOCK_SKEW_SECONDS
+    if lifetime > MAX_LIFETIME_SECONDS:
+        raise TokenError(TOKEN_EXPIRED)
 
     grants = payload.get("grants")
     if not isinstance(grants, dict):

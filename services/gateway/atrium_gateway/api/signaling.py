@@ -225,7 +225,9 @@ class SignalingHub:
     async def _verify(self, token: Any) -> VideoClaims:
         if not isinstance(token, str):
             raise TokenError(TOKEN_INVALID)
-        return await verify_video_token(token, self.accounts.get_api_key)
+        return await verify_video_token(
+            token, self.accounts.get_api_key, lookup_account=self.accounts.get_account
+        )
 
     @staticmethod
     def _room_name(body: dict[str, Any], claims: VideoClaims) -> str:
