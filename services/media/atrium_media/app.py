@@ -1,21 +1,18 @@
-"""Wires a media worker: settings, telemetry, broker, registry heartbeat, RSP handlers."""
+"""The media worker process: settings, telemetry, host addresses, the worker bootstrap() wires,
+its heartbeat and drain."""
 
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 from faststream.nats import NatsBroker
 
-from atrium_media import handlers
+from atrium_media.bootstrap import bootstrap
 from atrium_media.ice import configure_host_addresses
-from atrium_media.ports import ControlPlane
 from atrium_media.signaling.worker import MediaWorker
 from atrium_shared import metrics, telemetry
-from atrium_shared.infra import make_broker, make_redis
 from atrium_shared.service import ServiceParts, ServiceRuntime
 from atrium_shared.settings import Settings, get_settings
-from atrium_shared.workers import WorkerRegistry
 
 DRAIN_POLL_SECONDS = 0.5
 
@@ -40,26 +37,15 @@ def build(settings: Settings, worker_id: str | None = None) -> ServiceRuntime:
     configure_host_addresses(
         [a for a in settings.media_host_addresses.split(",") if a.strip()] or None
     )
-    broker = make_broker(settings)
-    redis = make_redis(settings)
-    worker = MediaWorker(
-        worker_id or settings.media_worker_id or uuid.uuid4().hex[:12],
-        broker,
-        ControlPlane(broker, settings.rpc_timeout_seconds),
-        WorkerRegistry(redis),
-        capacity=settings.media_capacity,
-        announced_address=settings.media_announced_address or None,
-        recordings_dir=settings.recordings_dir,
-        recordings_s3_endpoint_url=settings.recordings_s3_endpoint_url,
-    )
-    handlers.register(broker, worker)
+    service = bootstrap(settings, worker_id=worker_id)
+    worker = service.worker
     metrics.watch_media_worker(worker.info)  # atrium_media_* gauges on /metrics (read only)
     return ServiceRuntime(
         ServiceParts(
             name="media",
             settings=settings,
-            broker=broker,
-            redis=redis,
+            broker=service.broker,
+            redis=service.redis,
             loops=[worker.run_heartbeat],
             on_drain=[worker.stop],
             on_stopped=[worker.close],

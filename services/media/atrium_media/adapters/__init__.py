@@ -1,0 +1,1 @@
+"""The media worker's adapters: the control plane over NATS."""
