@@ -321,6 +321,40 @@ async def test_signaling_errors_come_back_as_rsp_error_bodies(
         assert await socket.receive_json() == {"type": "bad", "reason": "unknown frame"}
 
 
+@pytest.mark.parametrize(
+    ("frame", "reason", "code"),
+    [
+        (b"\x00\x01binary", "binary frame", 1003),
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply", 1008),  # RecursionError
+        (
+            '{"type": "msg", "body": {"type": "update", "x": ' + "[" * 100 + "]" * 100 + "}}",
+            "nested too deeply",
+            1008,
+        ),
+    ],
+)
+async def test_frames_no_tcmp_client_sends_get_bad_and_a_close(
+    signaling: tuple[FakeGateway, AnsweringWorker, ApiKey],
+    frame: str | bytes,
+    reason: str,
+    code: int,
+) -> None:
+    gateway, workers, _key = signaling
+    async with WebSocketClient(gateway.app, "/signaling") as socket:
+        await socket.send_json({"type": "hello", "timeout": 60_000})
+        assert (await socket.receive_json())["type"] == "welcome"
+        if isinstance(frame, bytes):
+            await socket.send_bytes(frame)
+        else:
+            await socket.send_text(frame)
+        assert await socket.receive_json() == {"type": "bad", "reason": reason}
+        with pytest.raises(SocketClosed) as closed:
+            await socket.receive_json()
+        assert closed.value.code == code
+    assert [f.kind for _, f in workers.frames] in ([], ["socket-closed"])
+    assert gateway.service.signaling.connections == {}
+
+
 async def test_a_closed_accounts_tokens_join_nothing(
     signaling: tuple[FakeGateway, AnsweringWorker, ApiKey],
 ) -> None:

@@ -726,6 +726,9 @@ class WebSocketClient:
     async def send_text(self, text: str) -> None:
         await self._to_app.put({"type": "websocket.receive", "text": text})
 
+    async def send_bytes(self, data: bytes) -> None:
+        await self._to_app.put({"type": "websocket.receive", "bytes": data})
+
     async def send_json(self, value: object) -> None:
         await self.send_text(json.dumps(value))
 

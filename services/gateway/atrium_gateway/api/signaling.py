@@ -23,6 +23,7 @@ from opentelemetry import trace
 
 from atrium_gateway.ports import AccountsPort, RoomsPort, SignalingPublisher
 from atrium_gateway.tokens import TokenError, VideoClaims, verify_video_token
+from atrium_gateway.wire import json_depth
 from atrium_shared import subjects
 from atrium_shared.errors import (
     ROOM_NAME_INVALID,
@@ -44,6 +45,12 @@ MAX_TIMEOUT_MS = 30000
 NORMAL_CLOSE = 1000
 HEARTBEATS_MISSED = 3001
 HELLO_FAILED = 3002
+# RFC 6455 close codes for frames no TCMP client sends: binary ones, absurdly nested ones.
+UNSUPPORTED_DATA = 1003
+POLICY_VIOLATION = 1008
+# RSP bodies nest 5 or 6 levels (connect > participant > tracks > track > ...); deeper frames
+# are refused before they reach a worker's recursive (de)serializers.
+MAX_FRAME_DEPTH = 32
 
 
 def negotiate_timeout(requested: Any) -> int:
@@ -100,13 +107,25 @@ class SignalingHub:
         heartbeat: asyncio.Task[None] | None = None
         try:
             while True:
-                raw = await socket.receive_text()
+                message = await socket.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
                 connection.last_heard = time.monotonic()
+                raw = message.get("text")
+                if raw is None:  # TCMP is text only
+                    await self._refuse(connection, "binary frame", UNSUPPORTED_DATA)
+                    break
                 try:
                     frame = json.loads(raw)
+                except RecursionError:
+                    await self._refuse(connection, "nested too deeply", POLICY_VIOLATION)
+                    break
                 except ValueError:
                     await self._send(connection, {"type": "bad", "reason": "not JSON"})
                     continue
+                if json_depth(frame) > MAX_FRAME_DEPTH:
+                    await self._refuse(connection, "nested too deeply", POLICY_VIOLATION)
+                    break
                 kind = frame.get("type") if isinstance(frame, dict) else None
                 if kind == "hello":
                     connection.timeout_ms = negotiate_timeout(frame.get("timeout"))
@@ -144,6 +163,12 @@ class SignalingHub:
                     kind="socket-closed",
                 ),
             )
+
+    async def _refuse(self, connection: Connection, reason: str, close_code: int) -> None:
+        """A frame no TCMP client sends: ``bad``, then a close frame with ``close_code``."""
+        await self._send(connection, {"type": "bad", "reason": reason})
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+            await connection.socket.close(close_code)
 
     async def _heartbeat(self, connection: Connection) -> None:
         interval = connection.timeout_ms / 1000 / 2
