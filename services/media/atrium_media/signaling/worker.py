@@ -23,7 +23,7 @@ from atrium_media.signaling.room_host import RoomHost
 from atrium_media.signaling.session import SESSION_TIMEOUT_SECONDS, ParticipantSession
 from atrium_shared.errors import DUPLICATE_IDENTITY, SESSION_NOT_FOUND, AtriumError
 from atrium_shared.events import ParticipantDisconnected
-from atrium_shared.signaling_api import ClientFrame, WorkerFrame
+from atrium_shared.signaling_api import Caller, ClientFrame, WorkerFrame
 from atrium_shared.track_api import SubscriptionsChanged
 from atrium_shared.workers import HEARTBEAT_SECONDS, WorkerInfo, WorkerRegistry
 
@@ -127,8 +127,8 @@ class MediaWorker:
             await self._sync(frame)
         else:
             session = self.by_connection.get(frame.connection_id)
-            if session is None:
-                return
+            if session is None or session.connection_id != frame.connection_id:
+                return  # only the session's own connection updates or ends it
             host = self.rooms.get(session.participant.room_sid)
             if host is None:
                 return
@@ -181,7 +181,9 @@ class MediaWorker:
     async def _sync(self, frame: ClientFrame) -> None:
         session_id = str(frame.body.get("session", "")).rpartition(".")[2]
         session = self.sessions.get(session_id)
-        if session is None or session.closed:
+        if session is None or session.closed or not self._owns(frame.caller, session):
+            # Someone else's session is answered as no session at all: nothing is resumed,
+            # and nothing tells the caller that the id exists.
             await self.send_frame(
                 frame.connection_id,
                 frame.reply_subject,
@@ -219,6 +221,16 @@ class MediaWorker:
                 "published": session.published_body(),
                 "subscribed": session.subscribed_body(),
             }
+        )
+
+    @staticmethod
+    def _owns(caller: Caller | None, session: ParticipantSession) -> bool:
+        """Whether the verified caller is the session's participant: same account, same
+        identity (another token of theirs, e.g. a fresh one, resumes it)."""
+        return (
+            caller is not None
+            and caller.account_sid == session.participant.account_sid
+            and caller.identity == session.participant.identity
         )
 
     def _detach(self, session: ParticipantSession) -> None:
