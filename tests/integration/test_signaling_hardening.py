@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from tests.support.sdk import join
 from tests.support.stack import REALTIME, Stack
 from tests.support.tenants import Tenant, make_tenant
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120), pytest.mark.stack(REALTIME)]
 
@@ -67,7 +68,7 @@ async def test_a_session_is_resumed_only_by_its_own_participant(
                 sync = {"type": "sync", "version": 2, "token": thief, "session": session}
                 await socket.send(json.dumps({"type": "msg", "body": sync}))
                 refused = await next_body(socket)
-                assert (refused["type"], refused["code"]) == ("error", 53001), refused
+                assert (refused["type"], refused.get("code")) == ("error", 53001), refused
                 # Nothing of the victim's on this socket: a disconnect here ends nothing.
                 bye = {"type": "disconnect", "version": 2, "session": session}
                 await socket.send(json.dumps({"type": "msg", "body": bye}))
@@ -75,5 +76,86 @@ async def test_a_session_is_resumed_only_by_its_own_participant(
         assert alice.state == "connected"
         assert await connected_identities(stack, tenant, "guarded-session") == ["alice"]
         assert seen.errors == []
+    finally:
+        await alice.disconnect()
+
+
+def connect_body(token: str, room: str, **fields: Any) -> dict[str, Any]:
+    return {"type": "connect", "version": 2, "token": token, "name": room, **fields}
+
+
+async def rest_participants(stack: Stack, tenant: Tenant, room: str) -> list[tuple[str, str]]:
+    """(identity, status) of every participant the room had, [] if there is no such room."""
+    client = stack.rest(tenant)
+
+    def listed() -> list[tuple[str, str]]:
+        rooms = client.video.v1.rooms.list(unique_name=room)
+        if not rooms:
+            return []
+        return sorted((p.identity, p.status) for p in rooms[0].participants.list())
+
+    return await asyncio.to_thread(listed)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"participant": "alice"},
+        {"participant": [1, 2]},
+        {"participant": {"revision": 1, "tracks": "all of them"}},
+        {"participant": {"revision": "one", "tracks": []}},
+        {"peer_connections": {"id": "pc"}},
+        {"peer_connections": [{"id": "pc", "description": "offer"}]},
+    ],
+)
+async def test_a_malformed_connect_is_refused_and_admits_nobody(
+    stack: Stack, tenant: Tenant, fields: dict[str, Any]
+) -> None:
+    async with raw_socket(stack) as socket:
+        body = connect_body(tenant.token("mallory", "malformed"), "malformed", **fields)
+        await socket.send(json.dumps({"type": "msg", "body": body}))
+        refused = await next_body(socket)
+        assert (refused["type"], refused.get("code")) == ("error", 53003), refused
+    assert await rest_participants(stack, tenant, "malformed") == []
+
+
+@pytest.mark.parametrize(
+    "sdp",
+    [
+        "v=0\r\nthis is not SDP\r\n",  # aiortc would answer it
+        "v=0\r\nm=audio x y z\r\n",  # aiortc raises (AssertionError)
+        "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n",  # no ICE
+    ],
+)
+async def test_a_garbage_offer_is_53403_and_gives_the_seat_back(
+    stack: Stack, tenant: Tenant, sdp: str
+) -> None:
+    client = stack.rest(tenant)
+    await asyncio.to_thread(
+        lambda: client.video.v1.rooms.create(unique_name="garbage-sdp", max_participants=1)
+    )
+    offer = {"type": "offer", "revision": 1, "sdp": sdp}
+    async with raw_socket(stack) as socket:
+        body = connect_body(
+            tenant.token("mallory", "garbage-sdp"),
+            "garbage-sdp",
+            participant={"revision": 1, "tracks": []},
+            peer_connections=[{"id": "pc1", "description": offer}],
+        )
+        await socket.send(json.dumps({"type": "msg", "body": body}))
+        refused = await next_body(socket)
+        assert (refused["type"], refused.get("code")) == ("error", 53403), refused
+
+    async def all_disconnected() -> bool:
+        statuses = await rest_participants(stack, tenant, "garbage-sdp")
+        return all(status == "disconnected" for _, status in statuses)
+
+    await eventually(all_disconnected, message="mallory disconnected")
+    statuses = await rest_participants(stack, tenant, "garbage-sdp")
+    assert all(status == "disconnected" for _, status in statuses), statuses
+    # The one seat is free again: a real participant takes it.
+    alice, _ = await join(stack, tenant, "alice", "garbage-sdp")
+    try:
+        assert alice.state == "connected"
     finally:
         await alice.disconnect()

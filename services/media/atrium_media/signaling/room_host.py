@@ -33,13 +33,14 @@ from atrium_media.signaling.media_signaling import (
     MediaSignaling,
     requested_extensions,
 )
+from atrium_media.signaling.sdp import is_session_description
 from atrium_media.signaling.session import (
     SESSION_TIMEOUT_SECONDS,
     ClientTrack,
     ParticipantSession,
     Subscription,
 )
-from atrium_shared.errors import AtriumError
+from atrium_shared.errors import SERVER_REMOTE_DESCRIPTION_FAILED, AtriumError
 from atrium_shared.models import RoomInfo, TrackInfo
 from atrium_shared.track_api import PublishedTrackOutcome, PublishTracksResult, TrackToPublish
 
@@ -107,9 +108,19 @@ class RoomHost:
                 if offer is not None:
                     session.pc_id = str(offer.get("id", ""))
                     description = offer["description"]
-                    answer = await session.apply_client_offer(
-                        str(description.get("sdp", "")), int(description.get("revision", 1))
-                    )
+                    try:
+                        sdp_text = str(description.get("sdp", ""))
+                        if not is_session_description(sdp_text):
+                            raise ValueError("not a session description")
+                        answer = await session.apply_client_offer(
+                            sdp_text, int(description.get("revision", 1))
+                        )
+                    except Exception as exc:  # aiortc refuses SDP with various exceptions
+                        raise AtriumError(
+                            SERVER_REMOTE_DESCRIPTION_FAILED,
+                            "Server is unable to apply a remote media description",
+                            400,
+                        ) from exc
                 await self._apply_participant_state(session, body.get("participant") or {})
                 session.msp = MediaSignaling(
                     requested_extensions(body),

@@ -6,6 +6,7 @@ stream, and keeps the first track id a transceiver ever had even after the clien
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -17,6 +18,18 @@ class MediaSection:
     mid: str | None
     track_id: str | None  # the track id part of a=msid
     direction: str
+
+
+_SDP_LINE = re.compile(r"^[a-z]=")
+
+
+def is_session_description(sdp: str) -> bool:
+    """Whether ``sdp`` is shaped as SDP at all (RFC 8866: ``v=0`` first, every line
+    ``<letter>=<value>``). aiortc answers any text (it skips lines it cannot read), so text
+    that is not SDP is refused before it gets there. An offer without media sections is SDP
+    (a browser offers one when it has nothing to send yet)."""
+    lines = [line for line in sdp.replace("\r\n", "\n").split("\n") if line]
+    return bool(lines) and lines[0] == "v=0" and all(_SDP_LINE.match(line) for line in lines)
 
 
 def media_sections(sdp: str) -> list[MediaSection]:

@@ -21,7 +21,13 @@ from atrium_media.ports import ControlPlane
 from atrium_media.signaling.recordings import RecordingManager
 from atrium_media.signaling.room_host import RoomHost
 from atrium_media.signaling.session import SESSION_TIMEOUT_SECONDS, ParticipantSession
-from atrium_shared.errors import DUPLICATE_IDENTITY, SESSION_NOT_FOUND, AtriumError
+from atrium_shared.errors import (
+    DUPLICATE_IDENTITY,
+    ROOM_CONNECT_FAILED,
+    SESSION_NOT_FOUND,
+    SIGNALING_INVALID_MESSAGE,
+    AtriumError,
+)
 from atrium_shared.events import ParticipantDisconnected
 from atrium_shared.signaling_api import Caller, ClientFrame, WorkerFrame
 from atrium_shared.track_api import SubscriptionsChanged
@@ -46,6 +52,35 @@ def disconnect_bodies(reason: str) -> list[dict[str, Any]]:
     if reason == "room-ended":
         return [{"type": "disconnected", "status": "completed"}]
     return [{"type": "disconnected"}]
+
+
+def _list_of_objects(value: Any) -> bool:
+    return value is None or (isinstance(value, list) and all(isinstance(v, dict) for v in value))
+
+
+def connect_body_problem(body: dict[str, Any]) -> str | None:
+    """What makes a ``connect`` body unusable before anyone is admitted, or None: the shapes the
+    room host reads (``participant`` an object with a list of track objects, ``peer_connections``
+    a list of objects whose ``description`` is an object)."""
+    participant = body.get("participant")
+    if participant is not None and not isinstance(participant, dict):
+        return "participant is not an object"
+    if isinstance(participant, dict):
+        if not _list_of_objects(participant.get("tracks")):
+            return "participant.tracks is not a list of objects"
+        revision = participant.get("revision", 0)
+        if isinstance(revision, bool) or not isinstance(revision, int):
+            return "participant.revision is not an integer"
+    pcs = body.get("peer_connections")
+    if not _list_of_objects(pcs):
+        return "peer_connections is not a list of objects"
+    for pc in pcs or []:
+        description = pc.get("description")
+        if description is not None and not isinstance(description, dict):
+            return "a peer connection's description is not an object"
+        if isinstance(description, dict) and not isinstance(description.get("sdp", ""), str):
+            return "a description's sdp is not text"
+    return None
 
 
 class MediaWorker:
@@ -138,9 +173,18 @@ class MediaWorker:
                 await host.leave(session, "left", tell_service=True)
                 self._forget(session)
 
+    async def _reply_error(self, frame: ClientFrame, code: int, message: str) -> None:
+        body = {"type": "error", "code": code, "message": message}
+        await self.send_frame(frame.connection_id, frame.reply_subject, [body], None)
+
     async def _connect(self, frame: ClientFrame) -> None:
         room, caller = frame.room, frame.caller
         if room is None or caller is None:
+            return
+        problem = connect_body_problem(frame.body)
+        if problem is not None:  # nobody admitted, no callback
+            log.info("connect of %s refused: %s", frame.connection_id, problem)
+            await self._reply_error(frame, SIGNALING_INVALID_MESSAGE, "Invalid signaling message")
             return
         with tracer.start_as_current_span("worker connect"):
             try:
@@ -176,7 +220,32 @@ class MediaWorker:
             self.sessions[session.session_id] = session
             self.by_connection[frame.connection_id] = session
             self.by_participant[admitted.participant.sid] = session
-            await host.connect(session, frame.body)
+            try:
+                await host.connect(session, frame.body)
+            except Exception as exc:
+                await self._connect_failed(frame, host, session, exc)
+
+    async def _connect_failed(
+        self, frame: ClientFrame, host: RoomHost, session: ParticipantSession, exc: Exception
+    ) -> None:
+        """The admitted participant could not be connected (an offer aiortc cannot apply, for
+        one): the client is told, and the seat is given back (the participant disconnects)."""
+        if isinstance(exc, AtriumError):
+            code, message = exc.code, exc.message
+        else:
+            code, message = ROOM_CONNECT_FAILED, "Unable to connect to Room"
+        log.warning(
+            "connect of %s failed (%s): %r", session.participant.sid, code, exc.__cause__ or exc
+        )
+        if session.connection_id == frame.connection_id:
+            await self._reply_error(frame, code, message)
+        if host.sessions.get(session.participant.sid) is session:
+            await self._leave(host, session, "connection-lost", tell_service=True)
+        else:  # it failed before the host took it
+            with contextlib.suppress(AtriumError):
+                await self.control.leave(session.participant, "connection-lost")
+            await session.close()
+            self._forget(session)
 
     async def _sync(self, frame: ClientFrame) -> None:
         session_id = str(frame.body.get("session", "")).rpartition(".")[2]
