@@ -155,7 +155,7 @@ async def test_the_account_store_compares_non_ascii_secrets_as_bytes() -> None:
         sid="SK" + "b" * 32, account_sid=account.sid, friendly_name="k", secret=SecretStr("s" * 32)
     )
     store = AccountStore(
-        _Redis(  # type: ignore[arg-type]
+        _Redis(
             {
                 f"atrium:account:{account.sid}": account.dump(),
                 f"atrium:api-key:{key.sid}": key.dump(),

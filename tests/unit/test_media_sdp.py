@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from atrium_media.signaling.sdp import (
     announce,
     harmonize_offer,
@@ -154,6 +156,7 @@ def test_connect_bodies_a_host_cannot_read_are_told_apart() -> None:
     assert connect_body_problem({"type": "connect"}) is None
     good = {"participant": {"revision": 1, "tracks": [{"id": "a"}]}, "peer_connections": []}
     assert connect_body_problem(good) is None
+    bad: Any
     for bad in (
         {"participant": "alice"},
         {"participant": {"tracks": {"id": "a"}}},
