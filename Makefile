@@ -14,7 +14,8 @@ PYTEST_ARGS ?=
 .PHONY: help install install-python run test unit lint format typecheck bench docs
 
 # The unit tier's coverage: every service's domain, use cases, handlers and adapters.
-COVERED = atrium_room atrium_participant atrium_track atrium_callback atrium_gateway atrium_media
+COVERED = atrium_room atrium_participant atrium_track atrium_callback atrium_recording \
+	atrium_gateway atrium_media
 
 help:
 	@echo "make install  install uv if missing, every workspace package and dev tools, Chromium and twilio-video"
@@ -44,7 +45,7 @@ test: install
 	$(UV) run pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 unit: install-python
-	$(UV) run pytest -q -p no:cacheprovider tests/unit --cov-branch \
+	$(UV) run pytest -q -p no:cacheprovider -n 2 tests/unit --cov-branch \
 		$(foreach package,$(COVERED),--cov=$(package)) --cov-report=term:skip-covered $(PYTEST_ARGS)
 
 format: install-python
