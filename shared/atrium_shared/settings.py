@@ -27,6 +27,11 @@ class Settings(BaseSettings):
     # ICE servers handed to clients that ask over signaling (`iced`), as JSON: a list of
     # RTCIceServer objects, e.g. [{"urls": "turn:turn.example.com:3478", "username": ..}].
     ice_servers_json: str = "[]"
+    # TURN with short-lived credentials (coturn's use-auth-secret): each client that asks gets
+    # its own username and password for these URLs, valid for the TTL. Comma list of turn: URLs.
+    turn_urls: str = ""
+    turn_secret: SecretStr | None = None
+    turn_credential_ttl_seconds: int = 3600
     # Dev mode: the gateway also serves the demo page (web/demo), twilio-video.js and
     # POST /dev/token, which mints tokens for the dev account without credentials. Never in
     # production. `atrium run` turns it on unless ATRIUM_DEV_MODE is set.

@@ -6,6 +6,10 @@ FastStream's TestNatsBroker. No NATS or Redis process.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from faststream.nats import NatsBroker, TestNatsBroker
+from pydantic import SecretStr
 from redis.asyncio import Redis
 
 from atrium_gateway import tokens
@@ -218,11 +223,12 @@ class AnsweringWorker(FakeSignalingPublisher):
 
 
 @pytest.fixture
-def signaling() -> tuple[FakeGateway, AnsweringWorker, ApiKey]:
+def signaling(request: pytest.FixtureRequest) -> tuple[FakeGateway, AnsweringWorker, ApiKey]:
     workers = AnsweringWorker()
     gateway = fake_gateway()
+    overrides = getattr(request, "param", {})
     gateway.service = bootstrap(
-        Settings(),
+        Settings().model_copy(update=overrides),
         accounts=gateway.accounts,
         rooms=gateway.rooms,
         participants=gateway.participants,
@@ -306,7 +312,12 @@ async def test_signaling_errors_come_back_as_rsp_error_bodies(
         assert refused["code"] == errors.NOT_FOUND
         assert workers.frames == []
 
-        ice = await answer({"type": "ice"})
+        # ICE servers (and TURN credentials) only for a valid token.
+        assert (await answer({"type": "ice"}))["code"] == errors.TOKEN_INVALID
+        assert (await answer({"type": "ice", "token": "x.y.z"}))[
+            "code"
+        ] == errors.TOKEN_INVALID_HEADER
+        ice = await answer({"type": "ice", "token": token(key)})
         assert ice["type"] == "iced" and isinstance(ice["ice_servers"], list)
 
         workers.reachable = False
@@ -457,3 +468,33 @@ async def test_worker_frames_reach_their_connection_and_client_frames_their_work
         sent = ClientFrame(connection_id="c1", reply_subject="r", body={"type": "update"})
         await hub.publisher.to_worker("media-1", sent)
         assert seen == [sent]
+
+
+TURN = {
+    "turn_urls": "turn:turn.example.com:3478?transport=udp, turns:turn.example.com:5349",
+    "turn_secret": SecretStr("coturn shared secret"),
+    "turn_credential_ttl_seconds": 600,
+}
+
+
+@pytest.mark.parametrize("signaling", [TURN], indirect=True)
+async def test_iced_hands_each_client_a_short_lived_turn_credential(
+    signaling: tuple[FakeGateway, AnsweringWorker, ApiKey],
+) -> None:
+    gateway, _, key = signaling
+    async with WebSocketClient(gateway.app, "/signaling") as socket:
+        await socket.send_json({"type": "hello", "timeout": 1000})
+        await socket.receive_json()
+        before = int(time.time())
+        await socket.send_json({"type": "msg", "body": {"type": "ice", "token": token(key)}})
+        (turn,) = (await socket.receive_json())["body"]["ice_servers"]
+    assert turn["urls"] == [
+        "turn:turn.example.com:3478?transport=udp",
+        "turns:turn.example.com:5349",
+    ]
+    expiry, _, user = turn["username"].partition(":")
+    assert user == gateway.account.sid
+    assert before + 600 <= int(expiry) <= int(time.time()) + 600
+    # What coturn (use-auth-secret) computes from the shared secret alone.
+    expected = hmac.new(b"coturn shared secret", turn["username"].encode(), hashlib.sha1).digest()
+    assert turn["credential"] == base64.b64encode(expected).decode()

@@ -36,6 +36,7 @@ from atrium_shared.errors import (
 from atrium_shared.room_api import JoinRoomRequest
 from atrium_shared.settings import Settings
 from atrium_shared.signaling_api import Caller, ClientFrame, WorkerFrame, worker_of_session
+from atrium_shared.turn import turn_servers
 
 log = logging.getLogger("atrium.gateway.signaling")
 tracer = trace.get_tracer("atrium.gateway.signaling")
@@ -199,13 +200,7 @@ class SignalingHub:
     async def _handle_body(self, connection: Connection, body: dict[str, Any]) -> None:
         kind = body.get("type")
         if kind == "ice":
-            await self._send(
-                connection,
-                {
-                    "type": "msg",
-                    "body": {"type": "iced", "ice_servers": self.settings.ice_servers()},
-                },
-            )
+            await self._answer_ice(connection, body)
             return
         if kind in ("connect", "sync"):
             with tracer.start_as_current_span(f"signaling {kind}"):
@@ -215,6 +210,28 @@ class SignalingHub:
             await self._reply_error(connection, SIGNALING_INVALID_MESSAGE, "No session")
             return
         await self._forward(connection, self._frame(connection, body))
+
+    async def _answer_ice(self, connection: Connection, body: dict[str, Any]) -> None:
+        """``ice`` -> ``iced``: ICE servers only for a valid token (TURN credentials are not for
+        whoever opens the socket), with a TURN credential of this client's own."""
+        try:
+            claims = await self._verify(body.get("token"))
+        except TokenError as exc:
+            await self._reply_error(connection, exc.code, exc.message)
+            return
+        settings = self.settings
+        servers = settings.ice_servers()
+        if settings.turn_urls and settings.turn_secret is not None:
+            servers += turn_servers(
+                [url.strip() for url in settings.turn_urls.split(",") if url.strip()],
+                settings.turn_secret.get_secret_value(),
+                claims.account_sid,
+                time.time(),
+                settings.turn_credential_ttl_seconds,
+            )
+        await self._send(
+            connection, {"type": "msg", "body": {"type": "iced", "ice_servers": servers}}
+        )
 
     async def _start_session(self, connection: Connection, body: dict[str, Any]) -> None:
         try:
