@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Install what the headless-browser compatibility tests (tests/browser) need:
+# Install what the headless-browser compatibility tests (tests/browser) and the TURN test need:
 #   * Debian's headless Chromium (package chromium-headless-shell, falling back to chromium);
-#   * the pinned twilio-video.js in web/node_modules, via `npm ci` from web/package-lock.json.
+#   * the pinned twilio-video.js in web/node_modules, via `npm ci` from web/package-lock.json;
+#   * Debian's coturn (tests/integration/test_turn_credentials.py).
 # Idempotent and quick when everything is already in place. Safe in CI (root, no tty).
 set -euo pipefail
 
@@ -19,6 +20,15 @@ fi
 have_chromium() {
     [ -x /usr/lib/chromium/chromium-headless-shell ] || [ -x /usr/lib/chromium/chromium ]
 }
+
+# --- coturn (the TURN server the TURN credential test runs) ---------------------------------
+if command -v turnserver >/dev/null 2>&1; then
+    log "coturn already installed"
+elif command -v apt-get >/dev/null 2>&1; then
+    log "apt-get install coturn"
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq --no-install-recommends coturn >/dev/null
+fi
 
 # --- Chromium -----------------------------------------------------------------------------
 if have_chromium; then
