@@ -10,11 +10,10 @@ written in a unit test.
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from faststream.nats import NatsBroker
 
@@ -37,10 +36,7 @@ from atrium_shared.recording_api import (
 from atrium_shared.settings import Settings
 from tests.support.fakes.clock import FakeClock
 from tests.support.fakes.paging import page_members
-from tests.support.fakes.unit_of_work import FakeTransaction, FakeUnitOfWork
-
-ResultT = TypeVar("ResultT")
-T = TypeVar("T")
+from tests.support.fakes.unit_of_work import KeyedFakeTransaction, OptimisticFakeUnitOfWork
 
 ACCOUNT = "AC" + "a" * 32
 OTHER_ACCOUNT = "AC" + "b" * 32
@@ -60,28 +56,8 @@ def room_key(sid: str, field: str = "") -> str:
 PROCESSING = "processing"
 
 
-class FakeRecordingTransaction(FakeTransaction):
-    """RecordingTransaction on the working copy; ``read_keys`` and ``written_keys`` are what a
-    WATCH and a MULTI would name."""
-
-    def __init__(self, state: dict[str, Any]) -> None:
-        super().__init__(state)
-        self.read_keys: set[str] = set()
-        self.written_keys: set[str] = set()
-
-    def _read(self, key: str, default: T) -> T:
-        self.read_keys.add(key)
-        value: T = self.state.get(key, default)
-        return copy.copy(value)
-
-    def _put(self, key: str, value: object) -> None:
-        self.written_keys.add(key)
-        self.state[key] = value
-
-    def _delete(self, *keys: str) -> None:
-        for key in keys:
-            self.written_keys.add(key)
-            self.state.pop(key, None)
+class FakeRecordingTransaction(KeyedFakeTransaction):
+    """RecordingTransaction on the working copy."""
 
     # Reads --------------------------------------------------------------------------------------
     async def seen(self, event_id: str) -> bool:
@@ -160,48 +136,9 @@ class FakeRecordingTransaction(FakeTransaction):
         self._put(f"settings:{settings.account_sid}", settings)
 
 
-class FakeRecordingUnitOfWork(FakeUnitOfWork[FakeRecordingTransaction]):
-    """Optimistic like WATCH/MULTI: a decision that read a key another commit changed since it
-    started runs again (``conflicts`` counts the reruns); a commit writes only its keys, and a
-    decision that staged nothing commits nothing (``commits`` does not count it). ``fail``
-    makes the next commits raise (Redis down)."""
-
+class FakeRecordingUnitOfWork(OptimisticFakeUnitOfWork[FakeRecordingTransaction]):
     def __init__(self) -> None:
         super().__init__(FakeRecordingTransaction)
-        self.conflicts = 0
-        self.fail: Exception | None = None
-        self._versions: dict[str, int] = {}
-        self._between: list[Callable[[], Awaitable[object]]] = []
-
-    def interleave(self, action: Callable[[], Awaitable[object]]) -> None:
-        """Run ``action`` (to its end) once, after the next decision and before its commit."""
-        self._between.append(action)
-
-    async def run(
-        self, decide: Callable[[FakeRecordingTransaction], Awaitable[ResultT]]
-    ) -> ResultT:
-        while True:
-            if self.fail is not None:
-                raise self.fail
-            started = dict(self._versions)
-            tx = FakeRecordingTransaction(copy.deepcopy(self.state))
-            result = await decide(tx)
-            if self._between:
-                await self._between.pop(0)()
-            if any(self._versions.get(k) != started.get(k) for k in tx.read_keys):
-                self.conflicts += 1
-                continue
-            if not tx.written_keys and not tx.emitted:
-                return result
-            for key in tx.written_keys:
-                if key in tx.state:
-                    self.state[key] = tx.state[key]
-                else:
-                    self.state.pop(key, None)
-                self._versions[key] = self._versions.get(key, 0) + 1
-            self.committed.extend(tx.emitted)
-            self.commits += 1
-            return result
 
 
 class FakeRecordingStore:

@@ -9,11 +9,9 @@ another use case between a decision and its commit, which is how a race is writt
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
 
 from faststream.nats import NatsBroker
 
@@ -25,10 +23,7 @@ from atrium_track.bootstrap import TrackService, bootstrap
 from atrium_track.ports import PageWindow, SidPage, TrackIndex
 from tests.support.fakes.clock import FakeClock
 from tests.support.fakes.paging import page_members
-from tests.support.fakes.unit_of_work import FakeTransaction, FakeUnitOfWork
-
-ResultT = TypeVar("ResultT")
-T = TypeVar("T")
+from tests.support.fakes.unit_of_work import KeyedFakeTransaction, OptimisticFakeUnitOfWork
 
 
 def track_key(sid: str) -> str:
@@ -47,23 +42,8 @@ def room_key(sid: str, field: str) -> str:
     return f"room:{sid}:{field}"
 
 
-class FakeTrackTransaction(FakeTransaction):
-    """TrackTransaction on the working copy; ``read_keys`` and ``written_keys`` are what a WATCH
-    and a MULTI would name."""
-
-    def __init__(self, state: dict[str, Any]) -> None:
-        super().__init__(state)
-        self.read_keys: set[str] = set()
-        self.written_keys: set[str] = set()
-
-    def _read(self, key: str, default: T) -> T:
-        self.read_keys.add(key)
-        value: T = self.state.get(key, default)
-        return copy.copy(value)
-
-    def _put(self, key: str, value: object) -> None:
-        self.written_keys.add(key)
-        self.state[key] = value
+class FakeTrackTransaction(KeyedFakeTransaction):
+    """TrackTransaction on the working copy."""
 
     # Like the Redis commands the adapter queues: change one container without reading it.
     def _hset(self, key: str, field: str, value: object) -> None:
@@ -179,42 +159,9 @@ class FakeTrackTransaction(FakeTransaction):
         self._put(participant_key(participant_sid, "left"), True)
 
 
-class FakeTrackUnitOfWork(FakeUnitOfWork[FakeTrackTransaction]):
-    """Optimistic like WATCH/MULTI: a decision that read a key another commit changed since it
-    started runs again (``conflicts`` counts the reruns); a commit writes only its keys, and a
-    decision that staged nothing commits nothing (``commits`` does not count it)."""
-
+class FakeTrackUnitOfWork(OptimisticFakeUnitOfWork[FakeTrackTransaction]):
     def __init__(self) -> None:
         super().__init__(FakeTrackTransaction)
-        self.conflicts = 0
-        self._versions: dict[str, int] = {}
-        self._between: list[Callable[[], Awaitable[object]]] = []
-
-    def interleave(self, action: Callable[[], Awaitable[object]]) -> None:
-        """Run ``action`` (to its end) once, after the next decision and before its commit."""
-        self._between.append(action)
-
-    async def run(self, decide: Callable[[FakeTrackTransaction], Awaitable[ResultT]]) -> ResultT:
-        while True:
-            started = dict(self._versions)
-            tx = FakeTrackTransaction(copy.deepcopy(self.state))
-            result = await decide(tx)
-            if self._between:
-                await self._between.pop(0)()
-            if any(self._versions.get(k) != started.get(k) for k in tx.read_keys):
-                self.conflicts += 1
-                continue
-            if not tx.written_keys and not tx.emitted:
-                return result  # nothing staged: like the Redis transaction, no commit at all
-            for key in tx.written_keys:
-                if key in tx.state:
-                    self.state[key] = tx.state[key]
-                else:
-                    self.state.pop(key, None)
-                self._versions[key] = self._versions.get(key, 0) + 1
-            self.committed.extend(tx.emitted)
-            self.commits += 1
-            return result
 
 
 class FakeTrackStore:
