@@ -49,6 +49,7 @@ class ActiveRecording:
 
 @dataclass
 class RoomRecordings:
+    account_sid: str
     version: int = -1
     active: dict[str, ActiveRecording] = field(default_factory=dict)  # by recording SID
     revision: int = 1  # of the RSP `recording` field
@@ -77,7 +78,7 @@ class RecordingManager:
         host = self._rooms(command.room_sid)
         if host is None:
             return
-        state = self._by_room.setdefault(command.room_sid, RoomRecordings())
+        state = self._by_room.setdefault(command.room_sid, RoomRecordings(command.account_sid))
         if command.version < state.version:
             return
         state.version = command.version
@@ -87,7 +88,7 @@ class RecordingManager:
             active = state.active.pop(sid, None)
             if active is not None:
                 host.router.stop_recording(active.order.track_sid)
-                self._spawn(self._complete(command.account_sid, command.room_sid, active))
+                self._spawn(self._complete(state, command.room_sid, active))
         for sid, order in wanted.items():
             if sid in state.active or sid in command.stop:
                 continue
@@ -141,17 +142,18 @@ class RecordingManager:
         for sid, active in list(state.active.items()):
             if active.recorder is recorder:
                 del state.active[sid]
-                account = host.room.account_sid if host is not None else ""
-                self._spawn(self._complete(account, room_sid, active))
+                self._spawn(self._complete(state, room_sid, active))
         if host is not None and not state.active:
             self._announce(host, state)
 
     # Finishing --------------------------------------------------------------------------------
-    async def _complete(self, account_sid: str, room_sid: str, active: ActiveRecording) -> None:
+    async def _complete(
+        self, state: RoomRecordings, room_sid: str, active: ActiveRecording
+    ) -> None:
         order = active.order
         result: RecordingResult = await asyncio.wrap_future(active.recorder.finish())
         report = RecordingReport(
-            account_sid=account_sid,
+            account_sid=state.account_sid,
             room_sid=room_sid,
             recording_sid=order.recording_sid,
             worker_id=self.worker_id,
@@ -215,14 +217,12 @@ class RecordingManager:
                 self._spawn(session.send(body))
 
     # Lifecycle --------------------------------------------------------------------------------
-    async def close_room(self, room_sid: str, account_sid: str) -> None:
+    async def close_room(self, room_sid: str) -> None:
         """The room is leaving this worker: finish what it was recording."""
         state = self._by_room.pop(room_sid, None)
         if state is None:
             return
-        await asyncio.gather(
-            *(self._complete(account_sid, room_sid, a) for a in state.active.values())
-        )
+        await asyncio.gather(*(self._complete(state, room_sid, a) for a in state.active.values()))
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
@@ -231,8 +231,7 @@ class RecordingManager:
 
     async def close(self) -> None:
         for room_sid in list(self._by_room):
-            host = self._rooms(room_sid)
-            await self.close_room(room_sid, host.room.account_sid if host else "")
+            await self.close_room(room_sid)
         for task in list(self._tasks):
             with contextlib.suppress(Exception):
                 await task

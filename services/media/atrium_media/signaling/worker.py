@@ -401,7 +401,7 @@ class MediaWorker:
 
     async def _close_room(self, host: RoomHost) -> None:
         # Recordings first: the router's taps end with the room.
-        await self.recordings.close_room(host.room.sid, host.room.account_sid)
+        await self.recordings.close_room(host.room.sid)
         await host.close()
 
     async def close(self) -> None:
