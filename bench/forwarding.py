@@ -54,15 +54,13 @@ from av import VideoFrame
 from atrium_media import aiortc_compat as compat
 from atrium_media.extensions import (
     DominantSpeakerDetector,
-    NetworkQualityEstimator,
     build_network_quality_message,
 )
-from atrium_media.forwarding import LinkSample
 from atrium_media.forwarding.router import MediaRouter
 from atrium_media.forwarding.track import FrameSink
 from atrium_media.ice import configure_host_addresses
 from atrium_media.recording import RecorderPool, TrackRecorder, recording_format
-from atrium_media.signaling.link_quality import participant_stats
+from atrium_media.signaling.link_quality import LinkQuality
 from atrium_video.tracks import ToneSource
 from bench.procs import REPO_ROOT
 
@@ -280,8 +278,7 @@ class ExtensionLoad:
         self.router = router
         self.participants: list[str] = ["pub"]
         self.detector = DominantSpeakerDetector()
-        self.estimators: dict[str, NetworkQualityEstimator] = {}
-        self.samples: dict[str, LinkSample] = {}
+        self.qualities: dict[str, LinkQuality] = {}
         self.answers = 0
         router.on_audio_level(
             lambda sid, level, voice: self.detector.observe(sid, level, time.monotonic(), voice)
@@ -299,18 +296,15 @@ class ExtensionLoad:
         while True:
             await asyncio.sleep(1.0)
             for sid in list(self.participants):
-                now = time.monotonic()
-                sample = await self.router.link_sample(sid, now)
-                stats = participant_stats(self.samples.get(sid), sample)
-                self.samples[sid] = sample
-                self.estimators.setdefault(sid, NetworkQualityEstimator()).update(stats, now)
+                quality = self.qualities.setdefault(sid, LinkQuality())
+                await quality.observe(self.router, sid, time.monotonic())
 
     async def _requests(self) -> None:
         while True:
             await asyncio.sleep(1.2)
             for sid in list(self.participants):
-                local = self.estimators.get(sid, NetworkQualityEstimator()).report
-                remotes = [(o, e.report) for o, e in self.estimators.items() if o != sid]
+                local = self.qualities.setdefault(sid, LinkQuality()).report
+                remotes = [(o, q.report) for o, q in self.qualities.items() if o != sid]
                 build_network_quality_message(
                     local, remotes, local_verbosity=1, remote_verbosity=1
                 ).to_json()

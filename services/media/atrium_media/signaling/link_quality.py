@@ -18,8 +18,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from atrium_media.extensions import DirectionStats, MediaStats, ParticipantStats
-from atrium_media.forwarding import InboundStream, LinkSample, OutboundStream
+from atrium_media.extensions import (
+    DirectionStats,
+    MediaStats,
+    NetworkQualityEstimator,
+    NetworkQualityReport,
+    ParticipantStats,
+)
+from atrium_media.forwarding import InboundStream, LinkSample, MediaRouter, OutboundStream
 
 KINDS = ("audio", "video")
 
@@ -100,3 +106,24 @@ def participant_stats(previous: LinkSample | None, current: LinkSample) -> Parti
             ),
         )
     return ParticipantStats(audio=kinds["audio"], video=kinds["video"])
+
+
+class LinkQuality:
+    """One participant's network quality: sample its link, judge the interval since the last
+    sample, keep the smoothed report. What a room host does once a second per participant."""
+
+    def __init__(self) -> None:
+        self.estimator = NetworkQualityEstimator()
+        self.last: LinkSample | None = None
+
+    @property
+    def report(self) -> NetworkQualityReport:
+        return self.estimator.report
+
+    async def observe(
+        self, router: MediaRouter, participant_sid: str, now: float, *, broken: bool = False
+    ) -> NetworkQualityReport:
+        sample = await router.link_sample(participant_sid, now)
+        stats = participant_stats(self.last, sample)
+        self.last = sample
+        return self.estimator.update(stats, now, broken=broken)

@@ -26,7 +26,6 @@ from atrium_media.extensions import (
 from atrium_media.extensions.msp import ClientMessage
 from atrium_media.forwarding import MediaRouter, UnknownTrack
 from atrium_media.ports import ControlPlane
-from atrium_media.signaling.link_quality import participant_stats
 from atrium_media.signaling.media_signaling import (
     ACTIVE_SPEAKER,
     NETWORK_QUALITY,
@@ -621,15 +620,15 @@ class RoomHost:
             for session in list(self.sessions.values()):
                 if session.closed:
                     continue
-                now = time.monotonic()
                 try:
-                    sample = await self.router.link_sample(session.participant.sid, now)
+                    await session.quality.observe(
+                        self.router,
+                        session.participant.sid,
+                        time.monotonic(),
+                        broken=session.reconnecting,
+                    )
                 except Exception:
                     log.exception("link sample of %s failed", session.participant.sid)
-                    continue
-                stats = participant_stats(session.last_link, sample)
-                session.last_link = sample
-                session.quality.update(stats, now, broken=session.reconnecting)
 
     def _on_msp_ready(self, session: ParticipantSession, name: str) -> None:
         """A channel opened: catch the client up (the current dominant speaker)."""

@@ -26,8 +26,7 @@ from aiortc import (
 from aiortc.sdp import candidate_from_sdp
 
 from atrium_media import aiortc_compat as compat
-from atrium_media.extensions import NetworkQualityEstimator
-from atrium_media.forwarding import LinkSample
+from atrium_media.signaling.link_quality import LinkQuality
 from atrium_media.signaling.media_signaling import MediaSignaling
 from atrium_media.signaling.sdp import announce, harmonize_offer, sending_tracks
 from atrium_shared.models import ParticipantInfo
@@ -114,8 +113,7 @@ class ParticipantSession:
     closed: bool = False
     # Media signaling extensions (MSP) granted in `connected`, and what network quality needs.
     msp: MediaSignaling = field(default_factory=lambda: MediaSignaling((), lambda n, m: None))
-    quality: NetworkQualityEstimator = field(default_factory=NetworkQualityEstimator)
-    last_link: LinkSample | None = None
+    quality: LinkQuality = field(default_factory=LinkQuality)
     quality_verbosity: tuple[int, int] = (1, 0)  # the client's (reportLevel, remoteReportLevel)
     # When this client was first told about each remote participant (monotonic seconds). A
     # network quality answer names a remote only once the client surely knows it: twilio-video.js
