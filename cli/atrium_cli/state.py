@@ -1,8 +1,9 @@
 """The `.atrium/` folder of a working directory: data, remembered ports, the running stack's URLs.
 
 `atrium run` owns it: it keeps the embedded servers' data in ``.atrium/data/``, remembers their
-ports in ``.atrium/ports.json`` (so clients configured once keep working across restarts), and
-writes ``.atrium/run.env`` while the stack runs so that the other commands find NATS and Redis.
+ports in ``.atrium/ports.json`` (so clients configured once keep working across restarts), keeps
+the embedded coturn's generated secret in ``.atrium/turn.secret`` (mode 0600), and writes
+``.atrium/run.env`` while the stack runs so that the other commands find NATS and Redis.
 """
 
 from __future__ import annotations
@@ -41,6 +42,11 @@ class StateDir:
     def lock_file(self) -> Path:
         return self.root / "run.lock"
 
+    @property
+    def turn_secret_file(self) -> Path:
+        """The embedded coturn's generated shared secret (when ATRIUM_TURN_SECRET is unset)."""
+        return self.root / "turn.secret"
+
     def remembered_ports(self) -> dict[str, int]:
         try:
             raw = json.loads(self.ports_file.read_text())
@@ -60,6 +66,16 @@ def write_atomically(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     partial.write_text(text)
+    partial.replace(path)
+
+
+def write_secret_file(path: Path, text: str) -> None:
+    """Like :func:`write_atomically`, readable and writable only by this user from the start."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(text)
     partial.replace(path)
 
 

@@ -5,17 +5,23 @@ What it does, in order:
 1. Takes ``.atrium/run.lock`` so two supervisors never share one data folder.
 2. Starts embedded NATS (JetStream) and Redis for whichever of NATS_URL / REDIS_URL is unset, with
    data under ``.atrium/data/`` and the ports of the last run when they are still free
-   (``.atrium/ports.json``); writes ``.atrium/run.env`` so the other commands find them.
+   (``.atrium/ports.json``); writes ``.atrium/run.env`` so the other commands find them. With
+   ATRIUM_TURN_EMBEDDED=true it also starts coturn (``turnserver``, ``use-auth-secret``) and gives
+   the gateway its URLs and shared secret (ATRIUM_TURN_SECRET, or one generated once and kept in
+   ``.atrium/turn.secret``).
 3. Provisions the credentials it prints (see :mod:`atrium_cli.provision`).
 4. Starts every service (gateway, room, participant, track, recording, callback, media), one
    process each (``python -m atrium_<name>.app``), each with its own ATRIUM_HEALTH_PORT, their
    output prefixed per line; waits until each answers /readyz.
 5. Prints the REST base URL and the credentials to stdout (never through logging).
 
-Crash policy: a service that exits before it ever became ready stops the whole run with exit
-code 1 (it is a bug or a misconfiguration, and restarting would only repeat it). A service that
-exits after it was ready is restarted with exponential backoff (1 s doubling to 30 s, reset once
-it stays up 30 s), as Kubernetes would do, so a crash in development does not take the stack down.
+Crash policy: a child (service or embedded server) that exits before it ever became ready stops
+the whole run with exit code 1 (it is a bug or a misconfiguration, and restarting would only
+repeat it). One that exits after it was ready is restarted with exponential backoff (1 s doubling
+to 30 s, reset once it stays up 30 s), as Kubernetes would do, so a crash in development does not
+take the stack down. Embedded servers come back on the same ports with the same data folders
+(JetStream and the append-only file are on disk); the services reconnect to them by themselves.
+Each restart is logged: which child, its exit code, the delay, and when it is ready again.
 
 SIGINT or SIGTERM stops the services with SIGTERM, then SIGKILL after a grace period
 (ATRIUM_RUN_GRACE_SECONDS, default 15), then the embedded servers, and exits 0. A second signal
@@ -33,10 +39,12 @@ import fcntl
 import json
 import logging
 import os
+import secrets
 import signal
+import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -44,10 +52,17 @@ from typing import IO
 from pydantic import ValidationError
 
 from atrium_cli.connection import CliError, Endpoint, connected_redis
-from atrium_cli.embedded import EmbeddedServer, EmbeddedServerError, free_port, start_nats
-from atrium_cli.embedded import start_redis as start_embedded_redis
+from atrium_cli.embedded import (
+    EmbeddedServerError,
+    ServerCommand,
+    free_port,
+    free_udp_and_tcp_port,
+    nats_command,
+    redis_command,
+    turn_command,
+)
 from atrium_cli.provision import Credentials, provision
-from atrium_cli.state import StateDir, port_is_free, write_env_file
+from atrium_cli.state import StateDir, port_is_free, write_env_file, write_secret_file
 from atrium_shared.settings import Settings
 
 log = logging.getLogger("atrium.cli.run")
@@ -69,6 +84,7 @@ DEFAULT_GRACE_SECONDS = 15.0
 RESTART_BACKOFF_INITIAL_SECONDS = 1.0
 RESTART_BACKOFF_MAX_SECONDS = 30.0
 STABLE_AFTER_SECONDS = 30.0
+EMBEDDED_READY_TIMEOUT_SECONDS = 20.0
 DUPLICATE_SIGNAL_WINDOW_SECONDS = 1.0
 READY_POLL_SECONDS = 0.1
 # A service may log a long line (a JSON record with a traceback); don't choke on it.
@@ -96,6 +112,9 @@ _COLORS = {
     "recording": "91",
     "callback": "35",
     "media": "96",
+    "nats": "90",
+    "redis": "90",
+    "turn": "90",
     "atrium": "33;1",
 }
 _PREFIX_WIDTH = max(len(name) for name in _COLORS)
@@ -169,14 +188,39 @@ async def http_status(port: int, path: str, timeout: float = 1.0) -> int | None:
             await writer.wait_closed()
 
 
+ReadyCheck = Callable[[], Awaitable[bool]]
+
+
+def http_ready(probes: list[tuple[int, str]]) -> ReadyCheck:
+    """Ready when any of ``(port, path)`` answers 200: services serve /readyz on their health
+    port; the gateway may serve it on its HTTP port instead."""
+
+    async def ready() -> bool:
+        for port, path in probes:
+            if await http_status(port, path) == 200:
+                return True
+        return False
+
+    return ready
+
+
+def server_ready(command: ServerCommand) -> ReadyCheck:
+    """An embedded server's own check (blocking, about a second at most), off the event loop."""
+
+    async def ready() -> bool:
+        return await asyncio.to_thread(command.ready)
+
+    return ready
+
+
 @dataclass
 class ChildSpec:
     name: str
     argv: list[str]
     env: dict[str, str]
-    # Any of these answering 200 means ready: services serve /readyz on their health port;
-    # the gateway may serve it on its HTTP port instead.
-    ready_probes: list[tuple[int, str]]
+    ready: ReadyCheck
+    # Where an embedded server writes its log (its stdout is empty): quoted when it fails.
+    log_path: Path | None = None
 
 
 @dataclass
@@ -227,10 +271,16 @@ class Child:
             self.output.child_line(self.name, line)
 
     async def is_ready(self) -> bool:
-        for port, path in self.spec.ready_probes:
-            if await http_status(port, path) == 200:
-                return True
-        return False
+        return await self.spec.ready()
+
+    def log_tail(self) -> str:
+        if self.spec.log_path is None:
+            return "see its output above"
+        try:
+            tail = self.spec.log_path.read_text(errors="replace")[-2000:]
+        except OSError:
+            return f"no log at {self.spec.log_path}"
+        return f"log {self.spec.log_path}:\n{tail}"
 
     def send(self, sig: signal.Signals) -> None:
         if self.process is None or self.process.returncode is not None:
@@ -311,7 +361,10 @@ class Supervisor:
         self.force_kill = False
         self.first_signal_at = 0.0
         self.children: list[Child] = []
-        self.embedded: list[EmbeddedServer] = []
+        # The embedded servers (NATS, Redis, coturn), supervised like the services; stopped after
+        # them.
+        self.servers: list[Child] = []
+        self.turn_url: str | None = None
         self.grace_seconds = _float_from_env(GRACE_VARIABLE, DEFAULT_GRACE_SECONDS)
         self.ready_timeout = _float_from_env(READY_TIMEOUT_VARIABLE, DEFAULT_READY_TIMEOUT_SECONDS)
 
@@ -348,7 +401,7 @@ class Supervisor:
             return
         log.warning("%s received again: killing the services now", sig.name)
         self.force_kill = True
-        for child in self.children:
+        for child in self.children + self.servers:
             child.send(signal.SIGKILL)
 
     # Startup -----------------------------------------------------------------------------------
@@ -363,12 +416,18 @@ class Supervisor:
                 "set ATRIUM_HTTP_PORT to a free port"
             )
 
-        nats_url = await self._server_url("NATS_URL", "nats", cleanup)
+        cleanup.push_async_callback(self._stop_children, self.servers)
+        nats_url = await self._server_url("NATS_URL", "nats")
         if self.stop_requested.is_set():
             return
-        redis_url = await self._server_url("REDIS_URL", "redis", cleanup)
+        redis_url = await self._server_url("REDIS_URL", "redis")
         if self.stop_requested.is_set():
             return
+        turn_env: dict[str, str] = {}
+        if settings.turn_embedded:
+            turn_env = await self._start_turn(settings)
+            if self.stop_requested.is_set():
+                return
         write_env_file(
             self.state.run_env_file,
             {
@@ -384,17 +443,15 @@ class Supervisor:
         async with connected_redis(Endpoint("Redis", redis_url, "atrium run")) as redis:
             credentials = await provision(redis)
 
-        cleanup.push_async_callback(self._stop_children)
-        await self._start_children(nats_url, redis_url, settings.http_port)
+        cleanup.push_async_callback(self._stop_children, self.children)
+        await self._start_children(nats_url, redis_url, settings.http_port, turn_env)
         if self.stop_requested.is_set():
             return
         for child in self.children:
             child.keep_alive = asyncio.create_task(self._keep_alive(child))
         self._print_banner(settings, credentials, nats_url, redis_url)
 
-    async def _server_url(
-        self, variable: str, kind: str, cleanup: contextlib.AsyncExitStack
-    ) -> str:
+    async def _server_url(self, variable: str, kind: str) -> str:
         for name in (variable, f"ATRIUM_{variable}"):
             if os.environ.get(name):
                 log.info("using %s from $%s", kind, name)
@@ -403,18 +460,83 @@ class Supervisor:
         port = remembered if remembered and port_is_free(remembered) else free_port()
         if remembered and port != remembered:
             log.warning("port %d of the last run is taken; %s moves to %d", remembered, kind, port)
-        start = start_nats if kind == "nats" else start_embedded_redis
+        data_dir = self.state.data_dir / kind
         try:
-            server = await asyncio.to_thread(start, self.state.data_dir / kind, port)
+            command = (
+                nats_command(data_dir, port) if kind == "nats" else redis_command(data_dir, port)
+            )
         except EmbeddedServerError as exc:
             raise CliError(f"could not start embedded {kind}: {exc}") from None
-        cleanup.callback(server.stop)
-        self.embedded.append(server)
-        self.state.remember_ports({kind: server.port})
-        log.info("embedded %s at %s (data in %s)", kind, server.url, self.state.data_dir / kind)
-        return server.url
+        await self._start_server(command)
+        self.state.remember_ports({kind: command.port})
+        log.info("embedded %s at %s (data in %s)", kind, command.url, data_dir)
+        return command.url
 
-    def _child_specs(self, nats_url: str, redis_url: str, http_port: int) -> list[ChildSpec]:
+    async def _start_turn(self, settings: Settings) -> dict[str, str]:
+        """coturn on the remembered (or a free) port of ``settings.turn_embedded_address``; the
+        variables that give the gateway its URLs and secret."""
+        address = settings.turn_embedded_address
+        if settings.turn_urls:
+            log.warning("ATRIUM_TURN_URLS is replaced by the embedded coturn's URLs")
+        port = settings.turn_embedded_port or self.state.remembered_ports().get("turn")
+        if port and not (port_is_free(port, address) and _udp_port_is_free(port, address)):
+            if settings.turn_embedded_port:
+                raise CliError(
+                    f"ATRIUM_TURN_EMBEDDED_PORT {port} is in use on {address}; "
+                    "set another or leave it unset for a free one"
+                )
+            log.warning("port %d of the last run is taken; turn moves", port)
+            port = None
+        secret = self._turn_secret(settings)
+        try:
+            command = turn_command(
+                self.state.data_dir / "turn",
+                secret,
+                address=address,
+                port=port or free_udp_and_tcp_port(address),
+            )
+        except (EmbeddedServerError, ValueError) as exc:
+            raise CliError(f"could not start embedded coturn: {exc}") from None
+        await self._start_server(command)
+        self.state.remember_ports({"turn": command.port})
+        self.turn_url = command.url
+        log.info("embedded coturn at %s (udp and tcp, use-auth-secret)", command.url)
+        urls = f"{command.url}?transport=udp,{command.url}?transport=tcp"
+        return {"ATRIUM_TURN_URLS": urls, "ATRIUM_TURN_SECRET": secret}
+
+    def _turn_secret(self, settings: Settings) -> str:
+        """ATRIUM_TURN_SECRET, else the one generated by an earlier run (credentials handed out
+        before a restart keep working), else a new one, kept readable only by this user."""
+        if settings.turn_secret is not None and settings.turn_secret.get_secret_value():
+            return settings.turn_secret.get_secret_value()
+        path = self.state.turn_secret_file
+        with contextlib.suppress(OSError):
+            kept = path.read_text().strip()
+            if kept:
+                return kept
+        secret = secrets.token_urlsafe(32)
+        write_secret_file(path, secret + "\n")
+        return secret
+
+    async def _start_server(self, command: ServerCommand) -> None:
+        """Start an embedded server as a supervised child; return once it answers."""
+        spec = ChildSpec(
+            command.name, command.argv, dict(os.environ), server_ready(command), command.log_path
+        )
+        child = Child(spec, self.output)
+        self.servers.append(child)
+        command.log_path.touch()
+        try:
+            await child.start()
+        except OSError as exc:
+            raise CliError(f"could not start {command.name} ({command.argv[0]}): {exc}") from None
+        await self._wait_ready([child], EMBEDDED_READY_TIMEOUT_SECONDS)
+        if not self.stop_requested.is_set():
+            child.keep_alive = asyncio.create_task(self._keep_alive(child))
+
+    def _child_specs(
+        self, nats_url: str, redis_url: str, http_port: int, gateway_env: dict[str, str]
+    ) -> list[ChildSpec]:
         """One child per service; ATRIUM_MEDIA_WORKERS media workers (default 1)."""
         overrides = _command_overrides()
         specs = []
@@ -436,22 +558,29 @@ class Supervisor:
             probes = [(health_port, "/readyz")]
             if name == "gateway":
                 env.setdefault("ATRIUM_DEV_MODE", "true")  # the demo page at http://HOST:PORT/
+                env.update(gateway_env)
                 probes.append((http_port, "/readyz"))
             argv = overrides.get(name.partition("-")[0], [sys.executable, "-m", module])
-            specs.append(ChildSpec(name, argv, env, probes))
+            specs.append(ChildSpec(name, argv, env, http_ready(probes)))
         return specs
 
-    async def _start_children(self, nats_url: str, redis_url: str, http_port: int) -> None:
-        for spec in self._child_specs(nats_url, redis_url, http_port):
+    async def _start_children(
+        self, nats_url: str, redis_url: str, http_port: int, gateway_env: dict[str, str]
+    ) -> None:
+        for spec in self._child_specs(nats_url, redis_url, http_port, gateway_env):
             child = Child(spec, self.output)
             self.children.append(child)
             try:
                 await child.start()
             except OSError as exc:
                 raise CliError(f"could not start {spec.name} ({spec.argv[0]}): {exc}") from None
+        await self._wait_ready(self.children, self.ready_timeout)
 
-        deadline = time.monotonic() + self.ready_timeout
-        waiting = list(self.children)
+    async def _wait_ready(self, children: list[Child], timeout: float) -> None:
+        """Until every one of ``children`` is ready; a CliError if one exits first or time runs
+        out."""
+        deadline = time.monotonic() + timeout
+        waiting = list(children)
         while waiting and not self.stop_requested.is_set():
             for child in list(waiting):
                 assert child.process is not None
@@ -459,7 +588,7 @@ class Supervisor:
                     await child.drain_output()
                     raise CliError(
                         f"{child.name} exited with code {child.process.returncode} before it "
-                        "became ready; see its output above"
+                        f"became ready; {child.log_tail()}"
                     )
                 if await child.is_ready():
                     child.ever_ready = True
@@ -470,7 +599,7 @@ class Supervisor:
             if time.monotonic() > deadline:
                 names = ", ".join(child.name for child in waiting)
                 raise CliError(
-                    f"{names} not ready after {self.ready_timeout:.0f}s "
+                    f"{names} not ready after {timeout:.0f}s "
                     f"(set {READY_TIMEOUT_VARIABLE} to wait longer)"
                 )
             with contextlib.suppress(TimeoutError):
@@ -510,11 +639,25 @@ class Supervisor:
                 log.error("could not restart %s: %s; stopping", child.name, exc)
                 self.stop_requested.set()
                 return
+            await self._announce_ready_again(child)
 
-    async def _stop_children(self) -> None:
-        for child in self.children:
+    async def _announce_ready_again(self, child: Child) -> None:
+        """Log once the restarted ``child`` answers again (or that it did not in time)."""
+        deadline = time.monotonic() + self.ready_timeout
+        while not self.stop_requested.is_set() and child.running:
+            if await child.is_ready():
+                log.info("%s is ready again (restart %d)", child.name, child.consecutive_crashes)
+                return
+            if time.monotonic() > deadline:
+                log.warning("%s not ready %.0fs after its restart", child.name, self.ready_timeout)
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop_requested.wait(), READY_POLL_SECONDS)
+
+    async def _stop_children(self, children: list[Child]) -> None:
+        for child in children:
             child.stopping = True
-        running = [child for child in self.children if child.running]
+        running = [child for child in children if child.running]
         for child in running:
             child.send(signal.SIGTERM)
         if running:
@@ -534,7 +677,7 @@ class Supervisor:
                 await child.process.wait()
             if child.process.returncode not in (0, -signal.SIGTERM):
                 log.info("%s exited with code %s", child.name, child.process.returncode)
-        for child in self.children:
+        for child in children:
             # The process group may outlive its leader (a service's own children): end it too.
             child.kill_group()
             await child.drain_output()
@@ -574,11 +717,24 @@ class Supervisor:
             "",
             f"  NATS:  {nats_url}",
             f"  Redis: {redis_url}",
+        ]
+        if self.turn_url is not None:
+            lines.append(f"  TURN:  {self.turn_url} (udp, tcp; credentials per client in `iced`)")
+        lines += [
             "",
             "Press Ctrl-C to stop.",
             "",
         ]
         self.output.text("\n".join(lines) + "\n")
+
+
+def _udp_port_is_free(port: int, host: str) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
 
 
 def run_stack(workdir: Path | None = None) -> int:

@@ -32,6 +32,12 @@ class Settings(BaseSettings):
     turn_urls: str = ""
     turn_secret: SecretStr | None = None
     turn_credential_ttl_seconds: int = 3600
+    # `atrium run` only: start coturn (Debian's turnserver, use-auth-secret with turn_secret, or a
+    # secret it generates and keeps in .atrium/turn.secret) on this address and port (0: the
+    # port of the last run when free, else a free one), and give the gateway its URLs and secret.
+    turn_embedded: bool = False
+    turn_embedded_address: str = "127.0.0.1"
+    turn_embedded_port: int = 0
     # Dev mode: the gateway also serves the demo page (web/demo), twilio-video.js and
     # POST /dev/token, which mints tokens for the dev account without credentials. Never in
     # production. `atrium run` turns it on unless ATRIUM_DEV_MODE is set.
@@ -101,7 +107,13 @@ class Settings(BaseSettings):
         None, validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT")
     )
 
-    @field_validator("health_port", "drain_timeout_seconds", "media_capacity", mode="before")
+    @field_validator(
+        "health_port",
+        "drain_timeout_seconds",
+        "media_capacity",
+        "turn_embedded_port",
+        mode="before",
+    )
     @classmethod
     def _empty_is_default(cls, value: object, info: ValidationInfo) -> object:
         # Images and manifests set some of these to "" to mean "not set".

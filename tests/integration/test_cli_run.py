@@ -37,7 +37,7 @@ from atrium_shared.rpc import RpcReply
 from atrium_shared.timefmt import utcnow
 from atrium_shared.workers import WORKERS_KEY
 from tests.support.stack import Servers
-from tests.support.waiting import eventually_sync
+from tests.support.waiting import eventually, eventually_sync
 
 pytestmark = [
     pytest.mark.integration,
@@ -328,6 +328,220 @@ def test_run_provisions_the_credentials_given_in_the_environment(
     assert http_get(rooms, (given["ATRIUM_API_KEY_SID"], given["ATRIUM_API_KEY_SECRET"])) == 200
 
     assert_stops_cleanly(run)
+
+
+# Embedded servers under supervision --------------------------------------------------------------
+def child_pid(run: AtriumRun, program: str) -> int:
+    """The pid of the one running child of ``run`` whose command line starts with ``program``."""
+    [pid] = [
+        pid
+        for pid, cmdline in process_tree(run.process.pid).items()
+        if Path(cmdline.split(" ", 1)[0]).name == program
+    ]
+    return pid
+
+
+def kill_child(run: AtriumRun, program: str) -> int:
+    """kill -9 the child running ``program``; its pid."""
+    pid = child_pid(run, program)
+    os.kill(pid, signal.SIGKILL)
+    return pid
+
+
+def serves_rest(banner: Banner) -> bool:
+    """REST answers with its own data again: auth (Redis) and a room list (NATS + room service)."""
+    rooms = f"{banner.base_url}/Rooms"
+    try:
+        return http_get(rooms, (banner.account_sid, banner.auth_token)) == 200
+    except OSError:
+        return False
+
+
+async def relay_candidates(
+    host: str, port: int, transport: str, username: str, password: str
+) -> list[str]:
+    """The relay addresses a TURN allocation with these credentials gets (none if refused)."""
+    import aioice
+
+    connection = aioice.Connection(
+        ice_controlling=True,
+        components=1,
+        use_ipv6=False,
+        turn_server=(host, port),
+        turn_username=username,
+        turn_password=password,
+        turn_transport=transport,
+    )
+    try:
+        await asyncio.wait_for(connection.gather_candidates(), 15)
+        return [c.host for c in connection.local_candidates if c.type == "relay"]
+    finally:
+        await connection.close()
+
+
+async def iced_turn_server(banner: Banner, identity: str) -> dict[str, object]:
+    """The TURN entry of the gateway's ``iced`` answer for a token of the banner's API key."""
+    import websockets
+
+    from tests.support.tenants import mint_token
+
+    token = mint_token(
+        identity,
+        account_sid=banner.account_sid,
+        api_key_sid=banner.api_key_sid,
+        api_key_secret=banner.api_key_secret,
+    )
+    signaling = banner.base_url.removesuffix("/v1").replace("http://", "ws://") + "/signaling"
+    async with websockets.connect(signaling) as socket:
+        hello = {"type": "hello", "version": 2, "timeout": 60_000}
+        await socket.send(json.dumps({**hello, "body": {"type": "ice", "token": token}}))
+        while True:
+            frame = json.loads(await asyncio.wait_for(socket.recv(), 10))
+            if frame.get("type") == "msg":
+                break
+    body = frame["body"]
+    assert body["type"] == "iced", body
+    [turn] = [server for server in body["ice_servers"] if "username" in server]
+    return dict(turn)
+
+
+def test_run_starts_coturn_whose_credentials_from_iced_allocate(
+    tmp_path: Path, atrium_runs: list[AtriumRun]
+) -> None:
+    """ATRIUM_TURN_EMBEDDED=true: coturn beside the stack, its secret generated, kept private and
+    handed to the gateway, which answers `iced` with per-client credentials it accepts."""
+    http_port = free_port()
+    run = start_run(
+        atrium_runs,
+        tmp_path,
+        run_env(ATRIUM_HTTP_PORT=str(http_port), ATRIUM_TURN_EMBEDDED="true"),
+    )
+    banner = run.wait_for_banner(REAL_STACK_READY_SECONDS)
+    [listed] = run.wait_for(r"^\s*TURN:\s+(turn:127\.0\.0\.1:(\d+))\s", 1)
+    turn_url, turn_port = listed.group(1), int(listed.group(2))
+    assert "turnserver" in " ".join(run.started.values())
+
+    secret_file = tmp_path / ".atrium" / "turn.secret"
+    assert secret_file.stat().st_mode & 0o777 == 0o600
+    config = tmp_path / ".atrium" / "data" / "turn" / "turnserver.conf"
+    assert config.stat().st_mode & 0o777 == 0o600
+    secret = secret_file.read_text().strip()
+    assert len(secret) >= 32
+    # Neither on a command line (world-readable in /proc) nor in the output.
+    assert not any(secret in cmdline for cmdline in run.started.values())
+    assert secret not in run.output()
+
+    turn = asyncio.run(iced_turn_server(banner, "alice"))
+    assert turn["urls"] == [f"{turn_url}?transport=udp", f"{turn_url}?transport=tcp"]
+    username, credential = str(turn["username"]), str(turn["credential"])
+    assert username.endswith(f":{banner.account_sid}")
+    for transport in ("udp", "tcp"):
+        relays = asyncio.run(
+            relay_candidates("127.0.0.1", turn_port, transport, username, credential)
+        )
+        assert relays == ["127.0.0.1"], transport
+    # coturn checks the secret: a credential derived from another one gets no allocation.
+    from atrium_shared.turn import ephemeral_credential
+
+    forged = ephemeral_credential("not the secret", banner.account_sid, time.time(), 600)
+    assert asyncio.run(relay_candidates("127.0.0.1", turn_port, "udp", *forged)) == []
+
+    assert_stops_cleanly(run)
+
+
+async def test_run_restarts_killed_embedded_servers_and_the_stack_recovers(
+    tmp_path: Path, atrium_runs: list[AtriumRun]
+) -> None:
+    """kill -9 of the embedded NATS, valkey and coturn: the supervisor says so, starts each again
+    on its port with its data, and the services carry on: REST serves, the room created before is
+    still there, JetStream kept its events, status callbacks flow through the restarted NATS."""
+    import nats as nats_client
+    from twilio.rest import Client
+
+    from tests.support.webhook import Webhook
+
+    http_port = free_port()
+    run = start_run(
+        atrium_runs,
+        tmp_path,
+        run_env(ATRIUM_HTTP_PORT=str(http_port), ATRIUM_TURN_EMBEDDED="true"),
+    )
+    banner = await asyncio.to_thread(run.wait_for_banner, REAL_STACK_READY_SECONDS)
+    webhook = Webhook(banner.auth_token)
+    await webhook.start()
+    try:
+        client = Client(banner.account_sid, banner.auth_token)
+        client.video.base_url = banner.base_url.removesuffix("/v1")
+
+        def create_room(name: str) -> str:
+            room = client.video.v1.rooms.create(
+                unique_name=name, status_callback=webhook.url("/hooks")
+            )
+            return str(room.sid)
+
+        async def callbacks(room_sid: str, *events: str) -> None:
+            def arrived() -> bool:
+                seen = [r.params.get("StatusCallbackEvent") for r in webhook.for_room(room_sid)]
+                return all(event in seen for event in events)
+
+            await eventually(arrived, timeout=60, message=f"{events} for {room_sid}")
+
+        before = await asyncio.to_thread(create_room, "before-the-kills")
+        await callbacks(before, "room-created")
+
+        async def events_in_stream() -> tuple[int, int]:
+            connection = await nats_client.connect(banner.nats_url, max_reconnect_attempts=0)
+            try:
+                state = (await connection.jetstream().stream_info("ATRIUM_EVENTS")).state
+                return state.messages, state.last_seq
+            finally:
+                await connection.close()
+
+        kept, last_before = await events_in_stream()
+        assert kept >= 1
+
+        for program, child, count in (
+            ("nats-server", "nats", 1),
+            ("valkey-server", "redis", 1),
+            ("turnserver", "turn", 1),
+        ):
+            old_pid = kill_child(run, program)
+            await asyncio.to_thread(
+                run.wait_for,
+                rf"{child} exited unexpectedly with code -9 after [\d.]+s; restarting in 1s",
+                30,
+                count,
+            )
+            await asyncio.to_thread(run.wait_for, rf"{child} is ready again \(restart 1\)", 60)
+            assert child_pid(run, program) != old_pid
+            await eventually(
+                lambda: asyncio.to_thread(serves_rest, banner),
+                timeout=60,
+                message=f"REST serving after {child} came back",
+            )
+
+        # Same ports (the banner's URLs still work), same data.
+        messages, last_seq = await events_in_stream()
+        assert messages >= kept and last_seq >= last_before
+        fetched = await asyncio.to_thread(lambda: client.video.v1.rooms(before).fetch())
+        assert fetched.unique_name == "before-the-kills"
+        # Events still go from the outbox through JetStream to the callback service.
+        after = await asyncio.to_thread(create_room, "after-the-kills")
+        await asyncio.to_thread(lambda: client.video.v1.rooms(before).update(status="completed"))
+        await callbacks(after, "room-created")
+        await callbacks(before, "room-ended")
+        assert (await events_in_stream())[1] > last_seq
+        # The restarted coturn took the same secret: a fresh credential allocates.
+        turn = await iced_turn_server(banner, "bob")
+        [port] = {int(str(url).rsplit(":", 1)[1].split("?")[0]) for url in turn["urls"]}  # type: ignore[attr-defined]
+        relays = await relay_candidates(
+            "127.0.0.1", port, "udp", str(turn["username"]), str(turn["credential"])
+        )
+        assert relays == ["127.0.0.1"]
+    finally:
+        await webhook.stop()
+    run.started.update(process_tree(run.process.pid))  # the restarted servers too
+    await asyncio.to_thread(assert_stops_cleanly, run)
 
 
 # The supervisor, with stand-in services (fast, and independent of the services' code) -----------
