@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from atrium_shared import errors
 from atrium_shared.errors import AtriumError, ErrorBody
+from atrium_shared.infra import UNREACHABLE, is_connected, unavailable
 
 log = logging.getLogger("atrium.rpc")
 
@@ -45,6 +46,10 @@ def reply_handler(
             return RpcReply(error=exc.body())
         except ValidationError as exc:
             return RpcReply(error=AtriumError(errors.INVALID_PARAMETER, str(exc), 400).body())
+        except UNREACHABLE as exc:
+            # Redis (or NATS) is down or restarting: a 503 the caller may retry, not a bug.
+            log.warning("handler %s: %s unreachable: %s", func.__name__, type(exc).__name__, exc)
+            return RpcReply(error=unavailable(exc).body())
         except Exception:
             log.exception("handler %s failed", func.__name__)
             return RpcReply(error=AtriumError(errors.INTERNAL, "Internal error", 500).body())
@@ -65,13 +70,22 @@ async def call(
     result_type: type[ResultT],
     timeout: float = 5.0,
 ) -> ResultT:
-    """Send ``request`` to ``subject`` and return the typed result, or raise AtriumError."""
+    """Send ``request`` to ``subject`` and return the typed result, or raise AtriumError.
+
+    While the connection to NATS is down the request is refused at once (20503) rather than
+    queued: the NATS client would send its queue after reconnecting, and a request the caller
+    was told failed must not take effect later (a room created after its 503).
+    """
+    if not is_connected(broker):
+        raise AtriumError(errors.SERVICE_UNAVAILABLE, "Service unavailable (NATS)", 503)
     try:
         message = await broker.request(request, subject, timeout=timeout)
     except (NoRespondersError, NatsTimeoutError, TimeoutError) as exc:
         raise AtriumError(
             errors.SERVICE_UNAVAILABLE, f"Service unavailable ({type(exc).__name__})", 503
         ) from exc
+    except UNREACHABLE as exc:
+        raise unavailable(exc) from exc
     reply = RpcReply.model_validate_json(message.body)
     if reply.error is not None:
         raise AtriumError.from_body(reply.error)

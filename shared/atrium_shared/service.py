@@ -29,7 +29,7 @@ from redis.exceptions import RedisError
 
 from atrium_shared import metrics, telemetry
 from atrium_shared.health import HealthServer
-from atrium_shared.infra import make_broker, make_redis
+from atrium_shared.infra import UNREACHABLE, is_connected, make_broker, make_redis
 from atrium_shared.settings import Settings
 
 log = logging.getLogger("atrium.service")
@@ -83,7 +83,7 @@ class ServiceRuntime:
         if self.draining:
             return False
         await self.parts.redis.ping()
-        return bool(self.parts.broker.config.connection_state)
+        return is_connected(self.parts.broker)
 
     def begin_drain(self) -> asyncio.Task[None]:
         """Start draining (idempotent): readiness false now, the service's drain step after."""
@@ -128,9 +128,12 @@ class ServiceRuntime:
                 return
             except asyncio.CancelledError:
                 raise
+            except UNREACHABLE as exc:
+                # Redis or NATS restarting: expected, and the traceback would say nothing new.
+                log.warning("background loop %s: %s; restarting", loop, exc)
             except Exception:
                 log.exception("background loop %s crashed; restarting", loop)
-                await asyncio.sleep(0.5)
+            await asyncio.sleep(0.5)
 
     async def _on_shutdown(self) -> None:
         await self.begin_drain()

@@ -78,6 +78,17 @@ def start_servers(directory: Path) -> Iterator[Servers]:
         redis.stop()
 
 
+@contextlib.contextmanager
+def server_down(server: EmbeddedServer) -> Iterator[None]:
+    """``server`` stopped for the block (SIGTERM: its data is flushed), then started again on the
+    same port with the same data, whatever the block raised: an outage of NATS or Redis."""
+    server.stop()
+    try:
+        yield
+    finally:
+        server.restart()
+
+
 def base_settings(servers: Servers) -> Settings:
     """Settings for ``servers``, with the timers of the room lifecycle and callbacks shrunk."""
     return Settings(

@@ -436,6 +436,62 @@ async def test_the_nats_clients_are_request_reply_with_typed_errors() -> None:
         assert await nats.BrokerReadiness(test_broker).ready()
 
 
+async def test_a_service_whose_redis_is_down_replies_20503_not_500() -> None:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    broker = NatsBroker()
+
+    @broker.subscriber(subjects.ROOM_FETCH)
+    @reply_handler
+    async def fetch(request: FetchRoomRequest) -> RoomInfo:
+        raise RedisConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    async with TestNatsBroker(broker) as test_broker:
+        rooms = nats.NatsRooms(nats.NatsRpc(test_broker, 1.0))
+        down = await failure(
+            rooms.fetch(FetchRoomRequest(account_sid="AC" + "a" * 32, sid_or_name="x"))
+        )
+    assert (down.code, down.status, down.message) == (
+        errors.SERVICE_UNAVAILABLE,
+        503,
+        "Service unavailable (Redis)",
+    )
+
+
+async def test_rest_and_signaling_answer_20503_while_the_account_store_is_unreachable() -> None:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    gateway = fake_gateway()
+    account = gateway.accounts.add_account()
+    key = gateway.accounts.add_api_key(account.sid)
+
+    async def unreachable(*args: object) -> None:
+        raise RedisConnectionError("Connection refused.")
+
+    gateway.accounts.authenticate = unreachable  # type: ignore[method-assign, assignment]
+    gateway.accounts.get_api_key = unreachable  # type: ignore[method-assign, assignment]
+    async with gateway.client() as http:
+        response = await http.get(
+            "/v1/Rooms", auth=(account.sid, account.auth_token.get_secret_value())
+        )
+    assert response.status_code == 503
+    assert response.json() == {
+        "code": errors.SERVICE_UNAVAILABLE,
+        "message": "Service unavailable (Redis)",
+        "more_info": "https://www.twilio.com/docs/errors/20503",
+        "status": 503,
+    }
+    async with WebSocketClient(gateway.app, "/signaling") as socket:
+        await socket.send_json({"type": "hello", "timeout": 1000})
+        await socket.receive_json()
+        for kind in ("ice", "connect"):
+            body = {"type": kind, "token": token(key), "name": "standup"}
+            await socket.send_json({"type": "msg", "body": body})
+            reply = (await socket.receive_json())["body"]
+            assert (reply["type"], reply["code"]) == ("error", errors.SERVICE_UNAVAILABLE), kind
+        await socket.send_json({"type": "heartbeat"})  # the socket is still open
+
+
 async def test_worker_frames_reach_their_connection_and_client_frames_their_worker() -> None:
     gateway = fake_gateway()
     broker = NatsBroker()

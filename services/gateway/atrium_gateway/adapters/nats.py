@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from atrium_gateway.ports import SignalingInbox
 from atrium_shared import participant_api, recording_api, room_api, rpc, subjects, track_api
+from atrium_shared.infra import is_connected
 from atrium_shared.models import ParticipantInfo, RoomInfo, TrackInfo
 from atrium_shared.signaling_api import ClientFrame, WorkerFrame
 
@@ -184,4 +185,5 @@ class BrokerReadiness:
         self._broker = broker
 
     async def ready(self) -> bool:
-        return bool(self._broker.config.connection_state)
+        """Connected now: not while the client reconnects to a NATS that went away."""
+        return is_connected(self._broker)

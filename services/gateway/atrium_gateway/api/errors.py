@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -9,6 +11,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from atrium_shared import errors
 from atrium_shared.errors import AtriumError
+from atrium_shared.infra import UNREACHABLE, unavailable
+
+log = logging.getLogger("atrium.gateway.api")
 
 
 def error_response(exc: AtriumError) -> JSONResponse:
@@ -20,6 +25,17 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AtriumError)
     async def atrium_error(request: Request, exc: AtriumError) -> JSONResponse:
         return error_response(exc)
+
+    async def backend_unreachable(request: Request, exc: Exception) -> JSONResponse:
+        """Redis or NATS down (the account lookup of every request, an RPC): 20503, never a
+        bare 500; the client may retry."""
+        log.warning(
+            "%s %s: %s unreachable: %s", request.method, request.url.path, type(exc).__name__, exc
+        )
+        return error_response(unavailable(exc))
+
+    for unreachable in UNREACHABLE:
+        app.add_exception_handler(unreachable, backend_unreachable)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -33,6 +33,7 @@ from atrium_shared.errors import (
     TOKEN_INVALID_GRANTS,
     AtriumError,
 )
+from atrium_shared.infra import UNREACHABLE, unavailable
 from atrium_shared.room_api import JoinRoomRequest
 from atrium_shared.settings import Settings
 from atrium_shared.signaling_api import Caller, ClientFrame, WorkerFrame, worker_of_session
@@ -198,6 +199,18 @@ class SignalingHub:
 
     # RSP bodies -------------------------------------------------------------------------------
     async def _handle_body(self, connection: Connection, body: dict[str, Any]) -> None:
+        try:
+            await self._dispatch_body(connection, body)
+        except UNREACHABLE as exc:
+            # Redis (the token's key and account) or NATS is down: Twilio's error in an RSP
+            # body, the socket stays open and the client may try again.
+            log.warning(
+                "signaling %s: %s unreachable: %s", body.get("type"), type(exc).__name__, exc
+            )
+            error = unavailable(exc)
+            await self._reply_error(connection, error.code, error.message)
+
+    async def _dispatch_body(self, connection: Connection, body: dict[str, Any]) -> None:
         kind = body.get("type")
         if kind == "ice":
             await self._answer_ice(connection, body)
