@@ -189,3 +189,54 @@ def test_dev_overlay_brings_its_secret() -> None:
                 ref = env.get("valueFrom", {}).get("secretKeyRef")
                 if ref:
                     assert ref["name"] in secret_names
+
+
+@needs_kubectl
+@pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
+def test_coturn_shares_its_secret_with_the_gateways(kustomization: str) -> None:
+    """coturn (use-auth-secret) and the gateways read the same TURN_SECRET from the Secret; the
+    gateways hand out credentials for the configured TURN_URLS; the secret is never on a command
+    line (an init container writes it to a memory-backed file coturn reads with -c)."""
+    docs = kustomize(kustomization)
+    coturn = find(docs, "Deployment", "atrium-coturn")
+    spec = coturn["spec"]["template"]["spec"]
+    assert spec["hostNetwork"] is True and spec["dnsPolicy"] == "ClusterFirstWithHostNet"
+    (init,) = spec["initContainers"]
+    (container,) = spec["containers"]
+    assert init["image"] == container["image"] and container["image"].startswith("coturn/coturn")
+    (secret_env,) = init["env"]
+    assert secret_env["name"] == "TURN_SECRET"
+    secret_ref = secret_env["valueFrom"]["secretKeyRef"]
+    # The generated dev Secret's name carries kustomize's hash suffix.
+    assert secret_ref["key"] == "TURN_SECRET" and secret_ref["name"].startswith("atrium-secrets")
+    script = init["command"][-1]
+    assert "umask 077" in script and "static-auth-secret=%s" in script
+    assert "/run/coturn/secret.conf" in script
+    args = container["args"]
+    assert args[args.index("-c") + 1] == "/run/coturn/secret.conf"
+    assert "--use-auth-secret" in args and "--no-cli" in args
+    assert not any("static-auth-secret" in arg or "TURN_SECRET" in arg for arg in args)
+    assert "TURN_SECRET" not in {e["name"] for e in container.get("env", [])}
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["run"]["emptyDir"]["medium"] == "Memory"
+    mounts = {m["name"]: m["mountPath"] for m in init["volumeMounts"]}
+    assert mounts == {"run": "/run/coturn"}
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    ports = {(p["containerPort"], p["protocol"]) for p in container["ports"]}
+    assert ports == {(3478, "UDP"), (3478, "TCP")}
+    listening = int(next(a for a in args if a.startswith("--listening-port=")).split("=")[1])
+    assert listening == 3478
+
+    gateway = find(docs, "Deployment", "atrium-gateway")
+    (gateway_container,) = gateway["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in gateway_container["env"]}
+    assert env["ATRIUM_TURN_SECRET"]["valueFrom"]["secretKeyRef"] == secret_ref
+    urls_ref = env["ATRIUM_TURN_URLS"]["valueFrom"]["configMapKeyRef"]
+    config = find(docs, "ConfigMap", urls_ref["name"])
+    urls = config["data"][urls_ref["key"]].split(",")
+    assert urls and all(u.startswith("turn:") and u.split("?")[0].endswith(":3478") for u in urls)
+    assert {u.split("transport=")[1] for u in urls} == {"udp", "tcp"}
+    # The static ICE servers stay possible besides.
+    assert env["ATRIUM_ICE_SERVERS_JSON"]["valueFrom"]["secretKeyRef"]["optional"] is True
+    if kustomization == "overlays/dev":
+        assert "TURN_SECRET" in find(docs, "Secret", secret_ref["name"])["data"]
