@@ -3,9 +3,11 @@ TCP (issue 12, TURN).
 
 The client is the Python SDK in its own process inside a network namespace whose firewall drops
 every UDP packet on its only link (tests/support/netns.py); TCP passes. It takes its ICE servers
-from the gateway's ``iced`` answer: a ``turn:<veth address>:<port>?transport=tcp`` URL with a
-short-lived credential of its own, for a real coturn (``use-auth-secret``, UDP listener off) that
-the test starts on the root namespace's end of the veth. The media worker (a subprocess, gathering
+from the gateway's ``iced`` answer: the TURN URLs as docker-compose configures them, UDP then TCP
+(``turn:<veth address>:<port>?transport=udp,...?transport=tcp``), with a short-lived credential of
+its own, for a real coturn (``use-auth-secret``, UDP and TCP) that the test starts on the root
+namespace's end of the veth. aiortc relays through one TURN URL only, so the client asks for TCP
+(``connect(turn_transport="tcp")``). The media worker (a subprocess, gathering
 only on that address) and the rest of the stack run in the root namespace; so does the other
 participant, an SDK process that reaches the worker over plain UDP (no ICE servers).
 
@@ -17,13 +19,15 @@ What the test proves, each from its own evidence:
   checks; the same request from the root namespace is answered (the probe itself works);
 * the relay was used: the inside client's nominated ICE candidate pair is its ``relay`` candidate
   (coturn's address) to the worker's host candidate, while the outside client's is host to host;
-  coturn's log shows the inside client's one TURN session, which carried at least every packet
-  and byte that the client's ICE transport sent and received, video included;
+  coturn's log shows the inside client's one TURN session, over TCP from the namespace's address,
+  which carried at least every packet and byte that the client's ICE transport sent and received,
+  video included;
 * media flows both ways: each side decodes 30 frames of the other's moving test pattern.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,8 +69,8 @@ def namespace() -> Iterator[UdpBlockedNamespace]:
 def coturn(namespace: UdpBlockedNamespace, tmp_path: Path) -> Iterator[Coturn]:
     if shutil.which("turnserver") is None:
         pytest.fail(f"coturn is not installed ({COTURN_INSTALL_HINT})")
-    with start_coturn(tmp_path / "coturn", namespace.host_address, secret=SECRET, udp=False) as s:
-        yield s
+    with start_coturn(tmp_path / "coturn", namespace.host_address, secret=SECRET) as server:
+        yield server
 
 
 async def test_a_client_without_udp_joins_and_exchanges_video_through_turn_over_tcp(
@@ -76,11 +80,11 @@ async def test_a_client_without_udp_joins_and_exchanges_video_through_turn_over_
     tenant: Tenant,
     tmp_path: Path,
 ) -> None:
-    turn_url = coturn.url("tcp")
+    turn_urls = [coturn.url("udp"), coturn.url("tcp")]
     stack = await stacks.start(
         ("room", "participant", "track"),
         http_host=namespace.host_address,
-        turn_urls=turn_url,
+        turn_urls=",".join(turn_urls),
         turn_secret=SecretStr(SECRET),
         turn_credential_ttl_seconds=600,
     )
@@ -105,11 +109,13 @@ async def test_a_client_without_udp_joins_and_exchanges_video_through_turn_over_
             expect="outside",
             frames=FRAMES,
             log_path=tmp_path / "inside.log",
+            turn_transport="tcp",
             prefix=namespace.command([]),
         ) as inside,
     ):
-        # The inside client took the TURN server from `iced`; the outside one has none.
-        assert (await inside.next_report("connected", 30))["ice_servers"] == [turn_url]
+        # The inside client took the TURN server from `iced` (TCP first); the outside one has none.
+        connected = await inside.next_report("connected", 30)
+        assert connected["ice_servers"] == [coturn.url("tcp"), coturn.url("udp")], connected
         assert (await outside.next_report("connected", 30))["ice_servers"] == []
 
         # Video both ways: 30 decoded frames of a moving pattern each (not one frame repeated).
@@ -161,6 +167,10 @@ async def test_a_client_without_udp_joins_and_exchanges_video_through_turn_over_
     )
     assert len(usage) == 1, (usage, coturn.log()[-3000:])
     (session,) = usage
+    over_tcp = (
+        rf"session {session.session}: TCP socket closed remotely {namespace.namespace_address}:"
+    )
+    assert re.search(over_tcp, coturn.log()), coturn.log()[-3000:]
     carried = inside_traffic["transport"]
     assert session.received_packets >= carried["packetsSent"], (session, carried)
     assert session.received_bytes >= carried["bytesSent"], (session, carried)

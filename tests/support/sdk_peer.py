@@ -24,7 +24,7 @@ a line:
 and then keeps publishing until stdin says ``leave`` (or closes), disconnects and reports
 ``{"event": "left"}``. Any failure is ``{"event": "error", "message": ..}`` and exit status 1.
 ``--ice-servers acquire`` (the SDK's default: the gateway's ``iced``) or ``none`` (an empty list:
-host candidates only).
+host candidates only); ``--turn-transport tcp`` is ``connect(turn_transport="tcp")``.
 """
 
 from __future__ import annotations
@@ -203,6 +203,7 @@ async def run(arguments: argparse.Namespace) -> None:
         name=arguments.room,
         tracks=[create_local_video_track(name="camera")],
         ice_servers=ice_servers,
+        turn_transport=arguments.turn_transport,
         timeout=arguments.timeout,
     )
     async with room:
@@ -276,6 +277,7 @@ async def running_peer(
     expect: str,
     log_path: Path,
     ice_servers: str = "acquire",
+    turn_transport: str | None = None,
     frames: int = 30,
     timeout: float = 30.0,
     prefix: Sequence[str] = (),
@@ -293,6 +295,7 @@ async def running_peer(
         f"--frames={frames}",
         f"--ice-servers={ice_servers}",
         f"--timeout={timeout}",
+        *([f"--turn-transport={turn_transport}"] if turn_transport else []),
     ]
     env = dict(os.environ, ATRIUM_PEER_TOKEN=token)
     env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
@@ -320,6 +323,7 @@ def main() -> None:
     parser.add_argument("--expect", required=True, help="identity whose video to receive")
     parser.add_argument("--frames", type=int, default=30)
     parser.add_argument("--ice-servers", choices=("acquire", "none"), default="acquire")
+    parser.add_argument("--turn-transport", choices=("udp", "tcp"), default=None)
     parser.add_argument("--timeout", type=float, default=30.0)
     parser.add_argument("--probe-seconds", type=float, default=2.0)
     arguments = parser.parse_args()

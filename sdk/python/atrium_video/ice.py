@@ -95,3 +95,40 @@ def rtc_ice_servers(entries: object) -> list[RTCIceServer]:
             )
         )
     return servers
+
+
+def _turn_transport(url: str) -> str | None:
+    """``udp`` or ``tcp`` for a TURN URL (``turns:`` is TLS over TCP), None for anything else."""
+    if url.startswith("turns:"):
+        return "tcp"
+    if not url.startswith("turn:"):
+        return None
+    _, _, query = url.partition("?")
+    for parameter in query.split("&"):
+        name, _, value = parameter.partition("=")
+        if name == "transport":
+            return value.lower()
+    return "udp"
+
+
+def prefer_turn_transport(servers: Sequence[RTCIceServer], transport: str) -> list[RTCIceServer]:
+    """``servers`` with the TURN URLs over ``transport`` (``udp`` or ``tcp``) first.
+
+    aiortc relays through one TURN URL only, the first one it supports, while a server usually
+    lists UDP first (it is faster) and TCP after it (it passes firewalls that drop UDP). A client
+    that knows its network drops UDP asks for ``tcp`` here; the order is otherwise kept.
+    """
+    reordered = [
+        RTCIceServer(
+            urls=sorted(urls, key=lambda u: _turn_transport(u) not in (None, transport)),
+            username=server.username,
+            credential=server.credential,
+            credentialType=server.credentialType,
+        )
+        for server in servers
+        for urls in [[server.urls] if isinstance(server.urls, str) else list(server.urls)]
+    ]
+    return sorted(
+        reordered,
+        key=lambda server: not any(_turn_transport(u) == transport for u in server.urls),
+    )

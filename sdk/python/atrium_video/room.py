@@ -18,7 +18,7 @@ import random
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from aiortc import (
     RTCBundlePolicy,
@@ -38,7 +38,12 @@ from atrium_video.errors import (
     TwilioError,
 )
 from atrium_video.events import EventEmitter
-from atrium_video.ice import enable_loopback_candidates, is_loopback_url, rtc_ice_servers
+from atrium_video.ice import (
+    enable_loopback_candidates,
+    is_loopback_url,
+    prefer_turn_transport,
+    rtc_ice_servers,
+)
 from atrium_video.media_signaling import (
     DominantSpeakerSignaling,
     MediaSignaling,
@@ -118,6 +123,7 @@ class Room(EventEmitter):
         network_quality: bool | Mapping[str, int] = False,
         automatic_subscription: bool = True,
         ice_servers: Sequence[RTCIceServer] | None = None,
+        turn_transport: Literal["udp", "tcp"] | None = None,
     ) -> None:
         super().__init__()
         self.sid = ""
@@ -144,7 +150,8 @@ class Room(EventEmitter):
         # Peer connection and negotiation. ICE servers: the application's ("overrode"), or None
         # until the gateway's `iced` answer names them ("acquire", as twilio-video.js by default).
         self._acquire_ice_servers = ice_servers is None
-        self.ice_servers: list[RTCIceServer] = list(ice_servers or [])
+        self._turn_transport = turn_transport
+        self.ice_servers: list[RTCIceServer] = self._preferred(list(ice_servers or []))
         self._pc = self._new_peer_connection()
         self._pc_id = str(uuid.uuid4())
         self._lock = asyncio.Lock()  # every peer-connection operation runs under it
@@ -177,6 +184,11 @@ class Room(EventEmitter):
         self._network_quality_verbosity = network_quality_verbosity(network_quality)
         self._network_quality_signaling = self._new_network_quality_signaling()
         self._msp_by_label: dict[str, MediaSignaling] = {}
+
+    def _preferred(self, servers: list[RTCIceServer]) -> list[RTCIceServer]:
+        if self._turn_transport is None:
+            return servers
+        return prefer_turn_transport(servers, self._turn_transport)
 
     def _new_peer_connection(self) -> RTCPeerConnection:
         """A peer connection using :attr:`ice_servers` (never aiortc's default public STUN)."""
@@ -354,7 +366,7 @@ class Room(EventEmitter):
     async def _use_ice_servers(self, servers: list[RTCIceServer]) -> None:
         """Rebuild the (still empty) peer connection with ``servers``: aiortc reads its ICE
         servers only when it creates a transport, and has no setConfiguration."""
-        self.ice_servers = servers
+        self.ice_servers = self._preferred(servers)
         if not servers:
             return
         unused = self._pc
@@ -1048,6 +1060,7 @@ async def connect(
     network_quality: bool | Mapping[str, int] = False,
     automatic_subscription: bool = True,
     ice_servers: Sequence[RTCIceServer | Mapping[str, Any]] | None = None,
+    turn_transport: Literal["udp", "tcp"] | None = None,
 ) -> Room:
     """Join a room, as twilio-video's ``connect(token, options)``; returns a connected
     :class:`Room`.
@@ -1088,6 +1101,10 @@ async def connect(
             first TURN URL it supports (``turn:`` over UDP or ``?transport=tcp``, ``turns:``);
             with a TURN server, a client whose UDP to the media worker is blocked still connects
             through the relay. ``room.ice_servers`` holds the servers in use.
+        turn_transport: ``"tcp"`` relays through a TURN URL over TCP (``?transport=tcp`` or
+            ``turns:``) when the servers list one, ``"udp"`` through one over UDP; None takes the
+            first TURN URL listed. aiortc relays through one TURN URL only, and deployments list
+            UDP first, so a client on a network that drops UDP asks for ``"tcp"``.
 
     Raises:
         TwilioError: with Twilio's code: 20101-20107 for token defects, 53000 when no server
@@ -1114,6 +1131,7 @@ async def connect(
         network_quality=network_quality,
         automatic_subscription=automatic_subscription,
         ice_servers=None if ice_servers is None else rtc_ice_servers(ice_servers),
+        turn_transport=turn_transport,
     )
     try:
         await room._connect(local, timeout)
