@@ -2,7 +2,9 @@
 # Install what the headless-browser compatibility tests (tests/browser) and the TURN test need:
 #   * Debian's headless Chromium (package chromium-headless-shell, falling back to chromium);
 #   * the pinned twilio-video.js in web/node_modules, via `npm ci` from web/package-lock.json;
-#   * Debian's coturn (tests/integration/test_turn_credentials.py).
+#   * Debian's coturn (tests/integration/test_turn_credentials.py, test_turn_relay.py);
+#   * iproute2 and nftables: test_turn_relay.py puts a client in a network namespace whose UDP
+#     is dropped (it skips, saying why, where the machine does not permit namespaces).
 # Idempotent and quick when everything is already in place. Safe in CI (root, no tty).
 set -euo pipefail
 
@@ -28,6 +30,19 @@ elif command -v apt-get >/dev/null 2>&1; then
     log "apt-get install coturn"
     $SUDO apt-get update -qq
     $SUDO apt-get install -y -qq --no-install-recommends coturn >/dev/null
+fi
+
+# --- iproute2 and nftables (the TURN relay test's network namespace and firewall) -----------
+missing=""
+command -v ip >/dev/null 2>&1 || missing="$missing iproute2"
+command -v nft >/dev/null 2>&1 || missing="$missing nftables"
+if [ -z "$missing" ]; then
+    log "iproute2 and nftables already installed"
+elif command -v apt-get >/dev/null 2>&1; then
+    log "apt-get install$missing"
+    $SUDO apt-get update -qq
+    # shellcheck disable=SC2086  # one word per package
+    $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
 
 # --- Chromium -----------------------------------------------------------------------------
@@ -70,6 +85,18 @@ if [ -f "$WEB/node_modules/twilio-video/package.json" ] \
 fi
 if [ "$have" = "$want" ]; then
     log "twilio-video $have already installed"
+elif [ -L "$WEB/node_modules" ]; then
+    # A shared install (a git worktree's link to another checkout's node_modules): `npm ci` would
+    # empty the link's target under everyone using it. Use it if it holds the pinned version.
+    shared="$(readlink -f "$WEB/node_modules")"
+    have=""
+    if [ -f "$shared/twilio-video/package.json" ] && [ -f "$shared/twilio-video/dist/twilio-video.min.js" ]; then
+        have="$(node -p "require('$shared/twilio-video/package.json').version")"
+    fi
+    [ "$have" = "$want" ] || {
+        log "web/node_modules links to $shared, which has twilio-video '${have}', not $want:"
+        log "run this script in the checkout that owns it"; exit 1; }
+    log "twilio-video $have already installed (shared: $shared)"
 else
     log "npm ci (twilio-video $want)"
     # twilio-video declares engines.node >=22; the browser bundle does not care which Node

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,81 +13,19 @@ import aioice
 import pytest
 
 from atrium_shared.turn import ephemeral_credential
-from tests.support.waiting import eventually_sync
+from tests.support.coturn import INSTALL_HINT, start_coturn
 
 SECRET = "coturn shared secret"
 
 pytestmark = pytest.mark.integration
 
 
-def free_udp_and_tcp_port() -> int:
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind(("127.0.0.1", 0))
-            port = int(udp.getsockname()[1])
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            try:
-                tcp.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return port
-
-
-def accepts_tcp(port: int) -> bool:
-    """coturn listens on TCP and UDP on the same port; a TCP connect says it is up."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.fixture
 def coturn(tmp_path: Path) -> Iterator[int]:
-    binary = shutil.which("turnserver")
-    if binary is None:
-        pytest.fail("coturn is not installed (scripts/install-browser-deps.sh installs it)")
-    port = free_udp_and_tcp_port()
-    log = tmp_path / "turnserver.log"
-    process = subprocess.Popen(
-        [
-            binary,
-            "-n",
-            "--listening-ip=127.0.0.1",
-            "--relay-ip=127.0.0.1",
-            f"--listening-port={port}",
-            "--min-port=49160",
-            "--max-port=49200",
-            "--use-auth-secret",
-            f"--static-auth-secret={SECRET}",
-            "--realm=atrium.test",
-            "--no-tls",
-            "--no-dtls",
-            "--no-cli",
-            "--no-stun-backward-compatibility",
-            "--allow-loopback-peers",
-            f"--log-file={log}",
-            "--simple-log",
-            f"--pidfile={tmp_path / 'turnserver.pid'}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        eventually_sync(
-            lambda: process.poll() is not None or accepts_tcp(port),
-            timeout=10,
-            message="coturn listening",
-        )
-        assert process.poll() is None, log.read_text(errors="replace")
-        yield port
-    finally:
-        process.terminate()
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    if shutil.which("turnserver") is None:
+        pytest.fail(f"coturn is not installed ({INSTALL_HINT})")
+    with start_coturn(tmp_path, "127.0.0.1", secret=SECRET) as server:
+        yield server.port
 
 
 async def relay_candidates(port: int, username: str, password: str) -> list[str]:

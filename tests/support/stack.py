@@ -184,9 +184,13 @@ def _build(name: str, settings: Settings) -> ServiceRuntime:
 async def running_stack(
     settings: Settings, services: Sequence[str] = CONTROL_PLANE, *, gateway: bool = True
 ) -> AsyncIterator[Stack]:
-    """``services`` (and the gateway, unless ``gateway=False``) in this event loop."""
+    """``services`` (and the gateway, unless ``gateway=False``) in this event loop.
+
+    The gateway listens on 127.0.0.1, or on the ``http_host`` the settings set explicitly (an
+    address a client in another network namespace reaches), on a free port."""
     port = free_port()
-    settings = settings.model_copy(update={"http_port": port, "http_host": "127.0.0.1"})
+    host = settings.http_host if "http_host" in settings.model_fields_set else "127.0.0.1"
+    settings = settings.model_copy(update={"http_port": port, "http_host": host})
     built = [_build(name, settings) for name in services]
     runtimes: list[ServiceRuntime] = []
     try:
@@ -197,7 +201,7 @@ async def running_stack(
             yield Stack(settings, "", runtimes)
             return
         async with _serving_gateway(settings) as app:
-            yield Stack(settings, f"http://127.0.0.1:{port}", runtimes, app)
+            yield Stack(settings, f"http://{host}:{port}", runtimes, app)
     finally:
         for runtime in reversed(runtimes):
             await runtime.stop()
@@ -209,7 +213,7 @@ async def _serving_gateway(settings: Settings) -> AsyncIterator[FastAPI]:
 
     app = create_app(settings)
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=settings.http_port, log_config=None, lifespan="on"
+        app, host=settings.http_host, port=settings.http_port, log_config=None, lifespan="on"
     )
     server = uvicorn.Server(config)
     serve = asyncio.create_task(server.serve())
@@ -221,7 +225,7 @@ async def _serving_gateway(settings: Settings) -> AsyncIterator[FastAPI]:
                     serve.result()  # the error it stopped with
                     raise RuntimeError("the gateway stopped while starting")
                 try:
-                    url = f"http://127.0.0.1:{settings.http_port}/readyz"
+                    url = f"http://{settings.http_host}:{settings.http_port}/readyz"
                     return (await client.get(url)).status_code == 200
                 except httpx.TransportError:
                     return False

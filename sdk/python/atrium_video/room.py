@@ -18,12 +18,13 @@ import random
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from aiortc import (
     RTCBundlePolicy,
     RTCConfiguration,
     RTCDataChannel,
+    RTCIceServer,
     RTCPeerConnection,
     RTCRtpTransceiver,
     RTCSessionDescription,
@@ -37,7 +38,12 @@ from atrium_video.errors import (
     TwilioError,
 )
 from atrium_video.events import EventEmitter
-from atrium_video.ice import enable_loopback_candidates, is_loopback_url
+from atrium_video.ice import (
+    enable_loopback_candidates,
+    is_loopback_url,
+    prefer_turn_transport,
+    rtc_ice_servers,
+)
 from atrium_video.media_signaling import (
     DominantSpeakerSignaling,
     MediaSignaling,
@@ -116,6 +122,8 @@ class Room(EventEmitter):
         dominant_speaker: bool = False,
         network_quality: bool | Mapping[str, int] = False,
         automatic_subscription: bool = True,
+        ice_servers: Sequence[RTCIceServer] | None = None,
+        turn_transport: Literal["udp", "tcp"] | None = None,
     ) -> None:
         super().__init__()
         self.sid = ""
@@ -139,10 +147,12 @@ class Room(EventEmitter):
         self._processor: asyncio.Task[None] | None = None
         self._connected: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._tasks: set[asyncio.Task[Any]] = set()
-        # Peer connection and negotiation.
-        self._pc = RTCPeerConnection(
-            RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
-        )
+        # Peer connection and negotiation. ICE servers: the application's ("overrode"), or None
+        # until the gateway's `iced` answer names them ("acquire", as twilio-video.js by default).
+        self._acquire_ice_servers = ice_servers is None
+        self._turn_transport = turn_transport
+        self.ice_servers: list[RTCIceServer] = self._preferred(list(ice_servers or []))
+        self._pc = self._new_peer_connection()
         self._pc_id = str(uuid.uuid4())
         self._lock = asyncio.Lock()  # every peer-connection operation runs under it
         self._revision = 0
@@ -171,16 +181,32 @@ class Room(EventEmitter):
         self._dominant_speaker_signaling = (
             DominantSpeakerSignaling(self._on_dominant_speaker) if dominant_speaker else None
         )
-        verbosity = network_quality_verbosity(network_quality)
-        self._network_quality_signaling = (
-            NetworkQualitySignaling(self._pc, verbosity, self._on_network_quality)
-            if verbosity is not None
-            else None
-        )
+        self._network_quality_verbosity = network_quality_verbosity(network_quality)
+        self._network_quality_signaling = self._new_network_quality_signaling()
         self._msp_by_label: dict[str, MediaSignaling] = {}
-        self._pc.on("datachannel", self._on_datachannel)
-        self._pc.on("connectionstatechange", self._on_connection_state)
-        self._pc.on("iceconnectionstatechange", self._on_ice_connection_state)
+
+    def _preferred(self, servers: list[RTCIceServer]) -> list[RTCIceServer]:
+        if self._turn_transport is None:
+            return servers
+        return prefer_turn_transport(servers, self._turn_transport)
+
+    def _new_peer_connection(self) -> RTCPeerConnection:
+        """A peer connection using :attr:`ice_servers` (never aiortc's default public STUN)."""
+        pc = RTCPeerConnection(
+            RTCConfiguration(
+                iceServers=list(self.ice_servers), bundlePolicy=RTCBundlePolicy.MAX_BUNDLE
+            )
+        )
+        pc.on("datachannel", self._on_datachannel)
+        pc.on("connectionstatechange", self._on_connection_state)
+        pc.on("iceconnectionstatechange", self._on_ice_connection_state)
+        return pc
+
+    def _new_network_quality_signaling(self) -> NetworkQualitySignaling | None:
+        verbosity = self._network_quality_verbosity
+        if verbosity is None:
+            return None
+        return NetworkQualitySignaling(self._pc, verbosity, self._on_network_quality)
 
     # ------------------------------------------------------------------------------------------
     # Public API
@@ -240,6 +266,20 @@ class Room(EventEmitter):
     # Connecting
     # ------------------------------------------------------------------------------------------
     async def _connect(self, tracks: list[AnyLocalTrack], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        transport: TcmpTransport | None = None
+        if self._acquire_ice_servers:
+            # As twilio-video.js without `iceServers`: the hello carries `ice`, the gateway answers
+            # `iced` (TURN credentials of this client's own) and `connect` follows on the socket.
+            transport = await self._open_first(
+                {"type": "ice", "version": 1, "edge": "roaming", "token": self._token}
+            )
+            self._transport = transport
+            try:
+                await self._use_ice_servers(await self._receive_iced(deadline))
+            except BaseException:
+                await self._teardown(None, emit=False)
+                raise
         # Media first: aiortc (1.16) bundles everything on the first transport, and stops the
         # SCTP transport when the answer arrives if the data channel was created before any
         # transceiver, which would take the shared transport down with it.
@@ -268,7 +308,7 @@ class Room(EventEmitter):
             "name": self._requested_name,
             "participant": self._participant_state(),
             "peer_connections": [self._local_description_entry()],
-            "ice_servers": "overrode",
+            "ice_servers": "acquire" if self._acquire_ice_servers else "overrode",
             "publisher": {
                 "name": SDK_NAME,
                 "sdk_version": SDK_VERSION,
@@ -286,17 +326,53 @@ class Room(EventEmitter):
             "format": "unified",
             "token": self._token,
         }
-        transport = await self._open_first(body)
-        self._transport = transport
+        if transport is None:
+            transport = await self._open_first(body)
+            self._transport = transport
+        elif not await transport.send(body):
+            await self._teardown(None, emit=False)
+            raise TwilioError(SIGNALING_CONNECTION_ERROR, "Signaling connection error")
         self._processor = asyncio.ensure_future(self._process())
         try:
-            await asyncio.wait_for(asyncio.shield(self._connected), timeout)
+            remaining = max(0.0, deadline - time.monotonic())
+            await asyncio.wait_for(asyncio.shield(self._connected), remaining)
         except TimeoutError as exc:
             await self._teardown(None, emit=False)
             raise TwilioError(SIGNALING_CONNECTION_ERROR, "Timed out connecting") from exc
         except BaseException:
             await self._teardown(None, emit=False)
             raise
+
+    async def _receive_iced(self, deadline: float) -> list[RTCIceServer]:
+        """The ``ice_servers`` of the gateway's ``iced`` answer; its ``error`` as a TwilioError."""
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TwilioError(SIGNALING_CONNECTION_ERROR, "Timed out acquiring ICE servers")
+            try:
+                kind, payload = await asyncio.wait_for(self._inbox.get(), remaining)
+            except TimeoutError:
+                continue
+            if kind == "closed":
+                raise TwilioError(SIGNALING_CONNECTION_ERROR, "Signaling connection error")
+            if payload.get("type") == "iced":
+                return rtc_ice_servers(payload.get("ice_servers"))
+            if payload.get("type") == "error":
+                raise TwilioError(
+                    int(payload.get("code", SIGNALING_CONNECTION_ERROR)), payload.get("message")
+                )
+            log.debug("ignoring %s before iced", payload.get("type"))
+
+    async def _use_ice_servers(self, servers: list[RTCIceServer]) -> None:
+        """Rebuild the (still empty) peer connection with ``servers``: aiortc reads its ICE
+        servers only when it creates a transport, and has no setConfiguration."""
+        self.ice_servers = self._preferred(servers)
+        if not servers:
+            return
+        unused = self._pc
+        self._pc = self._new_peer_connection()
+        self._network_quality_signaling = self._new_network_quality_signaling()
+        await unused.close()
 
     async def _open_first(self, body: dict[str, Any]) -> TcmpTransport:
         """Open a socket to the first URL that answers (53000 from the last one otherwise)."""
@@ -983,6 +1059,8 @@ async def connect(
     dominant_speaker: bool = False,
     network_quality: bool | Mapping[str, int] = False,
     automatic_subscription: bool = True,
+    ice_servers: Sequence[RTCIceServer | Mapping[str, Any]] | None = None,
+    turn_transport: Literal["udp", "tcp"] | None = None,
 ) -> Room:
     """Join a room, as twilio-video's ``connect(token, options)``; returns a connected
     :class:`Room`.
@@ -1015,6 +1093,18 @@ async def connect(
         automatic_subscription: False subscribes this client to nothing (twilio-video's
             ``automaticSubscription``): it still sees every publication, and REST SubscribeRules
             decide what it receives.
+        ice_servers: STUN/TURN servers (``RTCIceServer`` objects or twilio-video.js's
+            ``{"urls", "username", "credential"}`` mappings). None (the default), as
+            twilio-video.js without ``iceServers``: ask the gateway (RSP ``ice`` / ``iced``),
+            which hands out the deployment's servers with a short-lived TURN credential of this
+            client's own. A list, even empty, is used as given. aiortc uses the first STUN and the
+            first TURN URL it supports (``turn:`` over UDP or ``?transport=tcp``, ``turns:``);
+            with a TURN server, a client whose UDP to the media worker is blocked still connects
+            through the relay. ``room.ice_servers`` holds the servers in use.
+        turn_transport: ``"tcp"`` relays through a TURN URL over TCP (``?transport=tcp`` or
+            ``turns:``) when the servers list one, ``"udp"`` through one over UDP; None takes the
+            first TURN URL listed. aiortc relays through one TURN URL only, and deployments list
+            UDP first, so a client on a network that drops UDP asks for ``"tcp"``.
 
     Raises:
         TwilioError: with Twilio's code: 20101-20107 for token defects, 53000 when no server
@@ -1040,6 +1130,8 @@ async def connect(
         dominant_speaker=dominant_speaker,
         network_quality=network_quality,
         automatic_subscription=automatic_subscription,
+        ice_servers=None if ice_servers is None else rtc_ice_servers(ice_servers),
+        turn_transport=turn_transport,
     )
     try:
         await room._connect(local, timeout)
