@@ -92,7 +92,7 @@ async def test_update_requires_status_completed(http: httpx.AsyncClient) -> None
         await http.post(f"/v1/Rooms/{room['sid']}", data={"Status": "failed"}), 53112, 400
     )
     done = await http.post(f"/v1/Rooms/{room['sid']}/", data={"Status": "completed"})
-    assert done.status_code == 200 and done.json()["status"] == "completed"
+    assert done.status_code == 202 and done.json()["status"] == "completed"
 
 
 async def test_trailing_slash_json_shape_and_dates(http: httpx.AsyncClient) -> None:

@@ -44,7 +44,10 @@ async def fetch_participant(found: PathParticipant, base: BaseUrl) -> JSONRespon
     return json_response(wire.render_participant(found, base))
 
 
-@router.post("/Participants/{participant}", response_model=wire.ParticipantResource)
+# 202, as Twilio's spec answers an update.
+@router.post(
+    "/Participants/{participant}", status_code=202, response_model=wire.ParticipantResource
+)
 async def update_participant(
     room: PathRoom, participants: Participants, base: BaseUrl, participant: str, form: StatusField
 ) -> JSONResponse:
@@ -55,4 +58,4 @@ async def update_participant(
         sid_or_identity=participant,
         status=form.Status,
     )
-    return json_response(wire.render_participant(await participants.update(update), base))
+    return json_response(wire.render_participant(await participants.update(update), base), 202)
