@@ -809,6 +809,10 @@ async def test_subscribe_rules_refusals(gateway: FakeGateway, http: httpx.AsyncC
     assert_twilio_error(response, errors.SUBSCRIPTION_UNSUPPORTED, 400)
     # Reading them is fine in any room.
     assert (await http.get("/v1/Rooms/p2p/Participants/alice/SubscribeRules")).status_code == 200
+    go = gateway.rooms.add(gateway.account.sid, "go", type="go")
+    gateway.participants.add(go, "alice")
+    response = await http.post("/v1/Rooms/go/Participants/alice/SubscribeRules", data={})
+    assert_twilio_error(response, errors.SUBSCRIPTION_UNSUPPORTED, 400)
 
     group = gateway.rooms.add(gateway.account.sid, "group")
     gone = gateway.participants.add(group, "bob", status="disconnected")
