@@ -120,7 +120,7 @@ async def test_missing_or_malformed_credentials_are_a_401(
 async def test_every_rest_route_authenticates(gateway: FakeGateway) -> None:
     paths = gateway.app.openapi()["paths"]
     rest = [(method, path) for path, methods in paths.items() for method in methods]
-    assert len(rest) == 25 and all(path.startswith("/v1/") for _, path in rest)
+    assert len(rest) == 26 and all(path.startswith("/v1/") for _, path in rest)
     async with gateway.client(anonymous=True) as anonymous:
         for method, path in rest:
             concrete = path.format(
@@ -861,3 +861,28 @@ async def test_the_openapi_document_names_twilios_parameters(gateway: FakeGatewa
     tracks = document["paths"]["/v1/Rooms/{room}/Participants/{participant}/PublishedTracks"]
     assert tracks["get"]["operationId"].startswith("list_published_tracks")
     assert "application/x-www-form-urlencoded" in str(document["paths"]["/v1/Rooms"]["post"])
+
+
+async def test_anonymize_answers_twilios_anonymize_resource(
+    gateway: FakeGateway, http: httpx.AsyncClient
+) -> None:
+    room = gateway.rooms.add(gateway.account.sid, "standup")
+    alice = gateway.participants.add(room, "alice", status="disconnected")
+    response = await http.post("/v1/Rooms/standup/Participants/alice/Anonymize")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert list(body) == [
+        "sid", "room_sid", "account_sid", "status", "identity", "date_created", "date_updated",
+        "start_time", "end_time", "duration", "url",
+    ]  # fmt: skip
+    assert (body["sid"], body["identity"], body["status"]) == (alice.sid, alice.sid, "disconnected")
+    assert body["url"] == f"{BASE}/v1/Rooms/{room.sid}/Participants/{alice.sid}/Anonymize"
+    asked = gateway.participants.requests[-1]
+    assert asked.model_dump() == {
+        "account_sid": gateway.account.sid,
+        "room_sid": room.sid,
+        "sid_or_identity": "alice",
+    }
+    assert_twilio_error(
+        await http.post("/v1/Rooms/standup/Participants/nobody/Anonymize"), errors.NOT_FOUND, 404
+    )

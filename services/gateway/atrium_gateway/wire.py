@@ -367,6 +367,28 @@ def render_participant(participant: ParticipantInfo, base_url: str) -> Participa
     return _resource(ParticipantResource, participant, url=url, links=_links(ParticipantLinks, url))
 
 
+class AnonymizeResource(BaseModel):
+    """What ``POST .../Participants/{Sid}/Anonymize`` answers: the participant without
+    ``links``, ``identity`` now its SID, ``url`` the Anonymize URL (Twilio's spec)."""
+
+    sid: str
+    room_sid: str
+    account_sid: str
+    status: str
+    identity: str
+    date_created: str | None
+    date_updated: str | None
+    start_time: str | None
+    end_time: str | None
+    duration: int | None
+    url: str
+
+
+def render_anonymized(participant: ParticipantInfo, base_url: str) -> AnonymizeResource:
+    url = f"{participant_url(base_url, participant.room_sid, participant.sid)}/Anonymize"
+    return _resource(AnonymizeResource, participant, url=url)
+
+
 class PublishedTrackResource(BaseModel):
     """A PublishedTrack exactly as Twilio's REST API shows it (no links)."""
 
