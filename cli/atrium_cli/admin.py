@@ -112,9 +112,23 @@ async def accounts_list(args: argparse.Namespace) -> int:
     async with _account_store(args) as store:
         accounts = await store.list_accounts()
     return _print_table(
-        ("Account SID", "Friendly name", "Status", "Created (UTC)", "Ad-hoc rooms' StatusCallback"),
+        (
+            "Account SID",
+            "Friendly name",
+            "Status",
+            "Created (UTC)",
+            "Ad-hoc rooms",
+            "Ad-hoc rooms' StatusCallback",
+        ),
         [
-            (a.sid, a.friendly_name, a.status, _when(a.date_created), _default_callback(a))
+            (
+                a.sid,
+                a.friendly_name,
+                a.status,
+                _when(a.date_created),
+                "on" if a.ad_hoc_rooms else "off",
+                _default_callback(a),
+            )
             for a in accounts
         ],
     )
@@ -146,6 +160,23 @@ async def accounts_set_callback(args: argparse.Namespace) -> int:
         print(
             f"Rooms of {account.sid} created ad hoc now send status callbacks to "
             f"{account.default_status_callback_method} {public_callback_url(url or '')}."
+        )
+    return 0
+
+
+async def accounts_set_ad_hoc(args: argparse.Namespace) -> int:
+    """Turn client-side (ad-hoc) room creation on or off, as Twilio's console does."""
+    enabled = args.state == "on"
+    async with _account_store(args) as store:
+        account = await store.set_ad_hoc_rooms(args.sid, enabled)
+    if account is None:
+        raise CliError(f"no account {args.sid}")
+    if enabled:
+        print(f"A client's connect to a new room name now creates the room in {account.sid}.")
+    else:
+        print(
+            f"Clients of {account.sid} can only join rooms that exist (created over REST); "
+            "a connect to any other name is refused with 53106."
         )
     return 0
 

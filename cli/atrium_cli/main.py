@@ -73,6 +73,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--clear", action="store_true", help="remove the default StatusCallback"
     )
     set_callback.set_defaults(handler=admin.accounts_set_callback)
+    set_ad_hoc = account_commands.add_parser(
+        "set-ad-hoc",
+        parents=[redis_option],
+        help="turn client-side (ad-hoc) room creation on or off",
+        description="On (the default), a token's connect to a name no in-progress room holds "
+        "creates the room; off, it is refused with 53106 (Room not found) and only rooms "
+        "created over REST can be joined, as with Twilio's console setting.",
+    )
+    set_ad_hoc.add_argument("sid", metavar="SID", help="Account SID (AC...)")
+    set_ad_hoc.add_argument("state", choices=("on", "off"), help="on or off")
+    set_ad_hoc.set_defaults(handler=admin.accounts_set_ad_hoc)
 
     keys = commands.add_parser("keys", help="create, list and revoke API keys")
     key_commands = keys.add_subparsers(dest="action", required=True, metavar="ACTION")

@@ -48,6 +48,9 @@ class Account(BaseModel):
     # like the default room settings of Twilio's console. REST rooms name their own.
     default_status_callback: str | None = None
     default_status_callback_method: CallbackMethod = "POST"
+    # Twilio console's "Client-side Room creation": whether a token's connect to a name no
+    # in-progress room holds creates the room (on by default), or is refused (53106).
+    ad_hoc_rooms: bool = True
 
     def dump(self) -> str:
         data = self.model_dump(mode="json")
@@ -135,6 +138,19 @@ class AccountStore:
             raise ValueError(f"not a valid StatusCallback URL: {url!r}")
         if method not in ("GET", "POST"):
             raise ValueError(f"StatusCallbackMethod must be GET or POST, not {method!r}")
+        return await self._update_account(
+            account_sid,
+            {
+                "default_status_callback": url,
+                "default_status_callback_method": method if url else "POST",
+            },
+        )
+
+    async def set_ad_hoc_rooms(self, account_sid: str, enabled: bool) -> Account | None:
+        """Allow or refuse rooms created by a client's connect; None if there is no account."""
+        return await self._update_account(account_sid, {"ad_hoc_rooms": enabled})
+
+    async def _update_account(self, account_sid: str, update: dict[str, object]) -> Account | None:
         key = _account_key(account_sid)
         async with self._redis.pipeline(transaction=True) as pipe:
             while True:
@@ -145,12 +161,7 @@ class AccountStore:
                     if not raw:
                         await pipe.reset()
                         return None
-                    account = Account.model_validate_json(raw).model_copy(
-                        update={
-                            "default_status_callback": url,
-                            "default_status_callback_method": method if url else "POST",
-                        }
-                    )
+                    account = Account.model_validate_json(raw).model_copy(update=update)
                     pipe.multi()
                     pipe.set(key, account.dump())
                     await pipe.execute()

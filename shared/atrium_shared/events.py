@@ -50,6 +50,15 @@ class ParticipantDisconnected(EventBase):
     reason: str = "left"
 
 
+class ParticipantAnonymized(EventBase):
+    """A participant's identity was replaced by its SID (REST ``Anonymize``). No status
+    callback: the services that keep copies of the identity (queued callbacks, recordings)
+    replace theirs. The event carries the participant as it is now, never the old identity."""
+
+    event_type: Literal["participant-anonymized"] = "participant-anonymized"
+    participant: ParticipantInfo
+
+
 class TrackAdded(EventBase):
     event_type: Literal["track-added"] = "track-added"
     participant: ParticipantInfo
@@ -94,6 +103,7 @@ DomainEvent = Annotated[
     | RoomEnded
     | ParticipantConnected
     | ParticipantDisconnected
+    | ParticipantAnonymized
     | TrackAdded
     | TrackRemoved
     | TrackEnabled

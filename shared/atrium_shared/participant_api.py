@@ -71,6 +71,14 @@ class UpdateParticipantRequest(BaseModel):
     status: str | None = None
 
 
+class AnonymizeParticipantRequest(BaseModel):
+    """Replace a disconnected participant's identity with its PA SID, everywhere it is kept."""
+
+    account_sid: str
+    room_sid: str
+    sid_or_identity: str
+
+
 class ListParticipantsRequest(BaseModel):
     account_sid: str
     room_sid: str

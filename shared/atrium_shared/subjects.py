@@ -18,6 +18,7 @@ PARTICIPANT_FETCH = "atrium.rpc.participant.fetch"
 PARTICIPANT_LIST = "atrium.rpc.participant.list"
 PARTICIPANT_UPDATE = "atrium.rpc.participant.update"
 PARTICIPANT_SET_STATE = "atrium.rpc.participant.set-state"
+PARTICIPANT_ANONYMIZE = "atrium.rpc.participant.anonymize"
 CALLBACK_DELIVERIES = "atrium.rpc.callback.deliveries"
 
 EVENTS_PREFIX = "atrium.events"

@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from atrium_shared.errors import ErrorBody
-from atrium_shared.models import Page, ParticipantInfo, TrackInfo, TrackKind
+from atrium_shared.models import Page, ParticipantInfo, RoomInfo, TrackInfo, TrackKind
 
 
 class SubscribedTrackInfo(BaseModel):
@@ -39,13 +39,20 @@ class TrackToPublish(BaseModel):
     name: str
     kind: str
     enabled: bool = True
+    # The video codec the publisher sends it with, as negotiated (VP8, H264); None when not
+    # known yet or not video.
+    codec: str | None = None
 
 
 class PublishTracksRequest(BaseModel):
+    """``room`` is the room as the worker hosting it knows it: its AudioOnly, VideoCodecs and
+    max_concurrent_published_tracks decide what may be published (None: no such limits)."""
+
     account_sid: str
     room_sid: str
     participant: ParticipantInfo
     tracks: list[TrackToPublish]
+    room: RoomInfo | None = None
 
 
 class PublishedTrackOutcome(BaseModel):

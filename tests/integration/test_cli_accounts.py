@@ -1,4 +1,5 @@
-"""`atrium accounts set-callback`: an account's default StatusCallback, against a real Redis."""
+"""`atrium accounts set-callback` and `set-ad-hoc`: an account's ad-hoc room settings, against a
+real Redis."""
 
 from __future__ import annotations
 
@@ -96,3 +97,27 @@ def test_set_and_clear_the_default_status_callback(
         None,
         "POST",
     )
+
+
+def test_turn_ad_hoc_room_creation_off_and_on(
+    servers: Servers, capsys: pytest.CaptureFixture[str]
+) -> None:
+    redis_option = ["--redis-url", servers.redis.url]
+    assert atrium_main(["accounts", "create", "--name", "Acme", *redis_option]) == 0
+    sid = _created_sid(capsys.readouterr().out)
+    assert _account(servers, sid).ad_hoc_rooms is True  # Twilio's default: on
+
+    assert atrium_main(["accounts", "set-ad-hoc", sid, "off", *redis_option]) == 0
+    assert "53106" in capsys.readouterr().out
+    account = _account(servers, sid)
+    assert account.ad_hoc_rooms is False and account.status == "active"
+    assert atrium_main(["accounts", "list", *redis_option]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if sid in line)
+    assert " off " in row
+
+    assert atrium_main(["accounts", "set-ad-hoc", sid, "on", *redis_option]) == 0
+    capsys.readouterr()
+    assert _account(servers, sid).ad_hoc_rooms is True
+    nobody = sids.new_sid(sids.ACCOUNT)
+    assert atrium_main(["accounts", "set-ad-hoc", nobody, "off", *redis_option]) == 1
+    assert f"no account {nobody}" in capsys.readouterr().err

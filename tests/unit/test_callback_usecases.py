@@ -14,7 +14,7 @@ from atrium_callback.bootstrap import CallbackService
 from atrium_callback.domain import AttemptResult, PendingCallback, Timeouts, projection_from_event
 from atrium_callback.usecases import Intake
 from atrium_shared.callbacks import DeliveryQuery
-from atrium_shared.events import DomainEvent
+from atrium_shared.events import DomainEvent, ParticipantAnonymized, ParticipantConnected
 from atrium_shared.settings import Settings
 from tests.support.fakes.callback import (
     ACCOUNT,
@@ -492,3 +492,30 @@ async def test_delivery_log_filters_newest_first(
     assert await ids(DeliveryQuery(account_sid=other_account)) == ["e1"]
     assert await ids(DeliveryQuery(kind="dead-letters")) == ["e2"]
     assert await ids(DeliveryQuery(kind="dead-letters", room_sid="RM2")) == []
+
+
+async def test_an_anonymized_participant_leaves_no_identity_in_queued_callbacks(
+    fakes: CallbackFakes,
+) -> None:
+    """Anonymize sends nothing itself; the queued callbacks that name the participant carry
+    its SID as ParticipantIdentity from then on, the others stay as they were."""
+    intake, woken = intake_counting_wakeups(fakes)
+    events = room(fakes)
+    created = events.created()
+    alice, bob = events.connected("alice"), events.connected("bob")
+    for event in (created, alice, bob):
+        await intake.accept(event)
+    anonymized = ParticipantAnonymized(
+        account_sid=alice.account_sid,
+        room_sid=events.sid,
+        participant=alice.participant.model_copy(update={"identity": alice.participant.sid}),
+    )
+    assert await intake.accept(anonymized) == "no-callback"
+    queued = fakes.store.queued(events.sid)
+    assert [p.event.event_type for p in queued] == ["room-created", *["participant-connected"] * 2]
+    identities = [
+        p.event.participant.identity for p in queued if isinstance(p.event, ParticipantConnected)
+    ]
+    assert identities == [alice.participant.sid, "bob"]
+    assert "alice" not in "".join(fakes.store.pending[events.sid].values())
+    assert len(woken) == 3  # the anonymization queued nothing

@@ -54,6 +54,26 @@ def assert_twilio_error(response: httpx.Response, code: int, status: int) -> dic
     return body
 
 
+async def test_updates_answer_202_as_twilios_spec(
+    gateway: FakeGateway, http: httpx.AsyncClient
+) -> None:
+    room = gateway.rooms.add(gateway.account.sid, "standup")
+    gateway.participants.add(room, "alice")
+    kicked = await http.post(
+        "/v1/Rooms/standup/Participants/alice", data={"Status": "disconnected"}
+    )
+    assert kicked.status_code == 202, kicked.text
+    done = await http.post(f"/v1/Rooms/{room.sid}", data={"Status": "completed"})
+    assert done.status_code == 202, done.text
+
+
+async def test_an_in_progress_room_shows_duration_0(
+    gateway: FakeGateway, http: httpx.AsyncClient
+) -> None:
+    room = gateway.rooms.add(gateway.account.sid, "standup")
+    assert (await http.get(f"/v1/Rooms/{room.sid}")).json()["duration"] == 0
+
+
 def query_of(url: str) -> list[tuple[str, str]]:
     return parse_qsl(urlsplit(url).query, keep_blank_values=True)
 
@@ -100,7 +120,7 @@ async def test_missing_or_malformed_credentials_are_a_401(
 async def test_every_rest_route_authenticates(gateway: FakeGateway) -> None:
     paths = gateway.app.openapi()["paths"]
     rest = [(method, path) for path, methods in paths.items() for method in methods]
-    assert len(rest) == 25 and all(path.startswith("/v1/") for _, path in rest)
+    assert len(rest) == 26 and all(path.startswith("/v1/") for _, path in rest)
     async with gateway.client(anonymous=True) as anonymous:
         for method, path in rest:
             concrete = path.format(
@@ -335,7 +355,7 @@ async def test_a_room_renders_exactly_as_twilio_shows_it(
         "status_callback": "https://h.example",
         "status_callback_method": "POST",
         "end_time": None,
-        "duration": None,
+        "duration": 0,  # in progress, as Twilio shows it
         "type": "group",
         "max_participants": 50,
         "max_participant_duration": 14400,
@@ -365,7 +385,7 @@ async def test_a_room_renders_exactly_as_twilio_shows_it(
         ("MaxParticipants", "many", errors.MAX_PARTICIPANTS_OUT_OF_RANGE),
         ("EmptyRoomTimeout", "1.5", errors.TIMEOUT_OUT_OF_RANGE),
         ("UnusedRoomTimeout", "-", errors.TIMEOUT_OUT_OF_RANGE),
-        ("MaxParticipantDuration", "x", errors.TIMEOUT_OUT_OF_RANGE),
+        ("MaxParticipantDuration", "x", errors.MAX_PARTICIPANT_DURATION_OUT_OF_RANGE),
         ("RecordingRules", "{not json", errors.RECORDING_RULES_INVALID),
         ("RecordingRules", "[" * 100_000 + "]" * 100_000, errors.RECORDING_RULES_INVALID),
         (
@@ -394,6 +414,27 @@ async def test_a_malformed_form_value_is_a_400_with_twilios_code(
     assert gateway.rooms.requests == []  # nothing reached the room service
 
 
+@pytest.mark.parametrize(
+    ("form", "code"),
+    [
+        ({"Type": ""}, errors.ROOM_TYPE_INVALID),
+        ({"StatusCallbackMethod": ""}, errors.STATUS_CALLBACK_METHOD_INVALID),
+        ({"MediaRegion": ""}, errors.MEDIA_REGION_INVALID),
+        ({"VideoCodecs": ""}, errors.ROOM_PARAMS_INCOMPATIBLE),
+    ],
+)
+async def test_an_empty_choice_reaches_the_service_as_empty(
+    gateway: FakeGateway, http: httpx.AsyncClient, form: dict[str, str], code: int
+) -> None:
+    """``Type=`` is not a missing Type: the room service gets "" and refuses it (its 400)."""
+    gateway.rooms.fail_with = AtriumError(code, "refused", 400)
+    assert_twilio_error(await http.post("/v1/Rooms", data=form), code, 400)
+    asked = gateway.rooms.requests[-1]
+    assert isinstance(asked, CreateRoomRequest)
+    sent = asked.model_dump(exclude_defaults=True, exclude={"account_sid"})
+    assert list(sent.values()) in ([""], [[""]])
+
+
 async def test_an_empty_form_value_is_as_if_unset(
     gateway: FakeGateway, http: httpx.AsyncClient
 ) -> None:
@@ -407,7 +448,7 @@ async def test_an_empty_form_value_is_as_if_unset(
 async def test_update_and_its_status_form(gateway: FakeGateway, http: httpx.AsyncClient) -> None:
     room = gateway.rooms.add(gateway.account.sid, "standup")
     done = await http.post("/v1/Rooms/standup/", data={"Status": "completed"})
-    assert done.status_code == 200, done.text
+    assert done.status_code == 202, done.text
     assert done.json()["status"] == "completed" and done.json()["sid"] == room.sid
     # Without a body the service decides (53112), not the form parser.
     other = gateway.rooms.add(gateway.account.sid, "other")
@@ -613,7 +654,7 @@ async def test_kick_a_participant(gateway: FakeGateway, http: httpx.AsyncClient)
     kicked = await http.post(
         "/v1/Rooms/standup/Participants/alice", data={"Status": "disconnected"}
     )
-    assert kicked.status_code == 200, kicked.text
+    assert kicked.status_code == 202, kicked.text
     assert (kicked.json()["sid"], kicked.json()["status"]) == (alice.sid, "disconnected")
     assert_twilio_error(
         await http.post("/v1/Rooms/standup/Participants/nobody", data={"Status": "disconnected"}),
@@ -768,6 +809,10 @@ async def test_subscribe_rules_refusals(gateway: FakeGateway, http: httpx.AsyncC
     assert_twilio_error(response, errors.SUBSCRIPTION_UNSUPPORTED, 400)
     # Reading them is fine in any room.
     assert (await http.get("/v1/Rooms/p2p/Participants/alice/SubscribeRules")).status_code == 200
+    go = gateway.rooms.add(gateway.account.sid, "go", type="go")
+    gateway.participants.add(go, "alice")
+    response = await http.post("/v1/Rooms/go/Participants/alice/SubscribeRules", data={})
+    assert_twilio_error(response, errors.SUBSCRIPTION_UNSUPPORTED, 400)
 
     group = gateway.rooms.add(gateway.account.sid, "group")
     gone = gateway.participants.add(group, "bob", status="disconnected")
@@ -816,3 +861,28 @@ async def test_the_openapi_document_names_twilios_parameters(gateway: FakeGatewa
     tracks = document["paths"]["/v1/Rooms/{room}/Participants/{participant}/PublishedTracks"]
     assert tracks["get"]["operationId"].startswith("list_published_tracks")
     assert "application/x-www-form-urlencoded" in str(document["paths"]["/v1/Rooms"]["post"])
+
+
+async def test_anonymize_answers_twilios_anonymize_resource(
+    gateway: FakeGateway, http: httpx.AsyncClient
+) -> None:
+    room = gateway.rooms.add(gateway.account.sid, "standup")
+    alice = gateway.participants.add(room, "alice", status="disconnected")
+    response = await http.post("/v1/Rooms/standup/Participants/alice/Anonymize")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert list(body) == [
+        "sid", "room_sid", "account_sid", "status", "identity", "date_created", "date_updated",
+        "start_time", "end_time", "duration", "url",
+    ]  # fmt: skip
+    assert (body["sid"], body["identity"], body["status"]) == (alice.sid, alice.sid, "disconnected")
+    assert body["url"] == f"{BASE}/v1/Rooms/{room.sid}/Participants/{alice.sid}/Anonymize"
+    asked = gateway.participants.requests[-1]
+    assert asked.model_dump() == {
+        "account_sid": gateway.account.sid,
+        "room_sid": room.sid,
+        "sid_or_identity": "alice",
+    }
+    assert_twilio_error(
+        await http.post("/v1/Rooms/standup/Participants/nobody/Anonymize"), errors.NOT_FOUND, 404
+    )

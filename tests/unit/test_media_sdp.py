@@ -6,6 +6,7 @@ from atrium_media.signaling.sdp import (
     announce,
     harmonize_offer,
     is_session_description,
+    keep_video_codecs,
     media_sections,
     sending_tracks,
 )
@@ -166,3 +167,37 @@ def test_connect_bodies_a_host_cannot_read_are_told_apart() -> None:
         {"peer_connections": [{"description": {"sdp": 5}}]},
     ):
         assert connect_body_problem(bad) is not None, bad
+
+
+CHROME_VIDEO = """v=0
+o=- 1 2 IN IP4 127.0.0.1
+s=-
+t=0 0
+m=audio 9 UDP/TLS/RTP/SAVPF 111
+a=mid:0
+a=rtpmap:111 opus/48000/2
+m=video 9 UDP/TLS/RTP/SAVPF 96 97 102 103 124
+a=mid:1
+a=rtpmap:96 VP8/90000
+a=rtcp-fb:96 nack
+a=rtpmap:97 rtx/90000
+a=fmtp:97 apt=96
+a=rtpmap:102 H264/90000
+a=rtcp-fb:102 nack pli
+a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f
+a=rtpmap:103 rtx/90000
+a=fmtp:103 apt=102
+a=rtpmap:124 red/90000
+"""
+
+
+def test_a_rooms_video_codecs_are_the_only_ones_offered() -> None:
+    only_h264 = keep_video_codecs(CHROME_VIDEO, ["H264"])
+    video = only_h264.split("m=video")[1]
+    assert video.startswith(" 9 UDP/TLS/RTP/SAVPF 102 103 124\r\n")
+    assert "VP8" not in video and "a=fmtp:97" not in video and "a=rtcp-fb:96" not in video
+    assert "a=rtpmap:102 H264/90000" in video and "a=fmtp:103 apt=102" in video
+    assert "a=rtpmap:111 opus/48000/2" in only_h264  # audio untouched
+    # Every codec allowed, or none of them offered: the offer is answered as it is.
+    for allowed in (["VP8", "H264"], ["vp8", "h264"], ["VP9"]):
+        assert keep_video_codecs(CHROME_VIDEO, allowed).split() == CHROME_VIDEO.split()

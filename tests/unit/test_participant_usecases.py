@@ -16,6 +16,7 @@ from atrium_shared.models import ParticipantInfo
 from atrium_shared.participant_api import (
     AdmitParticipantRequest,
     AdmitParticipantResult,
+    AnonymizeParticipantRequest,
     DisconnectParticipantRequest,
     DisconnectRoomRequest,
     FetchParticipantRequest,
@@ -514,3 +515,38 @@ async def test_a_deadline_waits_while_the_track_service_is_down(
     assert alice.sid in fakes.store.view.timers
     fakes.tracks.fail = None
     assert await service.fire_due_timers() == 1
+
+
+# Anonymize -------------------------------------------------------------------------------------
+async def test_anonymize_replaces_the_identity_with_the_sid_once(
+    fakes: Participants, service: ParticipantUseCases
+) -> None:
+    alice = await seat(service, "alice")
+    request = AnonymizeParticipantRequest(
+        account_sid=ACCOUNT, room_sid=ROOM, sid_or_identity="alice"
+    )
+    # Still connected: its identity is in use (seat, tracks, the worker's session).
+    error = await failure(service.anonymize(request))
+    assert (error.code, error.status) == (errors.INVALID_PARAMETER, 400)
+
+    await service.update(
+        UpdateParticipantRequest(
+            account_sid=ACCOUNT, room_sid=ROOM, sid_or_identity=alice.sid, status="disconnected"
+        )
+    )
+    anonymous = await service.anonymize(request)  # found by identity one last time
+    assert anonymous.identity == alice.sid and anonymous.status == "disconnected"
+    assert fakes.committed_types[-1] == "participant-anonymized"
+    # The identity no longer finds it; the SID does, and a second call changes nothing.
+    missing = await failure(service.fetch(fetch("alice")))
+    assert missing.code == errors.NOT_FOUND
+    assert (await service.fetch(fetch(alice.sid))).identity == alice.sid
+    again = AnonymizeParticipantRequest(
+        account_sid=ACCOUNT, room_sid=ROOM, sid_or_identity=alice.sid
+    )
+    assert await service.anonymize(again) == anonymous
+    assert fakes.committed_types.count("participant-anonymized") == 1
+    other = AnonymizeParticipantRequest(
+        account_sid="AC" + "f" * 32, room_sid=ROOM, sid_or_identity=alice.sid
+    )
+    assert (await failure(service.anonymize(other))).code == errors.NOT_FOUND

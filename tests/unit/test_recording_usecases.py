@@ -16,6 +16,7 @@ from atrium_shared import errors
 from atrium_shared.errors import AtriumError
 from atrium_shared.events import (
     DomainEvent,
+    ParticipantAnonymized,
     ParticipantDisconnected,
     RecordingCompleted,
     RoomCreated,
@@ -834,3 +835,20 @@ async def test_the_local_store_refuses_what_it_cannot_reach(tmp_path: Path) -> N
     in_a_bucket = stored().model_copy(update={"storage": StorageTarget(kind="s3", bucket="b")})
     for call in (store.delete(in_a_bucket), store.presign(in_a_bucket, 60)):
         assert (await failure(call)).status == 503  # until the media package plugs S3 in
+
+
+async def test_an_anonymized_participants_recordings_keep_its_sid_not_its_identity(
+    fakes: RecordingFakes, recordings: RecordingUseCases
+) -> None:
+    room, alice = await recorded_room(fakes, recordings)
+    bob = room.person(BOB, "bob")
+    await feed(recordings, room.added(bob, "mic", "audio"), room.left(alice))
+    anonymous = alice.model_copy(update={"identity": alice.sid, "status": "disconnected"})
+    event = ParticipantAnonymized(
+        account_sid=alice.account_sid, room_sid=alice.room_sid, participant=anonymous
+    )
+    await feed(recordings, event, event)  # a redelivery changes nothing more
+    identities = sorted(
+        (r.participant_sid, r.participant_identity) for r in fakes.store.recordings()
+    )
+    assert identities == [(alice.sid, alice.sid), (alice.sid, alice.sid), (bob.sid, "bob")]

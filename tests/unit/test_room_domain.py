@@ -69,7 +69,19 @@ def test_large_rooms_allow_more_participants() -> None:
         ({"status_callback_method": "DELETE"}, 53110),
         ({"empty_room_timeout": 0}, 53109),
         ({"unused_room_timeout": 61}, 53109),
-        ({"max_participant_duration": 86401}, 53109),
+        ({"max_participant_duration": 86401}, 53123),
+        ({"max_participant_duration": 599}, 53123),
+        ({"type": ""}, 53108),
+        ({"status_callback_method": ""}, 53110),
+        ({"media_region": ""}, 53115),
+        ({"video_codecs": [""]}, 53114),
+        ({"status_callback": "https://example.com/" + "x" * 3981}, 53111),
+        ({"large_room": True, "type": "peer-to-peer"}, 53114),
+        ({"large_room": True, "type": "group-small"}, 53114),
+        ({"record_participants_on_connect": True, "type": "go"}, 53114),
+        ({"record_participants_on_connect": True, "type": "peer-to-peer"}, 53114),
+        ({"type": "go", "max_participants": 3}, 53107),
+        ({"type": "peer-to-peer", "max_participants": 11}, 53107),
         ({"media_region": "xx1"}, 53115),
         ({"video_codecs": ["VP9"]}, 53114),
         ({"audio_only": True, "type": "go"}, 53124),
@@ -91,6 +103,19 @@ def test_boundaries_are_inclusive() -> None:
         max_participant_duration=86400,
     )
     assert room.empty_room_timeout == 1 and room.unused_room_timeout == 60
+    assert create(max_participant_duration=600).max_participant_duration == 600
+    assert create(status_callback="https://example.com/" + "x" * 3980).status_callback
+
+
+def test_type_limits_as_twilio_documents_them() -> None:
+    """Go rooms take 2 participants, peer-to-peer 10; neither has a published-track limit (0)."""
+    go = create(type="go")
+    assert (go.max_participants, go.max_concurrent_published_tracks) == (2, 0)
+    p2p = create(type="peer-to-peer")
+    assert (p2p.max_participants, p2p.max_concurrent_published_tracks) == (10, 0)
+    assert create(type="group", large_room=True).max_concurrent_published_tracks == 16
+    assert create(type="group-small").max_concurrent_published_tracks == 170
+    assert create().media_region == "us1"
 
 
 def test_method_is_case_insensitive_and_codecs_dedupe() -> None:

@@ -299,6 +299,21 @@ async def test_an_ad_hoc_room_reports_to_the_accounts_default_callback(rooms: Ro
     assert (joined.room.status_callback, joined.room.status_callback_method) == (CALLBACK, "GET")
 
 
+async def test_an_account_without_ad_hoc_rooms_joins_only_existing_ones(rooms: Rooms) -> None:
+    """Client-side room creation off: a connect to a new name is 53106 and creates nothing;
+    a room created over REST is joined by name as before."""
+    rooms.accounts = FakeAccounts(
+        Account(sid=ACCOUNT, friendly_name="a", auth_token=SecretStr("t"), ad_hoc_rooms=False)
+    )
+    service = rooms.replica()
+    error = await failure(service.join(JoinRoomRequest(account_sid=ACCOUNT, room="new")))
+    assert (error.code, error.status) == (errors.ROOM_NOT_FOUND, 404)
+    assert rooms.store.view.rooms == {}
+    room = await create(service, unique_name="booked")
+    joined = await service.join(JoinRoomRequest(account_sid=ACCOUNT, room="booked"))
+    assert joined.room.sid == room.sid
+
+
 async def test_an_invalid_default_callback_is_left_out_not_a_failed_join(
     rooms: Rooms, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -19,7 +19,7 @@ from atrium_shared.events import (
     TrackEnabled,
     TrackRemoved,
 )
-from atrium_shared.models import ParticipantInfo, TrackInfo
+from atrium_shared.models import ParticipantInfo, RoomInfo, TrackInfo
 from atrium_shared.track_api import (
     FetchPublishedTrackRequest,
     FetchSubscribedTrackRequest,
@@ -821,3 +821,89 @@ async def test_a_page_token_that_was_not_issued_is_20001(tracks: TrackUseCases) 
     ):
         caught = await failure(listing)
         assert (caught.code, caught.message) == (errors.INVALID_PARAMETER, "PageToken is invalid")
+
+
+# The room's settings ---------------------------------------------------------------------------
+def room_settings(**fields: Any) -> RoomInfo:
+    at = TrackFakes().clock.now()
+    return RoomInfo(
+        sid=ROOM, account_sid=ACCOUNT, unique_name="r", date_created=at, date_updated=at, **fields
+    )
+
+
+async def publish_in(
+    tracks: TrackUseCases, room: RoomInfo, who: str, *wanted: tuple[str, str, str, str | None]
+) -> PublishTracksResult:
+    """``wanted``: (client id, name, kind, codec) of each track, published under ``room``."""
+    return await tracks.publish(
+        PublishTracksRequest(
+            account_sid=ACCOUNT,
+            room_sid=ROOM,
+            participant=participant(who),
+            tracks=[
+                TrackToPublish(client_id=c, name=n, kind=k, codec=codec)
+                for c, n, k, codec in wanted
+            ],
+            room=room,
+        )
+    )
+
+
+async def test_an_audio_only_room_refuses_video_with_53125(
+    fakes: TrackFakes, tracks: TrackUseCases
+) -> None:
+    room = room_settings(audio_only=True, video_codecs=[])
+    result = await publish_in(
+        tracks, room, ALICE, ("m", "mic", "audio", None), ("c", "cam", "video", "VP8")
+    )
+    mic, cam = result.tracks
+    assert mic.track is not None and mic.error is None
+    assert cam.track is None and cam.error is not None
+    assert (cam.error.code, cam.error.status) == (errors.TRACK_KIND_UNSUPPORTED, 400)
+    assert fakes.committed_types == ["track-added"]  # nothing for the refused one
+
+
+async def test_video_must_use_one_of_the_rooms_codecs(tracks: TrackUseCases) -> None:
+    room = room_settings(video_codecs=["H264"])
+    result = await publish_in(
+        tracks,
+        room,
+        ALICE,
+        ("a", "h264", "video", "H264"),
+        ("b", "vp8", "video", "VP8"),
+        ("c", "unknown-yet", "video", None),  # not negotiated yet: not refused for it
+    )
+    h264, vp8, unknown = result.tracks
+    assert h264.track is not None and unknown.track is not None
+    assert vp8.error is not None and vp8.error.code == errors.TRACK_KIND_UNSUPPORTED
+
+
+async def test_the_rooms_published_track_limit_counts_every_participant(
+    fakes: TrackFakes, tracks: TrackUseCases
+) -> None:
+    """max_concurrent_published_tracks is the whole room's (Twilio: "all participants
+    combined"): the third track is 53203; an unpublished one frees its place."""
+    room = room_settings(max_concurrent_published_tracks=2)
+    first = await publish_in(tracks, room, ALICE, ("a1", "mic", "audio", None))
+    assert first.tracks[0].track is not None
+    both = await publish_in(
+        tracks, room, BOB, ("b1", "mic", "audio", None), ("b2", "cam", "video", None)
+    )
+    ok, refused = both.tracks
+    assert ok.track is not None
+    assert refused.error is not None
+    assert (refused.error.code, refused.error.status) == (errors.MAX_PUBLISHED_TRACKS_REACHED, 400)
+    await tracks.unpublish(
+        UnpublishTracksRequest(
+            account_sid=ACCOUNT, room_sid=ROOM, participant_sid=ALICE, client_ids=["a1"]
+        )
+    )
+    again = await publish_in(tracks, room, BOB, ("b2", "cam", "video", None))
+    assert again.tracks[0].track is not None
+
+
+async def test_no_limit_when_the_room_has_none(tracks: TrackUseCases) -> None:
+    room = room_settings(max_concurrent_published_tracks=0)
+    wanted = [(f"t{i}", f"track-{i}", "data", None) for i in range(5)]
+    result = await publish_in(tracks, room, ALICE, *wanted)
+    assert all(outcome.track is not None for outcome in result.tracks)

@@ -219,6 +219,10 @@ EVENT_PARAMS: dict[str, ParamBuilder] = {
 }
 
 
+# Events Twilio sends no status callback for (the intake acts on them instead).
+SILENT_EVENTS = frozenset({"participant-anonymized"})
+
+
 def callback_params(event: DomainEvent, room: RoomProjection) -> dict[str, str]:
     """Twilio's form parameters for ``event`` of ``room``."""
     params = {
@@ -509,6 +513,25 @@ class PendingCallback(BaseModel):
     # The trace context of the event's consumption; the HTTP request continues that trace.
     trace: dict[str, str] = Field(default_factory=dict)
     attempt: AttemptState = Field(default_factory=AttemptState)
+
+
+def anonymized(pending: PendingCallback, participant_sid: str) -> PendingCallback | None:
+    """``pending`` with the participant's identity replaced by its SID (REST Anonymize), or
+    None when its event names that participant nowhere. Participant and track events carry the
+    participant, recording events its identity."""
+    event = pending.event
+    participant = getattr(event, "participant", None)
+    if participant is not None and participant.sid == participant_sid:
+        renamed = participant.model_copy(update={"identity": participant_sid})
+        changed = event.model_copy(update={"participant": renamed})
+    elif (recording := getattr(event, "recording", None)) is not None and (
+        recording.participant_sid == participant_sid
+    ):
+        renamed_recording = recording.model_copy(update={"participant_identity": participant_sid})
+        changed = event.model_copy(update={"recording": renamed_recording})
+    else:
+        return None
+    return pending.model_copy(update={"event": changed})
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,12 @@ class IntakeStore(Protocol):
         earlier due time, e.g. a retry already scheduled, stays)."""
         ...
 
+    async def anonymize(self, room_sid: str, participant_sid: str) -> int:
+        """Rewrite the room's pending callbacks that name the participant with its SID in
+        place of its identity (:func:`atrium_callback.domain.anonymized`), without losing a
+        concurrent change to them; returns how many changed."""
+        ...
+
 
 class CallbackQueue(Protocol):
     """The rooms' queues as the dispatcher works them. ``owner`` is the dispatcher's lease id:

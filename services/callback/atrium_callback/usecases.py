@@ -43,7 +43,7 @@ from atrium_callback.ports import (
     Tracing,
 )
 from atrium_shared.callbacks import DeliveryList, DeliveryQuery
-from atrium_shared.events import DomainEvent
+from atrium_shared.events import DomainEvent, ParticipantAnonymized
 from atrium_shared.settings import Settings
 
 log = logging.getLogger("atrium.callback")
@@ -71,6 +71,11 @@ class Intake:
 
         Raises only if nothing could be stored (Redis down): the event must then be redelivered.
         """
+        if isinstance(event, ParticipantAnonymized):
+            # No callback of its own (Twilio has none): the queued ones forget the identity.
+            # Delivered ones are not kept: the delivery log and dead letters hold no identity.
+            await self._store.anonymize(event.room_sid, event.participant.sid)
+            return "no-callback"
         # The consume span is current: the delivery's HTTP span becomes its child.
         pending = PendingCallback(event=event, trace=self._tracing.current())
         outcome = await self._store.take_in(pending, projection_update(event), self._clock.now())

@@ -65,6 +65,10 @@ class ParticipantsPort(Protocol):
         self, request: participant_api.ListParticipantsRequest
     ) -> participant_api.ParticipantPage: ...
 
+    async def anonymize(
+        self, request: participant_api.AnonymizeParticipantRequest
+    ) -> ParticipantInfo: ...
+
 
 class TracksPort(Protocol):
     """The track service: published and subscribed tracks, subscribe rules."""

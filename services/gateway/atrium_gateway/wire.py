@@ -42,7 +42,7 @@ PARAMETER_ERROR_CODES = {
     "MaxParticipants": errors.MAX_PARTICIPANTS_OUT_OF_RANGE,
     "EmptyRoomTimeout": errors.TIMEOUT_OUT_OF_RANGE,
     "UnusedRoomTimeout": errors.TIMEOUT_OUT_OF_RANGE,
-    "MaxParticipantDuration": errors.TIMEOUT_OUT_OF_RANGE,
+    "MaxParticipantDuration": errors.MAX_PARTICIPANT_DURATION_OUT_OF_RANGE,
     "RecordingRules": errors.RECORDING_RULES_INVALID,
     "Type": errors.ROOM_TYPE_INVALID,
     "StatusCallbackMethod": errors.STATUS_CALLBACK_METHOD_INVALID,
@@ -193,6 +193,17 @@ class CreateRoomForm(BaseModel):
     LargeRoom: str | None = None
 
 
+# CreateRoom parameters that take one of a few values. Sent empty (``Type=``) they are a value
+# the service refuses with the parameter's 400, as Twilio does, never the default: FastAPI reads
+# an empty form field as a missing one, so the route tells which ones came empty.
+CREATE_ROOM_CHOICES = ("Type", "StatusCallbackMethod", "MediaRegion", "VideoCodecs")
+
+
+def sent_empty(form_items: list[tuple[str, Any]]) -> set[str]:
+    """The names of the form fields sent with an empty value."""
+    return {name for name, value in form_items if value == ""}
+
+
 class StatusForm(BaseModel):
     """The form of an update: ``Status`` (``completed`` ends a room, ``disconnected`` removes a
     participant)."""
@@ -200,14 +211,26 @@ class StatusForm(BaseModel):
     Status: str | None = None
 
 
-def create_room_request(account_sid: str, form: CreateRoomForm) -> CreateRoomRequest:
-    """The room service's command from the form, each value parsed as Twilio parses it."""
+def create_room_request(
+    account_sid: str, form: CreateRoomForm, empty: set[str] | None = None
+) -> CreateRoomRequest:
+    """The room service's command from the form, each value parsed as Twilio parses it.
+    ``empty`` names the fields sent empty: one of :data:`CREATE_ROOM_CHOICES` reaches the
+    service as ``""``, which it refuses."""
+    empty = empty or set()
+
+    def choice(name: str, value: str | None) -> str | None:
+        return "" if value is None and name in empty else value
+
+    codecs = form.VideoCodecs
+    if "VideoCodecs" in empty and "" not in (codecs or []):
+        codecs = [*(codecs or []), ""]
     return CreateRoomRequest(
         account_sid=account_sid,
-        type=form.Type,
+        type=choice("Type", form.Type),
         unique_name=form.UniqueName,
         status_callback=form.StatusCallback,
-        status_callback_method=form.StatusCallbackMethod,
+        status_callback_method=choice("StatusCallbackMethod", form.StatusCallbackMethod),
         max_participants=parse_int("MaxParticipants", form.MaxParticipants),
         record_participants_on_connect=parse_bool(
             "RecordParticipantsOnConnect", form.RecordParticipantsOnConnect
@@ -218,8 +241,8 @@ def create_room_request(account_sid: str, form: CreateRoomForm) -> CreateRoomReq
         transcriptions_configuration=parse_json_object(
             "TranscriptionsConfiguration", form.TranscriptionsConfiguration
         ),
-        video_codecs=form.VideoCodecs,
-        media_region=form.MediaRegion,
+        video_codecs=codecs,
+        media_region=choice("MediaRegion", form.MediaRegion),
         recording_rules=parse_json("RecordingRules", form.RecordingRules),
         audio_only=parse_bool("AudioOnly", form.AudioOnly),
         max_participant_duration=parse_int("MaxParticipantDuration", form.MaxParticipantDuration),
@@ -303,8 +326,16 @@ class RoomResource(BaseModel):
 
 def render_room(room: RoomInfo, base_url: str) -> RoomResource:
     url = room_url(base_url, room.sid)
-    # Atrium always offers TURN (ICE servers from settings); Twilio shows the flag as true.
-    return _resource(RoomResource, room, enable_turn=True, url=url, links=_links(RoomLinks, url))
+    # Atrium always offers TURN (ICE servers from settings); Twilio shows the flag as true, and
+    # an in-progress room's duration as 0 (its examples), the seconds it lasted once ended.
+    return _resource(
+        RoomResource,
+        room,
+        enable_turn=True,
+        duration=room.duration if room.duration is not None else 0,
+        url=url,
+        links=_links(RoomLinks, url),
+    )
 
 
 class ParticipantLinks(BaseModel):
@@ -334,6 +365,28 @@ class ParticipantResource(BaseModel):
 def render_participant(participant: ParticipantInfo, base_url: str) -> ParticipantResource:
     url = participant_url(base_url, participant.room_sid, participant.sid)
     return _resource(ParticipantResource, participant, url=url, links=_links(ParticipantLinks, url))
+
+
+class AnonymizeResource(BaseModel):
+    """What ``POST .../Participants/{Sid}/Anonymize`` answers: the participant without
+    ``links``, ``identity`` now its SID, ``url`` the Anonymize URL (Twilio's spec)."""
+
+    sid: str
+    room_sid: str
+    account_sid: str
+    status: str
+    identity: str
+    date_created: str | None
+    date_updated: str | None
+    start_time: str | None
+    end_time: str | None
+    duration: int | None
+    url: str
+
+
+def render_anonymized(participant: ParticipantInfo, base_url: str) -> AnonymizeResource:
+    url = f"{participant_url(base_url, participant.room_sid, participant.sid)}/Anonymize"
+    return _resource(AnonymizeResource, participant, url=url)
 
 
 class PublishedTrackResource(BaseModel):

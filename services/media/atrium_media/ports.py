@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from atrium_shared.models import ParticipantInfo
+from atrium_shared.models import ParticipantInfo, RoomInfo
 from atrium_shared.participant_api import AdmitParticipantResult
 from atrium_shared.recording_api import RecordingReport
 from atrium_shared.track_api import (
@@ -36,8 +36,13 @@ class ControlPlane(Protocol):
     async def join_tracks(self, participant: ParticipantInfo) -> JoinTracksResult: ...
 
     async def publish(
-        self, participant: ParticipantInfo, tracks: list[TrackToPublish]
-    ) -> PublishTracksResult: ...
+        self,
+        participant: ParticipantInfo,
+        tracks: list[TrackToPublish],
+        room: RoomInfo | None = None,
+    ) -> PublishTracksResult:
+        """``room``: the hosted room, whose settings decide what may be published."""
+        ...
 
     async def unpublish(self, participant: ParticipantInfo, track_sids: list[str]) -> None: ...
 

@@ -6,7 +6,11 @@ from datetime import datetime
 
 from atrium_shared import errors
 from atrium_shared.errors import IDENTITY_INVALID, IDENTITY_TOO_LONG, ROOM_FULL, AtriumError
-from atrium_shared.events import ParticipantConnected, ParticipantDisconnected
+from atrium_shared.events import (
+    ParticipantAnonymized,
+    ParticipantConnected,
+    ParticipantDisconnected,
+)
 from atrium_shared.models import ParticipantInfo
 from atrium_shared.timefmt import whole_seconds
 
@@ -84,6 +88,33 @@ def set_connection_state(
             "date_updated": now,
             "version": participant.version + 1,
         }
+    )
+
+
+def anonymize(
+    participant: ParticipantInfo, now: datetime
+) -> tuple[ParticipantInfo, ParticipantAnonymized] | None:
+    """The participant with its identity replaced by its SID (Twilio's Anonymize); None when it
+    already is. Only a participant that left: a connected one's identity is still in use (its
+    seat, its tracks' events, the media worker's session), so it would come back."""
+    if participant.status != "disconnected":
+        raise AtriumError(
+            errors.INVALID_PARAMETER, "Only a disconnected participant can be anonymized", 400
+        )
+    if participant.identity == participant.sid:
+        return None
+    anonymous = participant.model_copy(
+        update={
+            "identity": participant.sid,
+            "date_updated": now,
+            "version": participant.version + 1,
+        }
+    )
+    return anonymous, ParticipantAnonymized(
+        account_sid=participant.account_sid,
+        room_sid=participant.room_sid,
+        occurred_at=now,
+        participant=anonymous,
     )
 
 

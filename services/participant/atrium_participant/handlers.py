@@ -10,6 +10,7 @@ from atrium_shared.models import ParticipantInfo
 from atrium_shared.participant_api import (
     AdmitParticipantRequest,
     AdmitParticipantResult,
+    AnonymizeParticipantRequest,
     DisconnectParticipantRequest,
     DisconnectRoomRequest,
     DisconnectRoomResult,
@@ -62,6 +63,12 @@ def register(broker: NatsBroker, participants: ParticipantUseCases) -> None:
     async def set_state(request: SetConnectionStateRequest) -> ParticipantInfo:
         """Connected <-> reconnecting, as the media worker sees the participant's signaling."""
         return await participants.set_connection_state(request)
+
+    @broker.subscriber(subjects.PARTICIPANT_ANONYMIZE, queue=queue, title="participant.anonymize")
+    @reply_handler
+    async def anonymize(request: AnonymizeParticipantRequest) -> ParticipantInfo:
+        """Replace a disconnected participant's identity with its SID (REST Anonymize)."""
+        return await participants.anonymize(request)
 
     @broker.subscriber(subjects.PARTICIPANT_UPDATE, queue=queue, title="participant.update")
     @reply_handler

@@ -24,6 +24,7 @@ from atrium_shared.models import ParticipantInfo
 from atrium_shared.participant_api import (
     AdmitParticipantRequest,
     AdmitParticipantResult,
+    AnonymizeParticipantRequest,
     DisconnectParticipantRequest,
     DisconnectRoomRequest,
     DisconnectRoomResult,
@@ -172,6 +173,26 @@ class ParticipantUseCases:
         )
         ended = await self._disconnect_many([participant.sid], "kicked")
         return ended[0] if ended else participant
+
+    async def anonymize(self, request: AnonymizeParticipantRequest) -> ParticipantInfo:
+        """Replace the identity with the PA SID in the stored participant and its identity
+        index (REST no longer finds it by identity); the event tells the services that keep
+        copies. Idempotent."""
+        found = await self.resolve(request.account_sid, request.room_sid, request.sid_or_identity)
+
+        async def decide(tx: ParticipantTransaction) -> ParticipantInfo:
+            before = await tx.participant(found.sid)
+            if before is None:
+                raise errors.not_found(f"/Rooms/{request.room_sid}/Participants/{found.sid}")
+            change = domain.anonymize(before, self.clock.now())
+            if change is None:
+                return before
+            after, event = change
+            tx.update_participant(before, after)
+            tx.emit(event)
+            return after
+
+        return await self.uow.run(decide)
 
     async def set_connection_state(self, request: SetConnectionStateRequest) -> ParticipantInfo:
         """The worker lost or regained the participant's signaling: REST shows ``reconnecting``

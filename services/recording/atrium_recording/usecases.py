@@ -39,6 +39,7 @@ from atrium_shared import errors, sids
 from atrium_shared.errors import AtriumError
 from atrium_shared.events import (
     DomainEvent,
+    ParticipantAnonymized,
     ParticipantDisconnected,
     RoomCreated,
     RoomEnded,
@@ -138,6 +139,8 @@ class RecordingUseCases:
             )
         elif isinstance(event, RoomEnded):
             await self._room_ended(event)
+        elif isinstance(event, ParticipantAnonymized):
+            await self._anonymized(event)
 
     async def _room_created(self, event: RoomCreated) -> None:
         async def decide(tx: RecordingTransaction) -> None:
@@ -193,6 +196,33 @@ class RecordingUseCases:
             return await self._apply(tx, room, tracks)
 
         await self._broadcast(await self.uow.run(decide))
+
+    async def _anonymized(self, event: ParticipantAnonymized) -> None:
+        """REST Anonymize: the participant's recordings keep its SID where they kept its
+        identity (what their ``recording-*`` callbacks name). Idempotent: a redelivered event
+        finds nothing left to change."""
+        sid = event.participant.sid
+        request = ListRecordingsRequest(
+            account_sid=event.account_sid, grouping_sids=[sid], page_size=100
+        )
+        while True:
+            page = await self.queries.page(
+                ("participant", sid), request, lambda r: r.participant_identity != sid
+            )
+            for found in page.items:
+
+                async def decide(tx: RecordingTransaction, recording_sid: str = found.sid) -> None:
+                    current = await tx.recording(recording_sid)
+                    if current is None or current.participant_identity == sid:
+                        return
+                    tx.save_recording(
+                        current.model_copy(update={"participant_identity": sid}), current
+                    )
+
+                await self.uow.run(decide)
+            if page.next_cursor is None:
+                return
+            request = request.model_copy(update={"cursor": page.next_cursor})
 
     async def _room_ended(self, event: RoomEnded) -> None:
         async def decide(tx: RecordingTransaction) -> RecordingCommand | None:

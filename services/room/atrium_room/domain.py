@@ -32,7 +32,20 @@ MAX_NAME_LENGTH = 128
 TIMEOUT_MINUTES = range(1, 61)
 MAX_PARTICIPANT_DURATION = range(600, 86401)
 MEDIA_REGIONS = ("gll", "us1", "us2", "ie1", "de1", "au1", "br1", "jp1", "sg1", "in1")
+# Twilio's examples show us1 for every room type; GLL is opt-in (Twilio's 2019 changelog).
+DEFAULT_REGION = "us1"
 VIDEO_CODECS: tuple[VideoCodec, ...] = ("VP8", "H264")
+# Room types whose media goes from participant to participant, never through a media server.
+PEER_TO_PEER_TYPES: tuple[RoomType, ...] = ("go", "peer-to-peer")
+INCOMPATIBLE_MESSAGE = "Room creation parameter(s) incompatible with the Room type"
+
+
+def max_published_tracks(room_type: str, large_room: bool) -> int:
+    """Twilio's ``max_concurrent_published_tracks`` (the whole room's, 0 = unconstrained): its
+    examples show 0 for go and peer-to-peer rooms, 16 for a large room, 170 otherwise."""
+    if room_type in PEER_TO_PEER_TYPES:
+        return 0
+    return 16 if large_room else 170
 
 
 def _invalid(code: int, message: str) -> AtriumError:
@@ -77,11 +90,19 @@ def create_room(
         if request.status_callback not in (None, "")
         else None
     )
-    method = (request.status_callback_method or "POST").upper()
+    # An empty value is a value (Twilio's 400), not the default: only a missing one defaults.
+    method = (
+        request.status_callback_method if request.status_callback_method is not None else "POST"
+    ).upper()
     if method not in ("GET", "POST"):
         raise _invalid(errors.STATUS_CALLBACK_METHOD_INVALID, "StatusCallbackMethod is invalid")
 
     large_room = bool(request.large_room)
+    if large_room and room_type != "group":
+        raise _invalid(errors.ROOM_PARAMS_INCOMPATIBLE, INCOMPATIBLE_MESSAGE)
+    # Go and peer-to-peer rooms carry media directly between the participants: nothing to record.
+    if request.record_participants_on_connect and room_type in PEER_TO_PEER_TYPES:
+        raise _invalid(errors.ROOM_PARAMS_INCOMPATIBLE, INCOMPATIBLE_MESSAGE)
     type_limit = MAX_PARTICIPANTS_BY_TYPE[room_type]
     limit = LARGE_ROOM_MAX_PARTICIPANTS if large_room and room_type == "group" else type_limit
     max_participants = (
@@ -104,7 +125,9 @@ def create_room(
             raise _invalid(errors.TIMEOUT_OUT_OF_RANGE, f"{name} is out of range")
     max_duration = request.max_participant_duration
     if max_duration is not None and max_duration not in MAX_PARTICIPANT_DURATION:
-        raise _invalid(errors.TIMEOUT_OUT_OF_RANGE, "MaxParticipantDuration is out of range")
+        raise _invalid(
+            errors.MAX_PARTICIPANT_DURATION_OUT_OF_RANGE, "MaxParticipantDuration is out of range"
+        )
 
     codecs: list[VideoCodec] = []
     for codec in request.video_codecs or []:
@@ -120,7 +143,7 @@ def create_room(
     elif not codecs:
         codecs = list(VIDEO_CODECS)
 
-    media_region = request.media_region or "us1"
+    media_region = request.media_region if request.media_region is not None else DEFAULT_REGION
     if media_region not in MEDIA_REGIONS:
         raise _invalid(errors.MEDIA_REGION_INVALID, "MediaRegion is invalid")
 
@@ -148,9 +171,7 @@ def create_room(
         status_callback_method=cast(CallbackMethod, method),
         max_participants=max_participants,
         max_participant_duration=max_duration if max_duration is not None else 14400,
-        max_concurrent_published_tracks=0
-        if room_type == "peer-to-peer"
-        else (16 if large_room else 170),
+        max_concurrent_published_tracks=max_published_tracks(room_type, large_room),
         record_participants_on_connect=bool(request.record_participants_on_connect),
         transcribe_participants_on_connect=bool(request.transcribe_participants_on_connect),
         transcriptions_configuration=request.transcriptions_configuration,

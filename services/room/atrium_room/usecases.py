@@ -139,6 +139,8 @@ class RoomUseCases:
                     raise
             if ad_hoc is None:
                 ad_hoc = await self._ad_hoc_request(account_sid, name_or_sid)
+                if ad_hoc is None:
+                    raise AtriumError(ROOM_NOT_FOUND, "Room not found", 404)
             try:
                 return await self.create(ad_hoc, created_by="signaling")
             except AtriumError as exc:
@@ -146,9 +148,12 @@ class RoomUseCases:
                     raise
         raise AtriumError(errors.ROOM_CREATE_FAILED, "Unable to create Room", 400)
 
-    async def _ad_hoc_request(self, account_sid: str, unique_name: str) -> CreateRoomRequest:
-        """An ad-hoc room reports to its account's default StatusCallback, if it has one."""
+    async def _ad_hoc_request(self, account_sid: str, unique_name: str) -> CreateRoomRequest | None:
+        """An ad-hoc room reports to its account's default StatusCallback, if it has one;
+        None when the account turned client-side room creation off."""
         account = await self.accounts.get_account(account_sid)
+        if account is not None and not account.ad_hoc_rooms:
+            return None
         request = domain.ad_hoc_room_request(account_sid, unique_name, account)
         if account is not None and account.default_status_callback and not request.status_callback:
             log.warning(

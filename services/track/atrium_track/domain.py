@@ -19,7 +19,7 @@ from atrium_shared.errors import (
     AtriumError,
 )
 from atrium_shared.events import TrackAdded, TrackDisabled, TrackEnabled, TrackRemoved
-from atrium_shared.models import ParticipantInfo, TrackInfo, TrackKind
+from atrium_shared.models import ParticipantInfo, RoomInfo, TrackInfo, TrackKind
 from atrium_shared.track_api import SubscribedTrackInfo, SubscribeRule, SubscribeRules
 
 log = logging.getLogger("atrium.track")
@@ -88,6 +88,41 @@ def publish(
     )
     check_name_free(track.name, taken_names)
     return track, _track_event(TrackAdded, participant, track, now)
+
+
+def check_room_allows(
+    room: RoomInfo | None, kind: str, codec: str | None, published_in_room: int
+) -> None:
+    """What the room's settings allow one more track of ``kind`` (sent as ``codec``):
+
+    - AudioOnly rooms take no video (53125, twilio-video.js's RoomTrackKindNotSupportedError);
+    - a video track's codec is one of the room's VideoCodecs (53125 too: the media worker only
+      accepts those codecs from a publisher that offers one, so this is a publisher that
+      offered none);
+    - the whole room publishes at most ``max_concurrent_published_tracks`` at once, 0 meaning
+      unconstrained (53203, "The maximum number of published tracks allowed in the Room at the
+      same time has been reached").
+    """
+    if room is None:
+        return
+    if kind == "video" and room.audio_only:
+        raise AtriumError(
+            errors.TRACK_KIND_UNSUPPORTED, "The track kind is not supported by the Room", 400
+        )
+    if kind == "video" and codec is not None and codec.upper() not in room.video_codecs:
+        raise AtriumError(
+            errors.TRACK_KIND_UNSUPPORTED,
+            "The track kind is not supported by the Room (its codec is not among VideoCodecs)",
+            400,
+        )
+    limit = room.max_concurrent_published_tracks
+    if limit and published_in_room >= limit:
+        raise AtriumError(
+            errors.MAX_PUBLISHED_TRACKS_REACHED,
+            "The maximum number of published tracks allowed in the Room at the same time has "
+            "been reached",
+            400,
+        )
 
 
 def unpublish(participant: ParticipantInfo, track: TrackInfo, now: datetime) -> TrackRemoved:

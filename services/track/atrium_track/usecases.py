@@ -128,12 +128,26 @@ class TrackUseCases:
             outcomes: list[PublishedTrackOutcome] = []
             tx.save_participant(publisher)
             tx.enter_room(request.room_sid, publisher.sid)
+            # Read in the transaction: of two publishes racing for the room's last track, the
+            # second reruns and sees the first.
+            limited = request.room is not None and bool(
+                request.room.max_concurrent_published_tracks
+            )
+            in_room = (
+                sum(
+                    t.account_sid == publisher.account_sid
+                    for t in await tx.room_tracks(request.room_sid)
+                )
+                if limited
+                else 0
+            )
             for wanted in request.tracks:
                 known = existing.get(by_client_id.get(wanted.client_id, ""))
                 if known is not None:
                     outcomes.append(outcome(wanted.client_id, known, added=False))
                     continue
                 try:
+                    domain.check_room_allows(request.room, wanted.kind, wanted.codec, in_room)
                     track, event = domain.publish(
                         publisher,
                         wanted.name,
@@ -149,6 +163,7 @@ class TrackUseCases:
                     )
                     continue
                 taken.add(track.name)
+                in_room += 1
                 # The same client id twice in one request is one track.
                 by_client_id[wanted.client_id] = track.sid
                 existing[track.sid] = track

@@ -32,6 +32,7 @@ from atrium_callback.domain import (
     QueueHead,
     RoomProjection,
     Timeouts,
+    anonymized,
     matches,
     projection_json,
 )
@@ -107,6 +108,17 @@ class FakeCallbackStore:
         self.plant(event.room_sid, event.event_id, event.sequence_number, pending.model_dump_json())
         self.due.setdefault(event.room_sid, due_at)
         return "queued"
+
+    async def anonymize(self, room_sid: str, participant_sid: str) -> int:
+        await self._turn("anonymize")
+        values = self.pending.get(room_sid, {})
+        changed = 0
+        for event_id, raw in values.items():
+            renamed = anonymized(PendingCallback.model_validate_json(raw), participant_sid)
+            if renamed is not None:
+                values[event_id] = renamed.model_dump_json()
+                changed += 1
+        return changed
 
     # CallbackQueue ----------------------------------------------------------------------------
     async def due_rooms(self, now: datetime, limit: int) -> list[str]:

@@ -273,6 +273,16 @@ class FakeParticipants(FakePort):
         self.participants[found.sid] = kicked
         return kicked
 
+    async def anonymize(
+        self, request: participant_api.AnonymizeParticipantRequest
+    ) -> ParticipantInfo:
+        """The participant service decides (only a disconnected one); the fake renames."""
+        self._received(request)
+        found = self._find(request.account_sid, request.room_sid, request.sid_or_identity)
+        anonymous = found.model_copy(update={"identity": found.sid})
+        self.participants[found.sid] = anonymous
+        return anonymous
+
     async def list_participants(
         self, request: participant_api.ListParticipantsRequest
     ) -> participant_api.ParticipantPage:

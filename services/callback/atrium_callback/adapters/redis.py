@@ -22,12 +22,14 @@ from typing import Any, cast, get_args
 
 from pydantic import ValidationError
 from redis.asyncio import Redis
+from redis.exceptions import WatchError
 
 from atrium_callback.domain import (
     IntakeOutcome,
     PendingCallback,
     ProjectionUpdate,
     QueueHead,
+    anonymized,
     matches,
     projection_json,
 )
@@ -103,6 +105,7 @@ return 'queued'
 
 class RedisIntakeStore:
     def __init__(self, redis: Redis) -> None:
+        self._redis = redis
         self._take_in = redis.register_script(_TAKE_IN)
 
     async def take_in(
@@ -134,6 +137,33 @@ class RedisIntakeStore:
         if outcome not in get_args(IntakeOutcome):
             raise RuntimeError(f"unexpected intake outcome {outcome!r}")
         return cast(IntakeOutcome, outcome)
+
+    async def anonymize(self, room_sid: str, participant_sid: str) -> int:
+        # Decided in Python (the scripts never look inside the values): WATCH the room's
+        # pending callbacks, so a retry rescheduled meanwhile is rewritten, not overwritten.
+        key = pending_key(room_sid)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(key)
+                    changed: dict[str, str] = {}
+                    for event_id, raw in (await pipe.hgetall(key)).items():
+                        try:
+                            pending = PendingCallback.model_validate_json(raw)
+                        except ValidationError:
+                            continue  # unreadable: the dispatcher drops it
+                        renamed = anonymized(pending, participant_sid)
+                        if renamed is not None:
+                            changed[str(event_id)] = renamed.model_dump_json()
+                    if not changed:
+                        await pipe.reset()
+                        return 0
+                    pipe.multi()
+                    pipe.hset(key, mapping=changed)
+                    await pipe.execute()
+                    return len(changed)
+                except WatchError:
+                    continue
 
 
 # Dispatching --------------------------------------------------------------------------------

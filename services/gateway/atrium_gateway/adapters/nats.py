@@ -60,6 +60,11 @@ class NatsParticipants:
     async def update(self, request: participant_api.UpdateParticipantRequest) -> ParticipantInfo:
         return await self._rpc.call(subjects.PARTICIPANT_UPDATE, request, ParticipantInfo)
 
+    async def anonymize(
+        self, request: participant_api.AnonymizeParticipantRequest
+    ) -> ParticipantInfo:
+        return await self._rpc.call(subjects.PARTICIPANT_ANONYMIZE, request, ParticipantInfo)
+
     async def list_participants(
         self, request: participant_api.ListParticipantsRequest
     ) -> participant_api.ParticipantPage:

@@ -15,7 +15,11 @@ from atrium_gateway.api.dependencies import (
     json_response,
     rest_router,
 )
-from atrium_shared.participant_api import ListParticipantsRequest, UpdateParticipantRequest
+from atrium_shared.participant_api import (
+    AnonymizeParticipantRequest,
+    ListParticipantsRequest,
+    UpdateParticipantRequest,
+)
 
 router = rest_router("/v1/Rooms/{room}")
 
@@ -44,7 +48,10 @@ async def fetch_participant(found: PathParticipant, base: BaseUrl) -> JSONRespon
     return json_response(wire.render_participant(found, base))
 
 
-@router.post("/Participants/{participant}", response_model=wire.ParticipantResource)
+# 202, as Twilio's spec answers an update.
+@router.post(
+    "/Participants/{participant}", status_code=202, response_model=wire.ParticipantResource
+)
 async def update_participant(
     room: PathRoom, participants: Participants, base: BaseUrl, participant: str, form: StatusField
 ) -> JSONResponse:
@@ -55,4 +62,16 @@ async def update_participant(
         sid_or_identity=participant,
         status=form.Status,
     )
-    return json_response(wire.render_participant(await participants.update(update), base))
+    return json_response(wire.render_participant(await participants.update(update), base), 202)
+
+
+@router.post("/Participants/{participant}/Anonymize", response_model=wire.AnonymizeResource)
+async def anonymize_participant(
+    room: PathRoom, participants: Participants, base: BaseUrl, participant: str
+) -> JSONResponse:
+    """The participant's identity becomes its SID in REST, stored callbacks and recordings
+    (200, as Twilio's spec); a participant still connected is a 400."""
+    request = AnonymizeParticipantRequest(
+        account_sid=room.account_sid, room_sid=room.sid, sid_or_identity=participant
+    )
+    return json_response(wire.render_anonymized(await participants.anonymize(request), base))

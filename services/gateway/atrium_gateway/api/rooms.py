@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Form
+from fastapi import Form, Request
 from fastapi.responses import JSONResponse
 
 from atrium_gateway import wire
@@ -24,9 +24,14 @@ router = rest_router("/v1")
 
 @router.post("/Rooms", status_code=201, response_model=wire.RoomResource)
 async def create_room(
-    account: Auth, rooms: Rooms, base: BaseUrl, form: Annotated[wire.CreateRoomForm, Form()]
+    request: Request,
+    account: Auth,
+    rooms: Rooms,
+    base: BaseUrl,
+    form: Annotated[wire.CreateRoomForm, Form()],
 ) -> JSONResponse:
-    room = await rooms.create(wire.create_room_request(account.sid, form))
+    empty = wire.sent_empty((await request.form()).multi_items())
+    room = await rooms.create(wire.create_room_request(account.sid, form, empty))
     return json_response(wire.render_room(room, base), 201)
 
 
@@ -44,9 +49,10 @@ async def fetch_room(account: Auth, rooms: Rooms, base: BaseUrl, sid_or_name: st
     return json_response(wire.render_room(room, base))
 
 
-@router.post("/Rooms/{sid_or_name}", response_model=wire.RoomResource)
+# Twilio's spec answers an update with 202 (the helper libraries accept any 2xx).
+@router.post("/Rooms/{sid_or_name}", status_code=202, response_model=wire.RoomResource)
 async def update_room(
     account: Auth, rooms: Rooms, base: BaseUrl, sid_or_name: str, form: StatusField
 ) -> JSONResponse:
     update = UpdateRoomRequest(account_sid=account.sid, sid_or_name=sid_or_name, status=form.Status)
-    return json_response(wire.render_room(await rooms.update(update), base))
+    return json_response(wire.render_room(await rooms.update(update), base), 202)

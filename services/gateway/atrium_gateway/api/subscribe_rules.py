@@ -24,7 +24,7 @@ from atrium_shared.track_api import FetchSubscribeRulesRequest, SetSubscribeRule
 router = rest_router("/v1/Rooms/{room}/Participants/{participant}")
 
 # Twilio answers 53117 for subscription operations a room type does not support.
-UNSUPPORTED_ROOM_TYPES = ("peer-to-peer",)
+UNSUPPORTED_ROOM_TYPES = ("go", "peer-to-peer")  # media goes peer to peer: nothing to route
 
 
 @router.get("/SubscribeRules", response_model=wire.SubscribeRulesResource)

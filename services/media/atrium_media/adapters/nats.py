@@ -8,7 +8,7 @@ from faststream.nats import NatsBroker
 from pydantic import BaseModel
 
 from atrium_shared import subjects
-from atrium_shared.models import ParticipantInfo, TrackInfo
+from atrium_shared.models import ParticipantInfo, RoomInfo, TrackInfo
 from atrium_shared.participant_api import (
     AdmitParticipantRequest,
     AdmitParticipantResult,
@@ -101,7 +101,10 @@ class NatsControlPlane:
         )
 
     async def publish(
-        self, participant: ParticipantInfo, tracks: list[TrackToPublish]
+        self,
+        participant: ParticipantInfo,
+        tracks: list[TrackToPublish],
+        room: RoomInfo | None = None,
     ) -> PublishTracksResult:
         return await self._call(
             subjects.TRACK_PUBLISH,
@@ -110,6 +113,7 @@ class NatsControlPlane:
                 room_sid=participant.room_sid,
                 participant=participant,
                 tracks=tracks,
+                room=room,
             ),
             PublishTracksResult,
         )

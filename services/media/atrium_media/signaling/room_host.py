@@ -104,6 +104,8 @@ class RoomHost:
                     (pc for pc in pcs if (pc.get("description") or {}).get("type") == "offer"), None
                 )
                 answer: dict[str, Any] | None = None
+                # Publishers send only the room's VideoCodecs (their offers are answered so).
+                session.video_codecs = list(self.room.video_codecs)
                 if offer is not None:
                     session.pc_id = str(offer.get("id", ""))
                     description = offer["description"]
@@ -241,10 +243,15 @@ class RoomHost:
                     session.participant,
                     [
                         TrackToPublish(
-                            client_id=t.client_id, name=t.name, kind=t.kind, enabled=t.enabled
+                            client_id=t.client_id,
+                            name=t.name,
+                            kind=t.kind,
+                            enabled=t.enabled,
+                            codec=session.published_codec(t.client_id),
                         )
                         for t in added
                     ],
+                    self.room,
                 )
             except AtriumError as exc:
                 # The client waits for a `published` entry per track: fail them, don't hang.

@@ -247,6 +247,55 @@ def _rewrite(line: str, mapping: dict[int, int], extension_for: Callable[[str], 
     return line
 
 
+# ---------------------------------------------------------------------------------------------
+# A room's VideoCodecs: what a publisher may send
+# ---------------------------------------------------------------------------------------------
+
+# Video payload formats that are not codecs of their own: retransmission and redundancy.
+_VIDEO_HELPERS = ("rtx", "red", "ulpfec", "flexfec-03")
+
+
+def keep_video_codecs(offer: str, allowed: list[str]) -> str:
+    """``offer`` with its video sections offering only the codecs in ``allowed`` (VP8, H264,
+    any case), so the answer picks one of them: Twilio's VideoCodecs are "the video codecs that
+    are supported when publishing a track in the room". RTX of a removed codec goes with it. A
+    section that offers none of them is left as it is (the track service then refuses its
+    track, 53125), so the rest of the offer is still answered."""
+    wanted = {codec.lower() for codec in allowed}
+    head, sections = _split(offer)
+    out: list[str | None] = list(head)
+    for section in sections:
+        if not section.lines[0].startswith("m=video"):
+            out.extend(section.lines)
+            continue
+        codecs, fmtp = section.codecs(), section.fmtp()
+        primary = {pt for pt, (name, _, _) in codecs.items() if name not in _VIDEO_HELPERS}
+        kept = {pt for pt in primary if codecs[pt][0] in wanted}
+        if not kept or kept == primary:
+            out.extend(section.lines)
+            continue
+        for pt, (name, _, _) in codecs.items():
+            apt = _apt(fmtp.get(pt, ""))
+            if name in _VIDEO_HELPERS and (apt is None or apt in kept):
+                kept.add(pt)
+        out.extend(_only_formats(line, kept) for line in section.lines)
+    return "\r\n".join(line for line in out if line is not None) + "\r\n"
+
+
+def _only_formats(line: str, kept: set[int]) -> str | None:
+    """``line`` of a media section without the payload types outside ``kept``."""
+    if line.startswith("m="):
+        fields = line.split(" ")
+        formats = [f for f in fields[3:] if not f.isdigit() or int(f) in kept]
+        return " ".join(fields[:3] + formats)
+    for prefix in ("a=rtpmap:", "a=fmtp:", "a=rtcp-fb:"):
+        if line.startswith(prefix):
+            pt_text = line[len(prefix) :].partition(" ")[0]
+            if pt_text.isdigit() and int(pt_text) not in kept:
+                return None
+    return line
+
+
 def announce(sdp: str, address: str) -> str:
     """Replace the worker's own (non-loopback) candidate addresses with ``address``.
 

@@ -28,7 +28,12 @@ from aiortc.sdp import candidate_from_sdp
 from atrium_media import aiortc_compat as compat
 from atrium_media.signaling.link_quality import LinkQuality
 from atrium_media.signaling.media_signaling import MediaSignaling
-from atrium_media.signaling.sdp import announce, harmonize_offer, sending_tracks
+from atrium_media.signaling.sdp import (
+    announce,
+    harmonize_offer,
+    keep_video_codecs,
+    sending_tracks,
+)
 from atrium_shared.models import ParticipantInfo
 from atrium_shared.signaling_api import session_token
 
@@ -103,6 +108,8 @@ class ParticipantSession:
     incoming_channels: dict[str, RTCDataChannel] = field(default_factory=dict)
     sending_mids: dict[str, str] = field(default_factory=dict)  # client track id -> mid
     announced_address: str | None = None  # the worker's address as clients must reach it
+    # The room's VideoCodecs: the only video codecs this client's offers are answered with.
+    video_codecs: list[str] | None = None
     detached_timer: asyncio.TimerHandle | None = None
     # The signaling socket dropped and the client has not come back with `sync` yet, or its
     # media stopped arriving while it should flow: the others see it `reconnecting` meanwhile.
@@ -219,6 +226,8 @@ class ParticipantSession:
         if self.revision and revision <= self.revision:
             log.info("stale client offer r%s on %s (at r%s)", revision, self.session, self.revision)
             return None
+        if self.video_codecs:
+            sdp = keep_video_codecs(sdp, self.video_codecs)
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         self.revision = revision
         self.sending_mids = {
@@ -309,6 +318,15 @@ class ParticipantSession:
             if transceiver.mid == mid:
                 return transceiver
         return None
+
+    def published_codec(self, client_id: str) -> str | None:
+        """The video codec negotiated for what the client sends on ``client_id`` (VP8, H264),
+        None before negotiation and for audio."""
+        transceiver = self.receiving_transceiver(client_id)
+        codecs = transceiver._codecs if transceiver is not None else []
+        if transceiver is None or transceiver.kind != "video" or not codecs:
+            return None
+        return codecs[0].mimeType.partition("/")[2].upper()
 
     async def close(self) -> None:
         self.closed = True
