@@ -357,6 +357,35 @@ def test_packets_older_than_the_epoch_are_dropped() -> None:
     assert not switcher.push(late).packets
 
 
+def test_an_epoch_outlives_sequence_number_wraps() -> None:
+    """A layer forwarded for minutes passes 2^16 input sequence numbers several times; no packet
+    of it may look "older than the epoch" (a 16-bit comparison with the epoch's first one would
+    drop every other 32768 packets)."""
+    layers = make_layers(1)
+    layers[0].packets_per_frame = 5
+    switcher = new_switcher(layers)
+    switcher.set_target(0, now=0.0)
+    count = 0
+    previous: OutputPacket | None = None
+    for index in range(14_000):  # 70,000 packets: past 2^15 from the start, and past a wrap
+        for packet in layers[0].frame(index, index * FRAME_SECONDS):
+            (out,) = switcher.push(packet).packets
+            if previous is not None:
+                assert seq_distance(out.sequence_number, previous.sequence_number) == 1
+            previous = out
+            count += 1
+    assert count == 70_000 and switcher.packets_dropped == 0
+    # A late repair of a recent packet still lands in its place.
+    late = layers[0].sent[-3]
+    repair = layer_packet(
+        late.ssrc, late.sequence_number, late.timestamp, late.marker, late.payload, 9999.0,
+        repaired=True,
+    )  # fmt: skip
+    (again,) = switcher.push(repair).packets
+    assert previous is not None
+    assert seq_distance(again.sequence_number, previous.sequence_number) == -2
+
+
 def test_keyframe_requests_are_repeated_while_waiting() -> None:
     layers = make_layers(2)
     switcher = new_switcher(layers, keyframe_retry_seconds=0.5)

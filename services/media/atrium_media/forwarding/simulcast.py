@@ -190,7 +190,8 @@ class SimulcastSwitcher:
     __slots__ = (
         "_clock_rate",
         "_epoch_layer",
-        "_epoch_start_seq",
+        "_epoch_span",
+        "_epoch_top",
         "_held",
         "_highest_seq",
         "_index",
@@ -249,7 +250,10 @@ class SimulcastSwitcher:
         self.target_layer: int | None = None
         # The current epoch (or the last one, once stopped): its layer and offsets.
         self._epoch_layer: int | None = None
-        self._epoch_start_seq = 0
+        # The newest input sequence number of the epoch, and how far it is past the epoch's
+        # first (unbounded: an epoch outlives any number of sequence number wraps).
+        self._epoch_top = 0
+        self._epoch_span = 0
         self._seq_offset = 0
         self._ts_offset = 0
         self._picture_id_offset = 0
@@ -332,7 +336,7 @@ class SimulcastSwitcher:
                 self._hold(packet)
             if self._retry_due(packet.arrival):
                 request = self._request(packet.arrival)
-        if layer != self.current_layer or not self._in_epoch(packet.sequence_number):
+        if layer != self.current_layer or not self._admit(packet.sequence_number):
             self.packets_dropped += 1
             return SwitcherResult(keyframe_request=request) if request is not None else _NOTHING
         out = self._map(layer, packet)
@@ -348,8 +352,15 @@ class SimulcastSwitcher:
         self.keyframe_requests += 1
         return self.layer_ssrcs[self.target_layer]
 
-    def _in_epoch(self, seq: int) -> bool:
-        return seq_distance(seq, self._epoch_start_seq) >= 0
+    def _admit(self, seq: int) -> bool:
+        """Whether an input packet belongs to the current epoch (not older than its first);
+        advances the epoch's newest sequence number."""
+        ahead = seq_distance(seq, self._epoch_top)
+        if ahead > 0:
+            self._epoch_top = seq
+            self._epoch_span += ahead
+            return True
+        return self._epoch_span + ahead >= 0
 
     def _hold(self, packet: LayerPacket) -> None:
         held = self._held
@@ -372,6 +383,8 @@ class SimulcastSwitcher:
             key=lambda p: seq_distance(p.sequence_number, keyframe.sequence_number),
         )
         self._held.clear()
+        for p in rest:
+            self._admit(p.sequence_number)
         packets = tuple(self._map(layer, p) for p in (keyframe, *rest))
         return SwitcherResult(packets=packets, switched_to=layer)
 
@@ -383,7 +396,8 @@ class SimulcastSwitcher:
         first_ts = self._first_timestamp(layer, keyframe)
         self._seq_offset = (first_seq - keyframe.sequence_number) % SEQ_MOD
         self._ts_offset = (first_ts - keyframe.timestamp) % TS_MOD
-        self._epoch_start_seq = keyframe.sequence_number
+        self._epoch_top = keyframe.sequence_number
+        self._epoch_span = 0
         vp8 = keyframe.vp8
         if vp8 is not None and vp8.picture_id is not None:
             if self._last_picture_id is None:

@@ -252,7 +252,7 @@ def rewritten_vp8_payload(
     )
     if not changes_picture and not changes_tl0:
         return payload
-    # Only the descriptor is copied into a mutable buffer; the frame data is joined unchanged.
+    # Only the descriptor goes through a mutable buffer; the frame data is copied once, by join.
     head = bytearray(payload[: descriptor.size])
     rewrite_vp8_descriptor(head, descriptor, picture_id=picture_id, tl0_pic_idx=tl0_pic_idx)
-    return bytes(head) + payload[descriptor.size :]
+    return b"".join((head, memoryview(payload)[descriptor.size :]))
