@@ -40,6 +40,21 @@ def test_wraparound_of_input_and_output() -> None:
     assert rw.highest_out_seq == 0
 
 
+def test_an_epoch_longer_than_half_the_sequence_space_keeps_every_packet() -> None:
+    # 70,000 packets in a row (an audio track forwarded for 23 minutes): a comparison with the
+    # epoch's first sequence number alone took packets 32768-65535 for "before the epoch".
+    rw = StreamRewriter(48000, initial_seq=0, initial_ts=0)
+    rw.start_epoch(in_seq=100, in_ts=0, now=0.0)
+    kept = sum(1 for i in range(1, 70_000) if rw.in_epoch((100 + i) % 65536))
+    assert kept == 69_999
+    # Still: a packet from before the epoch's start is not forwarded ...
+    fresh = StreamRewriter(48000, initial_seq=0, initial_ts=0)
+    fresh.start_epoch(in_seq=100, in_ts=0, now=0.0)
+    assert fresh.in_epoch(101) and not fresh.in_epoch(99)
+    # ... and a late (reordered) packet of the epoch is.
+    assert rw.in_epoch((100 + 69_990) % 65536)
+
+
 def test_new_epoch_continues_sequence_and_advances_timestamp_by_elapsed_time() -> None:
     rw = StreamRewriter(90000, initial_seq=100, initial_ts=0)
     rw.start_epoch(in_seq=5000, in_ts=1_000_000, now=1.0)

@@ -60,7 +60,7 @@ async def make_room() -> AsyncIterator[Any]:
     made: list[Room] = []
 
     def make(**options: Any) -> Room:
-        room = Room("token", "ws://127.0.0.1:1/signaling", "room", **options)
+        room = Room("token", "ws://127.0.0.1:1/signaling", "room", ice_servers=[], **options)
         room.local_participant.sid = ME
         room.state = "connected"
         made.append(room)

@@ -36,7 +36,8 @@ class StreamRewriter:
 
     __slots__ = (
         "_clock_rate",
-        "_epoch_start_seq",
+        "_epoch_newest_seq",
+        "_epoch_progress",
         "_highest_out_seq",
         "_last_out_time",
         "_last_out_ts",
@@ -56,7 +57,11 @@ class StreamRewriter:
         self._last_out_time = 0.0
         self._seq_offset = 0
         self._ts_offset = 0
-        self._epoch_start_seq = 0
+        # The newest input of the epoch and how many sequence numbers it is past the epoch's
+        # start (unbounded): 16-bit distances alone would call every packet more than 32767
+        # past the start "older than the epoch" and drop half of every 65536.
+        self._epoch_newest_seq = 0
+        self._epoch_progress = 0
         self.active = False
 
     def start_epoch(self, in_seq: int, in_ts: int, now: float) -> None:
@@ -72,15 +77,25 @@ class StreamRewriter:
             first_ts = ts_add(self._last_out_ts, max(1, round(elapsed * self._clock_rate)))
         self._seq_offset = (first_seq - in_seq) % SEQ_MOD
         self._ts_offset = (first_ts - in_ts) % TS_MOD
-        self._epoch_start_seq = in_seq
+        self._epoch_newest_seq = in_seq
+        self._epoch_progress = 0
         self.active = True
 
     def stop_epoch(self) -> None:
         self.active = False
 
     def in_epoch(self, in_seq: int) -> bool:
-        """Whether an input packet belongs to the current epoch (not older than its start)."""
-        return self.active and seq_distance(in_seq, self._epoch_start_seq) >= 0
+        """Whether an input packet belongs to the current epoch (not older than its start);
+        a newer packet than any before moves the epoch's newest input forward."""
+        if not self.active:
+            return False
+        ahead = seq_distance(in_seq, self._epoch_newest_seq)
+        if self._epoch_progress + ahead < 0:
+            return False  # sent before the epoch started
+        if ahead > 0:
+            self._epoch_newest_seq = in_seq
+            self._epoch_progress += ahead
+        return True
 
     def map(self, in_seq: int, in_ts: int, now: float) -> tuple[int, int]:
         """Output (seq, ts) for an input packet of the current epoch; records what was sent."""
