@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar, cast
 
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
 T = TypeVar("T")
@@ -212,15 +212,15 @@ def mutated(draw: st.DrawFn, bodies: st.SearchStrategy[dict[str, Any]]) -> dict[
     return body
 
 
-def examples(strategy: st.SearchStrategy[T], count: int) -> list[T]:
-    """``count`` values of ``strategy``, the same ones on every run (a failing fuzz run is
-    repeatable), drawn by Hypothesis's own engine so its edge cases come first."""
+def examples(strategy: st.SearchStrategy[T], count: int, run: int = 0) -> list[T]:
+    """``count`` values of ``strategy``, the same ones on every run for the same ``run`` (a
+    failing fuzz run is repeatable), drawn by Hypothesis's own engine (edge cases included)."""
     drawn: list[T] = []
 
+    @seed(run)
     @settings(
         max_examples=count,
         database=None,
-        derandomize=True,
         deadline=None,
         phases=[Phase.generate],
         suppress_health_check=list(HealthCheck),
