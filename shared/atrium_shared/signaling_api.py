@@ -8,6 +8,7 @@ RSP session. Any gateway replica can carry any session: the worker always answer
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -48,6 +49,15 @@ def session_token(worker_id: str, session_id: str) -> str:
     return f"{worker_id}.{session_id}"
 
 
+# A worker id is part of a NATS subject (``atrium.media.<id>.rsp``): tokens of these characters,
+# separated by dots. Anything else in a client's session string (a wildcard, a space, a line
+# break) would be a different subject, or a broken protocol line, if it were published to.
+_WORKER_ID = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*")
+
+
 def worker_of_session(session: str) -> str | None:
+    """The worker a client's RSP ``session`` string names, or None if it names none."""
     worker_id, sep, _ = session.rpartition(".")
-    return worker_id if sep and worker_id else None
+    if not sep or _WORKER_ID.fullmatch(worker_id) is None:
+        return None
+    return worker_id

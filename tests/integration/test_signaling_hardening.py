@@ -159,3 +159,73 @@ async def test_a_garbage_offer_is_53403_and_gives_the_seat_back(
         assert alice.state == "connected"
     finally:
         await alice.disconnect()
+
+
+@pytest.mark.parametrize(
+    "update",
+    [
+        {"participant": "alice"},
+        {"participant": {"revision": 2, "tracks": [{"id": 7, "kind": "audio"}]}},
+        {"participant": {"revision": 2, "tracks": [{"id": "t", "kind": "audio", "enabled": 1}]}},
+        {"peer_connections": {"id": "pc1"}},
+        {"peer_connections": [{"id": "pc1", "description": {"type": "offer", "sdp": 5}}]},
+        {"peer_connections": [{"id": "pc1", "description": {"type": "answer", "revision": "2"}}]},
+        {"peer_connections": [{"id": "pc1", "ice": {"ufrag": "u", "candidates": "all"}}]},
+        {"peer_connections": [{"id": "pc1", "ice": {"candidates": [{"candidate": 1}]}}]},
+    ],
+)
+async def test_a_malformed_update_is_53003_and_leaves_the_session_alone(
+    stack: Stack, tenant: Tenant, update: dict[str, Any]
+) -> None:
+    """An admitted participant's malformed update is answered and changes nothing: the
+    participant stays connected, and a well formed update afterwards is applied."""
+    async with raw_socket(stack) as socket:
+        body = connect_body(
+            tenant.token("mallory", "bad-update"),
+            "bad-update",
+            participant={"revision": 1, "tracks": []},
+            peer_connections=[],
+        )
+        await socket.send(json.dumps({"type": "msg", "body": body}))
+        connected = await next_body(socket)
+        assert connected["type"] == "connected", connected
+        session = connected["session"]
+        bad = {"type": "update", "version": 2, "session": session, **update}
+        await socket.send(json.dumps({"type": "msg", "body": bad}))
+        refused = await next_body(socket)
+        assert (refused["type"], refused.get("code")) == ("error", 53003), refused
+        assert await rest_participants(stack, tenant, "bad-update") == [("mallory", "connected")]
+        track = {"id": "t1", "kind": "data", "name": "chat", "enabled": True}
+        good = {"type": "update", "version": 2, "session": session}
+        good["participant"] = {"revision": 2, "tracks": [track]}
+        await socket.send(json.dumps({"type": "msg", "body": good}))
+        while (answered := await next_body(socket)).get("published") is None:
+            assert answered["type"] != "error", answered
+        assert [t["id"] for t in answered["published"]["tracks"]] == ["t1"]
+        await socket.send(json.dumps({"type": "msg", "body": {"type": "disconnect"}}))
+
+    async def gone() -> bool:
+        # Disconnected, or already gone with its room (an empty room ends within seconds here).
+        statuses = await rest_participants(stack, tenant, "bad-update")
+        return all(status == "disconnected" for _, status in statuses)
+
+    await eventually(gone, message="mallory left")
+
+
+async def test_a_garbage_offer_in_an_update_is_53403_and_the_session_stays(
+    stack: Stack, tenant: Tenant
+) -> None:
+    async with raw_socket(stack) as socket:
+        body = connect_body(
+            tenant.token("mallory", "bad-offer"), "bad-offer", participant={}, peer_connections=[]
+        )
+        await socket.send(json.dumps({"type": "msg", "body": body}))
+        connected = await next_body(socket)
+        assert connected["type"] == "connected", connected
+        for sdp in ("v=0\r\nthis is not SDP\r\n", "v=0\r\nm=audio x y z\r\n"):
+            offer = {"type": "offer", "revision": 1, "sdp": sdp}
+            update = {"type": "update", "peer_connections": [{"id": "pc1", "description": offer}]}
+            await socket.send(json.dumps({"type": "msg", "body": update}))
+            refused = await next_body(socket)
+            assert (refused["type"], refused.get("code")) == ("error", 53403), refused
+        assert await rest_participants(stack, tenant, "bad-offer") == [("mallory", "connected")]

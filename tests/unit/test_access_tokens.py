@@ -72,7 +72,8 @@ async def test_each_defect_has_its_code() -> None:
     assert await code_of(f"{header}.{payload}") == errors.TOKEN_INVALID
     assert await code_of(f"e30.{payload}.{signature}") == errors.TOKEN_INVALID_HEADER  # {} header
     assert await code_of(f"%%%.{payload}.{signature}") == errors.TOKEN_INVALID_HEADER
-    assert await code_of(mint(key_sid="SK" + "c" * 32)) == errors.TOKEN_INVALID_ISSUER
+    assert await code_of(mint(key_sid="SK" + "c" * 32)) == errors.TOKEN_INVALID_SIGNATURE
+    # Signed with the key's secret, for another account: the minter knows the secret.
     assert await code_of(mint(account="AC" + "d" * 32)) == errors.TOKEN_INVALID_ISSUER
     assert await code_of(mint(secret="x" * 32)) == errors.TOKEN_INVALID_SIGNATURE
     assert (
@@ -93,6 +94,43 @@ async def test_a_revoked_key_stops_working() -> None:
     with pytest.raises(tokens.TokenError) as caught:
         await tokens.verify_video_token(mint(), lookup_revoked)
     assert caught.value.code == errors.TOKEN_INVALID_ISSUER
+    # Without its secret, a revoked key is as unknown as one that never existed.
+    with pytest.raises(tokens.TokenError) as caught:
+        await tokens.verify_video_token(mint(secret="x" * 32), lookup_revoked)
+    assert caught.value.code == errors.TOKEN_INVALID_SIGNATURE
+
+
+async def test_which_key_sids_exist_is_not_revealed() -> None:
+    """Without a key's secret, an existing key SID and a made-up one get the same answer,
+    whatever else the token says (another account, a lifetime over 24 h, no exp)."""
+    unknown = "SK" + "c" * 32
+    forgeries: list[tuple[str, str]] = [
+        (mint(secret="x" * 32), mint(key_sid=unknown, secret="x" * 32)),
+        (
+            mint(secret="x" * 32, account="AC" + "d" * 32),
+            mint(key_sid=unknown, secret="x" * 32, account="AC" + "d" * 32),
+        ),
+        (mint(secret="x" * 32, ttl=30 * 24 * 3600), mint(key_sid=unknown, ttl=30 * 24 * 3600)),
+    ]
+    without_exp = claims()
+    del without_exp["exp"]
+    forgeries.append(
+        (signed(without_exp, "x" * 32), signed({**without_exp, "iss": unknown}, "x" * 32))
+    )
+    for of_known_key, of_unknown_key in forgeries:
+        answers = []
+        for token in (of_known_key, of_unknown_key):
+            with pytest.raises(tokens.TokenError) as caught:
+                await tokens.verify_video_token(token, lookup)
+            answers.append((caught.value.code, caught.value.message))
+        assert (
+            answers[0]
+            == answers[1]
+            == (
+                errors.TOKEN_INVALID_SIGNATURE,
+                "Invalid Access Token signature",
+            )
+        )
 
 
 def signed(payload: dict[str, object], secret: str = SECRET) -> str:

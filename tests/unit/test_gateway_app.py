@@ -286,6 +286,45 @@ async def test_connect_is_verified_joined_and_relayed_to_the_rooms_worker(
     assert gateway.service.signaling.connections == {}
 
 
+async def test_one_session_per_socket_and_a_session_names_a_real_subject(
+    signaling: tuple[FakeGateway, AnsweringWorker, ApiKey],
+) -> None:
+    """A sync's session string becomes part of a NATS subject: one naming no plain worker id
+    (wildcards, spaces, line breaks) goes nowhere. And a socket carries one session: a second
+    connect or sync would take its frames, its close included, away from the first one's worker."""
+    gateway, workers, key = signaling
+    async with WebSocketClient(gateway.app, "/signaling") as socket:
+        await socket.send_json({"type": "hello", "timeout": 60_000})
+        assert (await socket.receive_json())["type"] == "welcome"
+
+        async def answer(body: dict[str, Any]) -> dict[str, Any]:
+            await socket.send_json({"type": "msg", "body": body})
+            reply: dict[str, Any] = (await socket.receive_json())["body"]
+            return reply
+
+        for session in ("*.s1", ">.s1", "media 1.s1", "media-1\r\nPUB x 1.s1", "a..b.s1", ".s1"):
+            sync = {"type": "sync", "token": token(key), "session": session}
+            assert (await answer(sync))["code"] == errors.SIGNALING_INVALID_MESSAGE, session
+        not_text: list[Any] = [{"id": "media-1.s1"}, ["media-1.s1"], 7]
+        for wrong in not_text:
+            sync = {"type": "sync", "token": token(key), "session": wrong}
+            assert (await answer(sync))["code"] == errors.SIGNALING_INVALID_MESSAGE, wrong
+        assert workers.frames == []
+
+        assert (await answer({"type": "connect", "token": token(key)}))["type"] == "connected"
+        for again in (
+            {"type": "connect", "token": token(key)},
+            {"type": "sync", "token": token(key), "session": "media-2.s9"},
+        ):
+            assert (await answer(again))["code"] == errors.SIGNALING_INVALID_MESSAGE
+    await eventually(lambda: len(workers.frames) == 2, timeout=2, interval=0.001, message="close")
+    assert [(w, f.kind, f.body.get("type")) for w, f in workers.frames] == [
+        (gateway.rooms.worker_id, "rsp", "connect"),
+        (gateway.rooms.worker_id, "socket-closed", None),
+    ]
+    assert len(gateway.rooms.requests) == 1
+
+
 async def test_signaling_errors_come_back_as_rsp_error_bodies(
     signaling: tuple[FakeGateway, AnsweringWorker, ApiKey],
 ) -> None:

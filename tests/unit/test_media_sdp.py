@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from typing import Any
-
 from atrium_media.signaling.sdp import (
     announce,
     harmonize_offer,
@@ -10,7 +8,6 @@ from atrium_media.signaling.sdp import (
     media_sections,
     sending_tracks,
 )
-from atrium_media.signaling.worker import connect_body_problem
 
 OFFER = """v=0
 o=- 1 2 IN IP4 127.0.0.1
@@ -151,22 +148,6 @@ def test_text_that_is_not_sdp_is_told_apart() -> None:
     assert is_session_description("v=0\ns=-\nm=audio 9 UDP/TLS/RTP/SAVPF 111\n")
     for garbage in ("", "garbage", "v=1\r\n", "v=0\r\nthis is not SDP\r\n", "s=-\r\nv=0\r\n"):
         assert not is_session_description(garbage), garbage
-
-
-def test_connect_bodies_a_host_cannot_read_are_told_apart() -> None:
-    assert connect_body_problem({"type": "connect"}) is None
-    good = {"participant": {"revision": 1, "tracks": [{"id": "a"}]}, "peer_connections": []}
-    assert connect_body_problem(good) is None
-    bad: Any
-    for bad in (
-        {"participant": "alice"},
-        {"participant": {"tracks": {"id": "a"}}},
-        {"participant": {"revision": True}},
-        {"peer_connections": [1]},
-        {"peer_connections": [{"description": []}]},
-        {"peer_connections": [{"description": {"sdp": 5}}]},
-    ):
-        assert connect_body_problem(bad) is not None, bad
 
 
 CHROME_VIDEO = """v=0

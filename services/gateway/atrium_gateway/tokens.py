@@ -1,6 +1,7 @@
 """Verification of Twilio Access Tokens (JWT, HS256) as twilio's helper libraries mint them,
 with PyJWT, plus Twilio's own rules (a lifetime of 24 h at most, a bounded size, an active key
-of an active account).
+of an active account). Which API key SIDs exist is not revealed: an unknown key and a wrong
+secret are the same 20107.
 
 Each defect maps to the 2010x code the client SDKs know, so twilio-video.js shows the same error it
 would show against Twilio. Pure functions: the caller supplies the API key lookup.
@@ -8,6 +9,7 @@ would show against Twilio. Pure functions: the caller supplies the API key looku
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -66,6 +68,10 @@ MAX_LIFETIME_SECONDS = 24 * 3600
 MAX_TOKEN_LENGTH = 8 * 1024
 
 
+# What a token naming an unknown API key is checked against (see verify_video_token).
+_UNKNOWN_KEY_SECRET = secrets.token_urlsafe(32)
+
+
 def _unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """The header and payload, not yet trusted: 20102 for the header, 20101 for the payload."""
     try:
@@ -111,14 +117,11 @@ async def verify_video_token(
     if not isinstance(issuer, str) or not isinstance(subject, str):
         raise TokenError(TOKEN_INVALID_ISSUER)
     key = await lookup_key(issuer)
-    if key is None or key.status != "active" or key.account_sid != subject:
-        raise TokenError(TOKEN_INVALID_ISSUER)
-    if lookup_account is not None:
-        account = await lookup_account(subject)
-        if account is None or account.status != "active":
-            raise TokenError(TOKEN_INVALID_ISSUER)
-
-    secret = key.secret.get_secret_value().encode()
+    # The signature is checked first, and against a random secret when the key is unknown: a
+    # token nobody signed with a real key's secret gets 20107 whether its key SID exists or not
+    # (and for the same work), so guessed SIDs learn nothing. Only a correctly signed token,
+    # whose minter knows the secret, hears that the key or its account is not usable (20103).
+    secret = (key.secret.get_secret_value() if key is not None else _UNKNOWN_KEY_SECRET).encode()
     try:
         # PyJWT checks the signature (HS256 only) and that exp is there; the time window is
         # checked below against ``now``, which callers may set (PyJWT reads the wall clock).
@@ -139,6 +142,14 @@ async def verify_video_token(
         raise TokenError(TOKEN_EXPIRED) from None
     except (jwt.InvalidTokenError, RecursionError):
         raise TokenError(TOKEN_INVALID_SIGNATURE) from None
+    if key is None:  # signed with a secret that matches a random one: never, in practice
+        raise TokenError(TOKEN_INVALID_SIGNATURE)
+    if key.status != "active" or key.account_sid != subject:
+        raise TokenError(TOKEN_INVALID_ISSUER)
+    if lookup_account is not None:
+        account = await lookup_account(subject)
+        if account is None or account.status != "active":
+            raise TokenError(TOKEN_INVALID_ISSUER)
 
     current = time.time() if now is None else now
     expires, not_before, issued = payload.get("exp"), payload.get("nbf"), payload.get("iat")

@@ -216,6 +216,12 @@ class SignalingHub:
             await self._answer_ice(connection, body)
             return
         if kind in ("connect", "sync"):
+            if connection.worker_id is not None:
+                # One session per socket (twilio-video.js opens a new one to sync): a second
+                # connect or sync here would re-route this socket's frames, its close included,
+                # away from the worker holding the first session, which would then never end.
+                await self._reply_error(connection, SIGNALING_INVALID_MESSAGE, "Already in session")
+                return
             with tracer.start_as_current_span(f"signaling {kind}"):
                 await self._start_session(connection, body)
             return
@@ -251,7 +257,8 @@ class SignalingHub:
             claims = await self._verify(body.get("token"))
             room_name = self._room_name(body, claims)
             if body.get("type") == "sync":
-                worker_id = worker_of_session(str(body.get("session", "")))
+                session = body.get("session")
+                worker_id = worker_of_session(session) if isinstance(session, str) else None
                 if worker_id is None:
                     raise AtriumError(SIGNALING_INVALID_MESSAGE, "Unknown session", 400)
                 joined = None

@@ -9,9 +9,10 @@ for its answer is dropped (the client rolls back, answers ours, and offers again
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,9 +32,11 @@ from atrium_media.signaling.media_signaling import MediaSignaling
 from atrium_media.signaling.sdp import (
     announce,
     harmonize_offer,
+    is_session_description,
     keep_video_codecs,
     sending_tracks,
 )
+from atrium_shared.errors import SERVER_REMOTE_DESCRIPTION_FAILED, AtriumError
 from atrium_shared.models import ParticipantInfo
 from atrium_shared.signaling_api import session_token
 
@@ -45,6 +48,23 @@ SESSION_TIMEOUT_SECONDS = 30
 # video, up to 5 s for audio). Nothing for this long means its network is gone.
 PUBLISHER_SILENCE_SECONDS = 3.0
 SUBSCRIBER_SILENCE_SECONDS = 7.0
+
+REMOTE_DESCRIPTION_REFUSED = "Server is unable to apply a remote media description"
+
+
+@contextlib.asynccontextmanager
+async def _refused_as_53403(sdp: str) -> AsyncIterator[None]:
+    """A client description that is not SDP, or that aiortc cannot apply (it refuses SDP with
+    many kinds of exception), is Twilio's 53403 to the client rather than a failure of ours."""
+    if not is_session_description(sdp):
+        raise AtriumError(SERVER_REMOTE_DESCRIPTION_FAILED, REMOTE_DESCRIPTION_REFUSED, 400)
+    try:
+        yield
+    except Exception as exc:
+        raise AtriumError(
+            SERVER_REMOTE_DESCRIPTION_FAILED, REMOTE_DESCRIPTION_REFUSED, 400
+        ) from exc
+
 
 Send = Callable[[str, str, list[dict[str, Any]], int | None], Awaitable[None]]
 
@@ -228,21 +248,23 @@ class ParticipantSession:
             return None
         if self.video_codecs:
             sdp = keep_video_codecs(sdp, self.video_codecs)
-        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
-        self.revision = revision
-        self.sending_mids = {
-            track_id: section.mid
-            for track_id, section in sending_tracks(sdp).items()
-            if section.mid is not None
-        }
-        answer = await self.pc.createAnswer()
-        await self.pc.setLocalDescription(answer)
+        async with _refused_as_53403(sdp):
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            self.revision = revision
+            self.sending_mids = {
+                track_id: section.mid
+                for track_id, section in sending_tracks(sdp).items()
+                if section.mid is not None
+            }
+            answer = await self.pc.createAnswer()
+            await self.pc.setLocalDescription(answer)
         return self._description("answer")
 
     async def apply_client_answer(self, sdp: str, revision: int) -> bool:
         if not self.offer_pending or revision != self.revision:
             return False
-        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        async with _refused_as_53403(sdp):
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
         self.offer_pending = False
         for sub in self.subscriptions.values():
             sub.negotiated = True
@@ -297,15 +319,19 @@ class ParticipantSession:
             if not text:
                 continue
             try:
+                # aiortc asserts the field count; int() of a field raises ValueError.
                 candidate = candidate_from_sdp(text.split(":", 1)[1] if ":" in text else text)
-            except (ValueError, IndexError):
-                log.warning("unparsable candidate from %s", self.session)
+            except (ValueError, IndexError, AssertionError):
+                log.info("unparsable candidate from %s", self.session)
                 continue
             candidate.sdpMid = entry.get("sdpMid")
             candidate.sdpMLineIndex = entry.get("sdpMLineIndex")
             if candidate.sdpMid is None and candidate.sdpMLineIndex is None:
                 candidate.sdpMLineIndex = 0
-            await self.pc.addIceCandidate(candidate)
+            try:
+                await self.pc.addIceCandidate(candidate)
+            except ValueError as exc:  # aioice: a candidate after end-of-candidates, for one
+                log.info("candidate from %s not added: %s", self.session, exc)
         self.ice_applied[ufrag] = max(done, len(candidates))
         if ice.get("complete"):
             await self.pc.addIceCandidate(None)

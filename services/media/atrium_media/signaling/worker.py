@@ -18,6 +18,7 @@ from opentelemetry import trace
 
 from atrium_media.forwarding import PacketRecorder
 from atrium_media.ports import ControlPlane
+from atrium_media.signaling.frames import body_problem
 from atrium_media.signaling.recordings import RecordingManager
 from atrium_media.signaling.room_host import RoomHost
 from atrium_media.signaling.session import SESSION_TIMEOUT_SECONDS, ParticipantSession
@@ -37,6 +38,7 @@ log = logging.getLogger("atrium.media.worker")
 tracer = trace.get_tracer("atrium.media")
 
 NORMAL_CLOSE = 1000
+INVALID_MESSAGE = "Client sent an invalid message"
 
 
 def disconnect_bodies(reason: str) -> list[dict[str, Any]]:
@@ -52,35 +54,6 @@ def disconnect_bodies(reason: str) -> list[dict[str, Any]]:
     if reason == "room-ended":
         return [{"type": "disconnected", "status": "completed"}]
     return [{"type": "disconnected"}]
-
-
-def _list_of_objects(value: Any) -> bool:
-    return value is None or (isinstance(value, list) and all(isinstance(v, dict) for v in value))
-
-
-def connect_body_problem(body: dict[str, Any]) -> str | None:
-    """What makes a ``connect`` body unusable before anyone is admitted, or None: the shapes the
-    room host reads (``participant`` an object with a list of track objects, ``peer_connections``
-    a list of objects whose ``description`` is an object)."""
-    participant = body.get("participant")
-    if participant is not None and not isinstance(participant, dict):
-        return "participant is not an object"
-    if isinstance(participant, dict):
-        if not _list_of_objects(participant.get("tracks")):
-            return "participant.tracks is not a list of objects"
-        revision = participant.get("revision", 0)
-        if isinstance(revision, bool) or not isinstance(revision, int):
-            return "participant.revision is not an integer"
-    pcs = body.get("peer_connections")
-    if not _list_of_objects(pcs):
-        return "peer_connections is not a list of objects"
-    for pc in pcs or []:
-        description = pc.get("description")
-        if description is not None and not isinstance(description, dict):
-            return "a peer connection's description is not an object"
-        if isinstance(description, dict) and not isinstance(description.get("sdp", ""), str):
-            return "a description's sdp is not text"
-    return None
 
 
 class MediaWorker:
@@ -155,6 +128,11 @@ class MediaWorker:
             if session is not None:
                 self._detach(session)
             return
+        problem = body_problem(frame.body)
+        if problem is not None:  # answered, and nothing else happens: no admission, no session
+            log.info("frame of %s refused: %s", frame.connection_id, problem)
+            await self._reply_error(frame, SIGNALING_INVALID_MESSAGE, INVALID_MESSAGE)
+            return
         kind = frame.body.get("type")
         if kind == "connect":
             await self._connect(frame)
@@ -168,7 +146,10 @@ class MediaWorker:
             if host is None:
                 return
             if kind == "update":
-                await host.update(session, frame.body)
+                try:
+                    await host.update(session, frame.body)
+                except AtriumError as exc:  # e.g. 53403, an offer aiortc cannot apply
+                    await self._reply_error(frame, exc.code, exc.message)
             elif kind == "disconnect":
                 await host.leave(session, "left", tell_service=True)
                 self._forget(session)
@@ -180,11 +161,6 @@ class MediaWorker:
     async def _connect(self, frame: ClientFrame) -> None:
         room, caller = frame.room, frame.caller
         if room is None or caller is None:
-            return
-        problem = connect_body_problem(frame.body)
-        if problem is not None:  # nobody admitted, no callback
-            log.info("connect of %s refused: %s", frame.connection_id, problem)
-            await self._reply_error(frame, SIGNALING_INVALID_MESSAGE, "Invalid signaling message")
             return
         with tracer.start_as_current_span("worker connect"):
             try:
