@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from atrium_cli.embedded import free_udp_and_tcp_port
 from tests.support.waiting import eventually_sync
 
 INSTALL_HINT = "scripts/install-browser-deps.sh installs it"
@@ -69,20 +70,6 @@ class Coturn:
             )
             for m in _USAGE.finditer(self.log())
         ]
-
-
-def free_udp_and_tcp_port(address: str = "127.0.0.1") -> int:
-    """A port free for both UDP and TCP on ``address`` (coturn listens on both)."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind((address, 0))
-            port = int(udp.getsockname()[1])
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            try:
-                tcp.bind((address, port))
-            except OSError:
-                continue
-        return port
 
 
 def accepts_tcp(address: str, port: int) -> bool:

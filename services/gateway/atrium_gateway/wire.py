@@ -345,28 +345,6 @@ class ParticipantLinks(BaseModel):
     anonymize: str
 
 
-class ParticipantResource(BaseModel):
-    """A Participant exactly as Twilio's REST API shows it."""
-
-    sid: str
-    room_sid: str
-    account_sid: str
-    status: str
-    identity: str
-    date_created: str | None
-    date_updated: str | None
-    start_time: str | None
-    end_time: str | None
-    duration: int | None
-    url: str
-    links: ParticipantLinks
-
-
-def render_participant(participant: ParticipantInfo, base_url: str) -> ParticipantResource:
-    url = participant_url(base_url, participant.room_sid, participant.sid)
-    return _resource(ParticipantResource, participant, url=url, links=_links(ParticipantLinks, url))
-
-
 class AnonymizeResource(BaseModel):
     """What ``POST .../Participants/{Sid}/Anonymize`` answers: the participant without
     ``links``, ``identity`` now its SID, ``url`` the Anonymize URL (Twilio's spec)."""
@@ -382,6 +360,17 @@ class AnonymizeResource(BaseModel):
     end_time: str | None
     duration: int | None
     url: str
+
+
+class ParticipantResource(AnonymizeResource):
+    """A Participant exactly as Twilio's REST API shows it (its fields, then its links)."""
+
+    links: ParticipantLinks
+
+
+def render_participant(participant: ParticipantInfo, base_url: str) -> ParticipantResource:
+    url = participant_url(base_url, participant.room_sid, participant.sid)
+    return _resource(ParticipantResource, participant, url=url, links=_links(ParticipantLinks, url))
 
 
 def render_anonymized(participant: ParticipantInfo, base_url: str) -> AnonymizeResource:

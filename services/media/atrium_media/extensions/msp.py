@@ -282,11 +282,29 @@ def _validate(model: type[MspMessage], value: dict[str, Any]) -> Any:
     except RecursionError as exc:
         raise MspError("message is nested too deeply") from exc
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
-            for err in exc.errors(include_url=False, include_input=False)[:5]
-        )
-        raise MspError(f"invalid {value.get('type')!r} message: {problems}") from exc
+        raise MspError(
+            f"invalid {value.get('type')!r} message: {validation_problems(exc)}"
+        ) from exc
+
+
+def validation_problems(exc: ValidationError) -> str:
+    """The first few problems of a validation error, by field path, without the input (which
+    may be large or carry what a client should not see echoed)."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
+        for err in exc.errors(include_url=False, include_input=False)[:5]
+    )
+
+
+def parse_with(
+    models: dict[str, type[MspMessage]], data: str | bytes | bytearray | memoryview
+) -> Any:
+    """Parse one MSP message whose ``type`` names one of ``models``. Raises only MspError."""
+    value = _decode(data)
+    model = models.get(value["type"])
+    if model is None:
+        raise MspError(f"unknown MSP message type {value['type'][:64]!r}")
+    return _validate(model, value)
 
 
 _CLIENT_MODELS: dict[str, type[MspMessage]] = {
@@ -306,11 +324,7 @@ def parse_client_message(data: str | bytes | bytearray | memoryview) -> ClientMe
     Raises :class:`MspError` (and nothing else) for anything that is not a well-formed
     ``ready`` or ``network_quality`` message.
     """
-    value = _decode(data)
-    model = _CLIENT_MODELS.get(value["type"])
-    if model is None:
-        raise MspError(f"unknown MSP message type {value['type'][:64]!r}")
-    message: ClientMessage = _validate(model, value)
+    message: ClientMessage = parse_with(_CLIENT_MODELS, data)
     return message
 
 
@@ -319,9 +333,5 @@ def parse_server_message(data: str | bytes | bytearray | memoryview) -> ServerMe
 
     Raises :class:`MspError` (and nothing else) for anything else.
     """
-    value = _decode(data)
-    model = _SERVER_MODELS.get(value["type"])
-    if model is None:
-        raise MspError(f"unknown MSP message type {value['type'][:64]!r}")
-    message: ServerMessage = _validate(model, value)
+    message: ServerMessage = parse_with(_SERVER_MODELS, data)
     return message

@@ -43,14 +43,13 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError
 
 from atrium_media.extensions.msp import (
-    MspError,
     MspMessage,
     MspReady,
     Number,
-    _decode,
     _Inbound,
     _Outbound,
-    _validate,
+    parse_with,
+    validation_problems,
 )
 
 __all__ = [
@@ -231,22 +230,14 @@ _SERVER_MODELS: dict[str, type[MspMessage]] = {
 def parse_track_client_message(data: str | bytes | bytearray | memoryview) -> TrackClientMessage:
     """Parse one message a client sent on a ``track_priority``, ``track_switch_off``,
     ``render_hints`` or ``publisher_hints`` channel. Raises only :class:`MspError`."""
-    value = _decode(data)
-    model = _CLIENT_MODELS.get(value["type"])
-    if model is None:
-        raise MspError(f"unknown MSP message type {value['type'][:64]!r}")
-    message: TrackClientMessage = _validate(model, value)
+    message: TrackClientMessage = parse_with(_CLIENT_MODELS, data)
     return message
 
 
 def parse_track_server_message(data: str | bytes | bytearray | memoryview) -> TrackServerMessage:
     """Parse one ``track_switch_off``, ``render_hints`` or ``publisher_hints`` message a server
     sent (tests, the Python SDK). Raises only :class:`MspError`."""
-    value = _decode(data)
-    model = _SERVER_MODELS.get(value["type"])
-    if model is None:
-        raise MspError(f"unknown MSP message type {value['type'][:64]!r}")
-    message: TrackServerMessage = _validate(model, value)
+    message: TrackServerMessage = parse_with(_SERVER_MODELS, data)
     return message
 
 
@@ -294,8 +285,6 @@ def parse_bandwidth_profile(value: Any) -> BandwidthProfileBody:
     except RecursionError as exc:
         raise BandwidthProfileError("bandwidth_profile is nested too deeply") from exc
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
-            for err in exc.errors(include_url=False, include_input=False)[:5]
-        )
-        raise BandwidthProfileError(f"invalid bandwidth_profile: {problems}") from exc
+        raise BandwidthProfileError(
+            f"invalid bandwidth_profile: {validation_problems(exc)}"
+        ) from exc
