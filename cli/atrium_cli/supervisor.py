@@ -63,6 +63,7 @@ from atrium_cli.embedded import (
 )
 from atrium_cli.provision import Credentials, provision
 from atrium_cli.state import StateDir, port_is_free, write_env_file, write_secret_file
+from atrium_shared.health import PID_HEADER
 from atrium_shared.settings import Settings
 
 log = logging.getLogger("atrium.cli.run")
@@ -164,11 +165,12 @@ def configure_logging() -> None:
     root.propagate = False
 
 
-async def http_status(port: int, path: str, timeout: float = 1.0) -> int | None:
-    """Status code of ``GET path`` on 127.0.0.1:port, None if nothing answers.
+async def http_answer(port: int, path: str, timeout: float = 1.0) -> tuple[int, int | None] | None:
+    """Status code of ``GET path`` on 127.0.0.1:port and the pid the answer names (the services'
+    ``X-Atrium-Pid`` header, None without it); None if nothing answers.
 
     Plain asyncio rather than an HTTP client library: the CLI must not need one, and a
-    readiness probe needs nothing but the status line.
+    readiness probe needs nothing but the status line and one header.
     """
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), timeout)
@@ -179,7 +181,15 @@ async def http_status(port: int, path: str, timeout: float = 1.0) -> int | None:
         await writer.drain()
         status_line = await asyncio.wait_for(reader.readline(), timeout)
         parts = status_line.split()
-        return int(parts[1]) if len(parts) >= 2 and parts[1].isdigit() else None
+        if len(parts) < 2 or not parts[1].isdigit():
+            return None
+        pid = None
+        pid_header = PID_HEADER.lower().encode() + b":"
+        while line := (await asyncio.wait_for(reader.readline(), timeout)).strip():
+            if line.lower().startswith(pid_header):
+                value = line[len(pid_header) :].strip()
+                pid = int(value) if value.isdigit() else None
+        return int(parts[1]), pid
     except (OSError, TimeoutError):
         return None
     finally:
@@ -188,18 +198,33 @@ async def http_status(port: int, path: str, timeout: float = 1.0) -> int | None:
             await writer.wait_closed()
 
 
-ReadyCheck = Callable[[], Awaitable[bool]]
+# Whether the child with this pid is ready.
+ReadyCheck = Callable[[int], Awaitable[bool]]
 
 
 def http_ready(probes: list[tuple[int, str]]) -> ReadyCheck:
-    """Ready when any of ``(port, path)`` answers 200: services serve /readyz on their health
-    port; the gateway may serve it on its HTTP port instead."""
+    """Ready when any of ``(port, path)`` answers 200 from the child itself: services serve /readyz
+    on their health port; the gateway may serve it on its HTTP port instead. An answer from another
+    process (one that took the port before the child could bind it) does not count."""
 
-    async def ready() -> bool:
+    async def ready(pid: int) -> bool:
         for port, path in probes:
-            if await http_status(port, path) == 200:
+            if await http_answer(port, path) == (200, pid):
                 return True
         return False
+
+    return ready
+
+
+def service_ready(env: dict[str, str], *, serves_http: bool) -> ReadyCheck:
+    """A service's /readyz on its health port (read from ``env`` at each probe, so a new port
+    given for a restart counts); the gateway (``serves_http``) answers on its HTTP port too."""
+
+    async def ready(pid: int) -> bool:
+        probes = [(int(env["ATRIUM_HEALTH_PORT"]), "/readyz")]
+        if serves_http:
+            probes.append((int(env["ATRIUM_HTTP_PORT"]), "/readyz"))
+        return await http_ready(probes)(pid)
 
     return ready
 
@@ -207,7 +232,7 @@ def http_ready(probes: list[tuple[int, str]]) -> ReadyCheck:
 def server_ready(command: ServerCommand) -> ReadyCheck:
     """An embedded server's own check (blocking, about a second at most), off the event loop."""
 
-    async def ready() -> bool:
+    async def ready(pid: int) -> bool:
         return await asyncio.to_thread(command.ready)
 
     return ready
@@ -271,7 +296,7 @@ class Child:
             self.output.child_line(self.name, line)
 
     async def is_ready(self) -> bool:
-        return await self.spec.ready()
+        return self.process is not None and await self.spec.ready(self.process.pid)
 
     def log_tail(self) -> str:
         if self.spec.log_path is None:
@@ -540,8 +565,14 @@ class Supervisor:
         """One child per service; ATRIUM_MEDIA_WORKERS media workers (default 1)."""
         overrides = _command_overrides()
         specs = []
+        taken = {http_port}
         for name, module in _instances():
+            # Distinct within the run: two children told the same port would both look ready
+            # while one of them cannot bind it.
             health_port = free_port()
+            while health_port in taken:
+                health_port = free_port()
+            taken.add(health_port)
             env = dict(os.environ)
             env.update(
                 {
@@ -555,13 +586,13 @@ class Supervisor:
             )
             # Dev output is read by people: text logs unless asked otherwise.
             env.setdefault("ATRIUM_LOG_FORMAT", "text")
-            probes = [(health_port, "/readyz")]
             if name == "gateway":
                 env.setdefault("ATRIUM_DEV_MODE", "true")  # the demo page at http://HOST:PORT/
                 env.update(gateway_env)
-                probes.append((http_port, "/readyz"))
             argv = overrides.get(name.partition("-")[0], [sys.executable, "-m", module])
-            specs.append(ChildSpec(name, argv, env, http_ready(probes)))
+            specs.append(
+                ChildSpec(name, argv, env, service_ready(env, serves_http=name == "gateway"))
+            )
         return specs
 
     async def _start_children(
@@ -633,6 +664,7 @@ class Supervisor:
                 await asyncio.wait_for(self.stop_requested.wait(), delay)
             if self.stop_requested.is_set():
                 return
+            self._move_health_port_if_taken(child)
             try:
                 await child.start()
             except OSError as exc:
@@ -640,6 +672,21 @@ class Supervisor:
                 self.stop_requested.set()
                 return
             await self._announce_ready_again(child)
+
+    @staticmethod
+    def _move_health_port_if_taken(child: Child) -> None:
+        """Another process took the dead child's health port: the restart gets a new one, or it
+        would fail to bind it again and again."""
+        port = child.spec.env.get("ATRIUM_HEALTH_PORT")
+        if port is None or port_is_free(int(port)):
+            return
+        child.spec.env["ATRIUM_HEALTH_PORT"] = str(free_port())
+        log.warning(
+            "%s's health port %s is taken; restarting it on %s",
+            child.name,
+            port,
+            child.spec.env["ATRIUM_HEALTH_PORT"],
+        )
 
     async def _announce_ready_again(self, child: Child) -> None:
         """Log once the restarted ``child`` answers again (or that it did not in time)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import os
 from collections.abc import Awaitable, Callable
 
 from atrium_shared import metrics
@@ -21,6 +22,10 @@ from atrium_shared import metrics
 log = logging.getLogger("atrium.health")
 
 ReadyCheck = Callable[[], Awaitable[bool]]
+# Every answer names the process that gave it: a supervisor that picked this port for its child
+# can tell the child's answer from another process's that took the port first (the child then
+# failed to bind and exits, and a 200 from the other process must not count as the child ready).
+PID_HEADER = "X-Atrium-Pid"
 # Starts the drain if it has not started; True once it finished.
 DrainCheck = Callable[[], Awaitable[bool]]
 
@@ -102,7 +107,8 @@ class HealthServer:
             payload = body.encode()
             writer.write(
                 f"HTTP/1.1 {status} {REASONS[status]}\r\nContent-Type: {content_type}\r\n"
-                f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode()
+                f"Content-Length: {len(payload)}\r\n{PID_HEADER}: {os.getpid()}\r\n"
+                "Connection: close\r\n\r\n".encode()
                 + payload
             )
             await writer.drain()

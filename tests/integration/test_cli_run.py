@@ -557,6 +557,7 @@ STAND_IN = textwrap.dedent(
             if self.path == "/crash":
                 os._exit(3)
             self.send_response(200 if self.path in ("/readyz", "/livez") else 404)
+            self.send_header("X-Atrium-Pid", str(os.getpid()))
             self.end_headers()
 
         def log_message(self, *args):

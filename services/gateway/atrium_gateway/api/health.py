@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
 
 from atrium_gateway.api.dependencies import Ports
 from atrium_shared import metrics
+from atrium_shared.health import PID_HEADER
 
 router = APIRouter(include_in_schema=False)
 
@@ -25,7 +28,11 @@ async def readyz(request: Request, ports: Ports) -> PlainTextResponse:
         ok = request.app.state.ready and all(answers)
     except Exception:
         ok = False
-    return PlainTextResponse("ready" if ok else "not ready", status_code=200 if ok else 503)
+    return PlainTextResponse(
+        "ready" if ok else "not ready",
+        status_code=200 if ok else 503,
+        headers={PID_HEADER: str(os.getpid())},
+    )
 
 
 @router.get("/metrics")
