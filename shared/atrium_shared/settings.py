@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     minute_seconds: float = 60.0
     completed_room_retention_seconds: float = 7 * 24 * 3600.0
     timer_poll_seconds: float = 0.25
+    # Media worker failover: how often the room service looks for gone workers, and how long a
+    # ping (or, four times this, an adoption) may take.
+    failover_poll_seconds: float = 0.5
+    failover_timeout_seconds: float = 0.5
 
     # Status callbacks. Twilio tries twice at most; Atrium retries longer by default, and a URL's
     # own connection overrides (#rc=..&rp=..) win.

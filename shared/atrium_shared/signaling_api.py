@@ -37,11 +37,33 @@ class ClientFrame(BaseModel):
 
 
 class WorkerFrame(BaseModel):
-    """Worker -> gateway: RSP bodies to send, and whether to close the socket afterwards."""
+    """Worker -> gateway: RSP bodies to send, and whether to close the socket afterwards.
+
+    ``worker_id`` is the sender: when a live worker adopted the session of a dead one, its first
+    frame moves the connection there (the gateway sends the client's frames to it from then on).
+    """
 
     connection_id: str
+    worker_id: str | None = None
     bodies: list[dict[str, Any]] = []
     close_code: int | None = None  # e.g. 1000 after `disconnected`
+
+
+class AdoptRoom(BaseModel):
+    """Room service -> a live media worker: host ``room``, whose worker ``from_worker`` is gone,
+    and resume the sessions that worker recorded."""
+
+    room: RoomInfo
+    from_worker: str
+
+
+class AdoptedRoom(BaseModel):
+    room_sid: str
+    sessions: int  # how many participants' sessions were resumed
+
+
+class WorkerPing(BaseModel):
+    worker_id: str
 
 
 def session_token(worker_id: str, session_id: str) -> str:

@@ -106,6 +106,12 @@ def worker_subject(worker_id: str) -> str:
     return f"atrium.media.{worker_id}.rsp"
 
 
+def worker_control_subject(worker_id: str, action: str) -> str:
+    """Requests to one media worker from the room service: ``ping`` (is it alive?) and ``adopt``
+    (host a room whose worker died, with its sessions)."""
+    return f"atrium.media.{worker_id}.{action}"
+
+
 def gateway_subject(gateway_id: str, connection_id: str = "*") -> str:
     """Where a gateway replica hears what workers send its connections (``*``: all of them)."""
     return f"atrium.signal.gateway.{gateway_id}.{connection_id}"

@@ -1,14 +1,19 @@
 """Room placement on media workers: the least loaded live worker that is not draining and has room;
-a dead worker loses its rooms."""
+a dead worker loses its rooms to a live worker, which adopts them."""
 
 from __future__ import annotations
 
+import nats
 import pytest
 from faststream.nats import NatsBroker
+from nats.aio.msg import Msg
 from redis.asyncio import Redis
 
+from atrium_shared import subjects
 from atrium_shared.errors import AtriumError
 from atrium_shared.room_api import JoinRoomResult
+from atrium_shared.rpc import RpcReply
+from atrium_shared.signaling_api import AdoptedRoom, AdoptRoom
 from atrium_shared.workers import WORKERS_KEY, WorkerInfo, WorkerRegistry, worker_key
 from tests.support.rpc import join_room
 from tests.support.stack import Stack
@@ -52,7 +57,23 @@ async def test_new_rooms_go_to_the_least_loaded_live_worker(
     again = await join(broker, tenant, "standup")
     assert (again.worker_id, again.room.sid) == ("idle", first.room.sid)
 
-    # A worker that stops heartbeating is dead: its rooms move on the next join.
-    await redis.delete(worker_key("idle"))
-    moved = await join(broker, tenant, "standup")
-    assert (moved.worker_id, moved.room.sid) == ("busy", first.room.sid)
+    # A worker that stops heartbeating is dead: its rooms move on the next join (if the sweep
+    # has not moved them first), to a worker that adopts their sessions.
+    adoptions: list[AdoptRoom] = []
+    client = await nats.connect(stack.settings.nats_url)
+
+    async def adopt(message: Msg) -> None:
+        request = AdoptRoom.model_validate_json(message.data)
+        adoptions.append(request)
+        reply = RpcReply(result=AdoptedRoom(room_sid=request.room.sid, sessions=0).model_dump())
+        await message.respond(reply.model_dump_json().encode())
+
+    try:
+        await client.subscribe(subjects.worker_control_subject("busy", "adopt"), cb=adopt)
+        await client.flush()
+        await redis.delete(worker_key("idle"))
+        moved = await join(broker, tenant, "standup")
+        assert (moved.worker_id, moved.room.sid) == ("busy", first.room.sid)
+        assert [(a.room.sid, a.from_worker) for a in adoptions] == [(first.room.sid, "idle")]
+    finally:
+        await client.close()

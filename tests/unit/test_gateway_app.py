@@ -178,6 +178,7 @@ async def test_dev_tokens_fall_back_to_the_configured_key_then_any_active_one(
         tracks=gateway.tracks,
         recordings=gateway.recordings,
         signaling=gateway.workers,
+        sessions=gateway.sessions,
         readiness=[gateway.readiness],
     )
     async with httpx.AsyncClient(
@@ -235,6 +236,7 @@ def signaling(request: pytest.FixtureRequest) -> tuple[FakeGateway, AnsweringWor
         tracks=gateway.tracks,
         recordings=gateway.recordings,
         signaling=workers,
+        sessions=gateway.sessions,
         readiness=[gateway.readiness],
     )
     workers.hub = gateway.service.signaling
@@ -446,6 +448,52 @@ async def test_a_sync_goes_to_the_worker_its_session_names(
         with pytest.raises(SocketClosed) as closed:
             await socket.receive_json()
         assert closed.value.code == 4000
+
+
+async def test_a_sync_of_an_adopted_session_goes_to_the_worker_that_adopted_it(
+    signaling: tuple[FakeGateway, AnsweringWorker, ApiKey],
+) -> None:
+    gateway, workers, key = signaling
+    gateway.sessions.moved["abc"] = "media-9"  # media-7 died; media-9 resumed the session
+    async with WebSocketClient(gateway.app, "/signaling") as socket:
+        sync = {"type": "sync", "token": token(key), "session": "media-7.abc"}
+        await socket.send_json({"type": "hello", "body": sync})
+        assert (await socket.receive_json())["type"] == "welcome"
+        await eventually(lambda: workers.frames, timeout=2, interval=0.001, message="a frame")
+        ((worker_id, _),) = workers.frames
+        assert worker_id == "media-9"
+
+
+async def test_a_frame_from_the_adopting_worker_moves_the_connection_and_replays_recent_frames(
+    signaling: tuple[FakeGateway, AnsweringWorker, ApiKey],
+) -> None:
+    gateway, workers, key = signaling
+    async with WebSocketClient(gateway.app, "/signaling") as socket:
+        sync = {"type": "sync", "token": token(key), "session": "media-7.abc"}
+        await socket.send_json({"type": "hello", "body": sync})
+        assert (await socket.receive_json())["type"] == "welcome"
+        await eventually(lambda: workers.frames, timeout=2, interval=0.001, message="the sync")
+        connection_id = workers.frames[0][1].connection_id
+        # An ICE restart offer the dying worker never handled.
+        restart = {"type": "update", "peer_connections": [{"id": "pc", "description": {}}]}
+        await socket.send_json({"type": "msg", "body": restart})
+        await eventually(lambda: len(workers.frames) == 2, timeout=2, interval=0.001)
+        assert workers.frames[1][0] == "media-7"
+
+        gateway.service.signaling.deliver(
+            WorkerFrame(
+                connection_id=connection_id,
+                worker_id="media-9",
+                bodies=[{"type": "update", "peer_connections": []}],
+            )
+        )
+        assert (await socket.receive_json())["body"]["type"] == "update"
+        # The update is sent again, to the adopter (the sync is not: it would start over).
+        await eventually(lambda: len(workers.frames) == 3, timeout=2, interval=0.001)
+        assert workers.frames[2][0] == "media-9" and workers.frames[2][1].body == restart
+        await socket.send_json({"type": "msg", "body": {"type": "disconnect"}})
+        await eventually(lambda: len(workers.frames) == 4, timeout=2, interval=0.001)
+        assert workers.frames[3][0] == "media-9"
 
 
 # The NATS adapters ----------------------------------------------------------------------------

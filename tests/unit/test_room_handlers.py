@@ -168,4 +168,4 @@ def test_bootstrap_without_fakes_wires_redis_and_the_outbox_relay() -> None:
 def test_bootstrap_on_fakes_needs_no_redis_and_runs_no_relay(fakes: RoomFakes) -> None:
     service = fakes.service(SETTINGS)
     assert service.redis is None
-    assert len(service.loops) == 1  # the timer poller only
+    assert len(service.loops) == 2  # the timer poller and the failover sweep: no relay

@@ -202,6 +202,11 @@ class NetworkQualitySignaling(MediaSignaling):
         self._answered = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
 
+    def use(self, pc: RTCPeerConnection) -> None:
+        """Measure ``pc`` from now on (the room replaced its peer connection)."""
+        self._pc = pc
+        self._inputs = PeerConnectionSummary(pc)
+
     def _ready(self) -> None:
         if self._loop is None or self._loop.done():
             self._loop = asyncio.ensure_future(self._run())

@@ -62,6 +62,8 @@ from atrium_video.sdp import track_ids_by_mid
 from atrium_video.tracks import (
     AnyLocalTrack,
     AnyRemoteTrack,
+    DetachedTrack,
+    LocalDataTrack,
     LocalMediaTrack,
     LocalTrack,
     MessageData,
@@ -161,6 +163,10 @@ class Room(EventEmitter):
         self._offer_added: list[tuple[LocalMediaTrack, RTCRtpTransceiver]] = []
         self._offer_new_sctp = False
         self.glare_rollbacks = 0  # diagnostics: our offers rolled back for the worker's
+        # The media worker hosting the room died and another adopted the session: a new peer
+        # connection replaces ours (aiortc cannot restart ICE); True until it connects.
+        self._restarting_media = False
+        self.media_restarts = 0
         # Local state.
         self._participant_revision = 1
         self._local_tracks: dict[str, AnyLocalTrack] = {}  # by track id (msid / label)
@@ -558,13 +564,70 @@ class Room(EventEmitter):
                 self._index_receivers(sdp)
                 await self._send_update(with_description=True)
             elif kind == "create-offer":
-                if revision > self._revision:
-                    self._want_offer = True
+                stable = self._revision - 1 if self._offer_pending else self._revision
+                if revision <= stable:
+                    return
+                # Atrium asks for an offer only from a worker that adopted this session, with a
+                # peer connection of its own: ours must start over (ICE, DTLS, SCTP).
+                self._revision = max(self._revision, revision)
+                await self._restart_media()
+                return
             elif kind == "close":
                 self._spawn(self._teardown(TwilioError(MEDIA_CONNECTION_ERROR)))
                 return
             if self._want_offer and not self._offer_pending:
                 await self._offer()
+
+    async def _restart_media(self) -> None:
+        """Replace the peer connection, keeping every track (caller holds the lock): the local
+        ones are sent on the new one, the remote ones resume from its receivers, and the room
+        is ``reconnecting`` until it connects."""
+        log.info("media moved to another worker: negotiating a new peer connection")
+        self.media_restarts += 1
+        if self.state == "connected":
+            self.state = "reconnecting"
+            self.local_participant._reconnecting()
+            self.emit("reconnecting", TwilioError(MEDIA_CONNECTION_ERROR))
+        self._restarting_media = True
+        for remote in self._remote_tracks.values():
+            if isinstance(remote, RemoteAudioTrack | RemoteVideoTrack):
+                remote._suspend()
+        old, self._pc = self._pc, self._new_peer_connection()
+        for transceiver in old.getTransceivers():
+            if transceiver.sender.track is not None:
+                # A stopping sender stops its track: keep ours out of the old one's reach.
+                transceiver.sender.replaceTrack(DetachedTrack(transceiver.kind))
+        old.remove_all_listeners()
+        self._spawn(old.close())
+        self._offer_pending, self._offer_added, self._offer_new_sctp = False, [], False
+        self._receivers, self._remote_channels = {}, {}
+        media = [t for t in self._local_tracks.values() if isinstance(t, LocalMediaTrack)]
+        self._transceivers = {}
+        for local in media:
+            self._transceivers[local.id] = self._pc.addTransceiver(
+                local.media_stream_track, direction="sendonly"
+            )
+        self._to_add = []
+        sent = {t.kind for t in media}
+        for kind in ("audio", "video"):
+            if kind not in sent:
+                self._pc.addTransceiver(kind, direction="recvonly")
+        for data in self._local_tracks.values():
+            if isinstance(data, LocalDataTrack):
+                previous = self._local_channels.pop(data.id, None)
+                if previous is not None:
+                    data._detach(previous)
+                channel = self._pc.createDataChannel(
+                    data.id,
+                    ordered=data.ordered,
+                    maxPacketLifeTime=data.max_packet_life_time,
+                    maxRetransmits=data.max_retransmits,
+                )
+                self._local_channels[data.id] = channel
+                data._attach(channel)
+        if self._network_quality_signaling is not None:
+            self._network_quality_signaling.use(self._pc)
+        await self._offer()
 
     def _rollback(self) -> None:
         """Undo our pending offer (glare), as RTCPeerConnection rollback would.
@@ -625,7 +688,7 @@ class Room(EventEmitter):
         }
         if with_description:
             body["peer_connections"] = [self._local_description_entry()]
-        if self._transport is not None and self.state != "reconnecting":
+        if self._transport is not None and (self.state != "reconnecting" or self._restarting_media):
             await self._transport.send(body)
 
     def _index_receivers(self, remote_sdp: str) -> None:
@@ -832,7 +895,19 @@ class Room(EventEmitter):
 
     def _resolve_subscriptions(self) -> None:
         for track_sid, track_id in self._subscribed.items():
-            if track_sid in self._remote_tracks:
+            existing = self._remote_tracks.get(track_sid)
+            if isinstance(existing, RemoteAudioTrack | RemoteVideoTrack) and existing.is_suspended:
+                source = self._receivers.get(track_id)
+                if source is not None:  # the same track, now on the new peer connection
+                    existing._resume(source)
+                continue
+            if isinstance(existing, RemoteDataTrack):
+                channel = self._remote_channels.get(track_id)
+                if existing.channel is not channel and channel is not None:
+                    if channel.readyState not in ("closing", "closed"):
+                        existing._rebind(channel)  # the new peer connection's channel
+                continue
+            if existing is not None:
                 continue
             found = self._find_publication(track_sid)
             if found is None:
@@ -893,6 +968,12 @@ class Room(EventEmitter):
     def _on_connection_state(self) -> None:
         if self._pc.connectionState == "failed" and self.state != "disconnected":
             self._spawn(self._server_ended(TwilioError(MEDIA_CONNECTION_ERROR)))
+        elif self._pc.connectionState == "connected" and self._restarting_media:
+            self._restarting_media = False
+            if self.state == "reconnecting" and self._transport is not None:
+                self.state = "connected"
+                self.local_participant._reconnected()
+                self.emit("reconnected")
 
     def _on_ice_connection_state(self) -> None:
         # As twilio-video.js: with ICE failed, every known network quality level drops to 0.

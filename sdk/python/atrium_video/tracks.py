@@ -185,6 +185,19 @@ class _SendingTrack(MediaStreamTrack):
         self._source.stop()
 
 
+class DetachedTrack(MediaStreamTrack):
+    """What a sender of a discarded peer connection is left with: aiortc stops its sender's track
+    when the sender stops, and the real one lives on in the new peer connection."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+
+    async def recv(self) -> AnyFrame:
+        await asyncio.get_running_loop().create_future()  # never: the sender is stopped first
+        raise MediaStreamError
+
+
 class LocalMediaTrack(LocalTrack):
     """A local audio or video track; ``media_stream_track`` is what aiortc sends."""
 
@@ -335,6 +348,7 @@ class RemoteMediaTrack(RemoteTrack):
         self.frames_received = 0
         self._queue: asyncio.Queue[Frame | None] = asyncio.Queue(maxsize=buffer)
         self._ended = False
+        self._suspended = False
         self._pump = asyncio.ensure_future(self._run())
 
     async def _run(self) -> None:
@@ -347,8 +361,27 @@ class RemoteMediaTrack(RemoteTrack):
         except (MediaStreamError, asyncio.CancelledError):
             pass
         finally:
-            self._ended = True
-            self._offer(None)
+            if not self._suspended:
+                self._ended = True
+                self._offer(None)
+
+    def _suspend(self) -> None:
+        """The room replaces its peer connection: stop reading this source, without ending."""
+        self._suspended = True
+        if not self._pump.done():
+            self._pump.cancel()
+
+    def _resume(self, source: MediaStreamTrack) -> None:
+        """Frames come from ``source`` (on the new peer connection) from now on."""
+        if self._ended:
+            return
+        self.media_stream_track = source
+        self._suspended = False
+        self._pump = asyncio.ensure_future(self._run())
+
+    @property
+    def is_suspended(self) -> bool:
+        return self._suspended
 
     def _offer(self, item: Frame | None) -> None:
         while True:
@@ -381,6 +414,7 @@ class RemoteMediaTrack(RemoteTrack):
                 return
 
     def _end(self) -> None:
+        self._suspended = False
         if not self._pump.done():
             self._pump.cancel()
         self._ended = True
@@ -414,6 +448,13 @@ class RemoteDataTrack(RemoteTrack):
 
     def _message(self, data: MessageData) -> None:
         self.emit("message", data, self)
+
+    def _rebind(self, channel: Any) -> None:
+        """Messages come on ``channel`` (of the room's new peer connection) from now on."""
+        with contextlib.suppress(Exception):
+            self.channel.remove_listener("message", self._message)
+        self.channel = channel
+        channel.on("message", self._message)
 
     def _end(self) -> None:
         with contextlib.suppress(Exception):

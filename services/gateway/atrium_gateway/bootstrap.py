@@ -35,12 +35,14 @@ from atrium_gateway.ports import (
     ReadinessProbe,
     RecordingsPort,
     RoomsPort,
+    SessionsPort,
     SignalingPublisher,
     TracksPort,
 )
 from atrium_shared.accounts import AccountStore
 from atrium_shared.infra import make_broker, make_redis
 from atrium_shared.settings import Settings
+from atrium_shared.workers import SessionDirectory
 
 
 @dataclass
@@ -90,6 +92,7 @@ def bootstrap(
     tracks: TracksPort | None = None,
     recordings: RecordingsPort | None = None,
     signaling: SignalingPublisher | None = None,
+    sessions: SessionsPort | None = None,
     readiness: Sequence[ReadinessProbe] | None = None,
 ) -> GatewayService:
     """The gateway on the given ports, real ones for the rest.
@@ -106,7 +109,8 @@ def bootstrap(
     tracks = tracks if tracks is not None else NatsTracks(made.rpc())
     recordings = recordings if recordings is not None else NatsRecordings(made.rpc())
     signaling = signaling if signaling is not None else NatsSignalingPublisher(made.nats())
-    hub = SignalingHub(rooms, accounts, signaling, settings)
+    sessions = sessions if sessions is not None else SessionDirectory(made.valkey())
+    hub = SignalingHub(rooms, accounts, signaling, settings, sessions)
 
     probes: list[ReadinessProbe] = []
     on_startup: list[Step] = []

@@ -35,6 +35,14 @@ class AccountsPort(Protocol):
         ...
 
 
+class SessionsPort(Protocol):
+    """Where signaling sessions are hosted now (``atrium_shared.workers.SessionDirectory``)."""
+
+    async def worker_of(self, session_id: str) -> str | None:
+        """The worker that adopted the session after its own died, or None (it never moved)."""
+        ...
+
+
 class RoomsPort(Protocol):
     """The room service. Failures are :class:`~atrium_shared.errors.AtriumError` with the
     service's Twilio code (20404 for a room of another account)."""

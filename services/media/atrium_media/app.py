@@ -3,8 +3,6 @@ its heartbeat and drain."""
 
 from __future__ import annotations
 
-import asyncio
-
 from faststream.nats import NatsBroker
 
 from atrium_media.bootstrap import bootstrap
@@ -14,22 +12,16 @@ from atrium_shared import metrics, telemetry
 from atrium_shared.service import ServiceParts, ServiceRuntime
 from atrium_shared.settings import Settings, get_settings
 
-DRAIN_POLL_SECONDS = 0.5
-
 
 async def drain(worker: MediaWorker) -> None:
-    """Deployment hook (SIGTERM / preStop): take no new rooms now, return when no session is left.
+    """Deployment hook (SIGTERM / preStop): hand the rooms over, then let the process exit.
 
     The registry entry says ``draining`` at once (not at the next heartbeat), so the room service
-    places no new room here; rooms already here stay (their new participants still join here)
-    until they empty. The runtime bounds this with ATRIUM_DRAIN_TIMEOUT_SECONDS.
+    places no new room here; every session's record is written, and when the worker leaves the
+    registry (the heartbeat loop's last act) the room service's failover sweep moves its rooms to
+    live workers, which resume the sessions: a rolling upgrade does not end calls.
     """
-    worker.draining = True
-    await worker.registry.heartbeat(worker.info())
-    while True:  # polled: the worker has no "no session left" event to await
-        if not worker.sessions:
-            return
-        await asyncio.sleep(DRAIN_POLL_SECONDS)
+    await worker.hand_over()
 
 
 def build(settings: Settings, worker_id: str | None = None) -> ServiceRuntime:

@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 
 from atrium_media import handlers
 from atrium_media.adapters.nats import NatsControlPlane
+from atrium_media.adapters.redis import RedisSessionStore
 from atrium_media.ports import ControlPlane
 from atrium_media.signaling.worker import MediaWorker
 from atrium_shared.infra import make_broker, make_redis
@@ -45,6 +46,7 @@ def bootstrap(
         announced_address=settings.media_announced_address or None,
         recordings_dir=settings.recordings_dir,
         recordings_s3_endpoint_url=settings.recordings_s3_endpoint_url,
+        store=RedisSessionStore(redis),
     )
     handlers.register(broker, worker)
     return MediaService(worker, broker, redis)

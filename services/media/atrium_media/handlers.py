@@ -8,7 +8,8 @@ from atrium_media.signaling.worker import MediaWorker
 from atrium_shared import subjects
 from atrium_shared.events import ParticipantDisconnected
 from atrium_shared.recording_api import RecordingCommand
-from atrium_shared.signaling_api import ClientFrame
+from atrium_shared.rpc import reply_handler
+from atrium_shared.signaling_api import AdoptedRoom, AdoptRoom, ClientFrame, WorkerPing
 from atrium_shared.track_api import SubscriptionsChanged
 
 
@@ -17,6 +18,23 @@ def register(broker: NatsBroker, worker: MediaWorker) -> None:
     async def client_frame(frame: ClientFrame) -> None:
         """An RSP body (or socket news) for a session this worker hosts."""
         worker.accept(frame)
+
+    @broker.subscriber(
+        subjects.worker_control_subject(worker.worker_id, "ping"), title="media.ping"
+    )
+    @reply_handler
+    async def ping(request: WorkerPing) -> WorkerPing:
+        """The room service asks whether this worker is alive (its heartbeat looks stale)."""
+        return WorkerPing(worker_id=worker.worker_id)
+
+    @broker.subscriber(
+        subjects.worker_control_subject(worker.worker_id, "adopt"), title="media.adopt"
+    )
+    @reply_handler
+    async def adopt(request: AdoptRoom) -> AdoptedRoom:
+        """Host a room whose worker died, resuming its sessions from their records."""
+        sessions = await worker.adopt(request.room, request.from_worker)
+        return AdoptedRoom(room_sid=request.room.sid, sessions=sessions)
 
     # A plain (non-durable) subscription: every worker hears every room's departures and keeps
     # the ones of its own sessions; a worker that is down has no session to tell.

@@ -14,11 +14,13 @@ from faststream.nats import NatsBroker
 from redis.asyncio import Redis
 
 from atrium_room import handlers
-from atrium_room.adapters.nats import NatsParticipants
+from atrium_room.adapters.nats import NatsMedia, NatsParticipants
 from atrium_room.adapters.redis import RedisRoomQueries, RedisRoomTimers, RedisRoomTransaction
+from atrium_room.failover import Failover
 from atrium_room.ports import (
     AccountsPort,
     Clock,
+    MediaPort,
     ParticipantsPort,
     RoomQueries,
     RoomTimers,
@@ -58,27 +60,47 @@ def bootstrap(
     timers: RoomTimers | None = None,
     participants: ParticipantsPort | None = None,
     workers: WorkersPort | None = None,
+    media: MediaPort | None = None,
     accounts: AccountsPort | None = None,
     clock: Clock | None = None,
 ) -> RoomService:
     broker = broker if broker is not None else make_broker(settings)
     if redis is None and None in (uow, queries, timers, workers, accounts):
         redis = make_redis(settings)
+    uow = uow if uow is not None else RedisUnitOfWork(redis, RedisRoomTransaction)
+    queries = queries if queries is not None else RedisRoomQueries(redis)
+    workers = workers if workers is not None else WorkerRegistry(redis)
+    clock = clock if clock is not None else SystemClock()
+    failover = Failover(
+        uow=uow,
+        queries=queries,
+        workers=workers,
+        media=media if media is not None else NatsMedia(broker, settings.failover_timeout_seconds),
+        clock=clock,
+    )
     rooms = RoomUseCases(
-        uow=uow if uow is not None else RedisUnitOfWork(redis, RedisRoomTransaction),
-        queries=queries if queries is not None else RedisRoomQueries(redis),
+        uow=uow,
+        queries=queries,
         timers=timers if timers is not None else RedisRoomTimers(redis),
         participants=participants
         if participants is not None
         else NatsParticipants(broker, settings.rpc_timeout_seconds),
-        workers=workers if workers is not None else WorkerRegistry(redis),
+        workers=workers,
+        failover=failover,
         accounts=accounts if accounts is not None else AccountStore(redis),
-        clock=clock if clock is not None else SystemClock(),
+        clock=clock,
         settings=settings,
     )
     handlers.register(broker, rooms)
-    poller = Poller(rooms.fire_due_timers, settings.timer_poll_seconds)
-    service = RoomService(rooms, broker, redis, [poller.run], [poller.stop])
+    timers_poller = Poller(rooms.fire_due_timers, settings.timer_poll_seconds)
+    sweeper = Poller(failover.sweep, settings.failover_poll_seconds)
+    service = RoomService(
+        rooms,
+        broker,
+        redis,
+        [timers_poller.run, sweeper.run],
+        [timers_poller.stop, sweeper.stop],
+    )
     if uow is None:
         relay = OutboxRelay(redis, broker)
         service.loops.append(relay.run)

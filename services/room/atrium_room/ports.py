@@ -13,6 +13,7 @@ from atrium_room.domain import Timer
 from atrium_shared.accounts import Account
 from atrium_shared.events import DomainEvent
 from atrium_shared.models import RoomInfo
+from atrium_shared.workers import WorkerInfo
 
 
 class RoomTransaction(Protocol):
@@ -51,7 +52,17 @@ class RoomTransaction(Protocol):
 
     def remove_present(self, room_sid: str, participant_sid: str) -> None: ...
 
-    def place(self, room_sid: str, worker_id: str) -> None: ...
+    def place(self, room_sid: str, worker_id: str) -> None:
+        """Host the room on ``worker_id`` (indexed by worker, for failover)."""
+        ...
+
+    async def rooms_on(self, worker_id: str) -> list[str]:
+        """SIDs of the rooms placed on the worker."""
+        ...
+
+    def forget_worker(self, worker_id: str) -> None:
+        """The worker hosts nothing any more: the failover sweep stops looking at it."""
+        ...
 
     def schedule(self, timer: Timer, due_at: float) -> None:
         """Set (or move) the timer to ``due_at``, epoch seconds."""
@@ -70,6 +81,12 @@ class RoomQueries(Protocol):
     async def holding_name(self, account_sid: str, unique_name: str) -> RoomInfo | None: ...
 
     async def placement(self, room_sid: str) -> str | None: ...
+
+    async def placed_workers(self) -> list[str]:
+        """Every worker that rooms were placed on and that the sweep has not forgotten."""
+        ...
+
+    async def rooms_on(self, worker_id: str) -> list[str]: ...
 
     async def list_page(
         self,
@@ -111,8 +128,25 @@ class WorkersPort(Protocol):
 
     async def is_live(self, worker_id: str) -> bool: ...
 
+    async def get(self, worker_id: str) -> WorkerInfo | None:
+        """The worker's registry entry; None when it expired (or the worker left)."""
+        ...
+
     async def least_loaded(self) -> Worker | None:
         """The live worker with the lowest load that takes new rooms, if any."""
+        ...
+
+
+class MediaPort(Protocol):
+    """Requests to one media worker."""
+
+    async def responds(self, worker_id: str) -> bool:
+        """Whether the worker answers a ping now."""
+        ...
+
+    async def adopt(self, worker_id: str, room: RoomInfo, from_worker: str) -> int:
+        """Have the worker host ``room`` and resume its sessions; how many it resumed.
+        AtriumError: it could not."""
         ...
 
 

@@ -11,6 +11,7 @@ import logging
 
 from atrium_room import domain
 from atrium_room.domain import EMPTY, PURGE, UNUSED, Timer
+from atrium_room.failover import Failover
 from atrium_room.ports import (
     AccountsPort,
     Clock,
@@ -50,6 +51,7 @@ class RoomUseCases:
         timers: RoomTimers,
         participants: ParticipantsPort,
         workers: WorkersPort,
+        failover: Failover,
         accounts: AccountsPort,
         clock: Clock,
         settings: Settings,
@@ -59,6 +61,7 @@ class RoomUseCases:
         self.timers = timers
         self.participants = participants
         self.workers = workers
+        self.failover = failover
         self.accounts = accounts
         self.clock = clock
         self.settings = settings
@@ -163,10 +166,22 @@ class RoomUseCases:
         return request
 
     async def _place(self, room_sid: str) -> str:
-        """The room's media worker: where it is while that worker lives, else the least loaded."""
+        """The room's media worker: where it is while that worker lives; a room whose worker is
+        gone moves with its sessions (failover) before the newcomer joins it; a new room goes to
+        the least loaded worker."""
         current = await self.queries.placement(room_sid)
-        if current is not None and await self.workers.is_live(current):
-            return current
+        if current is not None:
+            if not await self.failover.is_gone(current):
+                return current
+            moved = await self.failover.move(room_sid, current)
+            if moved is not None:
+                return moved
+            now = await self.queries.placement(room_sid)
+            if now is not None and now != current:
+                return now  # another replica moved it first
+            raise AtriumError(
+                NO_MEDIA_SERVERS, "There are no media servers available in the MediaRegion", 503
+            )
         candidate = await self.workers.least_loaded()
         if candidate is None:
             raise AtriumError(
@@ -177,7 +192,7 @@ class RoomUseCases:
         async def decide(tx: RoomTransaction) -> str:
             placed = await tx.placement(room_sid)
             if placed is not None and placed != current:
-                return placed  # another replica moved it first: one worker per room
+                return placed  # another join placed it first: one worker per room
             tx.place(room_sid, chosen)
             return chosen
 

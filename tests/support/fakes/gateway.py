@@ -627,6 +627,16 @@ class FakeReadiness:
         return self.state
 
 
+class FakeSessions:
+    """Where sessions moved: ``moved[session_id] = worker_id``."""
+
+    def __init__(self) -> None:
+        self.moved: dict[str, str] = {}
+
+    async def worker_of(self, session_id: str) -> str | None:
+        return self.moved.get(session_id)
+
+
 @dataclass
 class FakeGateway:
     """The real gateway app (bootstrap()) on these fakes, and a tenant to call it as."""
@@ -640,6 +650,7 @@ class FakeGateway:
     workers: FakeSignalingPublisher
     readiness: FakeReadiness
     account: Account
+    sessions: FakeSessions
 
     @property
     def app(self) -> FastAPI:
@@ -671,7 +682,7 @@ def fake_gateway(settings: Settings | None = None) -> FakeGateway:
         FakeTracks(),
     )
     recordings = FakeRecordings(rooms)
-    workers, readiness = FakeSignalingPublisher(), FakeReadiness()
+    workers, readiness, sessions = FakeSignalingPublisher(), FakeReadiness(), FakeSessions()
     service = bootstrap(
         settings or Settings(),
         accounts=accounts,
@@ -680,11 +691,21 @@ def fake_gateway(settings: Settings | None = None) -> FakeGateway:
         tracks=tracks,
         recordings=recordings,
         signaling=workers,
+        sessions=sessions,
         readiness=[readiness],
     )
     account = accounts.add_account()
     return FakeGateway(
-        service, accounts, rooms, participants, tracks, recordings, workers, readiness, account
+        service,
+        accounts,
+        rooms,
+        participants,
+        tracks,
+        recordings,
+        workers,
+        readiness,
+        account,
+        sessions,
     )
 
 

@@ -10,6 +10,7 @@ interleave there as they do against real services.
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -18,6 +19,7 @@ from faststream.nats import NatsBroker
 from atrium_room.bootstrap import RoomService, bootstrap
 from atrium_room.domain import Timer
 from atrium_shared.accounts import Account
+from atrium_shared.errors import SERVICE_UNAVAILABLE, AtriumError
 from atrium_shared.models import RoomInfo
 from atrium_shared.paging import index_member, member_sid
 from atrium_shared.settings import Settings
@@ -91,6 +93,18 @@ class FakeRoomTransaction(FakeTransaction):
 
     def place(self, room_sid: str, worker_id: str) -> None:
         self.placements[room_sid] = worker_id
+        self.placed_workers.add(worker_id)
+
+    @property
+    def placed_workers(self) -> set[str]:
+        placed: set[str] = self.state.setdefault("placed_workers", set())
+        return placed
+
+    async def rooms_on(self, worker_id: str) -> list[str]:
+        return sorted(room for room, worker in self.placements.items() if worker == worker_id)
+
+    def forget_worker(self, worker_id: str) -> None:
+        self.placed_workers.discard(worker_id)
 
     def schedule(self, timer: Timer, due_at: float) -> None:
         self.timers[timer] = due_at
@@ -121,6 +135,12 @@ class FakeRoomQueries:
 
     async def placement(self, room_sid: str) -> str | None:
         return await self.store.view.placement(room_sid)
+
+    async def placed_workers(self) -> list[str]:
+        return sorted(self.store.view.placed_workers)
+
+    async def rooms_on(self, worker_id: str) -> list[str]:
+        return await self.store.view.rooms_on(worker_id)
 
     async def list_page(
         self,
@@ -168,10 +188,38 @@ class FakeWorkers:
         await asyncio.sleep(0)
         return worker_id in self.live
 
+    async def get(self, worker_id: str) -> WorkerInfo | None:
+        """A live worker's entry, as if it had just heartbeaten."""
+        await asyncio.sleep(0)
+        info = self.live.get(worker_id)
+        return None if info is None else info.model_copy(update={"heartbeat_at": time.time()})
+
     async def least_loaded(self) -> WorkerInfo | None:
         await asyncio.sleep(0)
         takers = [w for w in self.live.values() if not w.draining and w.participants < w.capacity]
         return min(takers, key=lambda worker: worker.load, default=None)
+
+
+class FakeMedia:
+    """The media workers' control subjects: the ``live`` workers of ``workers`` answer pings;
+    ``adopted`` lists (worker, room SID, from worker) of each adoption; a worker in ``refusing``
+    fails it."""
+
+    def __init__(self, workers: FakeWorkers) -> None:
+        self.workers = workers
+        self.adopted: list[tuple[str, str, str]] = []
+        self.refusing: set[str] = set()
+
+    async def responds(self, worker_id: str) -> bool:
+        await asyncio.sleep(0)
+        return worker_id in self.workers.live
+
+    async def adopt(self, worker_id: str, room: RoomInfo, from_worker: str) -> int:
+        await asyncio.sleep(0)
+        if worker_id in self.refusing or worker_id not in self.workers.live:
+            raise AtriumError(SERVICE_UNAVAILABLE, "Service unavailable (NoRespondersError)", 503)
+        self.adopted.append((worker_id, room.sid, from_worker))
+        return 0
 
 
 class FakeAccounts:
@@ -193,8 +241,12 @@ class RoomFakes:
     workers: FakeWorkers = field(default_factory=lambda: FakeWorkers(WorkerInfo(worker_id="w1")))
     accounts: FakeAccounts = field(default_factory=FakeAccounts)
     clock: FakeClock = field(default_factory=FakeClock)
+    media: FakeMedia | None = None
 
     def service(self, settings: Settings, *, workers: FakeWorkers | None = None) -> RoomService:
+        workers = workers if workers is not None else self.workers
+        if self.media is None or self.media.workers is not workers:
+            self.media = FakeMedia(workers)
         return bootstrap(
             settings,
             broker=NatsBroker(),
@@ -202,7 +254,8 @@ class RoomFakes:
             queries=self.store.queries,
             timers=self.store.timers,
             participants=self.participants,
-            workers=workers if workers is not None else self.workers,
+            workers=workers,
+            media=self.media,
             accounts=self.accounts,
             clock=self.clock,
         )

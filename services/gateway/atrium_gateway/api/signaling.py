@@ -10,6 +10,7 @@ hands it to :meth:`SignalingHub.deliver`) and is written to the socket.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -21,7 +22,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from opentelemetry import trace
 
-from atrium_gateway.ports import AccountsPort, RoomsPort, SignalingPublisher
+from atrium_gateway.ports import AccountsPort, RoomsPort, SessionsPort, SignalingPublisher
 from atrium_gateway.tokens import TokenError, VideoClaims, verify_video_token
 from atrium_gateway.wire import json_depth
 from atrium_shared import subjects
@@ -50,6 +51,10 @@ HELLO_FAILED = 3002
 # RFC 6455 close codes for frames no TCMP client sends: binary ones, absurdly nested ones.
 UNSUPPORTED_DATA = 1003
 POLICY_VIOLATION = 1008
+# What a connection sent its worker lately is kept this long: when the worker dies, the frames it
+# may not have handled (an ICE restart offer, trickled candidates) are sent again to the worker
+# that adopted the session. Revisions make them harmless if they were handled.
+REPLAY_SECONDS = 10.0
 # RSP bodies nest 5 or 6 levels (connect > participant > tracks > track > ...); deeper frames
 # are refused before they reach a worker's recursive (de)serializers.
 MAX_FRAME_DEPTH = 32
@@ -75,6 +80,8 @@ class Connection:
     worker_id: str | None = None
     timeout_ms: int = 5000
     last_heard: float = field(default_factory=time.monotonic)
+    # (when, frame) of the RSP bodies forwarded to the worker in the last REPLAY_SECONDS.
+    recent: collections.deque[tuple[float, ClientFrame]] = field(default_factory=collections.deque)
 
 
 class SignalingHub:
@@ -86,19 +93,49 @@ class SignalingHub:
         accounts: AccountsPort,
         publisher: SignalingPublisher,
         settings: Settings,
+        sessions: SessionsPort,
     ) -> None:
         self.rooms = rooms
+        self.sessions = sessions
         self.accounts = accounts
         self.publisher = publisher
         self.settings = settings
         self.gateway_id = uuid.uuid4().hex[:12]
         self.connections: dict[str, Connection] = {}
+        self._replays: set[asyncio.Future[None]] = set()
 
     def deliver(self, frame: WorkerFrame) -> None:
-        """What a worker sent one of this replica's connections."""
+        """What a worker sent one of this replica's connections. A frame from another worker
+        than the connection's means that worker adopted the session (its own died): the
+        client's frames go there from now on, starting with the recent ones."""
         connection = self.connections.get(frame.connection_id)
-        if connection is not None:
-            connection.outbox.put_nowait(frame)
+        if connection is None:
+            return
+        moved_to = frame.worker_id
+        if moved_to is not None and connection.worker_id not in (None, moved_to):
+            log.info(
+                "connection %s follows its session from worker %s to %s",
+                connection.connection_id,
+                connection.worker_id,
+                moved_to,
+            )
+            connection.worker_id = moved_to
+            replay = [f for _, f in self._recent(connection)]
+            if replay:
+                task = asyncio.ensure_future(self._replay(connection, replay))
+                self._replays.add(task)
+                task.add_done_callback(self._replays.discard)
+        connection.outbox.put_nowait(frame)
+
+    def _recent(self, connection: Connection) -> collections.deque[tuple[float, ClientFrame]]:
+        horizon = time.monotonic() - REPLAY_SECONDS
+        while connection.recent and connection.recent[0][0] < horizon:
+            connection.recent.popleft()
+        return connection.recent
+
+    async def _replay(self, connection: Connection, frames: list[ClientFrame]) -> None:
+        for frame in frames:
+            await self._forward(connection, frame, remember=False)
 
     # The socket -------------------------------------------------------------------------------
     async def serve(self, socket: WebSocket) -> None:
@@ -259,8 +296,10 @@ class SignalingHub:
             if body.get("type") == "sync":
                 session = body.get("session")
                 worker_id = worker_of_session(session) if isinstance(session, str) else None
-                if worker_id is None:
+                if worker_id is None or not isinstance(session, str):
                     raise AtriumError(SIGNALING_INVALID_MESSAGE, "Unknown session", 400)
+                # A session adopted by another worker (its own died) is there now.
+                worker_id = await self.sessions.worker_of(session.rpartition(".")[2]) or worker_id
                 joined = None
             else:
                 joined = await self.rooms.join(
@@ -311,9 +350,13 @@ class SignalingHub:
             body=body,
         )
 
-    async def _forward(self, connection: Connection, frame: ClientFrame) -> None:
+    async def _forward(
+        self, connection: Connection, frame: ClientFrame, *, remember: bool = True
+    ) -> None:
         if connection.worker_id is None:
             return
+        if remember and frame.kind == "rsp" and frame.body.get("type") not in ("connect", "sync"):
+            self._recent(connection).append((time.monotonic(), frame))
         try:
             await self.publisher.to_worker(connection.worker_id, frame)
         except Exception:

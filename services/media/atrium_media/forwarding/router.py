@@ -49,6 +49,7 @@ from atrium_media.forwarding.track import (
     TrackForwarder,
     TrackStats,
     codec_preferences,
+    narrow_codecs,
 )
 
 logger = logging.getLogger(__name__)
@@ -214,11 +215,23 @@ class MediaRouter:
     def attach(self, subscriber_id: str, track_id: str, transceiver: RTCRtpTransceiver) -> None:
         """Forward ``track_id`` on an existing transceiver (e.g. a pre-negotiated slot).
 
-        The transceiver must send (``sendonly``/``sendrecv``) the publisher's codec and should carry
-        no real track (give it an :class:`IdleTrack`, or aiortc polls the empty sender every 20 ms).
-        Sequence numbers and timestamps continue across re-attachments of the same transceiver.
+        The transceiver must send (``sendonly``/``sendrecv``) and should carry no real track
+        (:meth:`reserve` gives it one that never yields, or aiortc polls the empty sender every
+        20 ms). Its codecs are narrowed to the publisher's (one negotiated from a client's offer
+        lists every codec in common). Sequence numbers and timestamps continue across
+        re-attachments of the same transceiver. UnknownTrack: ``track_id`` is not here;
+        ValueError: it is of another kind.
         """
-        self._forwarder(track_id).add_leg(subscriber_id, transceiver)
+        forwarder = self._forwarder(track_id)
+        if transceiver.kind != forwarder.kind:
+            raise ValueError(f"cannot forward {forwarder.kind} on a {transceiver.kind} transceiver")
+        narrow_codecs(transceiver, forwarder.codec)
+        forwarder.add_leg(subscriber_id, transceiver)
+
+    @staticmethod
+    def reserve(transceiver: RTCRtpTransceiver, track_id: str) -> None:
+        """Make ``transceiver``'s sender announce ``track_id`` (its ``a=msid``) without sending."""
+        transceiver.sender.replaceTrack(IdleTrack(transceiver.kind, track_id))
 
     def unsubscribe(self, subscriber_id: str, track_id: str) -> RTCRtpTransceiver | None:
         """Stop forwarding ``track_id`` to the subscriber; returns the leg's transceiver.

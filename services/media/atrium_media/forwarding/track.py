@@ -144,6 +144,19 @@ def codec_preferences(codec: RTCRtpCodecParameters, kind: str) -> list[RTCRtpCod
     return chosen + rtx
 
 
+def narrow_codecs(transceiver: RTCRtpTransceiver, codec: RTCRtpCodecParameters | None) -> None:
+    """Keep only ``codec`` (and its RTX) among a transceiver's negotiated codecs."""
+    if codec is None:
+        return
+    codecs = getattr(transceiver, compat.TRANSCEIVER_CODECS)
+    mime = codec.mimeType.lower()
+    primary = [c for c in codecs if c.mimeType.lower() == mime]
+    payload_types = {str(c.payloadType) for c in primary}
+    rtx = [c for c in codecs if _is_rtx(c) and str(c.parameters.get("apt")) in payload_types]
+    if primary:
+        setattr(transceiver, compat.TRANSCEIVER_CODECS, primary + rtx)
+
+
 def _is_rtx(codec: RTCRtpCodecParameters) -> bool:
     return codec.mimeType.lower().endswith("/rtx")
 

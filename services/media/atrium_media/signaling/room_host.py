@@ -76,6 +76,9 @@ class RoomHost:
         self.on_state_changed: Callable[[ParticipantSession], None] | None = None
         # The RSP `recording` field of this room (the worker's recordings know it).
         self.recording_state: Callable[[], dict[str, object] | None] = lambda: None
+        # Called when a session's signaling state changed outside a client frame (a worker
+        # offer, a state announcement): the worker records it for a handover.
+        self.on_session_changed: Callable[[ParticipantSession], None] = lambda session: None
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
@@ -166,6 +169,48 @@ class RoomHost:
             )
             self.spawn(self.reconcile(session))
 
+    # Adopting a dead worker's session ------------------------------------------------------------
+    async def adopt(self, session: ParticipantSession, extensions: list[str]) -> None:
+        """Host a session restored from another worker's record (its peer connection is new):
+        the client is asked to offer again, and counts as reconnecting until media flows."""
+        async with session.lock:
+            self.sessions[session.participant.sid] = session
+            session.pc.on("datachannel", lambda channel: self._on_datachannel(session, channel))
+            session.msp = MediaSignaling(
+                extensions, lambda name, message: self._on_msp_message(session, name, message)
+            )
+            session.msp.on_ready = lambda name: self._on_msp_ready(session, name)
+            session.media_lost = True  # cleared by the media watch once the client's media flows
+            session.tell_about([o.participant.sid for o in self.others(session)], time.monotonic())
+            self._start_extensions(session)
+            await session.send({"type": "update", "peer_connections": [session.restart_request()]})
+
+    def _resume_subscriptions(self, session: ParticipantSession) -> None:
+        """The adopted client's first offer is applied: send what it received before on the same
+        m-lines (same mid, so its tracks stay the same); a track whose publisher has not offered
+        yet waits parked on its m-line until its media is here."""
+        resumable, session.resumable = session.resumable, {}
+        for transceiver in session.pc.getTransceivers():
+            track_sid = resumable.get(transceiver.mid or "")
+            if track_sid is None or track_sid not in session.wanted:
+                continue
+            if transceiver.direction not in ("recvonly", "inactive"):
+                continue  # the client now sends on this m-line
+            if track_sid in session.subscriptions or track_sid in session.parked:
+                continue
+            self.router.reserve(transceiver, track_sid)
+            try:
+                self.router.attach(session.participant.sid, track_sid, transceiver)
+            except UnknownTrack:
+                session.parked[track_sid] = transceiver
+                continue
+            except ValueError:  # another kind of track now: it gets an m-line of its own
+                continue
+            transceiver.direction = "sendonly"
+            session.subscriptions[track_sid] = Subscription(
+                track_sid, transceiver.kind, transceiver=transceiver, negotiated=True
+            )
+
     # Client updates ---------------------------------------------------------------------------
     async def update(self, session: ParticipantSession, body: dict[str, Any]) -> None:
         async with session.lock:
@@ -199,15 +244,33 @@ class RoomHost:
         revision = int(description.get("revision", 0))
         sdp = str(description.get("sdp", ""))
         if kind == "offer":
-            answer = await session.apply_client_offer(sdp, revision)
+            adopted = session.adopted
+            prepare = (lambda: self._resume_subscriptions(session)) if adopted else None
+            answer = await session.apply_client_offer(sdp, revision, prepare)
             if answer is not None:
                 self._wire_published(session)
+                if adopted:
+                    self._resumed(session)
             return answer
         if kind == "answer":
             if await session.apply_client_answer(sdp, revision):
                 for sub in session.subscriptions.values():
                     self.spawn(self._report_subscription(session, sub.track_sid, True))
         return None
+
+    def _resumed(self, session: ParticipantSession) -> None:
+        """The adopted client negotiated its new peer connection: extensions reopen on it, its
+        subscriptions that could not resume on old m-lines are added, and the others get the
+        subscriptions waiting for its tracks (``_wire_published``)."""
+        session.adopted = False
+        if session.detached_timer is not None:
+            session.detached_timer.cancel()
+            session.detached_timer = None
+        for sid in session.subscriptions:
+            self.spawn(self._report_subscription(session, sid, True))
+        if session.msp.open(session.pc):
+            session.renegotiate = True
+        self.spawn(self.reconcile(session))
 
     async def _apply_participant_state(
         self, session: ParticipantSession, state: dict[str, Any]
@@ -391,8 +454,8 @@ class RoomHost:
     async def reconcile(self, subscriber: ParticipantSession) -> None:
         """Subscribe to the wanted tracks that are here, unsubscribe from the unwanted ones."""
         async with subscriber.lock:
-            if subscriber.closed:
-                return
+            if subscriber.closed or subscriber.adopted:
+                return  # an adopted session reconciles once its client offered (``_resumed``)
             stale = [sid for sid in subscriber.subscriptions if sid not in subscriber.wanted]
             fresh = [
                 info
@@ -470,6 +533,7 @@ class RoomHost:
         """Remove forwarding legs (caller holds the lock and renegotiates); True if any."""
         changed = False
         for sid in track_sids:
+            subscriber.carried.discard(sid)
             sub = subscriber.subscriptions.pop(sid, None)
             if sub is None:
                 continue
@@ -501,11 +565,12 @@ class RoomHost:
 
     async def _offer(self, session: ParticipantSession) -> None:
         """Send a worker offer with the current subscribed list (caller holds the lock)."""
-        if session.closed:
-            return
+        if session.closed or session.adopted:
+            return  # the client offers first on an adopted session's new peer connection
         offer = await session.create_server_offer()
         if offer is None:
             return
+        self.on_session_changed(session)
         await session.send(
             {"type": "update", "peer_connections": [offer], "subscribed": session.subscribed_body()}
         )
@@ -553,6 +618,7 @@ class RoomHost:
         if session.reconnecting == before:
             return False
         session.state_revision += 1
+        self.on_session_changed(session)
         for other in self.others(session):
             self.spawn(other.send({"type": "update", "participants": [session.remote_state()]}))
         if self.on_state_changed is not None:

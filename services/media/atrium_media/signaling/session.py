@@ -147,6 +147,14 @@ class ParticipantSession:
     # applies a remote level only to participants it already has, and only when the level
     # changes, so a level that arrives first would never reach that participant.
     told_about: dict[str, float] = field(default_factory=dict)
+    # Adopted from a worker that died (:mod:`atrium_media.signaling.handover`): the peer
+    # connection is new, and until the client's first offer on it, ``resumable`` maps the m-lines
+    # it received on before (mid) to the track SID each carried.
+    adopted: bool = False
+    resumable: dict[str, str] = field(default_factory=dict)
+    # Subscriptions the client had on the old worker that are not rebuilt yet (their publisher
+    # has not offered again): still listed in ``subscribed``, so the client keeps the tracks.
+    carried: set[str] = field(default_factory=set)
 
     @property
     def session(self) -> str:
@@ -172,13 +180,16 @@ class ParticipantSession:
         return {"revision": self.published_revision, "tracks": entries}
 
     def subscribed_body(self) -> dict[str, Any]:
+        listed = [
+            sub.track_sid
+            for sub in self.subscriptions.values()
+            if sub.negotiated or sub.channel is not None or sub.transceiver is not None
+        ]
+        self.carried.intersection_update(self.wanted)
+        listed += sorted(sid for sid in self.carried if sid not in self.subscriptions)
         return {
             "revision": self.subscribed_revision,
-            "tracks": [
-                {"sid": sub.track_sid, "id": sub.track_sid}
-                for sub in self.subscriptions.values()
-                if sub.negotiated or sub.channel is not None or sub.transceiver is not None
-            ],
+            "tracks": [{"sid": sid, "id": sid} for sid in listed],
         }
 
     def tell_about(self, participant_sids: list[str], now: float) -> None:
@@ -238,8 +249,11 @@ class ParticipantSession:
         }
 
     # Client descriptions ----------------------------------------------------------------------
-    async def apply_client_offer(self, sdp: str, revision: int) -> dict[str, Any] | None:
-        """Answer a client offer; returns the answer's peer_connections entry, or None (glare)."""
+    async def apply_client_offer(
+        self, sdp: str, revision: int, prepare: Callable[[], None] | None = None
+    ) -> dict[str, Any] | None:
+        """Answer a client offer; returns the answer's peer_connections entry, or None (glare).
+        ``prepare`` runs between applying the offer and answering it (to send on its m-lines)."""
         if self.offer_pending:
             log.info("glare on %s: dropping the client's offer r%s", self.session, revision)
             return None
@@ -256,6 +270,8 @@ class ParticipantSession:
                 for track_id, section in sending_tracks(sdp).items()
                 if section.mid is not None
             }
+            if prepare is not None:
+                prepare()
             answer = await self.pc.createAnswer()
             await self.pc.setLocalDescription(answer)
         return self._description("answer")
@@ -292,6 +308,15 @@ class ParticipantSession:
         self.revision += 1
         self.offer_pending = True
         return self._description("offer")
+
+    def restart_request(self) -> dict[str, Any]:
+        """Ask the client for a fresh offer (RSP ``create-offer``): this worker's peer connection
+        is new (the session was adopted), so the client must negotiate ICE and DTLS again. Its
+        offer will carry ``revision + 2``; an ICE restart offer of its own ``revision + 1``."""
+        return {
+            "id": self.pc_id,
+            "description": {"type": "create-offer", "revision": self.revision + 1},
+        }
 
     def pending_offer(self) -> dict[str, Any] | None:
         """The worker offer still waiting for its answer (resent in `synced`: the socket that

@@ -19,6 +19,7 @@ from opentelemetry import trace
 from atrium_media.forwarding import PacketRecorder
 from atrium_media.ports import ControlPlane
 from atrium_media.signaling.frames import body_problem
+from atrium_media.signaling.handover import SessionRecord, SessionStore, restore, snapshot
 from atrium_media.signaling.recordings import RecordingManager
 from atrium_media.signaling.room_host import RoomHost
 from atrium_media.signaling.session import SESSION_TIMEOUT_SECONDS, ParticipantSession
@@ -30,6 +31,7 @@ from atrium_shared.errors import (
     AtriumError,
 )
 from atrium_shared.events import ParticipantDisconnected
+from atrium_shared.models import RoomInfo
 from atrium_shared.signaling_api import Caller, ClientFrame, WorkerFrame
 from atrium_shared.track_api import SubscriptionsChanged
 from atrium_shared.workers import HEARTBEAT_SECONDS, WorkerInfo, WorkerRegistry
@@ -67,6 +69,7 @@ class MediaWorker:
         announced_address: str | None = None,
         recordings_dir: str = ".atrium/data/recordings",
         recordings_s3_endpoint_url: str | None = None,
+        store: SessionStore | None = None,
     ) -> None:
         self.announced_address = announced_address
         self.worker_id = worker_id
@@ -86,6 +89,13 @@ class MediaWorker:
         self.by_connection: dict[str, ParticipantSession] = {}
         self.by_participant: dict[str, ParticipantSession] = {}
         self.draining = False
+        # Session records for a handover (None: this worker's sessions die with it).
+        self.store = store
+        # Records still to write, by participant SID: (room, session id, session or None to
+        # delete it).
+        self._unsaved: dict[str, tuple[str, str, ParticipantSession | None]] = {}
+        self._saver: asyncio.Task[None] | None = None
+        self.handing_over = False
         self._locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
@@ -103,7 +113,12 @@ class MediaWorker:
         bodies: list[dict[str, Any]],
         close_code: int | None,
     ) -> None:
-        frame = WorkerFrame(connection_id=connection_id, bodies=bodies, close_code=close_code)
+        frame = WorkerFrame(
+            connection_id=connection_id,
+            worker_id=self.worker_id,
+            bodies=bodies,
+            close_code=close_code,
+        )
         await self.broker.publish(frame, reply_subject)
 
     # Inbound from the gateway -------------------------------------------------------------------
@@ -117,6 +132,9 @@ class MediaWorker:
                     await self.handle(frame)
                 except Exception:
                     log.exception("frame of %s failed", frame.connection_id)
+                session = self.by_connection.get(frame.connection_id)
+                if session is not None:
+                    self._record(session)
             if frame.kind == "socket-closed" and not lock.locked():
                 self._locks.pop(frame.connection_id, None)
 
@@ -127,6 +145,7 @@ class MediaWorker:
             session = self.by_connection.pop(frame.connection_id, None)
             if session is not None:
                 self._detach(session)
+                self._record(session)
             return
         problem = body_problem(frame.body)
         if problem is not None:  # answered, and nothing else happens: no admission, no session
@@ -179,11 +198,7 @@ class MediaWorker:
                     None,
                 )
                 return
-            host = self.rooms.get(room.sid)
-            if host is None:
-                host = self.rooms[room.sid] = RoomHost(room, self.control)
-                host.on_state_changed = lambda s: self.spawn(self._report_state(s))
-                self._follow_recordings(host)
+            host = self._host(room)
             session = ParticipantSession(
                 session_id=ParticipantSession.new_id(),
                 worker_id=self.worker_id,
@@ -200,6 +215,15 @@ class MediaWorker:
                 await host.connect(session, frame.body)
             except Exception as exc:
                 await self._connect_failed(frame, host, session, exc)
+
+    def _host(self, room: RoomInfo) -> RoomHost:
+        host = self.rooms.get(room.sid)
+        if host is None:
+            host = self.rooms[room.sid] = RoomHost(room, self.control)
+            host.on_state_changed = lambda s: self.spawn(self._report_state(s))
+            host.on_session_changed = self._record
+            self._follow_recordings(host)
+        return host
 
     async def _connect_failed(
         self, frame: ClientFrame, host: RoomHost, session: ParticipantSession, exc: Exception
@@ -262,7 +286,11 @@ class MediaWorker:
                     "identity": session.participant.identity,
                 },
                 "participants": [o.remote_state() for o in host.others(session)],
-                "peer_connections": [session.pending_offer() or {"id": session.pc_id}],
+                "peer_connections": [
+                    session.restart_request()
+                    if session.adopted
+                    else session.pending_offer() or {"id": session.pc_id}
+                ],
                 "published": session.published_body(),
                 "subscribed": session.subscribed_body(),
             }
@@ -282,6 +310,8 @@ class MediaWorker:
         """The socket dropped without `disconnect`: await a `sync` until the session times out."""
         session.connection_id = None
         session.reply_subject = None
+        if session.detached_timer is not None:
+            session.detached_timer.cancel()
         loop = asyncio.get_running_loop()
 
         def expire() -> None:
@@ -308,6 +338,7 @@ class MediaWorker:
         self._forget(session)
 
     def _forget(self, session: ParticipantSession) -> None:
+        self._record(session, gone=True)
         self.sessions.pop(session.session_id, None)
         self.by_participant.pop(session.participant.sid, None)
         if session.connection_id is not None:
@@ -338,6 +369,112 @@ class MediaWorker:
             return
         if host.apply_decision(session, change.rules_version, change.considered, change.desired):
             self.spawn(host.reconcile(session))
+
+    # Handover: session records, adoption, drain -------------------------------------------------
+    def _record(self, session: ParticipantSession, *, gone: bool = False) -> None:
+        """Keep the session's record current (or delete it): one writer, newest state wins, so
+        records never go back in time and a deleted one is not written again."""
+        if self.store is None or (self.handing_over and not gone):
+            return
+        participant = session.participant
+        self._unsaved[participant.sid] = (
+            participant.room_sid,
+            session.session_id,
+            None if gone else session,
+        )
+        if self._saver is None or self._saver.done():
+            self._saver = asyncio.create_task(self._save_records())
+
+    async def _save_records(self) -> None:
+        assert self.store is not None
+        while self._unsaved:
+            key, (room_sid, session_id, session) = next(iter(self._unsaved.items()))
+            del self._unsaved[key]
+            try:
+                if session is None:
+                    await self.store.delete(room_sid, key, session_id)
+                elif not session.closed:
+                    await self.store.save(snapshot(session))
+            except Exception:
+                log.exception("session record of %s not saved", key)
+
+    async def flush_records(self) -> None:
+        """Wait until every record is written (before handing the rooms over)."""
+        while self._saver is not None and not self._saver.done():
+            await asyncio.shield(self._saver)
+
+    async def adopt(self, room: RoomInfo, from_worker: str) -> int:
+        """Host ``room``, whose worker ``from_worker`` is gone: resume every session it recorded
+        (same participants, same tracks) and ask each client to negotiate again. Idempotent."""
+        if self.store is None:
+            raise AtriumError(ROOM_CONNECT_FAILED, "This media worker cannot adopt rooms", 503)
+        if room.sid in self.rooms:
+            return len(self.rooms[room.sid].sessions)
+        records = await self.store.room(room.sid)
+        host = self._host(room)
+        adopted = 0
+        for record in records:
+            if record.participant.sid in self.by_participant:
+                continue
+            session = self._restored(record)
+            await self.store.claim(
+                record.model_copy(update={"worker_id": self.worker_id})
+            )  # a `sync` finds it here from now on
+            await host.adopt(session, record.extensions)
+            self._record(session)
+            adopted += 1
+        log.info(
+            "adopted room %s from %s: %s session(s)",
+            room.sid,
+            from_worker,
+            adopted,
+            extra={"fields": {"room_sid": room.sid, "from_worker": from_worker}},
+        )
+        if not host.sessions:
+            self.rooms.pop(room.sid, None)
+            self.spawn(self._close_room(host))
+        return adopted
+
+    def _restored(self, record: SessionRecord) -> ParticipantSession:
+        session = ParticipantSession(
+            session_id=record.session_id,
+            worker_id=self.worker_id,
+            participant=record.participant,
+            connection_id=None,
+            reply_subject=None,
+            send_frame=self.send_frame,
+            announced_address=self.announced_address,
+        )
+        restore(record, session)
+        self.sessions[session.session_id] = session
+        self.by_participant[session.participant.sid] = session
+        if session.connection_id is not None:
+            self.by_connection[session.connection_id] = session
+
+        def expire() -> None:
+            # The client never offered on the new peer connection (it went down with the old
+            # worker, for one): it leaves as a lost connection, its tracks with it.
+            host = self.rooms.get(session.participant.room_sid)
+            if host is not None and not session.closed and session.adopted:
+                self.spawn(self._leave(host, session, "connection-lost", tell_service=True))
+
+        session.detached_timer = asyncio.get_running_loop().call_later(
+            SESSION_TIMEOUT_SECONDS, expire
+        )
+        return session
+
+    async def hand_over(self) -> None:
+        """Drain by handover: take no new rooms, write every session's record and stop writing,
+        so that once this worker is gone (its registry entry removed) the room service moves its
+        rooms to live workers, which resume the sessions as after a crash, without ending calls."""
+        for session in list(self.sessions.values()):
+            self._record(session)
+        await self.flush_records()
+        # From here nothing is written: the records are what the adopting worker resumes from.
+        # Only then the registry says draining, which tells the room service to move the rooms.
+        self.handing_over = True
+        self.draining = True
+        await self.registry.heartbeat(self.info())
 
     # Registry -----------------------------------------------------------------------------------
     def info(self) -> WorkerInfo:
@@ -382,6 +519,13 @@ class MediaWorker:
 
     async def close(self) -> None:
         await self.recordings.close()
+        if self.handing_over:
+            # Closing the peer connections would tell each client its media ended (DTLS close):
+            # they are left to time out while their sessions resume on another worker.
+            self.rooms.clear()
+            for task in list(self._tasks):
+                task.cancel()
+            return
         for host in list(self.rooms.values()):
             await host.close()
         self.rooms.clear()

@@ -7,6 +7,8 @@ Keys (all owned by the room service, spelled only here):
   (:mod:`atrium_shared.paging`);
 - ``atrium:room:{sid}:present``: SIDs of the connected participants, learned from their events;
 - ``atrium:room:{sid}:worker``: the media worker hosting the room;
+- ``atrium:room:placements``: hash, room SID -> worker, and ``atrium:room:placed-workers``: the
+  workers it names (what the failover sweep watches);
 - ``atrium:room:timers``: sorted set ``{kind}:{sid}`` by due time (epoch seconds).
 """
 
@@ -25,6 +27,8 @@ from atrium_shared.paging import index_member, member_sid, read_page
 from atrium_shared.unit_of_work import RedisTransaction
 
 TIMERS_KEY = "atrium:room:timers"
+PLACEMENTS_KEY = "atrium:room:placements"
+PLACED_WORKERS_KEY = "atrium:room:placed-workers"
 
 
 def room_key(sid: str) -> str:
@@ -75,6 +79,10 @@ def _unindex(pipe: Pipeline, room: RoomInfo) -> None:
         pipe.zrem(key, _index_member(room))
 
 
+def _rooms_on(placements: dict[object, object], worker_id: str) -> list[str]:
+    return sorted(str(room) for room, worker in placements.items() if str(worker) == worker_id)
+
+
 async def _load(reader: Redis | Pipeline, sid: str) -> RoomInfo | None:
     raw = await reader.get(room_key(sid))
     return RoomInfo.model_validate_json(raw) if raw else None
@@ -117,6 +125,7 @@ class RedisRoomTransaction(RedisTransaction):
             _unindex(pipe, before)
             _index(pipe, after)
             pipe.delete(presence_key(after.sid), placement_key(after.sid))
+            pipe.hdel(PLACEMENTS_KEY, after.sid)
 
         self.stage(write)
 
@@ -134,7 +143,19 @@ class RedisRoomTransaction(RedisTransaction):
         self.stage(lambda pipe: pipe.srem(presence_key(room_sid), participant_sid))
 
     def place(self, room_sid: str, worker_id: str) -> None:
-        self.stage(lambda pipe: pipe.set(placement_key(room_sid), worker_id))
+        def write(pipe: Pipeline) -> None:
+            pipe.set(placement_key(room_sid), worker_id)
+            pipe.hset(PLACEMENTS_KEY, room_sid, worker_id)
+            pipe.sadd(PLACED_WORKERS_KEY, worker_id)
+
+        self.stage(write)
+
+    async def rooms_on(self, worker_id: str) -> list[str]:
+        await self.watch(PLACEMENTS_KEY)
+        return _rooms_on(await self.pipe.hgetall(PLACEMENTS_KEY), worker_id)
+
+    def forget_worker(self, worker_id: str) -> None:
+        self.stage(lambda pipe: pipe.srem(PLACED_WORKERS_KEY, worker_id))
 
     def schedule(self, timer: Timer, due_at: float) -> None:
         self.stage(lambda pipe: pipe.zadd(TIMERS_KEY, {_timer_member(timer): due_at}))
@@ -161,6 +182,12 @@ class RedisRoomQueries:
     async def placement(self, room_sid: str) -> str | None:
         value = await self.redis.get(placement_key(room_sid))
         return str(value) if value is not None else None
+
+    async def placed_workers(self) -> list[str]:
+        return sorted(str(w) for w in await self.redis.smembers(PLACED_WORKERS_KEY))
+
+    async def rooms_on(self, worker_id: str) -> list[str]:
+        return _rooms_on(await self.redis.hgetall(PLACEMENTS_KEY), worker_id)
 
     async def list_page(
         self,
