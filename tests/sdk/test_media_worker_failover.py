@@ -208,3 +208,37 @@ def track_owner(rooms: list[tuple[Room, Recorder, Room, Recorder]], identity: st
         if second.local_participant.identity == identity:
             return first.local_participant.identity
     raise KeyError(identity)
+
+
+async def test_a_drained_worker_hands_its_rooms_over_before_exiting(
+    stack: Stack,
+    tenant: Tenant,
+    webhook: Webhook,
+    redis: Redis,
+    workers: dict[str, ServiceProcess],
+) -> None:
+    ((first, first_seen, second, second_seen),) = await pairs_in_rooms(
+        stack, tenant, webhook, ["drained"]
+    )
+    try:
+        victim = await placement(redis, first.sid)
+        assert victim in workers
+        tracks = [video_from(first, "drained-b"), video_from(second, "drained-a")]
+        for track in tracks:
+            await eventually(frames_at_least(track, 10), timeout=20, message="media before")
+
+        stopped_at = time.monotonic()
+        # SIGTERM, as a rolling upgrade does; the worker exits cleanly once it handed over.
+        assert await asyncio.to_thread(workers[victim].stop) == 0
+        resumed = await asyncio.gather(*(media_resumes(t, stopped_at) for t in tracks))
+        print(f"\ndrain -> media again, per participant (s): {[round(t, 2) for t in resumed]}")
+
+        assert await placement(redis, first.sid) == next(w for w in workers if w != victim)
+        for room, seen in ((first, first_seen), (second, second_seen)):
+            await eventually(is_connected(room), timeout=10, message="reconnected")
+            assert seen.count("disconnected") == 0 and seen.count("participant_disconnected") == 0
+            assert seen.count("track_unsubscribed") == 0
+        assert [video_from(first, "drained-b"), video_from(second, "drained-a")] == tracks
+    finally:
+        await first.disconnect()
+        await second.disconnect()

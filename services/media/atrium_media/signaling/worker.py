@@ -113,6 +113,10 @@ class MediaWorker:
         bodies: list[dict[str, Any]],
         close_code: int | None,
     ) -> None:
+        if self.handing_over:
+            # The sessions are another worker's now: a frame from here would turn the client's
+            # connection back to this worker (the gateway follows the sender).
+            return
         frame = WorkerFrame(
             connection_id=connection_id,
             worker_id=self.worker_id,
@@ -494,9 +498,16 @@ class MediaWorker:
                 log.exception("registry heartbeat failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), HEARTBEAT_SECONDS)
+        await self.flush_records()  # leaving makes the room service move the rooms at once
         await self.registry.leave(self.worker_id)
 
     def stop(self) -> None:
+        """The process is stopping: whether or not it drained first, its sessions are handed
+        over (their newest records are written before the worker leaves the registry, and
+        nothing is sent to clients any more), so calls resume on another worker."""
+        for session in list(self.sessions.values()):
+            self._record(session)
+        self.handing_over = True
         self.draining = True
         self._stopping.set()
 
