@@ -37,6 +37,9 @@ from rich.progress import (
 
 from atrium_cli.embedded import EmbeddedServer, free_port, start_nats, start_redis
 from atrium_shared.accounts import AccountStore
+from atrium_shared.workers import WORKERS_KEY
+from bench.failover import FailoverResult, failover_figures, measure_failover
+from bench.failover import unavailable as failover_unavailable
 from bench.forwarding import WorkerError
 from bench.join import join_figures, measure_joins
 from bench.join import unavailable as join_unavailable
@@ -102,6 +105,8 @@ class Stack:
     callback_unavailable: str | None
     media_unavailable: str | None = None
     processes: list[Process] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)  # of the service processes
+    log_dir: Path | None = None
 
     def check_alive(self) -> None:
         """Stop the run if a service died after it was ready (its log says why)."""
@@ -226,6 +231,8 @@ def start_stack(
         callback_unavailable=callback_unavailable,
         media_unavailable=media_unavailable,
         processes=processes,
+        env=env,
+        log_dir=tmp,
     )
 
 
@@ -612,7 +619,58 @@ async def media_phases(
         out.figures += loadtest_figures(sdk_load)
         out.data["loadtest"] = sdk_load.as_dict()
         console.print(sdk_load.table("  SDK loadtest (atrium loadtest)"))
+
+    stack.check_alive()  # failover, last: it kills a media worker (bench/failover.py)
+    failover = (
+        failover_unavailable(stack.media_unavailable)
+        if stack.media_unavailable
+        else await _failover(stack, bench)
+    )
+    out.figures += failover_figures(failover)
+    out.data["failover"] = failover.as_dict()
+    console.print(
+        f"  [green]done[/] failover: kill -9 -> media p50 "
+        f"{fmt('p50_ms', failover.resumed.p50_ms)}, max {fmt('max_ms', failover.resumed.max_ms)}"
+        f" ({failover.unavailable or 'ok'})"
+    )
     return out
+
+
+async def _failover(stack: Stack, bench: Bench) -> FailoverResult:
+    """A second media worker beside the bench's own, then kill -9 of the one hosting rooms."""
+    assert stack.log_dir is not None
+    spare = Process(
+        "media-spare",
+        SERVICE_MODULES["media"],
+        {**stack.env, "ATRIUM_MEDIA_WORKER_ID": "bench-spare"},
+        stack.log_dir,
+    ).launch()
+    stack.processes.append(spare)
+    try:
+        spare.wait_ready(READY_TIMEOUT)
+    except ProcessFailed as exc:
+        return failover_unavailable(f"second media worker did not start: {exc}")
+    redis = Redis.from_url(stack.redis_url, decode_responses=True)
+    try:
+        ids = [str(w) for w in await redis.zrange(WORKERS_KEY, 0, -1)]
+    finally:
+        await redis.aclose()
+    own = next((w for w in ids if w != "bench-spare"), None)
+    media = next((p for p in stack.processes if p.name == "media"), None)
+    if own is None or media is None:
+        return failover_unavailable("the bench's media worker is not registered")
+    workers = {own: media, "bench-spare": spare}
+    result = await measure_failover(
+        stack.gateway_url.replace("http://", "ws://") + "/signaling",
+        bench.auth[0],
+        bench.api_key,
+        stack.redis_url,
+        workers,
+    )
+    for process in workers.values():  # the killed one must not fail check_alive
+        if process.process is not None and process.process.poll() is not None:
+            stack.processes.remove(process)
+    return result
 
 
 async def measure(

@@ -62,7 +62,6 @@ from atrium_video.sdp import track_ids_by_mid
 from atrium_video.tracks import (
     AnyLocalTrack,
     AnyRemoteTrack,
-    DetachedTrack,
     LocalDataTrack,
     LocalMediaTrack,
     LocalTrack,
@@ -593,10 +592,6 @@ class Room(EventEmitter):
             if isinstance(remote, RemoteAudioTrack | RemoteVideoTrack):
                 remote._suspend()
         old, self._pc = self._pc, self._new_peer_connection()
-        for transceiver in old.getTransceivers():
-            if transceiver.sender.track is not None:
-                # A stopping sender stops its track: keep ours out of the old one's reach.
-                transceiver.sender.replaceTrack(DetachedTrack(transceiver.kind))
         old.remove_all_listeners()
         self._spawn(old.close())
         self._offer_pending, self._offer_added, self._offer_new_sctp = False, [], False
@@ -604,8 +599,9 @@ class Room(EventEmitter):
         media = [t for t in self._local_tracks.values() if isinstance(t, LocalMediaTrack)]
         self._transceivers = {}
         for local in media:
+            # A new sender view: the old peer connection's senders stop theirs when they stop.
             self._transceivers[local.id] = self._pc.addTransceiver(
-                local.media_stream_track, direction="sendonly"
+                local._new_sending_track(), direction="sendonly"
             )
         self._to_add = []
         sent = {t.kind for t in media}

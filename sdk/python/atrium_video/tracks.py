@@ -181,21 +181,9 @@ class _SendingTrack(MediaStreamTrack):
         return frame
 
     def stop(self) -> None:
+        # Only this sender's view ends: aiortc stops a sender's track when the sender stops
+        # (a replaced peer connection), and the source lives on in the next one.
         super().stop()
-        self._source.stop()
-
-
-class DetachedTrack(MediaStreamTrack):
-    """What a sender of a discarded peer connection is left with: aiortc stops its sender's track
-    when the sender stops, and the real one lives on in the new peer connection."""
-
-    def __init__(self, kind: str) -> None:
-        super().__init__()
-        self.kind = kind
-
-    async def recv(self) -> AnyFrame:
-        await asyncio.get_running_loop().create_future()  # never: the sender is stopped first
-        raise MediaStreamError
 
 
 class LocalMediaTrack(LocalTrack):
@@ -210,7 +198,13 @@ class LocalMediaTrack(LocalTrack):
 
     def stop(self) -> None:
         self.media_stream_track.stop()
+        self.source.stop()
         super().stop()
+
+    def _new_sending_track(self) -> MediaStreamTrack:
+        """A fresh sender view of the source, for a new peer connection."""
+        self.media_stream_track = _SendingTrack(self, self.source)
+        return self.media_stream_track
 
 
 class LocalAudioTrack(LocalMediaTrack):

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 
 from atrium_room.ports import Clock, MediaPort, RoomQueries, RoomTransaction, WorkersPort
 from atrium_shared.errors import AtriumError
+from atrium_shared.infra import UNREACHABLE
 from atrium_shared.unit_of_work import UnitOfWork
 
 log = logging.getLogger("atrium.room.failover")
@@ -55,6 +56,9 @@ class Failover:
         moved = 0
         try:
             workers = await self.queries.placed_workers()
+        except UNREACHABLE as exc:  # Redis or NATS restarting: the next sweep looks again
+            log.warning("failover sweep: %s unreachable: %s", type(exc).__name__, exc)
+            return 0
         except Exception:
             log.exception("failover sweep could not list the placed workers")
             return 0
@@ -69,6 +73,8 @@ class Failover:
                 for room_sid in rooms:
                     if await self.move(room_sid, worker_id) is not None:
                         moved += 1
+            except UNREACHABLE as exc:
+                log.warning("failover of worker %s paused: %s unreachable", worker_id, exc)
             except Exception:
                 log.exception("failover of worker %s failed; the next sweep tries again", worker_id)
         return moved

@@ -55,6 +55,9 @@ MEDIA_WATCH_SECONDS = 1.0
 # How long after a remote participant was announced to a client its network quality level may
 # be sent to it (the signaling update and the MSP answer travel on different channels).
 QUALITY_REMOTE_GRACE_SECONDS = 1.0
+# Asking the track service for a newcomer's subscriptions again while it restarts.
+JOIN_RETRY_FIRST_SECONDS = 0.25
+JOIN_RETRY_MAX_SECONDS = 2.0
 # twilio-video.js's connect() always sends an include-all rule unless automaticSubscription is
 # false: that one is the default and needs no change at the track service.
 DEFAULT_SUBSCRIBE_RULES = [{"type": "include", "all": True}]
@@ -163,11 +166,34 @@ class RoomHost:
                 other.tell_about([session.participant.sid], time.monotonic())
                 self.spawn(other.send({"type": "update", "participants": [session.remote_state()]}))
             await self._apply_client_rules(session, body.get("subscribe"))
-            joined = await self.control.join_tracks(session.participant)
+            self.spawn(self._join_tracks(session))
+
+    async def _join_tracks(self, session: ParticipantSession) -> None:
+        """What the newcomer receives, from the track service; while that service is away (a
+        restart: 20503), asked again with backoff until it answers or the participant leaves,
+        so a join during the restart gets its subscriptions once the service is back."""
+        delay = JOIN_RETRY_FIRST_SECONDS
+        while not session.closed:
+            try:
+                joined = await self.control.join_tracks(session.participant)
+            except AtriumError as exc:
+                if exc.status < 500:
+                    log.info("no subscriptions for %s: %s", session.participant.sid, exc.message)
+                    return  # the participant or room is gone
+                log.warning(
+                    "subscriptions of %s not set up yet (%s); asking again in %.2f s",
+                    session.participant.sid,
+                    exc.message,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, JOIN_RETRY_MAX_SECONDS)
+                continue
             self.apply_decision(
                 session, joined.rules_version, joined.considered, [t.sid for t in joined.tracks]
             )
-            self.spawn(self.reconcile(session))
+            await self.reconcile(session)
+            return
 
     # Adopting a dead worker's session ------------------------------------------------------------
     async def adopt(self, session: ParticipantSession, extensions: list[str]) -> None:
