@@ -77,6 +77,11 @@ def session_token(worker_id: str, session_id: str) -> str:
 _WORKER_ID = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*")
 
 
+def session_id_of(session: str) -> str:
+    """The session id part of a client's RSP ``session`` string."""
+    return session.rpartition(".")[2]
+
+
 def worker_of_session(session: str) -> str | None:
     """The worker a client's RSP ``session`` string names, or None if it names none."""
     worker_id, sep, _ = session.rpartition(".")

@@ -91,11 +91,8 @@ class WorkerRegistry:
         return WorkerInfo.model_validate_json(raw) if raw else None
 
     async def is_live(self, worker_id: str) -> bool:
-        """Whether the worker still heartbeats, and so keeps the rooms placed on it.
-
-        A draining worker is live: it takes no new rooms (``least_loaded`` skips it), but its
-        rooms stay on it until they empty, so a room is never split between two workers.
-        """
+        """Whether the worker's entry has not expired (a draining worker's has not: it hands
+        its rooms over before it leaves the registry)."""
         return await self.get(worker_id) is not None
 
     async def least_loaded(self) -> WorkerInfo | None:

@@ -292,14 +292,7 @@ class Room(EventEmitter):
         async with self._lock:
             for track in media:
                 self._add_local(track)
-                self._transceivers[track.id] = self._pc.addTransceiver(
-                    track.media_stream_track, direction="sendonly"
-                )
-            kinds = {t.kind for t in media}
-            self._to_add = []
-            for kind in ("audio", "video"):
-                if kind not in kinds:  # as twilio-video.js: receive even when not sending
-                    self._pc.addTransceiver(kind, direction="recvonly")
+            self._add_media_transceivers(media)
             for other in tracks:
                 if not isinstance(other, LocalMediaTrack):
                     self._add_local(other)
@@ -429,14 +422,30 @@ class Room(EventEmitter):
         if isinstance(track, LocalMediaTrack):
             self._to_add.append(track)
         else:
-            channel = self._pc.createDataChannel(
-                track.id,
-                ordered=track.ordered,
-                maxPacketLifeTime=track.max_packet_life_time,
-                maxRetransmits=track.max_retransmits,
+            self._open_data_channel(track)
+
+    def _open_data_channel(self, track: LocalDataTrack) -> None:
+        channel = self._pc.createDataChannel(
+            track.id,
+            ordered=track.ordered,
+            maxPacketLifeTime=track.max_packet_life_time,
+            maxRetransmits=track.max_retransmits,
+        )
+        self._local_channels[track.id] = channel
+        track._attach(channel)
+
+    def _add_media_transceivers(self, media: Sequence[LocalMediaTrack]) -> None:
+        """A sending m-line per local media track, and (as twilio-video.js) a receiving one for
+        each kind it does not send."""
+        for track in media:
+            self._transceivers[track.id] = self._pc.addTransceiver(
+                track.media_stream_track, direction="sendonly"
             )
-            self._local_channels[track.id] = channel
-            track._attach(channel)
+        self._to_add = []
+        sent = {t.kind for t in media}
+        for kind in ("audio", "video"):
+            if kind not in sent:
+                self._pc.addTransceiver(kind, direction="recvonly")
 
     # ------------------------------------------------------------------------------------------
     # Inbound RSP
@@ -597,30 +606,17 @@ class Room(EventEmitter):
         self._offer_pending, self._offer_added, self._offer_new_sctp = False, [], False
         self._receivers, self._remote_channels = {}, {}
         media = [t for t in self._local_tracks.values() if isinstance(t, LocalMediaTrack)]
-        self._transceivers = {}
         for local in media:
             # A new sender view: the old peer connection's senders stop theirs when they stop.
-            self._transceivers[local.id] = self._pc.addTransceiver(
-                local._new_sending_track(), direction="sendonly"
-            )
-        self._to_add = []
-        sent = {t.kind for t in media}
-        for kind in ("audio", "video"):
-            if kind not in sent:
-                self._pc.addTransceiver(kind, direction="recvonly")
+            local._new_sending_track()
+        self._transceivers = {}
+        self._add_media_transceivers(media)
         for data in self._local_tracks.values():
             if isinstance(data, LocalDataTrack):
                 previous = self._local_channels.pop(data.id, None)
                 if previous is not None:
                     data._detach(previous)
-                channel = self._pc.createDataChannel(
-                    data.id,
-                    ordered=data.ordered,
-                    maxPacketLifeTime=data.max_packet_life_time,
-                    maxRetransmits=data.max_retransmits,
-                )
-                self._local_channels[data.id] = channel
-                data._attach(channel)
+                self._open_data_channel(data)
         if self._network_quality_signaling is not None:
             self._network_quality_signaling.use(self._pc)
         await self._offer()

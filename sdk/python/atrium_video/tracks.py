@@ -201,10 +201,9 @@ class LocalMediaTrack(LocalTrack):
         self.source.stop()
         super().stop()
 
-    def _new_sending_track(self) -> MediaStreamTrack:
+    def _new_sending_track(self) -> None:
         """A fresh sender view of the source, for a new peer connection."""
         self.media_stream_track = _SendingTrack(self, self.source)
-        return self.media_stream_track
 
 
 class LocalAudioTrack(LocalMediaTrack):
@@ -346,18 +345,15 @@ class RemoteMediaTrack(RemoteTrack):
         self._pump = asyncio.ensure_future(self._run())
 
     async def _run(self) -> None:
-        try:
+        # The source ending (its peer connection closed, e.g. the media worker went away) does
+        # not end the track: the room ends it (unsubscribed, disconnected) or resumes it on a
+        # new peer connection's source.
+        with contextlib.suppress(MediaStreamError, asyncio.CancelledError):
             while True:
                 frame = await self.media_stream_track.recv()
                 if isinstance(frame, AudioFrame | VideoFrame):
                     self.frames_received += 1
                     self._offer(frame)
-        except (MediaStreamError, asyncio.CancelledError):
-            pass
-        finally:
-            if not self._suspended:
-                self._ended = True
-                self._offer(None)
 
     def _suspend(self) -> None:
         """The room replaces its peer connection: stop reading this source, without ending."""
@@ -368,7 +364,7 @@ class RemoteMediaTrack(RemoteTrack):
     def _resume(self, source: MediaStreamTrack) -> None:
         """Frames come from ``source`` (on the new peer connection) from now on."""
         if self._ended:
-            return
+            return  # the room ended it
         self.media_stream_track = source
         self._suspended = False
         self._pump = asyncio.ensure_future(self._run())
@@ -408,7 +404,6 @@ class RemoteMediaTrack(RemoteTrack):
                 return
 
     def _end(self) -> None:
-        self._suspended = False
         if not self._pump.done():
             self._pump.cancel()
         self._ended = True

@@ -126,8 +126,6 @@ class Worker(Protocol):
 class WorkersPort(Protocol):
     """The media-worker registry, as the room service places rooms on it."""
 
-    async def is_live(self, worker_id: str) -> bool: ...
-
     async def get(self, worker_id: str) -> WorkerInfo | None:
         """The worker's registry entry; None when it expired (or the worker left)."""
         ...

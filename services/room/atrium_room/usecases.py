@@ -179,14 +179,10 @@ class RoomUseCases:
             now = await self.queries.placement(room_sid)
             if now is not None and now != current:
                 return now  # another replica moved it first
-            raise AtriumError(
-                NO_MEDIA_SERVERS, "There are no media servers available in the MediaRegion", 503
-            )
+            raise _no_media_servers()
         candidate = await self.workers.least_loaded()
         if candidate is None:
-            raise AtriumError(
-                NO_MEDIA_SERVERS, "There are no media servers available in the MediaRegion", 503
-            )
+            raise _no_media_servers()
         chosen = candidate.worker_id
 
         async def decide(tx: RoomTransaction) -> str:
@@ -291,3 +287,9 @@ class RoomUseCases:
                     continue
                 await self.timers.drop(timer)
         return fired
+
+
+def _no_media_servers() -> AtriumError:
+    return AtriumError(
+        NO_MEDIA_SERVERS, "There are no media servers available in the MediaRegion", 503
+    )

@@ -184,10 +184,6 @@ class FakeWorkers:
     def __init__(self, *workers: WorkerInfo) -> None:
         self.live: dict[str, WorkerInfo] = {worker.worker_id: worker for worker in workers}
 
-    async def is_live(self, worker_id: str) -> bool:
-        await asyncio.sleep(0)
-        return worker_id in self.live
-
     async def get(self, worker_id: str) -> WorkerInfo | None:
         """A live worker's entry, as if it had just heartbeaten."""
         await asyncio.sleep(0)

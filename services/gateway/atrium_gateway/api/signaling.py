@@ -37,7 +37,13 @@ from atrium_shared.errors import (
 from atrium_shared.infra import UNREACHABLE, unavailable
 from atrium_shared.room_api import JoinRoomRequest
 from atrium_shared.settings import Settings
-from atrium_shared.signaling_api import Caller, ClientFrame, WorkerFrame, worker_of_session
+from atrium_shared.signaling_api import (
+    Caller,
+    ClientFrame,
+    WorkerFrame,
+    session_id_of,
+    worker_of_session,
+)
 from atrium_shared.turn import turn_servers
 
 log = logging.getLogger("atrium.gateway.signaling")
@@ -299,7 +305,7 @@ class SignalingHub:
                 if worker_id is None or not isinstance(session, str):
                     raise AtriumError(SIGNALING_INVALID_MESSAGE, "Unknown session", 400)
                 # A session adopted by another worker (its own died) is there now.
-                worker_id = await self.sessions.worker_of(session.rpartition(".")[2]) or worker_id
+                worker_id = await self.sessions.worker_of(session_id_of(session)) or worker_id
                 joined = None
             else:
                 joined = await self.rooms.join(

@@ -220,7 +220,7 @@ class RoomHost:
             track_sid = resumable.get(transceiver.mid or "")
             if track_sid is None or track_sid not in session.wanted:
                 continue
-            if transceiver.direction not in ("recvonly", "inactive"):
+            if transceiver.mid in session.sending_mids.values():
                 continue  # the client now sends on this m-line
             if track_sid in session.subscriptions or track_sid in session.parked:
                 continue

@@ -49,6 +49,9 @@ SESSION_TIMEOUT_SECONDS = 30
 PUBLISHER_SILENCE_SECONDS = 3.0
 SUBSCRIBER_SILENCE_SECONDS = 7.0
 
+# How far a restart request's revision jumps ahead of an adopted session's recorded revision.
+RESTART_LEAD = 10
+
 REMOTE_DESCRIPTION_REFUSED = "Server is unable to apply a remote media description"
 
 
@@ -312,10 +315,15 @@ class ParticipantSession:
     def restart_request(self) -> dict[str, Any]:
         """Ask the client for a fresh offer (RSP ``create-offer``): this worker's peer connection
         is new (the session was adopted), so the client must negotiate ICE and DTLS again. Its
-        offer will carry ``revision + 2``; an ICE restart offer of its own ``revision + 1``."""
+        offer then carries the requested revision + 1, an ICE restart offer of its own at least
+        ``revision + 1``: both are newer than this session's and applied.
+
+        The request jumps ahead because the record this session was restored from may lag the
+        client by a revision or two (frames the dead worker handled just before it died), and
+        the client ignores a ``create-offer`` that is not newer than what it has."""
         return {
             "id": self.pc_id,
-            "description": {"type": "create-offer", "revision": self.revision + 1},
+            "description": {"type": "create-offer", "revision": self.revision + RESTART_LEAD},
         }
 
     def pending_offer(self) -> dict[str, Any] | None:

@@ -32,7 +32,7 @@ from atrium_shared.errors import (
 )
 from atrium_shared.events import ParticipantDisconnected
 from atrium_shared.models import RoomInfo
-from atrium_shared.signaling_api import Caller, ClientFrame, WorkerFrame
+from atrium_shared.signaling_api import Caller, ClientFrame, WorkerFrame, session_id_of
 from atrium_shared.track_api import SubscriptionsChanged
 from atrium_shared.workers import HEARTBEAT_SECONDS, WorkerInfo, WorkerRegistry
 
@@ -128,6 +128,10 @@ class MediaWorker:
     # Inbound from the gateway -------------------------------------------------------------------
     def accept(self, frame: ClientFrame) -> None:
         """Queue a frame behind the earlier frames of its connection (the handler returns now)."""
+        if self.handing_over:
+            # What it changed could not be recorded any more: the gateway sends it again to the
+            # worker that adopts the session.
+            return
         lock = self._locks.setdefault(frame.connection_id, asyncio.Lock())
 
         async def run() -> None:
@@ -252,7 +256,7 @@ class MediaWorker:
             self._forget(session)
 
     async def _sync(self, frame: ClientFrame) -> None:
-        session_id = str(frame.body.get("session", "")).rpartition(".")[2]
+        session_id = session_id_of(str(frame.body.get("session", "")))
         session = self.sessions.get(session_id)
         if session is None or session.closed or not self._owns(frame.caller, session):
             # Someone else's session is answered as no session at all: nothing is resumed,
