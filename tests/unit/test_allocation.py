@@ -15,7 +15,6 @@ from atrium_media.extensions.allocation import (
     allocate,
     effective_priority,
     nominal_bitrate,
-    publisher_layer_hints,
     switch_off_changes,
 )
 from atrium_media.extensions.track_msp import parse_bandwidth_profile
@@ -307,23 +306,6 @@ def test_switch_off_changes() -> None:
     assert switch_off_changes(roomy, tight) == (["a"], [])
     assert switch_off_changes(tight, tight) == ([], [])
     assert switch_off_changes(tight, roomy) == ([], ["a"])
-
-
-def test_publisher_hints_follow_what_subscribers_want() -> None:
-    thumbnail = allocate(HINTED, [track("cam", hint=sized(160, 90))], bandwidth_estimate=None)
-    hd = allocate(HINTED, [track("cam", hint=sized(1280, 720))], bandwidth_estimate=None)
-    congested = allocate(HINTED, [track("cam", hint=sized(1280, 720))], bandwidth_estimate=LOW)
-    off = allocate(HINTED, [track("cam", hint=RenderHint(enabled=False))], bandwidth_estimate=None)
-    counts = {"cam": 3, "screen": 2}
-    assert publisher_layer_hints(counts, [thumbnail]) == {
-        "cam": (True, False, False),
-        "screen": (True, False),  # nobody subscribes: only the lowest layer
-    }
-    assert publisher_layer_hints(counts, [thumbnail, hd])["cam"] == (True, True, True)
-    # A congested subscriber still wants HD back: the publisher keeps encoding it.
-    assert publisher_layer_hints(counts, [congested])["cam"] == (True, True, True)
-    assert publisher_layer_hints(counts, [off])["cam"] == (True, False, False)
-    assert publisher_layer_hints({}, [hd]) == {}
 
 
 def test_profile_from_rsp() -> None:

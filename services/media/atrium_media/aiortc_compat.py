@@ -25,6 +25,9 @@ TESTED_AIORTC_VERSION = "1.16.0"
 
 # Instance attributes (mangled where aiortc uses double underscores).
 RECEIVER_DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
+# Set by the receiver when it negotiated REMB (None otherwise), and once RTCP can be sent.
+RECEIVER_BITRATE_ESTIMATOR = "_RTCRtpReceiver__remote_bitrate_estimator"
+RECEIVER_RTCP_SSRC = "_RTCRtpReceiver__rtcp_ssrc"
 SENDER_RTP_HISTORY = "_RTCRtpSender__rtp_history"
 SENDER_NTP_TIMESTAMP = "_RTCRtpSender__ntp_timestamp"
 SENDER_RTP_TIMESTAMP = "_RTCRtpSender__rtp_timestamp"
@@ -83,7 +86,16 @@ def check_static() -> None:
     sig = tuple(inspect.signature(aioice.ice.get_host_addresses).parameters)
     if sig != ("use_ipv4", "use_ipv6"):
         raise _fail(f"aioice.ice.get_host_addresses{sig} changed signature")
-    for name in ("RtpPacket", "RTP_HISTORY_SIZE", "unwrap_rtx", "HeaderExtensions"):
+    _require_method(RTCRtpReceiver, "_send_rtcp", ("packet",), True)
+    for name in (
+        "RtpPacket",
+        "RTP_HISTORY_SIZE",
+        "unwrap_rtx",
+        "HeaderExtensions",
+        "RtcpPsfbPacket",
+        "RTCP_PSFB_APP",
+        "pack_remb_fci",
+    ):
         if not hasattr(aiortc.rtp, name):
             raise _fail(f"aiortc.rtp.{name} is missing")
     if not hasattr(aiortc.rtcrtpreceiver, "decoder_worker"):

@@ -21,15 +21,16 @@ The rule is documented in ``docs/bandwidth-allocation.md``; in short:
    ``presentation`` all of the high priority tracks first, then the next priority (whose
    minimums come only after the higher ones are served).
 5. **Publisher hints**: a publisher keeps encoding layers up to the highest one any subscriber
-   *wants* (bandwidth aside, so a congested subscriber does not starve the others of the layer
-   it will want back); the lowest layer always stays on.
+   *wants* (``TrackAllocation.wanted_layer``: bandwidth aside, so a congested subscriber does
+   not starve the others of the layer it will want back); the lowest layer always stays on.
+   The worker applies it in ``atrium_media.signaling.bandwidth.encodings_needed``.
 
 Pure functions on frozen dataclasses; no I/O, no clock. Not wired into the worker yet.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -52,7 +53,6 @@ __all__ = [
     "allocate",
     "effective_priority",
     "nominal_bitrate",
-    "publisher_layer_hints",
     "switch_off_changes",
 ]
 
@@ -470,22 +470,3 @@ def switch_off_changes(
         t.track_sid for t in current.tracks if not t.switched_off and before.get(t.track_sid, False)
     ]
     return off, on
-
-
-def publisher_layer_hints(
-    layer_counts: Mapping[str, int], allocations: Iterable[Allocation]
-) -> dict[str, tuple[bool, ...]]:
-    """Per published track (with its number of encodings): which encodings to keep enabled.
-
-    Layers up to the highest one any subscriber wants stay on; the lowest is always on (a new
-    subscriber, or one short of bandwidth, starts there). A track nobody wants keeps only it.
-    """
-    highest: dict[str, int] = {}
-    for allocation in allocations:
-        for track in allocation.tracks:
-            if track.wanted_layer is not None and track.track_sid in layer_counts:
-                highest[track.track_sid] = max(highest.get(track.track_sid, 0), track.wanted_layer)
-    return {
-        sid: tuple(index <= highest.get(sid, 0) for index in range(count))
-        for sid, count in layer_counts.items()
-    }

@@ -12,11 +12,22 @@ from atrium_media.forwarding.router import (
     RouterStats,
     UnknownTrack,
 )
-from atrium_media.forwarding.track import AudioLevelListener, PacketRecorder, PacketTap
+from atrium_media.forwarding.simulcast import LayerState
+from atrium_media.forwarding.track import (
+    AUTO_LAYER,
+    AudioLevelListener,
+    LayerSsrcPair,
+    PacketRecorder,
+    PacketTap,
+    TrackForwarder,
+)
 
 __all__ = [
+    "AUTO_LAYER",
     "AudioLevelListener",
     "InboundStream",
+    "LayerSsrcPair",
+    "LayerState",
     "LinkSample",
     "MediaRouter",
     "OutboundStream",
@@ -24,5 +35,6 @@ __all__ = [
     "PacketTap",
     "RecordingStoppedListener",
     "RouterStats",
+    "TrackForwarder",
     "UnknownTrack",
 ]

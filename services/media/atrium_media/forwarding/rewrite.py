@@ -64,8 +64,9 @@ class StreamRewriter:
         self._epoch_progress = 0
         self.active = False
 
-    def start_epoch(self, in_seq: int, in_ts: int, now: float) -> None:
-        """Begin forwarding at input packet (in_seq, in_ts), received at monotonic time now."""
+    def continuation(self, now: float) -> tuple[int, int]:
+        """The (seq, ts) the output would continue with at monotonic time ``now``: after the
+        highest sequence number sent, the timestamp advanced by the time that passed."""
         if self._highest_out_seq is None:
             first_seq = self._next_seq
         else:
@@ -75,6 +76,11 @@ class StreamRewriter:
         else:
             elapsed = max(0.0, now - self._last_out_time)
             first_ts = ts_add(self._last_out_ts, max(1, round(elapsed * self._clock_rate)))
+        return first_seq, first_ts
+
+    def start_epoch(self, in_seq: int, in_ts: int, now: float) -> None:
+        """Begin forwarding at input packet (in_seq, in_ts), received at monotonic time now."""
+        first_seq, first_ts = self.continuation(now)
         self._seq_offset = (first_seq - in_seq) % SEQ_MOD
         self._ts_offset = (first_ts - in_ts) % TS_MOD
         self._epoch_newest_seq = in_seq

@@ -41,7 +41,7 @@ import logging
 import random
 import time
 import weakref
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -50,18 +50,39 @@ from aiortc.clock import current_ntp_time
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpCodecParameters
 from aiortc.rtcrtpsender import RTCRtpSender
-from aiortc.rtp import RTP_HISTORY_SIZE, RtpPacket, unwrap_rtx
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RTP_HISTORY_SIZE,
+    RtcpPsfbPacket,
+    RtpPacket,
+    pack_remb_fci,
+    unwrap_rtx,
+)
 
 from atrium_media import aiortc_compat as compat
 from atrium_media.forwarding.keyframes import keyframe_detector, needs_keyframe_gate
 from atrium_media.forwarding.rewrite import StreamRewriter
+from atrium_media.forwarding.simulcast import (
+    LayerMonitor,
+    LayerPacket,
+    LayerState,
+    SimulcastSwitcher,
+    layer_packet,
+)
+from atrium_media.forwarding.vp8 import PICTURE_ID_MOD_15, TL0PICIDX_MOD
 
 logger = logging.getLogger(__name__)
 
 AudioLevelListener = Callable[[str, int, bool], None]
+# A simulcast layer as the publisher's offer announces it: its media SSRC and its RTX SSRC.
+LayerSsrcPair = tuple[int, int | None]
 
 DEFAULT_PLI_INTERVAL = 0.3
 KEYFRAME_RETRY_SECONDS = 1.0
+# A simulcast leg's layer before the allocation chose one: the highest layer that is arriving.
+AUTO_LAYER = -1
+# How often a simulcast track re-reads which of its layers are arriving (for AUTO_LAYER legs).
+_LAYER_STATES_SECONDS = 0.25
 _DEAD_TRANSPORT_STATES = ("closed", "failed")
 _SENDING_DIRECTIONS = ("sendonly", "sendrecv")
 
@@ -218,6 +239,11 @@ class ForwardingLeg:
         self._forwarder = weakref.ref(forwarder)
         self._sender_state: dict[str, Any] = sender.__dict__
         sender._send_keyframe = self._on_keyframe_request  # type: ignore[method-assign]
+        # Simulcast tracks only: the splicer of the publisher's layers onto this leg's one
+        # stream (made on the leg's first packet), and the layer the allocation chose for it
+        # (None: switched off; AUTO_LAYER until it chose).
+        self.switcher: SimulcastSwitcher | None = None
+        self.chosen_layer: int | None = AUTO_LAYER
 
     @property
     def state(self) -> str:
@@ -228,14 +254,29 @@ class ForwardingLeg:
         forwarder = self._forwarder()
         if not self.enabled or (forwarder is not None and not forwarder.enabled):
             return self.PAUSED
+        if self.switcher is not None:
+            if self.chosen_layer is None:
+                return self.PAUSED
+            return self.FORWARDING if self.switcher.current_layer is not None else self.WAITING
         if self._rewriter is not None and self._rewriter.active:
             return self.FORWARDING
         return self.WAITING
 
+    @property
+    def layer(self) -> int | None:
+        """The simulcast layer this leg forwards now (None: none, or not a simulcast track)."""
+        return self.switcher.current_layer if self.switcher is not None else None
+
     def _on_keyframe_request(self) -> None:
         self.keyframe_requests += 1
         forwarder = self._forwarder()
-        if forwarder is not None and self.enabled:
+        if forwarder is None or not self.enabled:
+            return
+        switcher = self.switcher
+        if switcher is not None and switcher.current_layer is not None:
+            # Only the layer this subscriber decodes needs a key frame.
+            forwarder.request_layer_keyframe(switcher.layer_ssrcs[switcher.current_layer])
+        else:
             forwarder.request_keyframe()
 
     def is_dead(self) -> bool:
@@ -270,6 +311,9 @@ class ForwardingLeg:
     def pause_epoch(self) -> None:
         if self._rewriter is not None:
             self._rewriter.stop_epoch()
+        if self.switcher is not None:
+            # Off now; the next packet re-targets it (and asks for that layer's key frame).
+            self.switcher.set_target(None, time.monotonic())
 
     def detach(self) -> None:
         """Stop forwarding and give the sender back its own keyframe handling."""
@@ -301,19 +345,99 @@ class ForwardingLeg:
         elif not rewriter.in_epoch(packet.sequence_number):
             return 0
         seq, ts = rewriter.map(packet.sequence_number, packet.timestamp, now)
+        return await self._send(
+            payload_type,
+            packet.marker,
+            seq,
+            ts,
+            packet.payload,
+            repaired,
+            abs_send_time,
+            ntp_time,
+            padding_size=packet.padding_size,
+            audio_level=packet.extensions.audio_level,
+        )
+
+    async def forward_layer(
+        self,
+        packet: LayerPacket,
+        mime: str,
+        layer_ssrcs: tuple[int, ...],
+        top_active: int,
+        now: float,
+        abs_send_time: int,
+        ntp_time: int,
+    ) -> tuple[int, int | None]:
+        """Send one packet of a simulcast track's layers on this leg, if it is of the layer the
+        leg forwards: (payload bytes sent, the layer SSRC a key frame is needed from or None)."""
+        rewriter = self._rewriter
+        payload_type = self._payload_types.get(mime)
+        if rewriter is None or payload_type is None or not self.enabled:
+            self.packets_dropped += 1
+            return 0, None
+        switcher = self.switcher
+        if switcher is None or switcher.layer_ssrcs != layer_ssrcs:
+            # The leg's stream continues where its sender stopped (a re-used slot, or a track
+            # that became simulcast), with fresh VP8 picture numbering.
+            seq, ts = rewriter.continuation(now)
+            rewriter.stop_epoch()
+            switcher = self.switcher = SimulcastSwitcher(
+                layer_ssrcs,
+                initial_sequence_number=seq,
+                initial_timestamp=ts,
+                initial_picture_id=random.randrange(PICTURE_ID_MOD_15),
+                initial_tl0_pic_idx=random.randrange(TL0PICIDX_MOD),
+            )
+        chosen = self.chosen_layer
+        target = top_active if chosen == AUTO_LAYER else chosen
+        if target is not None:
+            target = min(target, len(layer_ssrcs) - 1)
+        request = switcher.set_target(target, now) if switcher.target_layer != target else None
+        result = switcher.push(packet)
+        sent = 0
+        for out in result.packets:
+            sent += await self._send(
+                payload_type,
+                int(out.marker),
+                out.sequence_number,
+                out.timestamp,
+                out.payload,
+                out.repaired,
+                abs_send_time,
+                ntp_time,
+            )
+        if not result.packets:
+            self.packets_dropped += 1
+        return sent, result.keyframe_request or request
+
+    async def _send(
+        self,
+        payload_type: int,
+        marker: int,
+        seq: int,
+        ts: int,
+        payload: bytes,
+        repaired: bool,
+        abs_send_time: int,
+        ntp_time: int,
+        *,
+        padding_size: int = 0,
+        audio_level: Any = None,
+    ) -> int:
+        """Send one re-stamped packet on the leg's transport; the payload bytes sent (0: none)."""
         out = RtpPacket(
             payload_type=payload_type,
-            marker=packet.marker,
+            marker=marker,
             sequence_number=seq,
             timestamp=ts,
             ssrc=self.sender._ssrc,
-            payload=packet.payload,
+            payload=payload,
         )
-        out.padding_size = packet.padding_size
+        out.padding_size = padding_size
         extensions = out.extensions
         extensions.mid = self._mid
         extensions.abs_send_time = abs_send_time
-        extensions.audio_level = packet.extensions.audio_level
+        extensions.audio_level = audio_level
         state = self._sender_state
         state[compat.SENDER_RTP_HISTORY][seq % RTP_HISTORY_SIZE] = out
         data = out.serialize(state[compat.SENDER_EXTENSIONS_MAP])
@@ -325,13 +449,13 @@ class ForwardingLeg:
                 self.closed = True
             return 0
         self.packets_sent += 1
-        self.bytes_sent += len(packet.payload)
+        self.bytes_sent += len(payload)
         if not repaired:
             state[compat.SENDER_NTP_TIMESTAMP] = ntp_time
             state[compat.SENDER_RTP_TIMESTAMP] = ts
-        state[compat.SENDER_OCTET_COUNT] += len(packet.payload)
+        state[compat.SENDER_OCTET_COUNT] += len(payload)
         state[compat.SENDER_PACKET_COUNT] += 1
-        return len(packet.payload)
+        return len(payload)
 
     def stats(self) -> LegStats:
         return LegStats(
@@ -359,8 +483,54 @@ class TrackStats:
     legs: list[LegStats]
 
 
+class _SimulcastInput:
+    """A simulcast publisher's layers on one m-line: which SSRC is which layer (its RTX SSRC
+    included), what is known of each layer, and when each last got a PLI."""
+
+    def __init__(self, layers: Sequence[LayerSsrcPair]) -> None:
+        self.ssrcs: tuple[int, ...] = tuple(ssrc for ssrc, _ in layers)
+        self.index = {ssrc: index for index, ssrc in enumerate(self.ssrcs)}
+        self.repairs = {rtx: ssrc for ssrc, rtx in layers if rtx is not None}
+        self.monitor = LayerMonitor(self.ssrcs)
+        self.last_pli: dict[int, float] = {}
+        self._top_active = 0
+        self._top_checked = float("-inf")
+        self._recorded: int | None = None
+
+    def primary_of(self, ssrc: int) -> int | None:
+        """The layer SSRC a media or RTX SSRC belongs to (None: not one of the layers)."""
+        return ssrc if ssrc in self.index else self.repairs.get(ssrc)
+
+    def top_active(self, now: float) -> int:
+        """The largest layer whose packets arrive (by key frame size, then bit rate), re-read at
+        most every ``_LAYER_STATES_SECONDS``. Sizes decide, not the SIM group's order: Chrome
+        sends its largest encoding on the group's first SSRC."""
+        if now - self._top_checked >= _LAYER_STATES_SECONDS:
+            self._top_checked = now
+            active = [state for state in self.monitor.layers(now) if state.active]
+            if active:
+                best = max(active, key=lambda state: (state.width * state.height, state.bitrate))
+                self._top_active = best.index
+        return self._top_active
+
+    def recorded_layer(self, now: float) -> int:
+        """The layer recorders get: the largest one that arrives, kept once its size is known
+        (a recording is one stream; it does not follow later changes)."""
+        if self._recorded is not None:
+            return self._recorded
+        top = self.top_active(now)
+        if self.monitor.layers(now)[top].width > 0:
+            self._recorded = top
+        return top
+
+
 class TrackForwarder:
-    """Forwards the RTP of one publisher receiver to any number of :class:`ForwardingLeg`."""
+    """Forwards the RTP of one publisher receiver to any number of :class:`ForwardingLeg`.
+
+    A simulcast publisher (:meth:`set_layers`) sends several layers on the m-line; each leg then
+    forwards one of them at a time (:meth:`set_leg_layer`), spliced by its
+    :class:`~atrium_media.forwarding.simulcast.SimulcastSwitcher`.
+    """
 
     def __init__(
         self,
@@ -403,6 +573,7 @@ class TrackForwarder:
         # Packet taps (recorders): they see every media packet, with or without legs and whether
         # or not forwarding is enabled (what is published is recorded).
         self._taps: tuple[PacketTap, ...] = ()
+        self._simulcast: _SimulcastInput | None = None
 
         self._original = receiver._handle_rtp_packet
         self._sink = FrameSink(receiver.__dict__[compat.RECEIVER_DECODER_QUEUE])
@@ -479,6 +650,55 @@ class TrackForwarder:
                 logger.exception("packet tap of %s failed", self.track_id)
 
     # ----------------------------------------------------------------- control
+    # ----------------------------------------------------------------- simulcast
+    def set_layers(self, layers: Sequence[LayerSsrcPair]) -> None:
+        """The layers the publisher's offer announces for this m-line, lowest first. Two or more
+        make the track simulcast; one (or none) is a single stream, forwarded as before."""
+        if self.kind != "video" or len(layers) < 2:
+            if self._simulcast is not None:
+                self._simulcast = None
+                for leg in self.legs.values():
+                    leg.switcher = None
+                    leg.pause_epoch()
+                self.request_keyframe()
+            return
+        if self._simulcast is not None and self._simulcast.ssrcs == tuple(s for s, _ in layers):
+            return
+        self._simulcast = _SimulcastInput(layers)
+        self.media_ssrc = None
+        for leg in self.legs.values():
+            leg.pause_epoch()
+
+    @property
+    def is_simulcast(self) -> bool:
+        return self._simulcast is not None
+
+    def layer_states(self) -> tuple[LayerState, ...]:
+        """What is known of each simulcast layer now (empty for a single stream)."""
+        if self._simulcast is None:
+            return ()
+        return self._simulcast.monitor.layers(time.monotonic())
+
+    def set_leg_layer(self, subscriber_id: str, layer: int | None) -> None:
+        """Forward ``layer`` (an index, lowest first) to the subscriber, or nothing (None: the
+        track is switched off for it). The switch happens at the layer's next key frame."""
+        leg = self.legs.get(subscriber_id)
+        if leg is not None:
+            leg.chosen_layer = layer
+
+    def request_layer_keyframe(self, ssrc: int) -> None:
+        """A PLI for one layer, at most once per PLI interval per layer (the switchers repeat
+        theirs while they wait, so one skipped here is not lost)."""
+        simulcast = self._simulcast
+        if simulcast is None or self._closed:
+            return
+        now = time.monotonic()
+        if now - simulcast.last_pli.get(ssrc, float("-inf")) < self._pli_interval:
+            return
+        simulcast.last_pli[ssrc] = now
+        self.keyframe_requests_sent += 1
+        self._spawn(self.receiver._send_rtcp_pli(ssrc))
+
     def set_enabled(self, enabled: bool) -> None:
         """Pause (stop forwarding to every leg) or resume (legs re-gate on a requested keyframe)."""
         if enabled == self.enabled:
@@ -505,6 +725,12 @@ class TrackForwarder:
         """
         if self.kind != "video" or self._closed:
             return
+        if self._simulcast is not None:
+            for leg in self.legs.values():
+                switcher = leg.switcher
+                if switcher is not None and switcher.current_layer is not None:
+                    self.request_layer_keyframe(switcher.layer_ssrcs[switcher.current_layer])
+            return  # legs waiting for a layer ask for it themselves
         now = time.monotonic()
         wait = self._last_pli + self._pli_interval - now
         if wait <= 0:
@@ -538,6 +764,10 @@ class TrackForwarder:
 
     # ----------------------------------------------------------------- packet path
     async def _on_rtp(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+        simulcast = self._simulcast
+        if simulcast is not None:
+            await self._on_simulcast_rtp(simulcast, packet, arrival_time_ms)
+            return
         await self._original(packet, arrival_time_ms)
         if self._closed or not self.receiver._enabled:
             return
@@ -624,6 +854,114 @@ class TrackForwarder:
                 waiting = True
         if waiting and now - self._last_pli >= KEYFRAME_RETRY_SECONDS:
             self.request_keyframe()
+
+    async def _on_simulcast_rtp(
+        self, simulcast: _SimulcastInput, packet: RtpPacket, arrival_time_ms: int
+    ) -> None:
+        primary = simulcast.primary_of(packet.ssrc)
+        codec = self._codec_for(packet.payload_type)
+        if primary is None or codec is None:
+            await self._original(packet, arrival_time_ms)  # not a layer: aiortc's business
+            return
+        received = packet
+        repaired = False
+        if _is_rtx(codec):
+            apt = codec.parameters.get("apt")
+            primary_codec = self._codec_for(apt) if isinstance(apt, int) else None
+            if primary_codec is None or not isinstance(apt, int) or len(packet.payload) < 2:
+                # Padding (Chrome probes bandwidth on its RTX streams): counted, not forwarded.
+                await self._estimate_bandwidth(packet, arrival_time_ms)
+                return
+            packet = unwrap_rtx(packet, payload_type=apt, ssrc=primary)
+            codec = primary_codec
+            repaired = True
+        if simulcast.index[primary] == 0:
+            # aiortc's receive path (receiver reports, NACKs, jitter buffer) follows one stream,
+            # the first layer, repairs unwrapped here (it maps no RTX SSRC of a simulcast
+            # m-line, so it would NACK the repaired packets again and again). Fed every layer,
+            # it would take the jumps between their sequence numbers for losses and flood the
+            # publisher with NACKs and PLIs.
+            await self._original(packet, arrival_time_ms)
+        else:
+            await self._estimate_bandwidth(received, arrival_time_ms)
+        if self._closed or not self.receiver._enabled:
+            return
+        self.packets_received += 1
+        self.bytes_received += len(received.payload)
+        mime = codec.mimeType.lower()
+        now = time.monotonic()
+        try:
+            described = layer_packet(
+                primary,
+                packet.sequence_number,
+                packet.timestamp,
+                bool(packet.marker),
+                packet.payload,
+                now,
+                mime_type=mime,
+                repaired=repaired,
+            )
+        except ValueError:  # too short for its payload descriptor, or not VP8/H.264
+            return
+        simulcast.monitor.observe(described)
+        taps = self._taps
+        if taps and simulcast.index[primary] == simulcast.recorded_layer(now):
+            self._tap(taps, packet, arrival_time_ms)
+        if not self.legs or not self.enabled:
+            return
+        try:
+            await self._forward_layers(simulcast, described, mime, codec.clockRate, now)
+        except Exception:
+            logger.exception("forwarding %s failed", self.track_id)
+
+    async def _forward_layers(
+        self,
+        simulcast: _SimulcastInput,
+        packet: LayerPacket,
+        mime: str,
+        clock_rate: int,
+        now: float,
+    ) -> None:
+        ntp_time = current_ntp_time()
+        abs_send_time = (ntp_time >> 14) & 0x00FFFFFF
+        top = simulcast.top_active(now)
+        for leg in tuple(self.legs.values()):
+            if leg.is_dead():
+                self._drop_dead_leg(leg)
+                continue
+            leg.try_activate(clock_rate)
+            sent, request = await leg.forward_layer(
+                packet, mime, simulcast.ssrcs, top, now, abs_send_time, ntp_time
+            )
+            if sent:
+                self.packets_forwarded += 1
+                self.bytes_forwarded += sent
+            if request is not None:
+                self.request_layer_keyframe(request)
+            if leg.closed:
+                self._drop_dead_leg(leg)
+
+    async def _estimate_bandwidth(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+        """Count a packet that bypasses aiortc's receive path in its bandwidth estimate, so the
+        REMB the publisher gets covers every layer it sends (the publisher sizes its layers by
+        it)."""
+        receiver_state = self.receiver.__dict__
+        estimator = receiver_state.get(compat.RECEIVER_BITRATE_ESTIMATOR)
+        abs_send_time = packet.extensions.abs_send_time
+        if estimator is None or abs_send_time is None:
+            return
+        remb = estimator.add(
+            abs_send_time=abs_send_time,
+            arrival_time_ms=arrival_time_ms,
+            payload_size=len(packet.payload) + packet.padding_size,
+            ssrc=packet.ssrc,
+        )
+        rtcp_ssrc = receiver_state.get(compat.RECEIVER_RTCP_SSRC)
+        if remb is not None and rtcp_ssrc is not None:
+            feedback = RtcpPsfbPacket(
+                fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(*remb)
+            )
+            await self.receiver._send_rtcp(feedback)
 
     # ----------------------------------------------------------------- lifecycle
     def close(self) -> None:

@@ -23,15 +23,21 @@ from atrium_media.extensions.msp import (
     MspReady,
     parse_client_message,
 )
+from atrium_media.extensions.track_msp import TrackClientMessage, parse_track_client_message
 
 log = logging.getLogger("atrium.media.msp")
 
 ACTIVE_SPEAKER = "active_speaker"
 NETWORK_QUALITY = "network_quality"
-# What this worker implements (part 2 of the extensions adds the bandwidth-profile ones).
-IMPLEMENTED = (ACTIVE_SPEAKER, NETWORK_QUALITY)
+PUBLISHER_HINTS = "publisher_hints"
+# What this worker implements. Granting publisher_hints is what keeps twilio-video's adaptive
+# simulcast (preferredVideoCodecs 'auto') sending its layers: without it the client falls back
+# to one.
+IMPLEMENTED = (ACTIVE_SPEAKER, NETWORK_QUALITY, PUBLISHER_HINTS)
+# The extensions whose messages are those of atrium_media.extensions.track_msp.
+_TRACK_EXTENSIONS = frozenset({PUBLISHER_HINTS})
 
-MessageHandler = Callable[[str, ClientMessage], None]
+MessageHandler = Callable[[str, ClientMessage | TrackClientMessage], None]
 
 
 def requested_extensions(connect_body: dict[str, Any]) -> list[str]:
@@ -101,8 +107,9 @@ class MediaSignaling:
         return True
 
     def _receive(self, name: str, data: str | bytes) -> None:
+        parse = parse_track_client_message if name in _TRACK_EXTENSIONS else parse_client_message
         try:
-            message = parse_client_message(data)
+            message = parse(data)
         except MspError as exc:
             log.debug("ignoring an unreadable %s message: %s", name, exc)
             return

@@ -24,11 +24,20 @@ from atrium_media.extensions import (
     build_network_quality_message,
 )
 from atrium_media.extensions.msp import ClientMessage
-from atrium_media.forwarding import MediaRouter, UnknownTrack
+from atrium_media.extensions.track_msp import ClientResetRequest, TrackClientMessage
+from atrium_media.forwarding import LayerSsrcPair, MediaRouter, UnknownTrack
 from atrium_media.ports import ControlPlane
+from atrium_media.signaling.bandwidth import (
+    allocate_layers,
+    encodings_needed,
+    layers_by_mid,
+    publisher_hints_message,
+    video_profile_of,
+)
 from atrium_media.signaling.media_signaling import (
     ACTIVE_SPEAKER,
     NETWORK_QUALITY,
+    PUBLISHER_HINTS,
     MediaSignaling,
     requested_extensions,
 )
@@ -52,6 +61,9 @@ tracer = trace.get_tracer("atrium.media")
 SPEAKER_TICK_SECONDS = 0.1
 QUALITY_SAMPLE_SECONDS = 1.0
 MEDIA_WATCH_SECONDS = 1.0
+# How often each subscriber's simulcast layers are reconsidered.
+ALLOCATION_SECONDS = 0.5
+ALL_LAYERS = 15  # "every layer", as a wanted layer index (clamped to each track's count)
 # How long after a remote participant was announced to a client its network quality level may
 # be sent to it (the signaling update and the MSP answer travel on different channels).
 QUALITY_REMOTE_GRACE_SECONDS = 1.0
@@ -74,6 +86,7 @@ class RoomHost:
         self._speaker_loop: asyncio.Task[None] | None = None
         self._quality_loop: asyncio.Task[None] | None = None
         self._media_watch: asyncio.Task[None] | None = None
+        self._allocation_loop: asyncio.Task[None] | None = None
         # Called when a participant turns reconnecting or connected again (the worker tells
         # the participant service, for REST).
         self.on_state_changed: Callable[[ParticipantSession], None] | None = None
@@ -112,6 +125,7 @@ class RoomHost:
                 answer: dict[str, Any] | None = None
                 # Publishers send only the room's VideoCodecs (their offers are answered so).
                 session.video_codecs = list(self.room.video_codecs)
+                session.video_profile = video_profile_of(body)
                 if offer is not None:
                     session.pc_id = str(offer.get("id", ""))
                     description = offer["description"]
@@ -253,6 +267,8 @@ class RoomHost:
                     await session.add_ice(entry["ice"])
             if isinstance(body.get("participant"), dict):
                 await self._apply_participant_state(session, body["participant"])
+            if "bandwidth_profile" in body:
+                session.video_profile = video_profile_of(body)
             message: dict[str, Any] = {"type": "update"}
             if replies:
                 message["peer_connections"] = replies
@@ -274,6 +290,7 @@ class RoomHost:
             prepare = (lambda: self._resume_subscriptions(session)) if adopted else None
             answer = await session.apply_client_offer(sdp, revision, prepare)
             if answer is not None:
+                self._update_layers(session)
                 self._wire_published(session)
                 if adopted:
                     self._resumed(session)
@@ -402,13 +419,90 @@ class RoomHost:
                 transceiver = session.receiving_transceiver(track.client_id)
                 if transceiver is None:
                     continue
-                self.router.add_published_track(session.participant.sid, track.sid, transceiver)
+                forwarder = self.router.add_published_track(
+                    session.participant.sid, track.sid, transceiver
+                )
+                if track.kind == "video" and transceiver.mid is not None:
+                    forwarder.set_layers(self._offered_layers(session).get(transceiver.mid, ()))
                 if not track.enabled:
                     self.router.set_enabled(track.sid, False)
             track.wired = True
             for other in self.others(session):
                 if track.sid in other.wanted:
                     self.spawn(self.reconcile(other))
+
+    @staticmethod
+    def _offered_layers(session: ParticipantSession) -> dict[str, list[LayerSsrcPair]]:
+        description = session.pc.remoteDescription
+        return layers_by_mid(description.sdp) if description is not None else {}
+
+    def _update_layers(self, session: ParticipantSession) -> None:
+        """A new offer may add, drop or change a wired video track's simulcast layers."""
+        offered = self._offered_layers(session)
+        for track in session.tracks.values():
+            if track.kind != "video" or not track.wired or track.sid is None:
+                continue
+            transceiver = session.receiving_transceiver(track.client_id)
+            if transceiver is None or transceiver.mid is None:
+                continue
+            try:
+                forwarder = self.router.published_track(track.sid)
+            except UnknownTrack:
+                continue
+            forwarder.set_layers(offered.get(transceiver.mid, ()))
+
+    async def _run_allocation(self) -> None:
+        while True:
+            await asyncio.sleep(ALLOCATION_SECONDS)
+            try:
+                self._allocate()
+            except Exception:
+                log.exception("layer allocation in %s failed", self.room.sid)
+
+    def _allocate(self) -> None:
+        """Each subscriber's layers, then each publisher's encodings (publisher_hints)."""
+        dominant = self.speakers.dominant
+        sessions = [s for s in self.sessions.values() if not s.closed]
+        highest: dict[str, int] = {}  # per simulcast track: the highest layer anybody wants
+        for session in sessions:
+            video = [s.track_sid for s in session.subscriptions.values() if s.kind == "video"]
+            if session.video_profile is not None:
+                wanted = allocate_layers(
+                    self.router, session.participant.sid, video, session.video_profile, dominant
+                )
+            else:  # no profile: the largest layer that arrives, so every layer is wanted
+                wanted = {sid: ALL_LAYERS for sid in video}
+            for sid, layer in wanted.items():
+                highest[sid] = max(highest.get(sid, layer), layer)
+        for sid in self.router.recorded_tracks():
+            highest[sid] = ALL_LAYERS  # a recording keeps the best picture
+        for session in sessions:
+            if session.msp.grants(PUBLISHER_HINTS) and session.msp.is_ready(PUBLISHER_HINTS):
+                self._hint_publisher(session, highest)
+
+    def _hint_publisher(self, session: ParticipantSession, highest: dict[str, int]) -> None:
+        changed: dict[str, tuple[bool, ...]] = {}
+        for track in session.tracks.values():
+            if track.kind != "video" or not track.wired or track.sid is None:
+                continue
+            try:
+                forwarder = self.router.published_track(track.sid)
+            except UnknownTrack:
+                continue
+            layers = forwarder.layer_states()
+            if len(layers) < 2:
+                continue
+            wanted = highest.get(track.sid)
+            if wanted is not None and wanted >= len(layers):  # every layer: up to the largest
+                wanted = max(layers, key=lambda layer: layer.width * layer.height).index
+            needed = encodings_needed(layers, wanted)
+            if session.hinted_encodings.get(track.sid) != needed:
+                changed[track.sid] = needed
+        if not changed:
+            return
+        session.hint_id += 1
+        if session.msp.send(PUBLISHER_HINTS, publisher_hints_message(session.hint_id, changed)):
+            session.hinted_encodings.update(changed)
 
     def _track_info(self, session: ParticipantSession, track: ClientTrack) -> TrackInfo:
         now = session.participant.date_created
@@ -694,6 +788,9 @@ class RoomHost:
     def _start_extensions(self, session: ParticipantSession) -> None:
         if self._media_watch is None:
             self._media_watch = asyncio.create_task(self._run_media_watch())
+        needs_allocation = session.video_profile is not None or session.msp.grants(PUBLISHER_HINTS)
+        if needs_allocation and self._allocation_loop is None:
+            self._allocation_loop = asyncio.create_task(self._run_allocation())
         if session.msp.grants(ACTIVE_SPEAKER) and self._speaker_loop is None:
             self.router.on_audio_level(self._on_audio_level)
             self._speaker_loop = asyncio.create_task(self._run_speaker_detection())
@@ -736,8 +833,12 @@ class RoomHost:
             session.msp.send(ACTIVE_SPEAKER, ActiveSpeakerMessage(participant=speaker))
 
     def _on_msp_message(
-        self, session: ParticipantSession, name: str, message: ClientMessage
+        self, session: ParticipantSession, name: str, message: ClientMessage | TrackClientMessage
     ) -> None:
+        if isinstance(message, ClientResetRequest):
+            # The publisher went back to its default encodings: hint that track again.
+            session.hinted_encodings.pop(message.track, None)
+            return
         if name != NETWORK_QUALITY or not isinstance(message, NetworkQualityRequest):
             return
         session.quality_verbosity = (message.reportLevel, message.remoteReportLevel)
@@ -755,12 +856,18 @@ class RoomHost:
         session.msp.send(NETWORK_QUALITY, answer)
 
     async def close(self) -> None:
-        for loop in (self._speaker_loop, self._quality_loop, self._media_watch):
+        for loop in (
+            self._speaker_loop,
+            self._quality_loop,
+            self._media_watch,
+            self._allocation_loop,
+        ):
             if loop is not None:
                 loop.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await loop
         self._speaker_loop = self._quality_loop = self._media_watch = None
+        self._allocation_loop = None
         for session in list(self.sessions.values()):
             await session.close()
         self.sessions.clear()

@@ -27,6 +27,7 @@ from aiortc import (
 from aiortc.sdp import candidate_from_sdp
 
 from atrium_media import aiortc_compat as compat
+from atrium_media.extensions.allocation import VideoBandwidthProfile
 from atrium_media.signaling.link_quality import LinkQuality
 from atrium_media.signaling.media_signaling import MediaSignaling
 from atrium_media.signaling.sdp import (
@@ -145,6 +146,13 @@ class ParticipantSession:
     msp: MediaSignaling = field(default_factory=lambda: MediaSignaling((), lambda n, m: None))
     quality: LinkQuality = field(default_factory=LinkQuality)
     quality_verbosity: tuple[int, int] = (1, 0)  # the client's (reportLevel, remoteReportLevel)
+    # The client's video bandwidth profile (None: it sent none, and gets every simulcast
+    # track's highest layer that arrives).
+    video_profile: VideoBandwidthProfile | None = None
+    # The encodings last asked of this publisher per simulcast track (publisher_hints), and the
+    # id of the last hint message (the client ignores an id of 0).
+    hinted_encodings: dict[str, tuple[bool, ...]] = field(default_factory=dict)
+    hint_id: int = 0
     # When this client was first told about each remote participant (monotonic seconds). A
     # network quality answer names a remote only once the client surely knows it: twilio-video.js
     # applies a remote level only to participants it already has, and only when the level

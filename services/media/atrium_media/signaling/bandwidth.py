@@ -1,0 +1,189 @@
+"""Simulcast in a hosted room: which layers each publisher's m-line carries, and which layer each
+subscriber gets of each simulcast video track it receives.
+
+The decision itself is :func:`atrium_media.extensions.allocation.allocate` (the rule is in
+docs/bandwidth-allocation.md). This module feeds it what the worker knows (the subscriber's
+bandwidth profile, each layer's resolution, rate and liveness as received, the dominant speaker)
+and applies its answer to the subscriber's forwarding legs.
+
+Each publisher granted ``publisher_hints`` is told which encodings anybody needs
+(:func:`encodings_needed`): a layer no subscriber wants is not encoded at all.
+
+What is not fed yet: render hints and track priority (their MSP channels are not granted), and a
+bandwidth estimate of the subscriber's link; the budget is the profile's
+``maxSubscriptionBitrate`` alone.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol
+
+from atrium_media.extensions.allocation import (
+    LayerOption,
+    VideoBandwidthProfile,
+    VideoSubscription,
+    allocate,
+)
+from atrium_media.extensions.track_msp import (
+    BandwidthProfileError,
+    LayerEncoding,
+    PublisherHint,
+    PublisherHints,
+    PublisherHintsMessage,
+    parse_bandwidth_profile,
+)
+from atrium_media.forwarding import AUTO_LAYER, LayerSsrcPair, LayerState, UnknownTrack
+from atrium_media.signaling.simulcast_sdp import SimulcastSdpError, published_video_layers
+
+__all__ = [
+    "allocate_layers",
+    "encodings_needed",
+    "layers_by_mid",
+    "publisher_hints_message",
+    "video_profile_of",
+]
+
+log = logging.getLogger("atrium.media.bandwidth")
+
+
+class SimulcastTrack(Protocol):
+    """What the allocation needs of a published track (a TrackForwarder)."""
+
+    track_id: str
+    publisher_id: str
+
+    @property
+    def is_simulcast(self) -> bool: ...
+
+    def layer_states(self) -> tuple[LayerState, ...]: ...
+
+    def set_leg_layer(self, subscriber_id: str, layer: int | None) -> None: ...
+
+
+class PublishedTracks(Protocol):
+    """Where the allocation finds published tracks (the MediaRouter)."""
+
+    def published_track(self, track_id: str) -> SimulcastTrack: ...
+
+
+def video_profile_of(body: Mapping[str, Any]) -> VideoBandwidthProfile | None:
+    """The video bandwidth profile of an RSP ``connect`` or ``update`` (None without one, or
+    when it does not parse: the client then gets what a client without a profile gets)."""
+    raw = body.get("bandwidth_profile")
+    if raw is None:
+        return None
+    try:
+        parsed = parse_bandwidth_profile(raw)
+    except BandwidthProfileError as exc:
+        log.info("bandwidth_profile ignored: %s", exc)
+        return None
+    return VideoBandwidthProfile.from_rsp(parsed, render_hints=False, track_switch_off=False)
+
+
+def layers_by_mid(sdp: str) -> dict[str, list[LayerSsrcPair]]:
+    """The video layers (media and RTX SSRC, lowest first) of each m-line a client's offer
+    sends on, by mid (empty when its SSRC groups do not make sense: every track is then
+    forwarded as a single stream)."""
+    try:
+        found = published_video_layers(sdp)
+    except SimulcastSdpError as exc:
+        log.info("simulcast layers not read: %s", exc)
+        return {}
+    return {
+        published.mid: [(layer.ssrc, layer.rtx_ssrc) for layer in published.layers]
+        for published in found
+        if published.mid is not None
+    }
+
+
+def allocate_layers(
+    router: PublishedTracks,
+    subscriber_sid: str,
+    track_sids: Iterable[str],
+    profile: VideoBandwidthProfile,
+    dominant_speaker: str | None,
+) -> dict[str, int]:
+    """Choose the layer of every simulcast track in ``track_sids`` the subscriber receives;
+    returns, per track, the highest layer (an index into its SSRCs) the subscriber would take
+    with bandwidth to spare (absent: none, it switched the track off)."""
+    chosen: list[tuple[SimulcastTrack, list[int], VideoSubscription]] = []
+    for sid in track_sids:
+        try:
+            forwarder = router.published_track(sid)
+        except UnknownTrack:
+            continue
+        if not forwarder.is_simulcast:
+            continue
+        # The allocation counts layers smallest first. Which SSRC carries which size is read
+        # from the key frames, not assumed from the offer: twilio-video scales its encodings
+        # only in adaptive simulcast; with `{codec: 'VP8', simulcast: true}` Chrome (156) sends
+        # every SIM SSRC at the camera's size. A layer is a choice once its size is known.
+        sized = sorted(
+            (state for state in forwarder.layer_states() if state.width > 0),
+            key=lambda state: (state.width * state.height, state.bitrate),
+        )
+        layers = [
+            LayerOption(rank, state.width, state.height, state.bitrate, state.active)
+            for rank, state in enumerate(sized)
+        ]
+        subscription = VideoSubscription(
+            sid, layers, dominant_speaker=forwarder.publisher_id == dominant_speaker
+        )
+        chosen.append((forwarder, [state.index for state in sized], subscription))
+    wanted: dict[str, int] = {}
+    if not chosen:
+        return wanted
+    allocation = allocate(profile, [s for _, _, s in chosen], bandwidth_estimate=None)
+    for (forwarder, indexes, _), decision in zip(chosen, allocation.tracks, strict=True):
+        if decision.reason == "no-media" or not indexes:
+            # No layer of known size yet: the largest that arrives until sizes are known,
+            # rather than nothing.
+            forwarder.set_leg_layer(subscriber_sid, AUTO_LAYER)
+            wanted[forwarder.track_id] = len(forwarder.layer_states())  # every layer
+            continue
+        rank = decision.layer
+        forwarder.set_leg_layer(subscriber_sid, None if rank is None else indexes[rank])
+        if decision.wanted_layer is not None:
+            wanted[forwarder.track_id] = indexes[decision.wanted_layer]
+    return wanted
+
+
+def encodings_needed(layers: Sequence[LayerState], highest_wanted: int | None) -> tuple[bool, ...]:
+    """Which of a simulcast track's encodings (``layers``, in SSRC order) its publisher should
+    send: each one no larger than the largest any subscriber wants (``highest_wanted``, an
+    index; None: nobody wants any), the smallest always (a newcomer, or a subscriber short of
+    bandwidth, starts there), and any whose size is not known yet (no key frame seen: whether
+    it is needed cannot be told)."""
+
+    def area(state: LayerState) -> int:
+        return state.width * state.height
+
+    sized = [state for state in layers if area(state) > 0]
+    smallest = min(sized, key=area).index if sized else 0
+    cap = area(layers[highest_wanted]) if highest_wanted is not None else 0
+    return tuple(
+        state.index == smallest or area(state) == 0 or area(state) <= cap for state in layers
+    )
+
+
+def publisher_hints_message(
+    hint_id: int, encodings: Mapping[str, tuple[bool, ...]]
+) -> PublisherHintsMessage:
+    """The ``publisher_hints`` message asking for ``encodings`` per track."""
+    return PublisherHintsMessage(
+        publisher=PublisherHints(
+            id=hint_id,
+            hints=[
+                PublisherHint(
+                    track=sid,
+                    encodings=[
+                        LayerEncoding(layer_index=index, enabled=enabled)
+                        for index, enabled in enumerate(wanted)
+                    ],
+                )
+                for sid, wanted in encodings.items()
+            ],
+        )
+    )
