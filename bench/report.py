@@ -61,13 +61,15 @@ def _samples(summary: Summary | None) -> str:
 
 
 def table(comparisons: list[Comparison], title: str) -> Table:
+    # Figures never wrap; the words around them do, so the table reads in 80 columns (a terminal
+    # or a log file, where rich assumes 80) as well as in a wide terminal.
     out = Table(title=title, title_justify="left")
-    out.add_column("Phase", no_wrap=True)
-    out.add_column("Metric")
-    out.add_column("Atrium", justify="right")
-    out.add_column("Floor", justify="right")
-    out.add_column("Ratio", justify="right")
-    out.add_column("n (A / F)", justify="right", no_wrap=True)
+    out.add_column("Phase", ratio=2, overflow="fold")
+    out.add_column("Metric", no_wrap=True)
+    out.add_column("Atrium", justify="right", no_wrap=True)
+    out.add_column("Floor", justify="right", no_wrap=True)
+    out.add_column("Ratio", justify="right", no_wrap=True)
+    out.add_column("n (A / F)", justify="right", ratio=1)
     for comparison in comparisons:
         ratio_of = ratios(comparison.atrium, comparison.floor, comparison.metrics)
         for index, metric in enumerate(comparison.metrics):
@@ -115,12 +117,12 @@ def fmt_media(value: float | None, unit: str, missing: str | None) -> str:
 
 def media_table(figures: list[MediaFigure], title: str) -> Table:
     out = Table(title=title, title_justify="left")
-    out.add_column("Phase", no_wrap=True)
-    out.add_column("Metric", no_wrap=True)
-    out.add_column("Atrium", justify="right")
-    out.add_column("Baseline", justify="right")
-    out.add_column("Ratio", justify="right")
-    out.add_column("n / notes")
+    out.add_column("Phase", ratio=3, overflow="fold")
+    out.add_column("Metric", ratio=3, overflow="fold")
+    out.add_column("Atrium", justify="right", no_wrap=True)
+    out.add_column("Baseline", justify="right", no_wrap=True)
+    out.add_column("Ratio", justify="right", no_wrap=True)
+    out.add_column("n / notes", ratio=2, overflow="fold")
     for index, figure in enumerate(figures):
         last = index == len(figures) - 1 or figures[index + 1].phase != figure.phase
         first = index == 0 or figures[index - 1].phase != figure.phase
