@@ -103,3 +103,76 @@ async def sending_layers(page: Page, seconds: float = 1.5) -> list[int]:
 
 async def _only_lowest(page: Page) -> bool:
     return await sending_layers(page) == [320]
+
+
+def remote_video_of(identity: str) -> str:
+    """JS: the page's RemoteVideoTrack of ``identity`` (undefined until subscribed)."""
+    return (
+        "(() => { const p = [...atrium.room.participants.values()]"
+        f".find(p => p.identity === {json.dumps(identity)});"
+        " const pub = p && [...p.videoTracks.values()][0]; return pub && pub.track; })()"
+    )
+
+
+async def video_bytes_received(page: Page) -> int:
+    total: int = await page.eval(
+        "atrium.room.getStats().then(r => r.flatMap(s => s.remoteVideoTrackStats)"
+        ".reduce((sum, v) => sum + (v.bytesReceived || 0), 0))"
+    )
+    return total
+
+
+async def test_switch_off_stops_the_video_and_switch_on_brings_it_back(
+    stack: Stack, tenant: Tenant, browser: Browser, web_server: StaticServer
+) -> None:
+    """clientTrackSwitchOffControl 'manual': switchOff() is a render hint, the worker stops
+    forwarding the track and says so (trackSwitchedOff, isSwitchedOff); switchOn() resumes it."""
+    options = reference_app_options("auto")
+    manual = {
+        "video": {
+            **options["bandwidthProfile"]["video"],
+            "clientTrackSwitchOffControl": "manual",
+            "contentPreferencesMode": "manual",
+        }
+    }
+    alice = await join_page(
+        browser, web_server, stack, tenant, "alice", "switch-off", gain=0.3, **options
+    )
+    bob = await join_page(
+        browser,
+        web_server,
+        stack,
+        tenant,
+        "bob",
+        "switch-off",
+        video=False,
+        **{**options, "bandwidthProfile": manual},
+    )
+    assert alice is not None
+    await bob.wait_for(
+        "(() => { const v = Object.entries(atrium.media()).find(([k, s]) =>"
+        " k.startsWith('remote:alice:') && s.kind === 'video'); return v && v[1].changes >= 3 })()",
+        timeout=30,
+    )
+    track = remote_video_of("alice")
+    await bob.eval(f"{track}.switchOff() && true")
+    await bob.wait_for(f"{track}.isSwitchedOff === true", timeout=10)
+    await bob.wait_for("atrium.events.some(e => e.event === 'trackSwitchedOff')", timeout=10)
+
+    async def stopped() -> bool:
+        before = await video_bytes_received(bob)
+        await asyncio.sleep(1.0)
+        return await video_bytes_received(bob) == before
+
+    await eventually(stopped, timeout=10, message="no video bytes while switched off")
+
+    await bob.eval(f"{track}.switchOn() && true")
+    await bob.wait_for(f"{track}.isSwitchedOff === false", timeout=10)
+    await bob.wait_for("atrium.events.some(e => e.event === 'trackSwitchedOn')", timeout=10)
+
+    async def flowing() -> bool:
+        before = await video_bytes_received(bob)
+        await asyncio.sleep(1.0)
+        return await video_bytes_received(bob) > before
+
+    await eventually(flowing, timeout=10, message="video bytes again after switchOn()")

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from atrium_media.extensions.allocation import Dimensions, RenderHint, VideoBandwidthProfile
 from atrium_media.forwarding import AUTO_LAYER, LayerState, UnknownTrack
 from atrium_media.signaling.bandwidth import (
+    SubscriberView,
     allocate_layers,
     encodings_needed,
     layers_by_mid,
+    merged_hint,
     publisher_hints_message,
     video_profile_of,
 )
@@ -29,6 +32,7 @@ class FakeForwarder:
     layers: tuple[LayerState, ...]
     publisher_id: str = "PApublisher"
     legs: dict[str, int | None] = field(default_factory=dict)
+    enabled: dict[str, bool] = field(default_factory=dict)
 
     @property
     def is_simulcast(self) -> bool:
@@ -39,6 +43,9 @@ class FakeForwarder:
 
     def set_leg_layer(self, subscriber_id: str, layer: int | None) -> None:
         self.legs[subscriber_id] = layer
+
+    def set_leg_enabled(self, subscriber_id: str, enabled: bool) -> None:
+        self.enabled[subscriber_id] = enabled
 
 
 @dataclass
@@ -51,46 +58,69 @@ class FakeRouter:
         return self.tracks[track_id]
 
 
-def profile(width: int, height: int):  # type: ignore[no-untyped-def]
-    found = video_profile_of(
-        {
-            "bandwidth_profile": {
-                "video": {"render_dimensions": {"standard": {"width": width, "height": height}}}
-            }
-        }
-    )
+def profile(width: int, height: int) -> VideoBandwidthProfile:
+    size = {"standard": {"width": width, "height": height}}
+    found = video_profile_of({"bandwidth_profile": {"video": {"render_dimensions": size}}})
     assert found is not None
     return found
+
+
+def view(width: int, height: int) -> SubscriberView:
+    return SubscriberView(profile(width, height))
+
+
+HINTED = video_profile_of(
+    {"bandwidth_profile": {"video": {"mode": "grid"}}}, render_hints=True, track_switch_off=True
+)
 
 
 def test_each_subscriber_gets_the_smallest_layer_that_covers_its_render_size() -> None:
     # SSRC order is not size order: sizes come from the key frames.
     cam = FakeForwarder("MTcam", (state(0, LARGE), state(1, SMALL), state(2, MEDIUM)))
     router = FakeRouter({"MTcam": cam})
-    wanted = allocate_layers(router, "PAbob", ["MTcam", "MTgone"], profile(320, 180), None)
-    assert cam.legs["PAbob"] == 1 and wanted == {"MTcam": 1}
-    wanted = allocate_layers(router, "PAcarol", ["MTcam"], profile(1280, 720), None)
-    assert cam.legs["PAcarol"] == 0 and wanted == {"MTcam": 0}
-    allocate_layers(router, "PAdan", ["MTcam"], profile(600, 340), None)
+    wanted = allocate_layers(router, "PAbob", ["MTcam", "MTgone"], view(320, 180), None)
+    assert cam.legs["PAbob"] == 1 and wanted.wanted == {"MTcam": 1}
+    assert cam.enabled["PAbob"] and wanted.switched_off == frozenset()
+    wanted = allocate_layers(router, "PAcarol", ["MTcam"], view(1280, 720), None)
+    assert cam.legs["PAcarol"] == 0 and wanted.wanted == {"MTcam": 0}
+    allocate_layers(router, "PAdan", ["MTcam"], view(600, 340), None)
     assert cam.legs["PAdan"] == 2
 
 
 def test_layers_of_unknown_size_leave_the_leg_on_the_largest_that_arrives() -> None:
     cam = FakeForwarder("MTcam", (state(0, (0, 0)), state(1, (0, 0))))
-    wanted = allocate_layers(
-        FakeRouter({"MTcam": cam}), "PAbob", ["MTcam"], profile(320, 180), None
-    )
-    assert cam.legs["PAbob"] == AUTO_LAYER
-    assert wanted == {"MTcam": 2}  # every layer
+    wanted = allocate_layers(FakeRouter({"MTcam": cam}), "PAbob", ["MTcam"], view(320, 180), None)
+    assert cam.legs["PAbob"] == AUTO_LAYER and cam.enabled["PAbob"]
+    assert wanted.wanted == {"MTcam": 2}  # every layer
 
 
 def test_single_stream_tracks_are_left_alone() -> None:
     cam = FakeForwarder("MTcam", (state(0, LARGE),))
-    assert (
-        allocate_layers(FakeRouter({"MTcam": cam}), "PAbob", ["MTcam"], profile(320, 180), None)
-        == {}
+    router = FakeRouter({"MTcam": cam})
+    decided = allocate_layers(router, "PAbob", ["MTcam"], view(320, 180), None)
+    assert decided.wanted == {} and decided.switched_off == frozenset()
+    assert cam.legs == {} and cam.enabled == {"PAbob": True}
+
+
+def test_a_track_the_subscriber_switched_off_is_not_forwarded_and_comes_back() -> None:
+    cam = FakeForwarder("MTcam", (state(0, SMALL), state(1, LARGE)))
+    screen = FakeForwarder("MTscreen", (state(0, LARGE),))  # a single stream
+    router = FakeRouter({"MTcam": cam, "MTscreen": screen})
+    assert HINTED is not None
+    both = ["MTcam", "MTscreen"]
+    off = RenderHint(enabled=False)
+    decided = allocate_layers(
+        router, "PAbob", both, SubscriberView(HINTED, {"MTcam": off, "MTscreen": off}), None
     )
-    assert cam.legs == {}
+    assert decided.switched_off == {"MTcam", "MTscreen"}
+    assert cam.enabled["PAbob"] is False and screen.enabled["PAbob"] is False
+    small = merged_hint(off, True, Dimensions(160, 90))
+    assert small == RenderHint(enabled=True, render_dimensions=Dimensions(160, 90))
+    assert merged_hint(small, None, None) == small  # a hint carries only what changed
+    hints = {"MTcam": small, "MTscreen": merged_hint(off, True, None)}
+    decided = allocate_layers(router, "PAbob", both, SubscriberView(HINTED, hints), None)
+    assert decided.switched_off == frozenset()
+    assert cam.enabled["PAbob"] and screen.enabled["PAbob"] and cam.legs["PAbob"] == 0
 
 
 def test_encodings_needed_follow_the_largest_wanted_layer() -> None:

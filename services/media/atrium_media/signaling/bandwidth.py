@@ -9,19 +9,24 @@ and applies its answer to the subscriber's forwarding legs.
 Each publisher granted ``publisher_hints`` is told which encodings anybody needs
 (:func:`encodings_needed`): a layer no subscriber wants is not encoded at all.
 
-What is not fed yet: render hints and track priority (their MSP channels are not granted), and a
-bandwidth estimate of the subscriber's link; the budget is the profile's
-``maxSubscriptionBitrate`` alone.
+Also fed: the subscriber's render hints (``enabled``, ``render_dimensions``) and priorities per
+track; what it switched off (or what is beyond ``maxTracks`` or the budget) stops being forwarded
+to it, simulcast or not. Not fed yet: a bandwidth estimate of the subscriber's link; the budget
+is the profile's ``maxSubscriptionBitrate`` alone.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from atrium_media.extensions.allocation import (
+    Dimensions,
     LayerOption,
+    Priority,
+    RenderHint,
     VideoBandwidthProfile,
     VideoSubscription,
     allocate,
@@ -38,9 +43,12 @@ from atrium_media.forwarding import AUTO_LAYER, LayerSsrcPair, LayerState, Unkno
 from atrium_media.signaling.simulcast_sdp import SimulcastSdpError, published_video_layers
 
 __all__ = [
+    "SubscriberLayers",
+    "SubscriberView",
     "allocate_layers",
     "encodings_needed",
     "layers_by_mid",
+    "merged_hint",
     "publisher_hints_message",
     "video_profile_of",
 ]
@@ -61,6 +69,8 @@ class SimulcastTrack(Protocol):
 
     def set_leg_layer(self, subscriber_id: str, layer: int | None) -> None: ...
 
+    def set_leg_enabled(self, subscriber_id: str, enabled: bool) -> None: ...
+
 
 class PublishedTracks(Protocol):
     """Where the allocation finds published tracks (the MediaRouter)."""
@@ -68,9 +78,12 @@ class PublishedTracks(Protocol):
     def published_track(self, track_id: str) -> SimulcastTrack: ...
 
 
-def video_profile_of(body: Mapping[str, Any]) -> VideoBandwidthProfile | None:
+def video_profile_of(
+    body: Mapping[str, Any], *, render_hints: bool = False, track_switch_off: bool = False
+) -> VideoBandwidthProfile | None:
     """The video bandwidth profile of an RSP ``connect`` or ``update`` (None without one, or
-    when it does not parse: the client then gets what a client without a profile gets)."""
+    when it does not parse: the client then gets what a client without a profile gets), for a
+    client granted (or not) the ``render_hints`` and ``track_switch_off`` extensions."""
     raw = body.get("bandwidth_profile")
     if raw is None:
         return None
@@ -79,7 +92,9 @@ def video_profile_of(body: Mapping[str, Any]) -> VideoBandwidthProfile | None:
     except BandwidthProfileError as exc:
         log.info("bandwidth_profile ignored: %s", exc)
         return None
-    return VideoBandwidthProfile.from_rsp(parsed, render_hints=False, track_switch_off=False)
+    return VideoBandwidthProfile.from_rsp(
+        parsed, render_hints=render_hints, track_switch_off=track_switch_off
+    )
 
 
 def layers_by_mid(sdp: str) -> dict[str, list[LayerSsrcPair]]:
@@ -98,28 +113,45 @@ def layers_by_mid(sdp: str) -> dict[str, list[LayerSsrcPair]]:
     }
 
 
+@dataclass(frozen=True, slots=True)
+class SubscriberView:
+    """What one subscriber said about its video: its profile, its render hints and priorities
+    per track (``render_hints`` / ``track_priority`` MSP)."""
+
+    profile: VideoBandwidthProfile
+    hints: Mapping[str, RenderHint] = field(default_factory=dict)
+    priorities: Mapping[str, Priority | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriberLayers:
+    """The outcome for one subscriber: per simulcast track the largest layer (an index into its
+    SSRCs) it would take with bandwidth to spare, and the tracks switched off for it."""
+
+    wanted: dict[str, int]
+    switched_off: frozenset[str]
+
+
 def allocate_layers(
     router: PublishedTracks,
     subscriber_sid: str,
     track_sids: Iterable[str],
-    profile: VideoBandwidthProfile,
+    view: SubscriberView,
     dominant_speaker: str | None,
-) -> dict[str, int]:
-    """Choose the layer of every simulcast track in ``track_sids`` the subscriber receives;
-    returns, per track, the highest layer (an index into its SSRCs) the subscriber would take
-    with bandwidth to spare (absent: none, it switched the track off)."""
+) -> SubscriberLayers:
+    """Decide every video track in ``track_sids`` the subscriber receives and apply it to its
+    legs: the layer of each simulcast track, and which tracks are switched off."""
     chosen: list[tuple[SimulcastTrack, list[int], VideoSubscription]] = []
     for sid in track_sids:
         try:
             forwarder = router.published_track(sid)
         except UnknownTrack:
             continue
-        if not forwarder.is_simulcast:
-            continue
         # The allocation counts layers smallest first. Which SSRC carries which size is read
         # from the key frames, not assumed from the offer: twilio-video scales its encodings
         # only in adaptive simulcast; with `{codec: 'VP8', simulcast: true}` Chrome (156) sends
-        # every SIM SSRC at the camera's size. A layer is a choice once its size is known.
+        # every SIM SSRC at the camera's size. A layer is a choice once its size is known. A
+        # single stream has no layer to choose (no sizes): only switch-off applies to it.
         sized = sorted(
             (state for state in forwarder.layer_states() if state.width > 0),
             key=lambda state: (state.width * state.height, state.bitrate),
@@ -129,25 +161,48 @@ def allocate_layers(
             for rank, state in enumerate(sized)
         ]
         subscription = VideoSubscription(
-            sid, layers, dominant_speaker=forwarder.publisher_id == dominant_speaker
+            sid,
+            layers,
+            subscribe_priority=view.priorities.get(sid),
+            render_hint=view.hints.get(sid, RenderHint()),
+            dominant_speaker=forwarder.publisher_id == dominant_speaker,
         )
         chosen.append((forwarder, [state.index for state in sized], subscription))
     wanted: dict[str, int] = {}
+    off: set[str] = set()
     if not chosen:
-        return wanted
-    allocation = allocate(profile, [s for _, _, s in chosen], bandwidth_estimate=None)
+        return SubscriberLayers(wanted, frozenset())
+    allocation = allocate(view.profile, [s for _, _, s in chosen], bandwidth_estimate=None)
     for (forwarder, indexes, _), decision in zip(chosen, allocation.tracks, strict=True):
+        sid = forwarder.track_id
+        switched_off = decision.layer is None and decision.reason != "no-media"
+        forwarder.set_leg_enabled(subscriber_sid, not switched_off)
+        if switched_off:
+            off.add(sid)
+        if not forwarder.is_simulcast:
+            continue
         if decision.reason == "no-media" or not indexes:
             # No layer of known size yet: the largest that arrives until sizes are known,
             # rather than nothing.
             forwarder.set_leg_layer(subscriber_sid, AUTO_LAYER)
-            wanted[forwarder.track_id] = len(forwarder.layer_states())  # every layer
+            wanted[sid] = len(forwarder.layer_states())  # every layer
             continue
         rank = decision.layer
         forwarder.set_leg_layer(subscriber_sid, None if rank is None else indexes[rank])
         if decision.wanted_layer is not None:
-            wanted[forwarder.track_id] = indexes[decision.wanted_layer]
-    return wanted
+            wanted[sid] = indexes[decision.wanted_layer]
+    return SubscriberLayers(wanted, frozenset(off))
+
+
+def merged_hint(
+    previous: RenderHint | None, enabled: bool | None, size: Dimensions | None
+) -> RenderHint:
+    """A track's render hint after a client's change (each hint carries only what changed)."""
+    before = previous or RenderHint()
+    return RenderHint(
+        enabled=before.enabled if enabled is None else enabled,
+        render_dimensions=before.render_dimensions if size is None else size,
+    )
 
 
 def encodings_needed(layers: Sequence[LayerState], highest_wanted: int | None) -> tuple[bool, ...]:

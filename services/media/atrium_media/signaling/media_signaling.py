@@ -30,12 +30,22 @@ log = logging.getLogger("atrium.media.msp")
 ACTIVE_SPEAKER = "active_speaker"
 NETWORK_QUALITY = "network_quality"
 PUBLISHER_HINTS = "publisher_hints"
+RENDER_HINTS = "render_hints"
+TRACK_PRIORITY = "track_priority"
+TRACK_SWITCH_OFF = "track_switch_off"
 # What this worker implements. Granting publisher_hints is what keeps twilio-video's adaptive
 # simulcast (preferredVideoCodecs 'auto') sending its layers: without it the client falls back
 # to one.
-IMPLEMENTED = (ACTIVE_SPEAKER, NETWORK_QUALITY, PUBLISHER_HINTS)
+IMPLEMENTED = (
+    ACTIVE_SPEAKER,
+    NETWORK_QUALITY,
+    PUBLISHER_HINTS,
+    RENDER_HINTS,
+    TRACK_PRIORITY,
+    TRACK_SWITCH_OFF,
+)
 # The extensions whose messages are those of atrium_media.extensions.track_msp.
-_TRACK_EXTENSIONS = frozenset({PUBLISHER_HINTS})
+_TRACK_EXTENSIONS = frozenset({PUBLISHER_HINTS, RENDER_HINTS, TRACK_PRIORITY, TRACK_SWITCH_OFF})
 
 MessageHandler = Callable[[str, ClientMessage | TrackClientMessage], None]
 

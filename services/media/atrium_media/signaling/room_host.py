@@ -23,14 +23,26 @@ from atrium_media.extensions import (
     NetworkQualityRequest,
     build_network_quality_message,
 )
+from atrium_media.extensions.allocation import Dimensions, VideoBandwidthProfile
 from atrium_media.extensions.msp import ClientMessage
-from atrium_media.extensions.track_msp import ClientResetRequest, TrackClientMessage
+from atrium_media.extensions.track_msp import (
+    ClientResetRequest,
+    RenderHintResult,
+    RenderHintResults,
+    RenderHintsReply,
+    RenderHintsRequest,
+    TrackClientMessage,
+    TrackPriorityRequest,
+    TrackSwitchOffMessage,
+)
 from atrium_media.forwarding import LayerSsrcPair, MediaRouter, UnknownTrack
 from atrium_media.ports import ControlPlane
 from atrium_media.signaling.bandwidth import (
+    SubscriberView,
     allocate_layers,
     encodings_needed,
     layers_by_mid,
+    merged_hint,
     publisher_hints_message,
     video_profile_of,
 )
@@ -38,6 +50,8 @@ from atrium_media.signaling.media_signaling import (
     ACTIVE_SPEAKER,
     NETWORK_QUALITY,
     PUBLISHER_HINTS,
+    RENDER_HINTS,
+    TRACK_SWITCH_OFF,
     MediaSignaling,
     requested_extensions,
 )
@@ -125,7 +139,6 @@ class RoomHost:
                 answer: dict[str, Any] | None = None
                 # Publishers send only the room's VideoCodecs (their offers are answered so).
                 session.video_codecs = list(self.room.video_codecs)
-                session.video_profile = video_profile_of(body)
                 if offer is not None:
                     session.pc_id = str(offer.get("id", ""))
                     description = offer["description"]
@@ -148,6 +161,7 @@ class RoomHost:
                     lambda name, message: self._on_msp_message(session, name, message),
                 )
                 session.msp.on_ready = lambda name: self._on_msp_ready(session, name)
+                session.video_profile = self._video_profile(session, body)
                 connected: dict[str, Any] = {
                     "type": "connected",
                     "session": session.session,
@@ -268,7 +282,7 @@ class RoomHost:
             if isinstance(body.get("participant"), dict):
                 await self._apply_participant_state(session, body["participant"])
             if "bandwidth_profile" in body:
-                session.video_profile = video_profile_of(body)
+                session.video_profile = self._video_profile(session, body)
             message: dict[str, Any] = {"type": "update"}
             if replies:
                 message["peer_connections"] = replies
@@ -451,6 +465,13 @@ class RoomHost:
                 continue
             forwarder.set_layers(offered.get(transceiver.mid, ()))
 
+    def _allocate_soon(self) -> None:
+        """A subscriber changed what it wants: decide now rather than at the next tick."""
+        try:
+            self._allocate()
+        except Exception:
+            log.exception("layer allocation in %s failed", self.room.sid)
+
     async def _run_allocation(self) -> None:
         while True:
             await asyncio.sleep(ALLOCATION_SECONDS)
@@ -458,6 +479,16 @@ class RoomHost:
                 self._allocate()
             except Exception:
                 log.exception("layer allocation in %s failed", self.room.sid)
+
+    @staticmethod
+    def _video_profile(
+        session: ParticipantSession, body: dict[str, Any]
+    ) -> VideoBandwidthProfile | None:
+        return video_profile_of(
+            body,
+            render_hints=session.msp.grants(RENDER_HINTS),
+            track_switch_off=session.msp.grants(TRACK_SWITCH_OFF),
+        )
 
     def _allocate(self) -> None:
         """Each subscriber's layers, then each publisher's encodings (publisher_hints)."""
@@ -467,9 +498,14 @@ class RoomHost:
         for session in sessions:
             video = [s.track_sid for s in session.subscriptions.values() if s.kind == "video"]
             if session.video_profile is not None:
-                wanted = allocate_layers(
-                    self.router, session.participant.sid, video, session.video_profile, dominant
+                view = SubscriberView(
+                    session.video_profile, session.render_hints, session.subscribe_priorities
                 )
+                decided = allocate_layers(
+                    self.router, session.participant.sid, video, view, dominant
+                )
+                wanted = decided.wanted
+                self._tell_switch_offs(session, decided.switched_off)
             else:  # no profile: the largest layer that arrives, so every layer is wanted
                 wanted = {sid: ALL_LAYERS for sid in video}
             for sid, layer in wanted.items():
@@ -479,6 +515,18 @@ class RoomHost:
         for session in sessions:
             if session.msp.grants(PUBLISHER_HINTS) and session.msp.is_ready(PUBLISHER_HINTS):
                 self._hint_publisher(session, highest)
+
+    @staticmethod
+    def _tell_switch_offs(session: ParticipantSession, switched_off: frozenset[str]) -> None:
+        """Tell the subscriber which of its tracks went off or came back on (twilio-video
+        starts every track on)."""
+        off = sorted(switched_off - session.switched_off)
+        on = sorted(session.switched_off - switched_off)
+        if not off and not on:
+            return
+        message = TrackSwitchOffMessage(off=off or None, on=on or None)
+        if session.msp.send(TRACK_SWITCH_OFF, message):
+            session.switched_off = switched_off
 
     def _hint_publisher(self, session: ParticipantSession, highest: dict[str, int]) -> None:
         changed: dict[str, tuple[bool, ...]] = {}
@@ -838,6 +886,28 @@ class RoomHost:
         if isinstance(message, ClientResetRequest):
             # The publisher went back to its default encodings: hint that track again.
             session.hinted_encodings.pop(message.track, None)
+            return
+        if isinstance(message, RenderHintsRequest):
+            for hint in message.subscriber.hints:
+                size = hint.render_dimensions
+                session.render_hints[hint.track] = merged_hint(
+                    session.render_hints.get(hint.track),
+                    hint.enabled,
+                    None if size is None else Dimensions.from_body(size),
+                )
+            # Every message is answered: it releases the client's next batch of hints.
+            reply = RenderHintsReply(
+                subscriber=RenderHintResults(
+                    id=message.subscriber.id,
+                    hints=[RenderHintResult(track=h.track) for h in message.subscriber.hints],
+                )
+            )
+            session.msp.send(RENDER_HINTS, reply)
+            self._allocate_soon()
+            return
+        if isinstance(message, TrackPriorityRequest):
+            session.subscribe_priorities[message.track] = message.subscribe
+            self._allocate_soon()
             return
         if name != NETWORK_QUALITY or not isinstance(message, NetworkQualityRequest):
             return

@@ -27,7 +27,7 @@ from aiortc import (
 from aiortc.sdp import candidate_from_sdp
 
 from atrium_media import aiortc_compat as compat
-from atrium_media.extensions.allocation import VideoBandwidthProfile
+from atrium_media.extensions.allocation import Priority, RenderHint, VideoBandwidthProfile
 from atrium_media.signaling.link_quality import LinkQuality
 from atrium_media.signaling.media_signaling import MediaSignaling
 from atrium_media.signaling.sdp import (
@@ -153,6 +153,11 @@ class ParticipantSession:
     # id of the last hint message (the client ignores an id of 0).
     hinted_encodings: dict[str, tuple[bool, ...]] = field(default_factory=dict)
     hint_id: int = 0
+    # What this subscriber said per track (render_hints, track_priority), and the tracks it was
+    # last told are switched off (track_switch_off).
+    render_hints: dict[str, RenderHint] = field(default_factory=dict)
+    subscribe_priorities: dict[str, Priority | None] = field(default_factory=dict)
+    switched_off: frozenset[str] = frozenset()
     # When this client was first told about each remote participant (monotonic seconds). A
     # network quality answer names a remote only once the client surely knows it: twilio-video.js
     # applies a remote level only to participants it already has, and only when the level
