@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from atrium_media.extensions.allocation import Dimensions, RenderHint, VideoBandwidthProfile
 from atrium_media.forwarding import AUTO_LAYER, LayerState, UnknownTrack
 from atrium_media.signaling.bandwidth import (
+    EVERY_LAYER,
     SubscriberView,
     allocate_layers,
     encodings_needed,
@@ -91,7 +92,7 @@ def test_layers_of_unknown_size_leave_the_leg_on_the_largest_that_arrives() -> N
     cam = FakeForwarder("MTcam", (state(0, (0, 0)), state(1, (0, 0))))
     wanted = allocate_layers(FakeRouter({"MTcam": cam}), "PAbob", ["MTcam"], view(320, 180), None)
     assert cam.legs["PAbob"] == AUTO_LAYER and cam.enabled["PAbob"]
-    assert wanted.wanted == {"MTcam": 2}  # every layer
+    assert wanted.wanted == {"MTcam": EVERY_LAYER}
 
 
 def test_single_stream_tracks_are_left_alone() -> None:
@@ -125,13 +126,16 @@ def test_a_track_the_subscriber_switched_off_is_not_forwarded_and_comes_back() -
 
 def test_encodings_needed_follow_the_largest_wanted_layer() -> None:
     layers = (state(0, SMALL), state(1, MEDIUM), state(2, LARGE))
-    assert encodings_needed(layers, 0) == (True, False, False)
-    assert encodings_needed(layers, 1) == (True, True, False)
-    assert encodings_needed(layers, 2) == (True, True, True)
-    assert encodings_needed(layers, None) == (True, False, False)  # nobody: the smallest only
+    assert encodings_needed(layers, {0}) == (True, False, False)
+    assert encodings_needed(layers, {0, 1}) == (True, True, False)
+    assert encodings_needed(layers, {2}) == (True, True, True)
+    assert encodings_needed(layers, {EVERY_LAYER}) == (True, True, True)
+    assert encodings_needed(layers, set()) == (True, False, False)  # nobody: the smallest only
     # By size, not by position; a layer never seen stays on (it may be the one wanted).
     shuffled = (state(0, LARGE), state(1, SMALL), state(2, (0, 0)))
-    assert encodings_needed(shuffled, 1) == (False, True, True)
+    assert encodings_needed(shuffled, {1}) == (False, True, True)
+    # The largest wanted by size: the SSRC index of the small layer is the higher one here.
+    assert encodings_needed(shuffled, {0, 1}) == (True, True, True)
 
 
 def test_publisher_hints_message_is_what_twilio_video_reads() -> None:

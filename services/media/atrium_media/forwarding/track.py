@@ -262,11 +262,6 @@ class ForwardingLeg:
             return self.FORWARDING
         return self.WAITING
 
-    @property
-    def layer(self) -> int | None:
-        """The simulcast layer this leg forwards now (None: none, or not a simulcast track)."""
-        return self.switcher.current_layer if self.switcher is not None else None
-
     def _on_keyframe_request(self) -> None:
         self.keyframe_requests += 1
         forwarder = self._forwarder()
@@ -503,8 +498,8 @@ class _SimulcastInput:
 
     def top_active(self, now: float) -> int:
         """The largest layer whose packets arrive (by key frame size, then bit rate), re-read at
-        most every ``_LAYER_STATES_SECONDS``. Sizes decide, not the SIM group's order: Chrome
-        sends its largest encoding on the group's first SSRC."""
+        most every ``_LAYER_STATES_SECONDS``. Sizes decide, not the SIM group's order (which says
+        nothing of size when the browser scales no encoding down)."""
         if now - self._top_checked >= _LAYER_STATES_SECONDS:
             self._top_checked = now
             active = [state for state in self.monitor.layers(now) if state.active]
@@ -649,11 +644,11 @@ class TrackForwarder:
             except Exception:
                 logger.exception("packet tap of %s failed", self.track_id)
 
-    # ----------------------------------------------------------------- control
     # ----------------------------------------------------------------- simulcast
     def set_layers(self, layers: Sequence[LayerSsrcPair]) -> None:
-        """The layers the publisher's offer announces for this m-line, lowest first. Two or more
-        make the track simulcast; one (or none) is a single stream, forwarded as before."""
+        """The layers the publisher's offer announces for this m-line, in its SIM group's order.
+        Two or more make the track simulcast; one (or none) is a single stream, forwarded as
+        before."""
         if self.kind != "video" or len(layers) < 2:
             if self._simulcast is not None:
                 self._simulcast = None
@@ -680,8 +675,8 @@ class TrackForwarder:
         return self._simulcast.monitor.layers(time.monotonic())
 
     def set_leg_layer(self, subscriber_id: str, layer: int | None) -> None:
-        """Forward ``layer`` (an index, lowest first) to the subscriber, or nothing (None: the
-        track is switched off for it). The switch happens at the layer's next key frame."""
+        """Forward ``layer`` (an index into the layers' SSRCs, or AUTO_LAYER) to the subscriber,
+        or nothing (None). The switch happens at the layer's next key frame."""
         leg = self.legs.get(subscriber_id)
         if leg is not None:
             leg.chosen_layer = layer
@@ -699,6 +694,7 @@ class TrackForwarder:
         self.keyframe_requests_sent += 1
         self._spawn(self.receiver._send_rtcp_pli(ssrc))
 
+    # ----------------------------------------------------------------- control
     def set_enabled(self, enabled: bool) -> None:
         """Pause (stop forwarding to every leg) or resume (legs re-gate on a requested keyframe)."""
         if enabled == self.enabled:

@@ -1,24 +1,21 @@
-"""Simulcast in a hosted room: which layers each publisher's m-line carries, and which layer each
-subscriber gets of each simulcast video track it receives.
+"""Simulcast and switch-off in a hosted room: which layers each publisher's m-line carries, what
+each subscriber receives of each video track, and which encodings each publisher must send.
 
 The decision itself is :func:`atrium_media.extensions.allocation.allocate` (the rule is in
 docs/bandwidth-allocation.md). This module feeds it what the worker knows (the subscriber's
-bandwidth profile, each layer's resolution, rate and liveness as received, the dominant speaker)
-and applies its answer to the subscriber's forwarding legs.
+bandwidth profile, render hints and priorities, each layer's resolution, rate and liveness as
+received, the dominant speaker) and applies its answer to the subscriber's forwarding legs: a
+layer per simulcast track, and the tracks switched off (simulcast or not). Each publisher
+granted ``publisher_hints`` is told which encodings anybody needs (:func:`encodings_needed`).
 
-Each publisher granted ``publisher_hints`` is told which encodings anybody needs
-(:func:`encodings_needed`): a layer no subscriber wants is not encoded at all.
-
-Also fed: the subscriber's render hints (``enabled``, ``render_dimensions``) and priorities per
-track; what it switched off (or what is beyond ``maxTracks`` or the budget) stops being forwarded
-to it, simulcast or not. Not fed yet: a bandwidth estimate of the subscriber's link; the budget
-is the profile's ``maxSubscriptionBitrate`` alone.
+Not fed yet: a bandwidth estimate of the subscriber's link; the budget is the profile's
+``maxSubscriptionBitrate`` alone.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -43,6 +40,7 @@ from atrium_media.forwarding import AUTO_LAYER, LayerSsrcPair, LayerState, Unkno
 from atrium_media.signaling.simulcast_sdp import SimulcastSdpError, published_video_layers
 
 __all__ = [
+    "EVERY_LAYER",
     "SubscriberLayers",
     "SubscriberView",
     "allocate_layers",
@@ -54,6 +52,10 @@ __all__ = [
 ]
 
 log = logging.getLogger("atrium.media.bandwidth")
+
+# A wanted layer meaning "every layer, up to the largest": a subscriber that has no layer choice
+# yet (no profile, or no layer size known), and a recording.
+EVERY_LAYER = -1
 
 
 class SimulcastTrack(Protocol):
@@ -125,8 +127,8 @@ class SubscriberView:
 
 @dataclass(frozen=True, slots=True)
 class SubscriberLayers:
-    """The outcome for one subscriber: per simulcast track the largest layer (an index into its
-    SSRCs) it would take with bandwidth to spare, and the tracks switched off for it."""
+    """The outcome for one subscriber: per simulcast track the layer (an index into its SSRCs,
+    or EVERY_LAYER) it would take with bandwidth to spare, and the tracks switched off for it."""
 
     wanted: dict[str, int]
     switched_off: frozenset[str]
@@ -185,7 +187,7 @@ def allocate_layers(
             # No layer of known size yet: the largest that arrives until sizes are known,
             # rather than nothing.
             forwarder.set_leg_layer(subscriber_sid, AUTO_LAYER)
-            wanted[sid] = len(forwarder.layer_states())  # every layer
+            wanted[sid] = EVERY_LAYER
             continue
         rank = decision.layer
         forwarder.set_leg_layer(subscriber_sid, None if rank is None else indexes[rank])
@@ -205,19 +207,22 @@ def merged_hint(
     )
 
 
-def encodings_needed(layers: Sequence[LayerState], highest_wanted: int | None) -> tuple[bool, ...]:
+def encodings_needed(layers: Sequence[LayerState], wanted: Collection[int]) -> tuple[bool, ...]:
     """Which of a simulcast track's encodings (``layers``, in SSRC order) its publisher should
-    send: each one no larger than the largest any subscriber wants (``highest_wanted``, an
-    index; None: nobody wants any), the smallest always (a newcomer, or a subscriber short of
-    bandwidth, starts there), and any whose size is not known yet (no key frame seen: whether
-    it is needed cannot be told)."""
+    send, given the layers its subscribers want (indexes, or EVERY_LAYER; empty: nobody wants
+    any): each one no larger than the largest wanted (by size: SSRC order is not size order),
+    the smallest always (a newcomer, or a subscriber short of bandwidth, starts there), and any
+    whose size is not known yet (no key frame seen: whether it is needed cannot be told)."""
 
     def area(state: LayerState) -> int:
         return state.width * state.height
 
     sized = [state for state in layers if area(state) > 0]
     smallest = min(sized, key=area).index if sized else 0
-    cap = area(layers[highest_wanted]) if highest_wanted is not None else 0
+    if EVERY_LAYER in wanted:
+        cap = max((area(state) for state in layers), default=0)
+    else:
+        cap = max((area(layers[i]) for i in wanted if 0 <= i < len(layers)), default=0)
     return tuple(
         state.index == smallest or area(state) == 0 or area(state) <= cap for state in layers
     )

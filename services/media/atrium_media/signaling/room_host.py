@@ -38,6 +38,7 @@ from atrium_media.extensions.track_msp import (
 from atrium_media.forwarding import LayerSsrcPair, MediaRouter, UnknownTrack
 from atrium_media.ports import ControlPlane
 from atrium_media.signaling.bandwidth import (
+    EVERY_LAYER,
     SubscriberView,
     allocate_layers,
     encodings_needed,
@@ -77,7 +78,6 @@ QUALITY_SAMPLE_SECONDS = 1.0
 MEDIA_WATCH_SECONDS = 1.0
 # How often each subscriber's simulcast layers are reconsidered.
 ALLOCATION_SECONDS = 0.5
-ALL_LAYERS = 15  # "every layer", as a wanted layer index (clamped to each track's count)
 # How long after a remote participant was announced to a client its network quality level may
 # be sent to it (the signaling update and the MSP answer travel on different channels).
 QUALITY_REMOTE_GRACE_SECONDS = 1.0
@@ -465,8 +465,9 @@ class RoomHost:
                 continue
             forwarder.set_layers(offered.get(transceiver.mid, ()))
 
-    def _allocate_soon(self) -> None:
-        """A subscriber changed what it wants: decide now rather than at the next tick."""
+    def _reallocate(self) -> None:
+        """Decide every subscriber's layers and switch-offs now (on each tick, and at once when
+        a subscriber changes what it wants); a failure is logged, the next tick tries again."""
         try:
             self._allocate()
         except Exception:
@@ -475,10 +476,7 @@ class RoomHost:
     async def _run_allocation(self) -> None:
         while True:
             await asyncio.sleep(ALLOCATION_SECONDS)
-            try:
-                self._allocate()
-            except Exception:
-                log.exception("layer allocation in %s failed", self.room.sid)
+            self._reallocate()
 
     @staticmethod
     def _video_profile(
@@ -494,7 +492,7 @@ class RoomHost:
         """Each subscriber's layers, then each publisher's encodings (publisher_hints)."""
         dominant = self.speakers.dominant
         sessions = [s for s in self.sessions.values() if not s.closed]
-        highest: dict[str, int] = {}  # per simulcast track: the highest layer anybody wants
+        wanted_layers: dict[str, set[int]] = {}  # per simulcast track: what anybody wants
         for session in sessions:
             video = [s.track_sid for s in session.subscriptions.values() if s.kind == "video"]
             if session.video_profile is not None:
@@ -507,14 +505,14 @@ class RoomHost:
                 wanted = decided.wanted
                 self._tell_switch_offs(session, decided.switched_off)
             else:  # no profile: the largest layer that arrives, so every layer is wanted
-                wanted = {sid: ALL_LAYERS for sid in video}
+                wanted = dict.fromkeys(video, EVERY_LAYER)
             for sid, layer in wanted.items():
-                highest[sid] = max(highest.get(sid, layer), layer)
+                wanted_layers.setdefault(sid, set()).add(layer)
         for sid in self.router.recorded_tracks():
-            highest[sid] = ALL_LAYERS  # a recording keeps the best picture
+            wanted_layers.setdefault(sid, set()).add(EVERY_LAYER)  # the best picture is kept
         for session in sessions:
             if session.msp.grants(PUBLISHER_HINTS) and session.msp.is_ready(PUBLISHER_HINTS):
-                self._hint_publisher(session, highest)
+                self._hint_publisher(session, wanted_layers)
 
     @staticmethod
     def _tell_switch_offs(session: ParticipantSession, switched_off: frozenset[str]) -> None:
@@ -528,7 +526,9 @@ class RoomHost:
         if session.msp.send(TRACK_SWITCH_OFF, message):
             session.switched_off = switched_off
 
-    def _hint_publisher(self, session: ParticipantSession, highest: dict[str, int]) -> None:
+    def _hint_publisher(
+        self, session: ParticipantSession, wanted_layers: dict[str, set[int]]
+    ) -> None:
         changed: dict[str, tuple[bool, ...]] = {}
         for track in session.tracks.values():
             if track.kind != "video" or not track.wired or track.sid is None:
@@ -540,10 +540,7 @@ class RoomHost:
             layers = forwarder.layer_states()
             if len(layers) < 2:
                 continue
-            wanted = highest.get(track.sid)
-            if wanted is not None and wanted >= len(layers):  # every layer: up to the largest
-                wanted = max(layers, key=lambda layer: layer.width * layer.height).index
-            needed = encodings_needed(layers, wanted)
+            needed = encodings_needed(layers, wanted_layers.get(track.sid, set()))
             if session.hinted_encodings.get(track.sid) != needed:
                 changed[track.sid] = needed
         if not changed:
@@ -903,11 +900,11 @@ class RoomHost:
                 )
             )
             session.msp.send(RENDER_HINTS, reply)
-            self._allocate_soon()
+            self._reallocate()
             return
         if isinstance(message, TrackPriorityRequest):
             session.subscribe_priorities[message.track] = message.subscribe
-            self._allocate_soon()
+            self._reallocate()
             return
         if name != NETWORK_QUALITY or not isinstance(message, NetworkQualityRequest):
             return
