@@ -54,6 +54,10 @@ T = TypeVar("T")
 
 ParticipantStatus = Literal["connected", "disconnected", "reconnecting"]
 TrackKind = Literal["audio", "video", "data"]
+# A published track's priority, as twilio-video.js signals it (``participant.tracks[].priority``).
+TrackPriority = Literal["low", "standard", "high"]
+TRACK_PRIORITIES: tuple[TrackPriority, ...] = ("low", "standard", "high")
+DEFAULT_TRACK_PRIORITY: TrackPriority = "standard"
 
 
 class ParticipantInfo(BaseModel):
@@ -82,6 +86,9 @@ class TrackInfo(BaseModel):
     name: str
     kind: TrackKind
     enabled: bool = True
+    # Its publish priority (not part of Twilio's PublishedTrack resource: SubscribeRules'
+    # ``priority`` filter and the media worker's layer allocation read it).
+    priority: TrackPriority = DEFAULT_TRACK_PRIORITY
     date_created: datetime
     date_updated: datetime
 

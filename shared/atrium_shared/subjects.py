@@ -74,6 +74,7 @@ async def ensure_events_stream(broker: NatsBroker) -> None:
 TRACK_PUBLISH = "atrium.rpc.track.publish"
 TRACK_UNPUBLISH = "atrium.rpc.track.unpublish"
 TRACK_SET_ENABLED = "atrium.rpc.track.set-enabled"
+TRACK_SET_PRIORITY = "atrium.rpc.track.set-priority"
 TRACK_JOIN = "atrium.rpc.track.join"
 TRACK_LEAVE = "atrium.rpc.track.leave"
 TRACK_SUBSCRIPTION = "atrium.rpc.track.subscription"

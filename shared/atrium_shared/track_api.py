@@ -1,9 +1,10 @@
 """Requests the track service answers over NATS (see :mod:`atrium_shared.subjects`).
 
-The media worker registers what its clients publish (``publish``/``unpublish``/``set_enabled``),
-tells the service who is in a room (``join``/``leave``) and reports which subscriptions really
-carry media (``subscription``); the participant service calls ``leave`` before it disconnects a
-participant, so ``track-removed`` precedes ``participant-disconnected``. The gateway reads.
+The media worker registers what its clients publish (``publish``/``unpublish``/``set_enabled``/
+``set_priority``), tells the service who is in a room (``join``/``leave``) and reports which
+subscriptions really carry media (``subscription``); the participant service calls ``leave``
+before it disconnects a participant, so ``track-removed`` precedes ``participant-disconnected``.
+The gateway reads.
 """
 
 from __future__ import annotations
@@ -14,7 +15,15 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from atrium_shared.errors import ErrorBody
-from atrium_shared.models import Page, ParticipantInfo, RoomInfo, TrackInfo, TrackKind
+from atrium_shared.models import (
+    DEFAULT_TRACK_PRIORITY,
+    Page,
+    ParticipantInfo,
+    RoomInfo,
+    TrackInfo,
+    TrackKind,
+    TrackPriority,
+)
 
 
 class SubscribedTrackInfo(BaseModel):
@@ -39,6 +48,7 @@ class TrackToPublish(BaseModel):
     name: str
     kind: str
     enabled: bool = True
+    priority: TrackPriority = DEFAULT_TRACK_PRIORITY  # its publish priority
     # The video codec the publisher sends it with, as negotiated (VP8, H264); None when not
     # known yet or not video.
     codec: str | None = None
@@ -96,6 +106,18 @@ class SetTrackEnabledRequest(BaseModel):
     account_sid: str
     track_sid: str
     enabled: bool
+
+
+class SetTrackPriorityRequest(BaseModel):
+    """The publisher changed a track's publish priority (twilio-video.js ``setPriority()``).
+
+    The reply is the track. Every other participant whose SubscribeRules filter on ``priority``
+    has its subscriptions decided again under the next version of its rules, broadcast as
+    :class:`SubscriptionsChanged` (as after a rules change)."""
+
+    account_sid: str
+    track_sid: str
+    priority: TrackPriority
 
 
 class JoinTracksRequest(BaseModel):
@@ -197,7 +219,7 @@ class SubscribeRule(BaseModel):
     publisher: str | None = None  # identity (case-sensitive) or PA SID
     track: str | None = None  # track name (case-sensitive) or MT SID
     kind: TrackKind | None = None
-    priority: str | None = None
+    priority: str | None = None  # compared with the track's publish priority
 
 
 class SubscribeRules(BaseModel):

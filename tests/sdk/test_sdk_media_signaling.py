@@ -28,7 +28,7 @@ from atrium_video import (
     create_local_video_track,
 )
 from atrium_video.transport import TcmpTransport
-from tests.support.sdk import Recorder, describe, full_tracks, join, publication
+from tests.support.sdk import Events, Recorder, describe, full_tracks, join, publication
 from tests.support.stack import REALTIME, Stack
 from tests.support.tenants import Tenant
 from tests.support.waiting import eventually
@@ -48,18 +48,6 @@ class Voice(ToneSource):
 
     def set_amplitude(self, amplitude: float) -> None:
         self._pcm = ToneSource(amplitude=amplitude)._pcm
-
-
-class Events:
-    """What one object emitted, by event name, in order."""
-
-    def __init__(self, emitter: Any, *names: str) -> None:
-        self.seen: dict[str, list[tuple[Any, ...]]] = {name: [] for name in names}
-        for name in names:
-            emitter.on(name, lambda *args, name=name: self.seen[name].append(args))
-
-    def __getitem__(self, name: str) -> list[tuple[Any, ...]]:
-        return self.seen[name]
 
 
 def until(condition: Callable[[], Any]) -> Callable[[], Awaitable[Any]]:

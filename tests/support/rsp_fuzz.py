@@ -51,7 +51,7 @@ def tracks(draw: st.DrawFn) -> dict[str, Any]:
         "kind": draw(kinds),
         "name": draw(text),
         "enabled": draw(st.booleans()),
-        "priority": "standard",
+        "priority": draw(st.sampled_from(["low", "standard", "high"]) | text),
     }
 
 

@@ -23,6 +23,21 @@ from atrium_video import (
 from tests.support.stack import Stack
 from tests.support.tenants import Tenant
 
+# The local participant's SID in an offline Room (tests/unit/conftest.py's make_room).
+ME = "PA" + "0" * 32
+
+
+class Events:
+    """What one object emitted, by event name, in order."""
+
+    def __init__(self, emitter: Any, *names: str) -> None:
+        self.seen: dict[str, list[tuple[Any, ...]]] = {name: [] for name in names}
+        for name in names:
+            emitter.on(name, lambda *args, name=name: self.seen[name].append(args))
+
+    def __getitem__(self, name: str) -> list[tuple[Any, ...]]:
+        return self.seen[name]
+
 
 class Recorder:
     """Every room event, in order, as (event, detail) tuples."""

@@ -48,6 +48,9 @@ class FakeForwarder:
     def set_leg_enabled(self, subscriber_id: str, enabled: bool) -> None:
         self.enabled[subscriber_id] = enabled
 
+    def leg(self, subscriber_id: str) -> None:
+        return None  # no RTCP feedback: these tests decide without a downlink budget
+
 
 @dataclass
 class FakeRouter:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -17,9 +16,9 @@ import atrium_video.media_signaling as msp
 from atrium_media.extensions.msp import NetworkQualityRequest, parse_client_message
 from atrium_video import NetworkQualityStats, Room, TwilioError
 from atrium_video.network_quality import network_quality_verbosity
+from tests.support.sdk import ME
 from tests.support.waiting import eventually
 
-ME = "PA" + "0" * 32
 ANN = "PA" + "a" * 32
 BEN = "PA" + "b" * 32
 GRANTED = {
@@ -53,22 +52,6 @@ class FakeChannel(AsyncIOEventEmitter):
     def close(self) -> None:
         self.readyState = "closed"
         self.emit("close")
-
-
-@pytest.fixture
-async def make_room() -> AsyncIterator[Any]:
-    made: list[Room] = []
-
-    def make(**options: Any) -> Room:
-        room = Room("token", "ws://127.0.0.1:1/signaling", "room", ice_servers=[], **options)
-        room.local_participant.sid = ME
-        room.state = "connected"
-        made.append(room)
-        return room
-
-    yield make
-    for room in made:
-        await room._teardown(None, emit=False)
 
 
 def entry(sid: str, identity: str, revision: int, state: str = "connected") -> dict[str, Any]:

@@ -16,7 +16,7 @@ from atrium_media.signaling.frames import body_problem
 from atrium_media.signaling.room_host import RoomHost
 from atrium_media.signaling.session import ParticipantSession
 from atrium_shared.errors import AtriumError
-from atrium_shared.models import ParticipantInfo, RoomInfo, TrackInfo
+from atrium_shared.models import ParticipantInfo, RoomInfo, TrackInfo, TrackPriority
 from atrium_shared.track_api import PublishedTrackOutcome, PublishTracksResult, TrackToPublish
 from tests.support import rsp_fuzz
 
@@ -192,6 +192,9 @@ class PublishingControl:
         return None
 
     async def set_enabled(self, account_sid: str, track_sid: str, enabled: bool) -> None:
+        return None
+
+    async def set_priority(self, account_sid: str, track_sid: str, priority: TrackPriority) -> None:
         return None
 
     async def subscription(self, subscriber: ParticipantInfo, track_sid: str, on: bool) -> None:

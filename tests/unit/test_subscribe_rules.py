@@ -243,3 +243,47 @@ def test_set_rules_versions_and_dates() -> None:
     second = domain.set_rules(first, list(domain.DEFAULT_RULES), later)
     assert (second.version, second.date_created, second.date_updated) == (2, NOW, later)
     assert second.rules == list(domain.DEFAULT_RULES)
+
+
+def test_the_priority_filter_selects_by_each_tracks_real_publish_priority() -> None:
+    high_cam = ROOM_TRACKS[1].model_copy(update={"priority": "high"})
+    low_screen = ROOM_TRACKS[5].model_copy(update={"priority": "low"})
+    room = [ROOM_TRACKS[0], high_cam, ROOM_TRACKS[2], low_screen]
+
+    def chosen(rules: Any) -> list[str]:
+        parsed = domain.parse_rules(json.dumps(rules))
+        return [t.name for t in domain.tracks_for(BOB, room, parsed, IDENTITIES)]
+
+    assert chosen([{"type": "include", "kind": "video", "priority": "high"}]) == ["cam"]
+    assert chosen([{"type": "include", "priority": "low"}]) == ["screen"]
+    assert chosen([{"type": "include", "priority": "standard"}]) == ["mic", "chat"]
+    assert chosen([{"type": "include", "all": True}, {"type": "exclude", "priority": "low"}]) == [
+        "mic",
+        "cam",
+        "chat",
+    ]
+    # The same track, its priority changed: the rule follows it.
+    rule = SubscribeRule(type="include", kind="video", priority="high")
+    assert domain.rule_matches(rule, high_cam, "alice")
+    assert not domain.rule_matches(rule, high_cam.model_copy(update={"priority": "low"}), "alice")
+    assert domain.subscribers_of(high_cam, [BOB, CAROL], {BOB: [rule]}, "alice") == [BOB, CAROL]
+    assert domain.subscribers_of(
+        high_cam.model_copy(update={"priority": "standard"}), [BOB, CAROL], {BOB: [rule]}, "alice"
+    ) == [CAROL]
+
+
+def test_only_rules_with_a_priority_filter_depend_on_priority_and_are_redecided() -> None:
+    assert not domain.filters_on_priority(domain.DEFAULT_RULES)
+    assert not domain.filters_on_priority(domain.parse_rules('[{"type":"include","kind":"video"}]'))
+    assert domain.filters_on_priority(
+        domain.parse_rules('[{"type":"include","all":true},{"type":"exclude","priority":"low"}]')
+    )
+    rules = domain.set_rules(
+        domain.default_rules(ACCOUNT, ROOM, BOB),
+        domain.parse_rules('[{"type":"include","priority":"high"}]'),
+        NOW,
+    )
+    again = domain.redecided(rules)
+    assert again.version == rules.version + 1
+    # What REST shows (the rules and their dates) does not change.
+    assert again.model_dump(exclude={"version"}) == rules.model_dump(exclude={"version"})

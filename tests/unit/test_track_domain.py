@@ -112,3 +112,22 @@ def test_a_subscription_is_the_track_seen_from_the_subscriber() -> None:
     assert not later.enabled and later.date_updated == since + timedelta(seconds=5)
     with pytest.raises(AtriumError):
         domain.check_subscriber(ALICE, track)
+
+
+def test_a_track_keeps_the_publish_priority_it_was_published_with() -> None:
+    assert publish().priority == "standard"
+    track, event = domain.publish(participant(), "cam", "video", True, TRACK, NOW, (), "high")
+    assert track.priority == "high" and event.track.priority == "high"
+
+
+def test_a_priority_change_is_a_new_track_record_and_no_event() -> None:
+    track = publish(kind="video")
+    later = NOW + timedelta(seconds=3)
+    assert domain.set_priority(track, "standard", later) is None
+    low = domain.set_priority(track, "low", later)
+    assert low is not None
+    assert (low.priority, low.date_updated, low.date_created) == ("low", later, NOW)
+    assert low.model_dump(exclude={"priority", "date_updated"}) == track.model_dump(
+        exclude={"priority", "date_updated"}
+    )
+    assert track.priority == "standard"  # the old record is left as it was

@@ -32,6 +32,7 @@ from atrium_shared.track_api import (
     SetSubscribeRulesRequest,
     SetSubscribeRulesResult,
     SetTrackEnabledRequest,
+    SetTrackPriorityRequest,
     SubscribedTrackInfo,
     SubscribedTrackPage,
     SubscribeRules,
@@ -193,6 +194,44 @@ async def test_every_track_subject_answers_with_its_result(
         "track-disabled",
         "track-removed",
     ]
+
+
+async def test_set_priority_answers_with_the_track_and_broadcasts_what_depends_on_it(
+    broker: NatsBroker, fakes: TrackFakes, heard: list[SubscriptionsChanged]
+) -> None:
+    await call(
+        broker,
+        subjects.TRACK_JOIN,
+        JoinTracksRequest(participant_sid=BOB, **WHERE),
+        JoinTracksResult,
+    )
+    rules = '[{"type": "include", "priority": "low"}]'
+    await call(
+        broker,
+        subjects.TRACK_RULES_SET,
+        SetSubscribeRulesRequest(participant_sid=BOB, rules=rules, **WHERE),
+        SetSubscribeRulesResult,
+    )
+    mic = await publish_mic(broker, fakes)
+    request = SetTrackPriorityRequest(account_sid=ACCOUNT, track_sid=mic.sid, priority="low")
+
+    reply = await call(broker, subjects.TRACK_SET_PRIORITY, request, TrackInfo)
+
+    assert reply.priority == "low"
+    fetched = await call(
+        broker,
+        subjects.TRACK_PUBLISHED_FETCH,
+        FetchPublishedTrackRequest(participant_sid=ALICE, sid_or_name="mic", **WHERE),
+        TrackInfo,
+    )
+    assert fetched == reply
+    assert [(c.subscriber_sid, c.rules_version, c.desired) for c in heard] == [
+        (BOB, 1, []),
+        (BOB, 2, [mic.sid]),
+    ]
+    unknown = request.model_copy(update={"track_sid": "MT" + "0" * 32})
+    caught = await failure(broker, subjects.TRACK_SET_PRIORITY, unknown)
+    assert (caught.code, caught.status) == (errors.NOT_FOUND, 404)
 
 
 async def test_invalid_rules_reply_53215_and_nothing_is_broadcast(

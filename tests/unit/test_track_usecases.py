@@ -34,6 +34,7 @@ from atrium_shared.track_api import (
     SetSubscribeRulesRequest,
     SetSubscribeRulesResult,
     SetTrackEnabledRequest,
+    SetTrackPriorityRequest,
     SubscribeRules,
     SubscriptionsChanged,
     TrackSubscriptionRequest,
@@ -466,6 +467,179 @@ async def test_set_enabled_without_a_publisher_record_changes_nothing(
     request = SetTrackEnabledRequest(account_sid=ACCOUNT, track_sid=mic.sid, enabled=False)
     assert await tracks.set_enabled(request) == mic
     assert fakes.committed_types == ["track-added"]
+
+
+# set_priority ------------------------------------------------------------------------------------
+HIGH_VIDEO_ONLY: list[dict[str, Any]] = [{"type": "include", "kind": "video", "priority": "high"}]
+
+
+async def set_priority(
+    tracks: TrackUseCases, track_sid: str, priority: Any, account_sid: str = ACCOUNT
+) -> TrackInfo:
+    return await tracks.set_priority(
+        SetTrackPriorityRequest(account_sid=account_sid, track_sid=track_sid, priority=priority)
+    )
+
+
+async def test_a_track_is_published_with_its_priority_and_rules_see_it(
+    tracks: TrackUseCases,
+) -> None:
+    await join(tracks, BOB)
+    await join(tracks, CAROL)
+    await set_rules(tracks, BOB, HIGH_VIDEO_ONLY)
+
+    high, plain = (
+        await tracks.publish(
+            PublishTracksRequest(
+                account_sid=ACCOUNT,
+                room_sid=ROOM,
+                participant=participant(ALICE),
+                tracks=[
+                    TrackToPublish(client_id="v1", name="cam", kind="video", priority="high"),
+                    TrackToPublish(client_id="v2", name="screen", kind="video"),
+                ],
+            )
+        )
+    ).tracks
+
+    assert high.track is not None and plain.track is not None
+    assert (high.track.priority, plain.track.priority) == ("high", "standard")
+    assert (high.subscribers, plain.subscribers) == ([BOB, CAROL], [CAROL])
+    assert [t.name for t in (await join(tracks, BOB)).tracks] == ["cam"]
+
+
+async def test_a_priority_change_is_stored_and_redecides_the_rules_that_filter_on_it(
+    fakes: TrackFakes, tracks: TrackUseCases
+) -> None:
+    await join(tracks, BOB)
+    await join(tracks, CAROL)
+    await set_rules(tracks, BOB, HIGH_VIDEO_ONLY)
+    await set_rules(tracks, CAROL, NO_ALICE_VIDEO)  # no priority filter: not decided again
+    bobs_rules = await fakes.store.view.rules(BOB)
+    mic = await publish_one(fakes, tracks, ALICE, "mic")
+    cam = await publish_one(fakes, tracks, ALICE, "cam", "video")
+    fakes.clock.advance(5)
+    fakes.publisher.changes.clear()
+
+    high = await set_priority(tracks, cam.sid, "high")
+
+    assert high.priority == "high" and high.date_updated == fakes.clock.now()
+    assert high.model_dump(exclude={"priority", "date_updated"}) == cam.model_dump(
+        exclude={"priority", "date_updated"}
+    )
+    assert await fakes.store.view.track(cam.sid) == high
+    # Bob's rules decide again under their next version, every track of the room considered:
+    # that supersedes whatever was decided with the old priority.
+    assert fakes.publisher.changes == [
+        SubscriptionsChanged(
+            account_sid=ACCOUNT,
+            room_sid=ROOM,
+            subscriber_sid=BOB,
+            rules_version=2,
+            desired=[cam.sid],
+            considered=[mic.sid, cam.sid],
+        )
+    ]
+    stored = await fakes.store.view.rules(BOB)
+    assert stored is not None and bobs_rules is not None and stored.version == 2
+    # What REST shows of Bob's rules does not change; Carol's are untouched.
+    assert stored.model_dump(exclude={"version"}) == bobs_rules.model_dump(exclude={"version"})
+    carols = await fakes.store.view.rules(CAROL)
+    assert carols is not None and carols.version == 1
+    assert [t.name for t in (await join(tracks, BOB)).tracks] == ["cam"]
+
+    await set_priority(tracks, cam.sid, "low")
+    assert [(c.rules_version, c.desired) for c in fakes.publisher.changes[1:]] == [(3, [])]
+    assert (await join(tracks, BOB)).tracks == []
+    # No Twilio status callback for a priority: no event.
+    assert fakes.committed_types == ["track-added", "track-added"]
+
+
+async def test_the_same_priority_again_or_no_rule_on_priority_broadcasts_nothing(
+    fakes: TrackFakes, tracks: TrackUseCases
+) -> None:
+    await join(tracks, BOB)
+    await set_rules(tracks, BOB, HIGH_VIDEO_ONLY)
+    cam = await publish_one(fakes, tracks, ALICE, "cam", "video")
+    before = dict(fakes.store.uow.state)
+    commits, broadcasts = fakes.store.uow.commits, len(fakes.publisher.changes)
+
+    assert await set_priority(tracks, cam.sid, "standard") == cam
+    assert fakes.store.uow.state == before and fakes.store.uow.commits == commits
+
+    await set_rules(tracks, BOB, NO_ALICE_VIDEO)
+    broadcasts += 1
+    low = await set_priority(tracks, cam.sid, "low")
+    assert low.priority == "low" and len(fakes.publisher.changes) == broadcasts
+
+
+@pytest.mark.parametrize("account_sid", [ACCOUNT, OTHER_ACCOUNT])
+async def test_set_priority_of_an_unknown_or_foreign_track_is_20404(
+    fakes: TrackFakes, tracks: TrackUseCases, account_sid: str
+) -> None:
+    cam = await publish_one(fakes, tracks, ALICE, "cam", "video")
+    sid = UNKNOWN_TRACK if account_sid == ACCOUNT else cam.sid
+
+    caught = await failure(set_priority(tracks, sid, "high", account_sid))
+
+    assert (caught.code, caught.status) == (errors.NOT_FOUND, 404)
+    assert await fakes.store.view.track(cam.sid) == cam
+
+
+def test_a_priority_outside_low_standard_high_is_refused_by_the_request() -> None:
+    with pytest.raises(ValueError):
+        SetTrackPriorityRequest(account_sid=ACCOUNT, track_sid=UNKNOWN_TRACK, priority="urgent")
+    with pytest.raises(ValueError):
+        TrackToPublish(client_id="v1", name="cam", kind="video", priority="urgent")
+
+
+async def test_a_rules_change_committed_during_a_priority_change_reruns_it(
+    fakes: TrackFakes, tracks: TrackUseCases
+) -> None:
+    await join(tracks, BOB)
+    cam = await publish_one(fakes, tracks, ALICE, "cam", "video")
+    fakes.store.uow.interleave(lambda: set_rules(tracks, BOB, HIGH_VIDEO_ONLY))
+
+    await set_priority(tracks, cam.sid, "high")
+
+    assert fakes.store.uow.conflicts == 1
+    # The rules change was decided with the old priority (version 1, no camera); the priority
+    # change, rerun with Bob's new rules, decides under version 2, which the workers keep.
+    assert [(c.rules_version, c.desired) for c in fakes.publisher.changes] == [
+        (1, []),
+        (2, [cam.sid]),
+    ]
+
+
+async def test_a_priority_change_committed_during_a_rules_change_reruns_that(
+    fakes: TrackFakes, tracks: TrackUseCases
+) -> None:
+    await join(tracks, BOB)
+    cam = await publish_one(fakes, tracks, ALICE, "cam", "video")
+    fakes.store.uow.interleave(lambda: set_priority(tracks, cam.sid, "high"))
+
+    result = await set_rules(tracks, BOB, HIGH_VIDEO_ONLY)
+
+    # Bob had no priority filter when the priority changed; the rules change, rerun, sees the
+    # new priority.
+    assert fakes.store.uow.conflicts == 1
+    assert (result.rules.version, result.desired) == (1, [cam.sid])
+    assert [c.rules_version for c in fakes.publisher.changes] == [1]
+
+
+async def test_a_join_committed_during_a_priority_change_is_decided_for_too(
+    fakes: TrackFakes, tracks: TrackUseCases
+) -> None:
+    await set_rules(tracks, BOB, HIGH_VIDEO_ONLY)
+    cam = await publish_one(fakes, tracks, ALICE, "cam", "video")
+    fakes.store.uow.interleave(lambda: join(tracks, BOB))
+
+    await set_priority(tracks, cam.sid, "high")
+
+    assert fakes.store.uow.conflicts == 1
+    assert [(c.subscriber_sid, c.desired) for c in fakes.publisher.changes[-1:]] == [
+        (BOB, [cam.sid])
+    ]
 
 
 # join and leave ----------------------------------------------------------------------------------

@@ -28,8 +28,13 @@ One process is one participant ("first person", as twilio-video.js)::
   ``network_quality_level_changed``); ``automatic_subscription=False`` subscribes to nothing
   until REST SubscribeRules say otherwise. Remote participants whose signaling connection drops
   go ``reconnecting`` (``participant_reconnecting`` / ``participant_reconnected``).
+* ``bandwidth_profile={"video": {...}}`` (twilio-video's ``bandwidthProfile``, Python names):
+  track priority (``RemoteVideoTrack.set_priority``), track switch-off (``is_switched_off``,
+  ``switched_off`` / ``switched_on``, ``track_switched_off`` / ``track_switched_on``) and render
+  hints (``switch_off()`` / ``switch_on()`` / ``set_content_preferences()``).
 """
 
+from atrium_video.bandwidth_profile import BandwidthProfile, VideoBandwidthProfile
 from atrium_video.errors import TrackEnded, TwilioError
 from atrium_video.events import EventEmitter
 from atrium_video.ice import enable_loopback_candidates
@@ -69,6 +74,7 @@ from atrium_video.tracks import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "BandwidthProfile",
     "EventEmitter",
     "LocalAudioTrack",
     "LocalDataTrack",
@@ -95,6 +101,7 @@ __all__ = [
     "ToneSource",
     "TrackEnded",
     "TwilioError",
+    "VideoBandwidthProfile",
     "__version__",
     "connect",
     "create_local_audio_track",

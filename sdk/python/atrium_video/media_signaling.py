@@ -1,4 +1,5 @@
-"""Media signaling extensions (MSP): dominant speaker and network quality, as twilio-video.js.
+"""Media signaling extensions (MSP): dominant speaker, network quality, track priority, track
+switch-off and render hints, as twilio-video.js.
 
 The client asks for extensions in ``connect.media_signaling`` (``{name: {"transports": [{"type":
 "data-channel"}]}}``). The server grants some in ``connected.media_signaling`` (``{name:
@@ -13,6 +14,24 @@ the client says ``{"type": "ready"}`` on it, and both sides exchange JSON text m
   "network_quality", "local": level or {"level", "audio", "video"}, "remotes": [{"sid", "level",
   ...}]}``. The client asks again 1 s after each answer; without an answer within 5 s it asks
   again, waiting 1.5 times longer each time (twilio-video.js's NetworkQualitySignaling).
+* ``track_priority`` (asked for with a bandwidth profile): the client sends ``{"type":
+  "track_priority", "track": "MT...", "subscribe": "high"}`` (``null`` clears it) for each change,
+  and every priority again whenever the channel is (re)bound.
+* ``track_switch_off`` (with a bandwidth profile): the server sends ``{"type": "track_switch_off",
+  "off": [sids], "on": [sids]}`` (either list may be missing) when it stops or resumes
+  forwarding tracks to this client.
+* ``render_hints`` (with a bandwidth profile, unless switch-off control and content preferences
+  are both disabled): the client sends ``{"type": "render_hints", "subscriber": {"id": N,
+  "hints": [{"track": "MT...", "enabled": false, "render_dimensions": {"height": h, "width":
+  w}}]}}``, each hint with only what changed since it was last sent; then nothing more until
+  the server answers that id (``{"type": "render_hints", "subscriber": {"id": N, "hints":
+  [{"track", "result": "OK"}]}}``), or 2 s pass: then it sends every hint again and waits
+  twice as long (twilio-video.js's RenderHintsSignaling). A rebound channel gets every hint.
+
+twilio-video.js sends ``client_reset`` itself only on ``publisher_hints`` (a publisher replaced
+a track's source), which this SDK does not ask for (it publishes one layer). Should a server send
+``{"type": "client_reset"}`` on ``track_priority`` or ``render_hints``, the SDK takes it as "my
+state is lost" and sends all its priorities or hints again.
 """
 
 from __future__ import annotations
@@ -33,12 +52,18 @@ log = logging.getLogger("atrium_video.msp")
 
 ACTIVE_SPEAKER = "active_speaker"
 NETWORK_QUALITY = "network_quality"
+TRACK_PRIORITY = "track_priority"
+TRACK_SWITCH_OFF = "track_switch_off"
+RENDER_HINTS = "render_hints"
 
 # twilio-video.js's NETWORK_QUALITY_RESPONSE_TIME_MS, its resend backoff, and the pause between an
 # answer and the next request.
 RESPONSE_TIMEOUT_SECONDS = 5.0
 RESPONSE_BACKOFF = 1.5
 REQUEST_INTERVAL_SECONDS = 1.0
+# twilio-video.js's RENDER_HINT_RESPONSE_TIME_MS: without an answer, every hint is sent again and
+# the wait doubles.
+RENDER_HINT_RESPONSE_SECONDS = 2.0
 
 MessageHandler = Callable[[dict[str, Any]], None]
 
@@ -283,6 +308,215 @@ class NetworkQualitySignaling(MediaSignaling):
         if updated:
             self._on_update()
         self._answered.set()
+
+
+class TrackPrioritySignaling(MediaSignaling):
+    """``track_priority``: the subscribe priority of each remote track this client set.
+
+    A change is sent at once when the channel is bound, else kept; every priority set is sent
+    again each time a channel is bound (the first time, and after a media worker failover)."""
+
+    name = TRACK_PRIORITY
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.priorities: dict[str, str | None] = {}
+
+    def set_priority(self, track_sid: str, priority: str | None) -> None:
+        """Ask for ``priority`` (None: clear it, so the publish priority applies)."""
+        self.priorities[track_sid] = priority
+        self._publish(track_sid, priority)
+
+    def forget(self, track_sid: str) -> None:
+        """The track went away here: clear a priority the server still holds for it, so a
+        later subscription starts from the publish priority, as its new track does."""
+        if self.priorities.pop(track_sid, None) is not None:
+            self._publish(track_sid, None)
+
+    def _publish(self, track_sid: str, priority: str | None) -> None:
+        if self.transport is not None:
+            self.transport.publish(
+                {"type": "track_priority", "track": track_sid, "subscribe": priority}
+            )
+
+    def _ready(self) -> None:
+        for track_sid, priority in self.priorities.items():
+            self._publish(track_sid, priority)
+
+    def _message(self, message: dict[str, Any]) -> None:
+        if message.get("type") == "client_reset":
+            self._ready()
+
+
+class TrackSwitchOffSignaling(MediaSignaling):
+    """``track_switch_off``: ``on_update(off, on)`` with the track SIDs of each server message
+    (a SID in both lists counts as off, as in twilio-video.js)."""
+
+    name = TRACK_SWITCH_OFF
+
+    def __init__(self, on_update: Callable[[list[str], list[str]], None]) -> None:
+        super().__init__()
+        self._on_update = on_update
+
+    def _message(self, message: dict[str, Any]) -> None:
+        if message.get("type") != "track_switch_off":
+            return
+        off = _sids(message.get("off"))
+        on = [sid for sid in _sids(message.get("on")) if sid not in off]
+        if off or on:
+            self._on_update(off, on)
+
+
+def _sids(value: Any) -> list[str]:
+    if not isinstance(value, list):
+        return []
+    return list(dict.fromkeys(sid for sid in value if isinstance(sid, str) and sid))
+
+
+class _HintState:
+    __slots__ = ("enabled", "enabled_dirty", "render_dimensions", "render_dimensions_dirty")
+
+    def __init__(self) -> None:
+        self.enabled: bool | None = None
+        self.enabled_dirty = False
+        self.render_dimensions: dict[str, float] | None = None
+        self.render_dimensions_dirty = False
+
+
+class RenderHintsSignaling(MediaSignaling):
+    """``render_hints``: whether each remote video track should be on, and its render size.
+
+    Each message carries, per track, only what changed since it was last sent. One message is
+    in flight at a time: the next goes once the server answers its id, with whatever changed
+    meanwhile. Without an answer within :data:`RENDER_HINT_RESPONSE_SECONDS` every hint is sent
+    again and the wait doubles; an answer brings the wait back. ``results`` holds the server's
+    last result per track (``"OK"``, or an error it names).
+    """
+
+    name = RENDER_HINTS
+
+    def __init__(self, response_seconds: float = RENDER_HINT_RESPONSE_SECONDS) -> None:
+        super().__init__()
+        self.results: dict[str, str] = {}
+        self.messages_sent = 0
+        self._response_seconds = response_seconds
+        self._wait = response_seconds
+        self._hints: dict[str, _HintState] = {}
+        self._next_id = 1
+        self._in_flight: int | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    def set_hint(
+        self,
+        track_sid: str,
+        *,
+        enabled: bool | None = None,
+        render_dimensions: tuple[float, float] | None = None,
+    ) -> None:
+        """Change ``track_sid``'s hint (a None field stays as it is) and send what changed."""
+        state = self._hints.setdefault(track_sid, _HintState())
+        if enabled is not None and state.enabled != enabled:
+            state.enabled = enabled
+            state.enabled_dirty = True
+        if render_dimensions is not None:
+            width, height = render_dimensions
+            size = {"height": height, "width": width}
+            if state.render_dimensions != size:
+                state.render_dimensions = size
+                state.render_dimensions_dirty = True
+        self._send()
+
+    def clear_hint(self, track_sid: str) -> None:
+        """Forget ``track_sid`` (it was unsubscribed)."""
+        self._hints.pop(track_sid, None)
+        self.results.pop(track_sid, None)
+
+    def hint(self, track_sid: str) -> tuple[bool | None, dict[str, float] | None]:
+        """The last ``enabled`` and ``render_dimensions`` set for a track (None: never set)."""
+        state = self._hints.get(track_sid)
+        return (None, None) if state is None else (state.enabled, state.render_dimensions)
+
+    def _ready(self) -> None:
+        # A new channel (the first, or a failed-over worker's) knows nothing: send everything.
+        self._cancel_timer()
+        self._in_flight = None
+        self._wait = self._response_seconds
+        self._send_all()
+
+    def _stopped(self) -> None:
+        self._cancel_timer()
+        self._in_flight = None
+
+    def _send_all(self) -> None:
+        for state in self._hints.values():
+            state.enabled_dirty = state.enabled is not None
+            state.render_dimensions_dirty = state.render_dimensions is not None
+        self._send()
+
+    def _send(self) -> None:
+        transport = self.transport
+        if transport is None or self._in_flight is not None:
+            return
+        hints: list[dict[str, Any]] = []
+        for track_sid, state in self._hints.items():
+            if not (state.enabled_dirty or state.render_dimensions_dirty):
+                continue
+            hint: dict[str, Any] = {"track": track_sid}
+            if state.enabled_dirty:
+                hint["enabled"] = state.enabled
+                state.enabled_dirty = False
+            if state.render_dimensions_dirty:
+                hint["render_dimensions"] = dict(state.render_dimensions or {})
+                state.render_dimensions_dirty = False
+            hints.append(hint)
+        if not hints:
+            return
+        message_id, self._next_id = self._next_id, self._next_id + 1
+        message = {"type": "render_hints", "subscriber": {"id": message_id, "hints": hints}}
+        if not transport.publish(message):
+            return
+        self.messages_sent += 1
+        self._in_flight = message_id
+        self._timer = asyncio.get_running_loop().call_later(self._wait, self._timed_out)
+
+    def _timed_out(self) -> None:
+        self._timer = None
+        self._in_flight = None
+        log.debug("no answer to render hints within %.1f s: sending them all again", self._wait)
+        self._wait *= 2
+        self._send_all()
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _message(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == "client_reset":
+            self._ready()
+            return
+        if kind != "render_hints":
+            return
+        subscriber = message.get("subscriber")
+        if not isinstance(subscriber, dict):
+            return
+        answered = subscriber.get("id")
+        if answered is not None and answered != self._in_flight:
+            log.debug(
+                "ignoring the answer to render hints %r (waiting for %r)", answered, self._in_flight
+            )
+            return
+        for result in subscriber.get("hints") or []:
+            if isinstance(result, dict) and isinstance(result.get("track"), str):
+                outcome = str(result.get("result"))
+                self.results[result["track"]] = outcome
+                if outcome != "OK":
+                    log.info("the server refused the render hint %s: %s", result["track"], outcome)
+        self._cancel_timer()
+        self._in_flight = None
+        self._wait = self._response_seconds
+        self._send()
 
 
 class PeerConnectionSummary:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from atrium_video.bandwidth_profile import PRIORITIES
 from atrium_video.events import EventEmitter
 from atrium_video.network_quality import NetworkQualityStats
 from atrium_video.tracks import (
@@ -19,12 +20,45 @@ if TYPE_CHECKING:
     from atrium_video.room import Room
 
 
-class LocalTrackPublication:
-    """A local track the server accepted: ``track_sid`` (``MT...``), ``track_name``, ``kind``."""
+def check_priority(priority: str) -> str:
+    """A publish priority: ``low``, ``standard`` or ``high`` (ValueError otherwise)."""
+    if priority not in PRIORITIES:
+        raise ValueError(f"priority must be 'low', 'standard' or 'high', not {priority!r}")
+    return priority
 
-    def __init__(self, track_sid: str, track: AnyLocalTrack) -> None:
+
+class LocalTrackPublication:
+    """A local track the server accepted: ``track_sid`` (``MT...``), ``track_name``, ``kind``,
+    and its publish ``priority`` (``low``, ``standard``, ``high``)."""
+
+    def __init__(
+        self,
+        track_sid: str,
+        track: AnyLocalTrack,
+        priority: str = "standard",
+        on_priority: Callable[[AnyLocalTrack, str], None] | None = None,
+    ) -> None:
         self.track_sid = track_sid
         self.track = track
+        self._priority = priority
+        self._on_priority = on_priority
+
+    @property
+    def priority(self) -> str:
+        """The publish priority the other participants see (``publish_priority``)."""
+        return self._priority
+
+    def set_priority(self, priority: str) -> LocalTrackPublication:
+        """Change the publish priority, as twilio-video's ``setPriority``: the others'
+        SDKs see it (``publish_priority``), SubscribeRules with a ``priority`` filter and the
+        server's bandwidth allocation follow it. ValueError for anything but ``"low"``,
+        ``"standard"``, ``"high"``."""
+        check_priority(priority)
+        if priority != self._priority:
+            self._priority = priority
+            if self._on_priority is not None:
+                self._on_priority(self.track, priority)
+        return self
 
     @property
     def track_name(self) -> str:
@@ -49,7 +83,8 @@ class RemoteTrackPublication(EventEmitter):
     """A track another participant published. ``track`` is None until subscribed.
 
     Events: ``subscribed`` (track), ``unsubscribed`` (track), ``track_enabled``,
-    ``track_disabled``.
+    ``track_disabled``, ``track_switched_off`` / ``track_switched_on`` (track; with a bandwidth
+    profile, when the server stops or resumes forwarding it).
     """
 
     def __init__(
@@ -159,10 +194,13 @@ class LocalParticipant(Participant):
         return self._by_kind("data")
 
     async def publish_track(
-        self, track: LocalAudioTrack | LocalVideoTrack | LocalDataTrack
+        self,
+        track: LocalAudioTrack | LocalVideoTrack | LocalDataTrack,
+        priority: str = "standard",
     ) -> LocalTrackPublication:
-        """Publish ``track``; returns once the server assigned its SID (raises TwilioError)."""
-        return await self._room._publish(track)
+        """Publish ``track`` with the publish ``priority`` (``low``, ``standard``, ``high``);
+        returns once the server assigned its SID (raises TwilioError)."""
+        return await self._room._publish(track, check_priority(priority))
 
     async def publish_tracks(self, tracks: list[AnyLocalTrack]) -> list[LocalTrackPublication]:
         """Publish several tracks, one after the other; returns their publications in order."""
@@ -189,7 +227,8 @@ class RemoteParticipant(Participant):
     """Another participant. Events (re-emitted by the Room with the participant appended):
     ``track_published`` (publication), ``track_unpublished`` (publication), ``track_subscribed``
     (track, publication), ``track_unsubscribed`` (track, publication), ``track_enabled``
-    (publication), ``track_disabled`` (publication), ``track_message`` (data, track);
+    (publication), ``track_disabled`` (publication), ``track_message`` (data, track),
+    ``track_switched_off`` / ``track_switched_on`` (track, publication; with a bandwidth profile);
     ``reconnecting`` and ``reconnected`` (no arguments; the Room re-emits them as
     ``participant_reconnecting`` / ``participant_reconnected``) while its signaling connection
     is lost and after it came back. Not re-emitted: ``disconnected`` (participant),

@@ -30,6 +30,7 @@ from aiortc import (
     RTCSessionDescription,
 )
 
+from atrium_video.bandwidth_profile import BandwidthProfile, ClientControl, bandwidth_profile_of
 from atrium_video.errors import (
     MEDIA_CONNECTION_ERROR,
     ROOM_COMPLETED,
@@ -48,6 +49,9 @@ from atrium_video.media_signaling import (
     DominantSpeakerSignaling,
     MediaSignaling,
     NetworkQualitySignaling,
+    RenderHintsSignaling,
+    TrackPrioritySignaling,
+    TrackSwitchOffSignaling,
     granted_label,
     media_signaling_request,
 )
@@ -87,6 +91,8 @@ PARTICIPANT_EVENTS = (
     "track_enabled",
     "track_disabled",
     "track_message",
+    "track_switched_off",
+    "track_switched_on",
 )
 # RemoteParticipant events the Room re-emits under another name (as twilio-video.js).
 RENAMED_PARTICIPANT_EVENTS = {
@@ -109,6 +115,8 @@ class Room(EventEmitter):
     ``track_unpublished`` [publication, participant], ``track_subscribed`` [track, publication,
     participant], ``track_unsubscribed`` [track, publication, participant], ``track_enabled`` /
     ``track_disabled`` [publication, participant], ``track_message`` [data, track, participant],
+    ``track_switched_off`` / ``track_switched_on`` [track, publication, participant] (with
+    ``connect(bandwidth_profile=...)``: the server stopped or resumed forwarding a track),
     ``dominant_speaker_changed`` [RemoteParticipant or None], ``reconnecting`` [error],
     ``reconnected`` [], ``disconnected`` [room, error or None].
     """
@@ -125,6 +133,7 @@ class Room(EventEmitter):
         automatic_subscription: bool = True,
         ice_servers: Sequence[RTCIceServer] | None = None,
         turn_transport: Literal["udp", "tcp"] | None = None,
+        bandwidth_profile: Mapping[str, Any] | BandwidthProfile | None = None,
     ) -> None:
         super().__init__()
         self.sid = ""
@@ -169,6 +178,7 @@ class Room(EventEmitter):
         # Local state.
         self._participant_revision = 1
         self._local_tracks: dict[str, AnyLocalTrack] = {}  # by track id (msid / label)
+        self._publish_priorities: dict[str, str] = {}  # by track id; "standard" if absent
         self._to_add: list[LocalMediaTrack] = []  # media tracks waiting for an m-line
         self._transceivers: dict[str, RTCRtpTransceiver] = {}
         self._local_channels: dict[str, RTCDataChannel] = {}
@@ -188,6 +198,20 @@ class Room(EventEmitter):
         )
         self._network_quality_verbosity = network_quality_verbosity(network_quality)
         self._network_quality_signaling = self._new_network_quality_signaling()
+        # Bandwidth profile: track priority, track switch-off and render hints (as twilio-video.js,
+        # asked for only with a profile; render hints unless both client controls are disabled).
+        self._bandwidth_profile = bandwidth_profile_of(bandwidth_profile)
+        self._bandwidth_profile_unsent = False  # send it in the next `update`
+        profile = self._bandwidth_profile
+        self._track_priority_signaling = TrackPrioritySignaling() if profile is not None else None
+        self._track_switch_off_signaling = (
+            TrackSwitchOffSignaling(self._on_track_switch_off) if profile is not None else None
+        )
+        self._render_hints_signaling = (
+            RenderHintsSignaling() if profile is not None and profile.wants_render_hints else None
+        )
+        self._switched_off: set[str] = set()  # track SIDs the server said it switched off
+        self._track_controls = _TrackControls(self)
         self._msp_by_label: dict[str, MediaSignaling] = {}
 
     def _preferred(self, servers: list[RTCIceServer]) -> list[RTCIceServer]:
@@ -261,6 +285,38 @@ class Room(EventEmitter):
         """The remote participant with ``identity``, or None if it is not in the room."""
         return next((p for p in self.participants.values() if p.identity == identity), None)
 
+    @property
+    def bandwidth_profile(self) -> BandwidthProfile | None:
+        """The bandwidth profile in force (``connect(bandwidth_profile=...)``), or None."""
+        return self._bandwidth_profile
+
+    async def set_bandwidth_profile(self, bandwidth_profile: Mapping[str, Any]) -> None:
+        """Replace the bandwidth profile (sent to the server in an RSP ``update``).
+
+        The room must have joined with one: the extensions it needs are asked for only in
+        ``connect``. The client control modes stay those of ``connect`` (an option left out
+        keeps them); a profile that would change them (adding or dropping the deprecated
+        ``max_tracks`` / ``render_dimensions``) is a ValueError. twilio-video.js has this
+        internally (``LocalParticipantSignaling.setBandwidthProfile``), not as public API.
+        """
+        self._check_open()
+        current = self._bandwidth_profile
+        if current is None:
+            raise RuntimeError("set_bandwidth_profile() needs connect(bandwidth_profile=...)")
+        profile = bandwidth_profile_of(bandwidth_profile, defaults=current)
+        assert profile is not None
+        for mode in ("client_track_switch_off_control", "content_preferences_mode"):
+            if getattr(profile, mode) != getattr(current, mode):
+                raise ValueError(
+                    f"{mode} would change from {getattr(current, mode)!r} to"
+                    f" {getattr(profile, mode)!r}: it is fixed when connecting"
+                )
+        if profile == current:
+            return
+        self._bandwidth_profile = profile
+        self._bandwidth_profile_unsent = True
+        await self._send_update()
+
     def __repr__(self) -> str:
         return (
             f"<Room {self.name!r} sid={self.sid} {self.state} "
@@ -324,6 +380,8 @@ class Room(EventEmitter):
             "format": "unified",
             "token": self._token,
         }
+        if self._bandwidth_profile is not None:
+            body["bandwidth_profile"] = self._bandwidth_profile.payload()
         if transport is None:
             transport = await self._open_first(body)
             self._transport = transport
@@ -399,7 +457,7 @@ class Room(EventEmitter):
                     "kind": t.kind,
                     "name": t.name,
                     "enabled": t.is_enabled,
-                    "priority": "standard",
+                    "priority": self._publish_priorities.get(t.id, "standard"),
                 }
                 for t in self._local_tracks.values()
             ],
@@ -486,6 +544,8 @@ class Room(EventEmitter):
                 self.state = "connected"
                 self.local_participant._reconnected()
                 self.emit("reconnected")
+                if self._bandwidth_profile_unsent:  # changed while the socket was down
+                    self._spawn(self._send_update())
         elif kind == "disconnected":
             status = body.get("status")
             error = TwilioError(ROOM_COMPLETED) if status == "completed" else None
@@ -619,6 +679,9 @@ class Room(EventEmitter):
                 self._open_data_channel(data)
         if self._network_quality_signaling is not None:
             self._network_quality_signaling.use(self._pc)
+        # The adopting worker may not have this client's profile: say it again (its MSP
+        # channels get every priority and render hint when they are bound).
+        self._bandwidth_profile_unsent = self._bandwidth_profile is not None
         await self._offer()
 
     def _rollback(self) -> None:
@@ -680,8 +743,12 @@ class Room(EventEmitter):
         }
         if with_description:
             body["peer_connections"] = [self._local_description_entry()]
+        profile = self._bandwidth_profile
+        if self._bandwidth_profile_unsent and profile is not None:
+            body["bandwidth_profile"] = profile.payload()
         if self._transport is not None and (self.state != "reconnecting" or self._restarting_media):
-            await self._transport.send(body)
+            if await self._transport.send(body) and "bandwidth_profile" in body:
+                self._bandwidth_profile_unsent = False
 
     def _index_receivers(self, remote_sdp: str) -> None:
         """Map msid track ids (what ``subscribed`` lists) to aiortc's receiving tracks."""
@@ -784,7 +851,12 @@ class Room(EventEmitter):
             if state == "ready" and entry.get("sid"):
                 if any(p.track is track for p in self.local_participant._publications.values()):
                     continue
-                publication = LocalTrackPublication(str(entry["sid"]), track)
+                publication = LocalTrackPublication(
+                    str(entry["sid"]),
+                    track,
+                    self._publish_priorities.get(track.id, "standard"),
+                    self._set_publish_priority,
+                )
                 self.local_participant._add(publication)
                 if waiter is not None and not waiter.done():
                     waiter.set_result(publication)
@@ -796,7 +868,9 @@ class Room(EventEmitter):
                     waiter.set_exception(exc)
                 self.local_participant.emit("track_publication_failed", exc, track)
 
-    async def _publish(self, track: AnyLocalTrack) -> LocalTrackPublication:
+    async def _publish(
+        self, track: AnyLocalTrack, priority: str = "standard"
+    ) -> LocalTrackPublication:
         self._check_open()
         for publication in self.local_participant._publications.values():
             if publication.track is track:
@@ -807,6 +881,7 @@ class Room(EventEmitter):
             self._publish_waiters[track.id] = waiter
             async with self._lock:
                 self._add_local(track)
+                self._publish_priorities[track.id] = priority
                 self._participant_revision += 1
                 sctp = self._pc.sctp
                 needs_offer = isinstance(track, LocalMediaTrack) or sctp is None or sctp.mid is None
@@ -853,6 +928,13 @@ class Room(EventEmitter):
             if waiter is not None and not waiter.done():
                 waiter.cancel()
             return publication
+
+    def _set_publish_priority(self, track: AnyLocalTrack, priority: str) -> None:
+        """A publication's new priority goes to the server in the next participant state."""
+        if track.id not in self._local_tracks:
+            return
+        self._publish_priorities[track.id] = priority
+        self._local_track_changed(track)
 
     def _local_track_changed(self, track: LocalTrack) -> None:
         if self.state in ("disconnected", "connecting"):
@@ -923,6 +1005,9 @@ class Room(EventEmitter):
                     publication.is_track_enabled,
                     source,
                     self._frame_buffer,
+                    controls=self._track_controls,
+                    # as twilio-video.js: a switch-off told before the track existed holds
+                    switched_off=track_sid in self._switched_off,
                 )
             self._remote_tracks[track_sid] = track
             publication.track = track
@@ -942,6 +1027,10 @@ class Room(EventEmitter):
         if track is None:
             return
         track._end()
+        if self._render_hints_signaling is not None:
+            self._render_hints_signaling.clear_hint(track_sid)
+        if self._track_priority_signaling is not None:
+            self._track_priority_signaling.forget(track_sid)
         found = self._find_publication(track_sid)
         if found is not None:
             participant, publication = found
@@ -980,6 +1069,9 @@ class Room(EventEmitter):
         found: list[MediaSignaling | None] = [
             self._dominant_speaker_signaling,
             self._network_quality_signaling,
+            self._track_priority_signaling,
+            self._track_switch_off_signaling,
+            self._render_hints_signaling,
         ]
         return [s for s in found if s is not None]
 
@@ -997,6 +1089,29 @@ class Room(EventEmitter):
             channel = self._remote_channels.pop(label, None)
             if channel is not None and channel.readyState not in ("closing", "closed"):
                 signaling.bind(channel)
+
+    def _on_track_switch_off(self, off: list[str], on: list[str]) -> None:
+        """A ``track_switch_off`` message: update each track (or remember the state of a track
+        not subscribed here yet) and emit ``switched_off`` / ``track_switched_off`` etc."""
+        updates = {sid: False for sid in on}
+        updates.update(dict.fromkeys(off, True))
+        for track_sid, switched_off in updates.items():
+            if switched_off:
+                self._switched_off.add(track_sid)
+            else:
+                self._switched_off.discard(track_sid)
+            track = self._remote_tracks.get(track_sid)
+            if not isinstance(track, RemoteAudioTrack | RemoteVideoTrack):
+                continue
+            if not track._set_switched_off(switched_off):
+                continue
+            found = self._find_publication(track_sid)
+            if found is None:
+                continue
+            participant, publication = found
+            event = "track_switched_off" if switched_off else "track_switched_on"
+            publication.emit(event, track)
+            participant.emit(event, track, publication)
 
     def _on_dominant_speaker(self, sid: str | None) -> None:
         self._dominant_speaker_sid = sid
@@ -1087,8 +1202,14 @@ class Room(EventEmitter):
                 waiter.set_exception(error or TwilioError(SIGNALING_DISCONNECTED))
         if emit:  # as twilio-video.js: the state and the event change together
             self.emit("disconnected", self, error)
-        if self._dominant_speaker_signaling is not None:
-            self._dominant_speaker_signaling.teardown()
+        for signaling in (
+            self._dominant_speaker_signaling,
+            self._track_priority_signaling,
+            self._track_switch_off_signaling,
+            self._render_hints_signaling,
+        ):
+            if signaling is not None:
+                signaling.teardown()
         if self._network_quality_signaling is not None:
             await self._network_quality_signaling.close()
         if self._transport is not None:
@@ -1109,6 +1230,39 @@ class Room(EventEmitter):
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+class _TrackControls:
+    """What the room's remote media tracks call for priorities and render hints."""
+
+    def __init__(self, room: Room) -> None:
+        self._room = room
+
+    @property
+    def client_track_switch_off_control(self) -> ClientControl:
+        profile = self._room._bandwidth_profile
+        return profile.client_track_switch_off_control if profile is not None else "disabled"
+
+    @property
+    def content_preferences_mode(self) -> ClientControl:
+        profile = self._room._bandwidth_profile
+        return profile.content_preferences_mode if profile is not None else "disabled"
+
+    def set_priority(self, track_sid: str, priority: str | None) -> None:
+        signaling = self._room._track_priority_signaling
+        if signaling is not None:
+            signaling.set_priority(track_sid, priority)
+
+    def set_render_hint(
+        self,
+        track_sid: str,
+        *,
+        enabled: bool | None = None,
+        render_dimensions: tuple[float, float] | None = None,
+    ) -> None:
+        signaling = self._room._render_hints_signaling
+        if signaling is not None:
+            signaling.set_hint(track_sid, enabled=enabled, render_dimensions=render_dimensions)
 
 
 def _url_list(url: str | Sequence[str]) -> list[str]:
@@ -1134,6 +1288,7 @@ async def connect(
     automatic_subscription: bool = True,
     ice_servers: Sequence[RTCIceServer | Mapping[str, Any]] | None = None,
     turn_transport: Literal["udp", "tcp"] | None = None,
+    bandwidth_profile: Mapping[str, Any] | BandwidthProfile | None = None,
 ) -> Room:
     """Join a room, as twilio-video's ``connect(token, options)``; returns a connected
     :class:`Room`.
@@ -1178,6 +1333,16 @@ async def connect(
             ``turns:``) when the servers list one, ``"udp"`` through one over UDP; None takes the
             first TURN URL listed. aiortc relays through one TURN URL only, and deployments list
             UDP first, so a client on a network that drops UDP asks for ``"tcp"``.
+        bandwidth_profile: twilio-video's ``bandwidthProfile`` with Python names:
+            ``{"video": {"mode", "max_subscription_bitrate", "dominant_speaker_priority",
+            "track_switch_off_mode", "client_track_switch_off_control",
+            "content_preferences_mode", "render_dimensions", "max_tracks"}}`` (see
+            :mod:`atrium_video.bandwidth_profile`; ValueError for an unknown option or value).
+            Sent in ``connect``; asks for the ``track_priority``, ``track_switch_off`` and
+            ``render_hints`` extensions, which give ``RemoteVideoTrack.switch_off()`` /
+            ``switch_on()`` / ``set_content_preferences()`` (``"manual"`` control),
+            ``set_priority()``, ``is_switched_off`` and the ``track_switched_off`` /
+            ``track_switched_on`` events. ``room.set_bandwidth_profile()`` replaces it.
 
     Raises:
         TwilioError: with Twilio's code: 20101-20107 for token defects, 53000 when no server
@@ -1205,6 +1370,7 @@ async def connect(
         automatic_subscription=automatic_subscription,
         ice_servers=None if ice_servers is None else rtc_ice_servers(ice_servers),
         turn_transport=turn_transport,
+        bandwidth_profile=bandwidth_profile_of(bandwidth_profile),
     )
     try:
         await room._connect(local, timeout)

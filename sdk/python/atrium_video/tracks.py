@@ -14,14 +14,15 @@ import fractions
 import math
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError, VideoStreamTrack
 from av import AudioFrame, Packet, VideoFrame
 from av.frame import Frame as AnyFrame
 
+from atrium_video.bandwidth_profile import PRIORITIES, ClientControl, render_dimensions_of
 from atrium_video.errors import TrackEnded
 from atrium_video.events import EventEmitter
 
@@ -325,16 +326,50 @@ class RemoteTrack(EventEmitter):
         return f"<{type(self).__name__} {self.name!r} sid={self.sid}>"
 
 
+class TrackControls(Protocol):
+    """What a remote media track asks of its room: priorities and render hints (MSP)."""
+
+    @property
+    def client_track_switch_off_control(self) -> ClientControl: ...
+
+    @property
+    def content_preferences_mode(self) -> ClientControl: ...
+
+    def set_priority(self, track_sid: str, priority: str | None) -> None: ...
+
+    def set_render_hint(
+        self,
+        track_sid: str,
+        *,
+        enabled: bool | None = None,
+        render_dimensions: tuple[float, float] | None = None,
+    ) -> None: ...
+
+
 class RemoteMediaTrack(RemoteTrack):
     """Decoded frames of a subscribed audio or video track.
 
     Frames are buffered up to ``buffer`` (older ones are dropped), so a slow reader gets recent
     media rather than unbounded memory growth. ``recv()`` raises :class:`TrackEnded` once the
     track is unsubscribed; ``async for`` then simply ends.
+
+    ``is_switched_off`` is True while the server does not forward the track to this client
+    (``connect(bandwidth_profile=...)``: track switch-off); ``switched_off`` / ``switched_on``
+    (with the track) fire when that changes. No frames arrive while it is switched off.
+    ``priority`` is the subscribe priority set with :meth:`set_priority` (None: the
+    publisher's priority applies).
     """
 
     def __init__(
-        self, sid: str, name: str, enabled: bool, source: MediaStreamTrack, buffer: int
+        self,
+        sid: str,
+        name: str,
+        enabled: bool,
+        source: MediaStreamTrack,
+        buffer: int,
+        *,
+        controls: TrackControls | None = None,
+        switched_off: bool = False,
     ) -> None:
         super().__init__(sid, name, enabled)
         self.media_stream_track = source
@@ -342,7 +377,44 @@ class RemoteMediaTrack(RemoteTrack):
         self._queue: asyncio.Queue[Frame | None] = asyncio.Queue(maxsize=buffer)
         self._ended = False
         self._suspended = False
+        self._controls = controls
+        self._is_switched_off = switched_off
+        self._priority: str | None = None
         self._pump = asyncio.ensure_future(self._run())
+
+    @property
+    def is_switched_off(self) -> bool:
+        """True while the server has switched this track off for this client."""
+        return self._is_switched_off
+
+    @property
+    def priority(self) -> str | None:
+        """The subscribe priority (``low``, ``standard``, ``high``), or None (not set)."""
+        return self._priority
+
+    def set_priority(self, priority: str | None) -> RemoteMediaTrack:
+        """Set (or with None, clear) the subscribe priority of this track, as twilio-video's
+        ``setPriority``: the server's bandwidth allocation ranks this client's tracks by it
+        (``track_priority``, with ``connect(bandwidth_profile=...)``; kept and sent once the
+        extension's channel is ready). ValueError for anything but None, ``"low"``,
+        ``"standard"``, ``"high"``."""
+        if priority is not None and priority not in PRIORITIES:
+            raise ValueError(
+                f"priority must be None, 'low', 'standard' or 'high', not {priority!r}"
+            )
+        if priority != self._priority:
+            self._priority = priority
+            if self._controls is not None and not self._ended:
+                self._controls.set_priority(self.sid, priority)
+        return self
+
+    def _set_switched_off(self, switched_off: bool) -> bool:
+        """The server switched the track off or on; True (and the event) if that changed."""
+        if switched_off == self._is_switched_off:
+            return False
+        self._is_switched_off = switched_off
+        self.emit("switched_off" if switched_off else "switched_on", self)
+        return True
 
     async def _run(self) -> None:
         # The source ending (its peer connection closed, e.g. the media worker went away) does
@@ -407,6 +479,7 @@ class RemoteMediaTrack(RemoteTrack):
         if not self._pump.done():
             self._pump.cancel()
         self._ended = True
+        self._controls = None
         self._offer(None)
 
 
@@ -417,9 +490,59 @@ class RemoteAudioTrack(RemoteMediaTrack):
 
 
 class RemoteVideoTrack(RemoteMediaTrack):
-    """A subscribed video track: yields ``av.VideoFrame`` (decoded VP8/H.264)."""
+    """A subscribed video track: yields ``av.VideoFrame`` (decoded VP8/H.264), of whichever
+    simulcast layer the server forwards.
+
+    With ``connect(bandwidth_profile={"video": {"client_track_switch_off_control": "manual"}})``
+    :meth:`switch_off` / :meth:`switch_on` ask the server to stop or resume forwarding it, and
+    with ``"content_preferences_mode": "manual"`` :meth:`set_content_preferences` tells it the
+    size the track is rendered at (render hints). As twilio-video's methods they raise
+    (RuntimeError) when the profile does not give the client that control; after the track
+    ended (unsubscribed) they do nothing.
+    """
 
     kind = "video"
+
+    def switch_off(self) -> RemoteVideoTrack:
+        """Ask the server to stop forwarding this track (render hint ``enabled: false``);
+        ``switched_off`` fires when it did."""
+        self._hint("switch_off", enabled=False)
+        return self
+
+    def switch_on(self) -> RemoteVideoTrack:
+        """Ask the server to forward this track again (render hint ``enabled: true``);
+        ``switched_on`` fires when it does (unless the server keeps it off for bandwidth)."""
+        self._hint("switch_on", enabled=True)
+        return self
+
+    def set_content_preferences(
+        self, *, render_dimensions: Sequence[float] | Mapping[str, float]
+    ) -> RemoteVideoTrack:
+        """Tell the server the size this track is rendered at, ``(width, height)`` or
+        ``{"width", "height"}`` (render hint ``render_dimensions``): with simulcast it forwards
+        the smallest layer that covers it."""
+        size = render_dimensions_of(render_dimensions)
+        controls = self._controls
+        if controls is None:  # ended (or not a room's track)
+            return self
+        if controls.content_preferences_mode != "manual":
+            raise RuntimeError(
+                "set_content_preferences() needs connect(bandwidth_profile={'video':"
+                " {'content_preferences_mode': 'manual'}})"
+            )
+        controls.set_render_hint(self.sid, render_dimensions=size)
+        return self
+
+    def _hint(self, method: str, *, enabled: bool) -> None:
+        controls = self._controls
+        if controls is None:  # ended (or not a room's track)
+            return
+        if controls.client_track_switch_off_control != "manual":
+            raise RuntimeError(
+                f"{method}() needs connect(bandwidth_profile={{'video':"
+                " {'client_track_switch_off_control': 'manual'}})"
+            )
+        controls.set_render_hint(self.sid, enabled=enabled)
 
 
 class RemoteDataTrack(RemoteTrack):

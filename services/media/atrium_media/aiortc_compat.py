@@ -79,6 +79,7 @@ def check_static() -> None:
     _require_method(RTCRtpReceiver, "_handle_rtp_packet", ("packet", "arrival_time_ms"), True)
     _require_method(RTCRtpReceiver, "_send_rtcp_pli", ("media_ssrc",), True)
     _require_method(RTCRtpSender, "_send_keyframe", (), False)
+    _require_method(RTCRtpSender, "_handle_rtcp_packet", ("packet",), True)
     _require_method(RTCDtlsTransport, "_send_rtp", ("data",), True)
     _require_method(RTCDtlsTransport, "_get_stats", (), False)
     if not hasattr(aioice.ice, "get_host_addresses"):
@@ -94,7 +95,12 @@ def check_static() -> None:
         "HeaderExtensions",
         "RtcpPsfbPacket",
         "RTCP_PSFB_APP",
+        "RTCP_RTPFB_NACK",
+        "RtcpRtpfbPacket",
+        "RtcpRrPacket",
+        "RtcpSrPacket",
         "pack_remb_fci",
+        "unpack_remb_fci",
     ):
         if not hasattr(aiortc.rtp, name):
             raise _fail(f"aiortc.rtp.{name} is missing")

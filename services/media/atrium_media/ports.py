@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from atrium_shared.models import ParticipantInfo, RoomInfo
+from atrium_shared.models import ParticipantInfo, RoomInfo, TrackPriority
 from atrium_shared.participant_api import AdmitParticipantResult
 from atrium_shared.recording_api import RecordingReport
 from atrium_shared.track_api import (
@@ -47,6 +47,11 @@ class ControlPlane(Protocol):
     async def unpublish(self, participant: ParticipantInfo, track_sids: list[str]) -> None: ...
 
     async def set_enabled(self, account_sid: str, track_sid: str, enabled: bool) -> None: ...
+
+    async def set_priority(self, account_sid: str, track_sid: str, priority: TrackPriority) -> None:
+        """A track's new publish priority (subscriptions that depend on it follow as a
+        SubscriptionsChanged broadcast)."""
+        ...
 
     async def subscription(
         self, subscriber: ParticipantInfo, track_sid: str, subscribed: bool

@@ -1,4 +1,5 @@
-"""Track rules: names, kinds, enable/disable, SubscribeRules and who subscribes to what.
+"""Track rules: names, kinds, enable/disable, publish priority, SubscribeRules and who subscribes
+to what.
 
 Pure functions, no I/O (but a log line for a rejected rule set)."""
 
@@ -19,7 +20,14 @@ from atrium_shared.errors import (
     AtriumError,
 )
 from atrium_shared.events import TrackAdded, TrackDisabled, TrackEnabled, TrackRemoved
-from atrium_shared.models import ParticipantInfo, RoomInfo, TrackInfo, TrackKind
+from atrium_shared.models import (
+    DEFAULT_TRACK_PRIORITY,
+    ParticipantInfo,
+    RoomInfo,
+    TrackInfo,
+    TrackKind,
+    TrackPriority,
+)
 from atrium_shared.track_api import SubscribedTrackInfo, SubscribeRule, SubscribeRules
 
 log = logging.getLogger("atrium.track")
@@ -73,6 +81,7 @@ def publish(
     sid: str,
     now: datetime,
     taken_names: Iterable[str],
+    priority: TrackPriority = DEFAULT_TRACK_PRIORITY,
 ) -> tuple[TrackInfo, TrackAdded]:
     """A new published track; raises 53300-53304 for a bad kind or name."""
     track = TrackInfo(
@@ -83,6 +92,7 @@ def publish(
         name=validate_name(name),
         kind=validate_kind(kind),
         enabled=enabled,
+        priority=priority,
         date_created=now,
         date_updated=now,
     )
@@ -140,6 +150,14 @@ def set_enabled(
     return changed, _track_event(event_type, participant, changed, now)
 
 
+def set_priority(track: TrackInfo, priority: TrackPriority, now: datetime) -> TrackInfo | None:
+    """The track with its new publish priority; None when it has it already. Twilio has no
+    status callback for it: no event."""
+    if track.priority == priority:
+        return None
+    return track.model_copy(update={"priority": priority, "date_updated": now})
+
+
 def _track_event(
     kind: type[TrackEventT], participant: ParticipantInfo, track: TrackInfo, now: datetime
 ) -> TrackEventT:
@@ -155,7 +173,6 @@ def _track_event(
 
 # SubscribeRules -------------------------------------------------------------------------------
 DEFAULT_RULES = (SubscribeRule(type="include", all=True),)
-TRACK_PRIORITY = "standard"  # every track here has the SDKs' default priority
 
 
 def rules_invalid(detail: str) -> AtriumError:
@@ -182,7 +199,19 @@ def rule_matches(rule: SubscribeRule, track: TrackInfo, publisher_identity: str 
         return False
     if rule.kind is not None and rule.kind != track.kind:
         return False
-    return rule.priority is None or rule.priority == TRACK_PRIORITY
+    return rule.priority is None or rule.priority == track.priority
+
+
+def filters_on_priority(rules: Iterable[SubscribeRule]) -> bool:
+    """Whether what ``rules`` select can change with a track's publish priority."""
+    return any(rule.priority is not None for rule in rules)
+
+
+def redecided(rules: SubscribeRules) -> SubscribeRules:
+    """The same rules under the next version: a decision they make about a track whose priority
+    changed supersedes every decision made before (the worker keeps the newest version's).
+    The rules and their dates, what REST shows, stay as they are."""
+    return rules.model_copy(update={"version": rules.version + 1})
 
 
 def should_subscribe(

@@ -33,6 +33,13 @@ def register(broker: NatsBroker, tracks: TrackUseCases) -> None:
         """Enable or disable a published track; an event only on change."""
         return await tracks.set_enabled(request)
 
+    @broker.subscriber(subjects.TRACK_SET_PRIORITY, queue=queue, title="track.set-priority")
+    @reply_handler
+    async def set_priority(request: track_api.SetTrackPriorityRequest) -> TrackInfo:
+        """Change a published track's publish priority; rules that filter on priority decide
+        again (broadcast on ``atrium.media.subscriptions``)."""
+        return await tracks.set_priority(request)
+
     @broker.subscriber(subjects.TRACK_JOIN, queue=queue, title="track.join")
     @reply_handler
     async def join(request: track_api.JoinTracksRequest) -> track_api.JoinTracksResult:

@@ -33,6 +33,7 @@ from atrium_shared.track_api import (
     SetSubscribeRulesRequest,
     SetSubscribeRulesResult,
     SetTrackEnabledRequest,
+    SetTrackPriorityRequest,
     SubscribedTrackInfo,
     SubscribedTrackPage,
     SubscribeRules,
@@ -156,6 +157,7 @@ class TrackUseCases:
                         sids.new_sid(sids.TRACK),
                         now,
                         taken,
+                        wanted.priority,
                     )
                 except AtriumError as exc:
                     outcomes.append(
@@ -255,6 +257,58 @@ class TrackUseCases:
             return changed
 
         return await self.uow.run(decide)
+
+    async def set_priority(self, request: SetTrackPriorityRequest) -> TrackInfo:
+        """Store a track's new publish priority. Whoever's rules filter on priority has its
+        subscriptions decided again, as a rules change would (the next version of the same
+        rules, every track in the room considered), and the media workers are told: that
+        decision supersedes any made with the old priority, however the messages arrive."""
+
+        async def decide(tx: TrackTransaction) -> tuple[TrackInfo, list[SubscriptionsChanged]]:
+            track = await tx.track(request.track_sid)
+            if track is None or track.account_sid != request.account_sid:
+                raise errors.not_found(f"/Tracks/{request.track_sid}")
+            changed = domain.set_priority(track, request.priority, self.clock.now())
+            if changed is None:
+                return track, []
+            tx.update_track(changed)
+            # Read in the transaction: a join, publish or rules change committed meanwhile
+            # reruns this, and each of them reads the track this writes.
+            others = sorted(await tx.room_participants(track.room_sid) - {track.participant_sid})
+            affected = [
+                rules
+                for rules in (await tx.rules_of(others)).values()
+                if rules.account_sid == track.account_sid
+                and domain.filters_on_priority(rules.rules)
+            ]
+            if not affected:
+                return changed, []
+            published, identities = await _room_view(tx, track.account_sid, track.room_sid)
+            # What this transaction reads is the committed state: the track as it is now.
+            published = [changed if t.sid == changed.sid else t for t in published]
+            decisions = []
+            for rules in affected:
+                next_rules = domain.redecided(rules)
+                tx.save_rules(next_rules)
+                desired = domain.tracks_for(
+                    rules.participant_sid, published, rules.rules, identities
+                )
+                decisions.append(
+                    SubscriptionsChanged(
+                        account_sid=track.account_sid,
+                        room_sid=track.room_sid,
+                        subscriber_sid=rules.participant_sid,
+                        rules_version=next_rules.version,
+                        desired=[t.sid for t in desired],
+                        considered=[t.sid for t in published],
+                    )
+                )
+            return changed, decisions
+
+        track, decisions = await self.uow.run(decide)
+        for decision in decisions:
+            await self.publisher.subscriptions_changed(decision)
+        return track
 
     # Room presence ------------------------------------------------------------------------------
     async def join(self, request: JoinTracksRequest) -> JoinTracksResult:

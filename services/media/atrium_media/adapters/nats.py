@@ -8,7 +8,7 @@ from faststream.nats import NatsBroker
 from pydantic import BaseModel
 
 from atrium_shared import subjects
-from atrium_shared.models import ParticipantInfo, RoomInfo, TrackInfo
+from atrium_shared.models import ParticipantInfo, RoomInfo, TrackInfo, TrackPriority
 from atrium_shared.participant_api import (
     AdmitParticipantRequest,
     AdmitParticipantResult,
@@ -25,6 +25,7 @@ from atrium_shared.track_api import (
     SetSubscribeRulesRequest,
     SetSubscribeRulesResult,
     SetTrackEnabledRequest,
+    SetTrackPriorityRequest,
     TrackSubscriptionRequest,
     TrackSubscriptionResult,
     TrackToPublish,
@@ -134,6 +135,15 @@ class NatsControlPlane:
         await self._call(
             subjects.TRACK_SET_ENABLED,
             SetTrackEnabledRequest(account_sid=account_sid, track_sid=track_sid, enabled=enabled),
+            TrackInfo,
+        )
+
+    async def set_priority(self, account_sid: str, track_sid: str, priority: TrackPriority) -> None:
+        await self._call(
+            subjects.TRACK_SET_PRIORITY,
+            SetTrackPriorityRequest(
+                account_sid=account_sid, track_sid=track_sid, priority=priority
+            ),
             TrackInfo,
         )
 

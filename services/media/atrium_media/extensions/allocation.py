@@ -43,6 +43,7 @@ from atrium_media.extensions.track_msp import (
 __all__ = [
     "DEFAULT_RENDER_DIMENSIONS",
     "PREDICTED_HEADROOM",
+    "STAY_DISCOUNT",
     "Allocation",
     "Dimensions",
     "LayerOption",
@@ -66,6 +67,10 @@ SwitchOffReason = Literal["subscriber", "max-tracks", "bandwidth", "no-media"]
 
 _RANK: dict[Priority, int] = {"low": 0, "standard": 1, "high": 2}
 _PRIORITIES_HIGH_FIRST: tuple[Priority, ...] = ("high", "standard", "low")
+
+STAY_DISCOUNT = 0.8
+"""The layer a subscriber receives counts at this share of its rate: it is kept until the budget
+falls 20 % below it, and a layer is only taken when it fits whole."""
 
 PREDICTED_HEADROOM = 0.85
 """Share of the estimate used in ``predicted`` mode: tracks are switched off before the link is
@@ -173,13 +178,14 @@ class VideoBandwidthProfile:
 class LayerOption:
     """One layer of a published track as the worker knows it. ``width``/``height`` 0 when no key
     frame of it was seen; ``bitrate`` (bits per second) 0 when not measured yet; ``active``
-    while its packets arrive."""
+    while its packets arrive; ``forwarded`` for the layer this subscriber receives now."""
 
     index: int
     width: int
     height: int
     bitrate: int
     active: bool = True
+    forwarded: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,9 +294,10 @@ def _wanted_layer(sized: list[tuple[LayerOption, float]], cap: Dimensions) -> in
 
 
 def _cost(layer: LayerOption, area: float) -> int:
-    if layer.bitrate > 0:
-        return layer.bitrate
-    return round(area * _NOMINAL_BITS_PER_PIXEL * _NOMINAL_FPS)
+    cost = layer.bitrate if layer.bitrate > 0 else area * _NOMINAL_BITS_PER_PIXEL * _NOMINAL_FPS
+    # A layer's rate swings with the picture; without a margin for the one being forwarded, a
+    # budget close to it would switch layers back and forth on every swing.
+    return round(cost * STAY_DISCOUNT if layer.forwarded else cost)
 
 
 @dataclass(slots=True)

@@ -16,15 +16,19 @@ from atrium_media.forwarding.simulcast import LayerState
 from atrium_media.forwarding.track import (
     AUTO_LAYER,
     AudioLevelListener,
+    ForwardingLeg,
     LayerSsrcPair,
     PacketRecorder,
     PacketTap,
+    ReceiverEstimate,
+    ReportedLoss,
     TrackForwarder,
 )
 
 __all__ = [
     "AUTO_LAYER",
     "AudioLevelListener",
+    "ForwardingLeg",
     "InboundStream",
     "LayerSsrcPair",
     "LayerState",
@@ -33,7 +37,9 @@ __all__ = [
     "OutboundStream",
     "PacketRecorder",
     "PacketTap",
+    "ReceiverEstimate",
     "RecordingStoppedListener",
+    "ReportedLoss",
     "RouterStats",
     "TrackForwarder",
     "UnknownTrack",

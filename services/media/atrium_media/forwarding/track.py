@@ -52,10 +52,15 @@ from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpCodecParameters
 from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.rtp import (
     RTCP_PSFB_APP,
+    RTCP_RTPFB_NACK,
     RTP_HISTORY_SIZE,
     RtcpPsfbPacket,
+    RtcpRrPacket,
+    RtcpRtpfbPacket,
+    RtcpSrPacket,
     RtpPacket,
     pack_remb_fci,
+    unpack_remb_fci,
     unwrap_rtx,
 )
 
@@ -199,6 +204,27 @@ def _rewriter_for(sender: RTCRtpSender, clock_rate: int) -> StreamRewriter:
     return rewriter
 
 
+@dataclass(frozen=True, slots=True)
+class ReceiverEstimate:
+    """The last REMB a subscriber sent about a leg: the bitrate it estimates it can receive
+    (bits per second) over the SSRCs the REMB lists, and when it arrived (time.monotonic()).
+    Chrome sends one REMB for its whole transport (listing every SSRC it receives); aiortc one per
+    receiver, for its own stream only: ``ssrc_count`` tells them apart."""
+
+    bitrate: int
+    ssrc_count: int
+    received_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ReportedLoss:
+    """The subscriber's last receiver report about a leg: the fraction (0..1) of the leg's
+    packets lost in the report's interval, and when it arrived (time.monotonic())."""
+
+    fraction_lost: float
+    received_at: float
+
+
 @dataclass
 class LegStats:
     subscriber_id: str
@@ -239,6 +265,25 @@ class ForwardingLeg:
         self._forwarder = weakref.ref(forwarder)
         self._sender_state: dict[str, Any] = sender.__dict__
         sender._send_keyframe = self._on_keyframe_request  # type: ignore[method-assign]
+        # What the subscriber's RTCP says of its downlink (the bandwidth allocation reads it).
+        self.receiver_estimate: ReceiverEstimate | None = None
+        self.reported_loss: ReportedLoss | None = None
+        # Packets the subscriber asked again for: its losses, known a round trip after they
+        # happen (receiver reports come once a second, and count a repaired packet as received).
+        self.packets_nacked = 0
+        self._nacked_up_to: int | None = None  # the newest sequence number counted
+        handle_rtcp = sender._handle_rtcp_packet
+
+        async def handle_rtcp_packet(packet: Any) -> None:
+            await handle_rtcp(packet)  # receiver reports, NACKs, PLI: aiortc's own handling
+            if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+                self._on_remb(packet)
+            elif isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
+                self._on_receiver_reports(packet)
+            elif isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
+                self._on_nack(packet.lost)
+
+        sender._handle_rtcp_packet = handle_rtcp_packet  # type: ignore[method-assign]
         # Simulcast tracks only: the splicer of the publisher's layers onto this leg's one
         # stream (made on the leg's first packet), and the layer the allocation chose for it
         # (None: switched off; AUTO_LAYER until it chose).
@@ -262,6 +307,11 @@ class ForwardingLeg:
             return self.FORWARDING
         return self.WAITING
 
+    @property
+    def forwarded_layer(self) -> int | None:
+        """The simulcast layer (index into the track's SSRCs) this leg forwards now, if any."""
+        return None if self.switcher is None else self.switcher.current_layer
+
     def _on_keyframe_request(self) -> None:
         self.keyframe_requests += 1
         forwarder = self._forwarder()
@@ -273,6 +323,28 @@ class ForwardingLeg:
             forwarder.request_layer_keyframe(switcher.layer_ssrcs[switcher.current_layer])
         else:
             forwarder.request_keyframe()
+
+    def _on_remb(self, packet: RtcpPsfbPacket) -> None:
+        try:
+            bitrate, ssrcs = unpack_remb_fci(packet.fci)
+        except ValueError:
+            return  # another application-layer feedback, not a REMB
+        if self.sender._ssrc in ssrcs:
+            self.receiver_estimate = ReceiverEstimate(bitrate, len(ssrcs), time.monotonic())
+
+    def _on_nack(self, lost: Sequence[int]) -> None:
+        """Count each lost packet once: a receiver asks again for a packet every round trip
+        until it arrives, and NACK lists are in sequence order."""
+        for seq in lost:
+            newest = self._nacked_up_to
+            if newest is None or 0 < (seq - newest) & 0xFFFF < 0x8000:
+                self.packets_nacked += 1
+                self._nacked_up_to = seq
+
+    def _on_receiver_reports(self, packet: RtcpRrPacket | RtcpSrPacket) -> None:
+        for report in packet.reports:
+            if report.ssrc == self.sender._ssrc:
+                self.reported_loss = ReportedLoss(report.fraction_lost / 256, time.monotonic())
 
     def is_dead(self) -> bool:
         if self.closed or self.transceiver.stopped:
@@ -315,6 +387,7 @@ class ForwardingLeg:
         self.closed = True
         self.pause_epoch()
         self.sender.__dict__.pop("_send_keyframe", None)
+        self.sender.__dict__.pop("_handle_rtcp_packet", None)
 
     async def forward(
         self,
@@ -678,8 +751,19 @@ class TrackForwarder:
         """Forward ``layer`` (an index into the layers' SSRCs, or AUTO_LAYER) to the subscriber,
         or nothing (None). The switch happens at the layer's next key frame."""
         leg = self.legs.get(subscriber_id)
-        if leg is not None:
+        if leg is not None and leg.chosen_layer != layer:
+            logger.info(
+                "track %s to %s: layer %s -> %s",
+                self.track_id,
+                subscriber_id,
+                leg.chosen_layer,
+                layer,
+            )
             leg.chosen_layer = layer
+
+    def leg(self, subscriber_id: str) -> ForwardingLeg | None:
+        """The subscriber's leg of this track, if it has one."""
+        return self.legs.get(subscriber_id)
 
     def request_layer_keyframe(self, ssrc: int) -> None:
         """A PLI for one layer, at most once per PLI interval per layer (the switchers repeat
@@ -709,6 +793,7 @@ class TrackForwarder:
         leg = self.legs.get(subscriber_id)
         if leg is None or leg.enabled == enabled:
             return
+        logger.info("track %s to %s: %s", self.track_id, subscriber_id, "on" if enabled else "off")
         leg.enabled = enabled
         leg.pause_epoch()
         if enabled:

@@ -8,8 +8,9 @@ received, the dominant speaker) and applies its answer to the subscriber's forwa
 layer per simulcast track, and the tracks switched off (simulcast or not). Each publisher
 granted ``publisher_hints`` is told which encodings anybody needs (:func:`encodings_needed`).
 
-Not fed yet: a bandwidth estimate of the subscriber's link; the budget is the profile's
-``maxSubscriptionBitrate`` alone.
+The budget is the profile's ``maxSubscriptionBitrate`` and what the subscriber's link takes:
+:class:`Downlink` turns the RTCP the subscriber sends about its legs (receiver reports, REMB)
+into the samples :class:`atrium_media.extensions.link_budget.LinkBudget` decides on.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from atrium_media.extensions.allocation import (
     VideoSubscription,
     allocate,
 )
+from atrium_media.extensions.link_budget import LinkBudget, LinkFeedback
 from atrium_media.extensions.track_msp import (
     BandwidthProfileError,
     LayerEncoding,
@@ -36,11 +38,20 @@ from atrium_media.extensions.track_msp import (
     PublisherHintsMessage,
     parse_bandwidth_profile,
 )
-from atrium_media.forwarding import AUTO_LAYER, LayerSsrcPair, LayerState, UnknownTrack
+from atrium_media.forwarding import (
+    AUTO_LAYER,
+    LayerSsrcPair,
+    LayerState,
+    ReceiverEstimate,
+    ReportedLoss,
+    UnknownTrack,
+)
 from atrium_media.signaling.simulcast_sdp import SimulcastSdpError, published_video_layers
 
 __all__ = [
+    "AUDIO_ALLOWANCE",
     "EVERY_LAYER",
+    "Downlink",
     "SubscriberLayers",
     "SubscriberView",
     "allocate_layers",
@@ -58,6 +69,27 @@ log = logging.getLogger("atrium.media.bandwidth")
 EVERY_LAYER = -1
 
 
+# What one subscribed audio track takes of the subscriber's REMB estimate (which covers every
+# stream of its transport; the budget is for video): Opus at twilio-video's usual rates.
+AUDIO_ALLOWANCE = 40_000
+# Older feedback than this says nothing of the link now (REMB and receiver reports come about
+# every second).
+FEEDBACK_MAX_AGE = 3.0
+
+
+class LegFeedback(Protocol):
+    """What the downlink needs of a forwarding leg (a ForwardingLeg)."""
+
+    bytes_sent: int
+    packets_sent: int
+    packets_nacked: int
+    receiver_estimate: ReceiverEstimate | None
+    reported_loss: ReportedLoss | None
+
+    @property
+    def forwarded_layer(self) -> int | None: ...
+
+
 class SimulcastTrack(Protocol):
     """What the allocation needs of a published track (a TrackForwarder)."""
 
@@ -72,6 +104,8 @@ class SimulcastTrack(Protocol):
     def set_leg_layer(self, subscriber_id: str, layer: int | None) -> None: ...
 
     def set_leg_enabled(self, subscriber_id: str, enabled: bool) -> None: ...
+
+    def leg(self, subscriber_id: str) -> LegFeedback | None: ...
 
 
 class PublishedTracks(Protocol):
@@ -115,6 +149,78 @@ def layers_by_mid(sdp: str) -> dict[str, list[LayerSsrcPair]]:
     }
 
 
+class Downlink:
+    """One subscriber's downlink as its RTCP tells it: each allocation tick, :meth:`update`
+    samples its video legs (bytes sent, the receiver reports and REMB that arrived since the
+    previous tick) and returns the budget its :class:`LinkBudget` decides (None: no limit)."""
+
+    def __init__(self) -> None:
+        self.link = LinkBudget()
+        # When, and the legs' bytes sent, packets sent and packets NACKed by then.
+        self._sent: tuple[float, int, int, int] | None = None
+        self._seen = float("-inf")  # receiver reports up to this time are counted
+
+    def update(self, now: float, legs: Sequence[LegFeedback], audio_tracks: int) -> float | None:
+        totals = (
+            sum(leg.bytes_sent for leg in legs),
+            sum(leg.packets_sent for leg in legs),
+            sum(leg.packets_nacked for leg in legs),
+        )
+        previous, self._sent = self._sent, (now, *totals)
+        if previous is None or now <= previous[0] or any(map(int.__lt__, totals, previous[1:])):
+            return self.link.budget  # first sample, or the legs changed: no rate yet
+        elapsed = now - previous[0]
+        bitrate = 8 * (totals[0] - previous[1]) / elapsed
+        packets, nacked = totals[1] - previous[2], totals[2] - previous[3]
+        # Loss two ways: the share of the tick's packets NACKed (quick), and the receiver
+        # reports that arrived since the last tick (slower, but from receivers without NACK).
+        losses = [min(1.0, nacked / packets)] if packets > 0 else []
+        losses += [
+            leg.reported_loss.fraction_lost
+            for leg in legs
+            if leg.reported_loss is not None and leg.reported_loss.received_at > self._seen
+        ]
+        self._seen = now
+        feedback = LinkFeedback(
+            sent_bitrate=bitrate,
+            fraction_lost=max(losses) if losses else None,
+            estimate=self._estimate(now, legs, audio_tracks),
+        )
+        before = self.link.budget
+        budget = self.link.update(now, feedback)
+        if budget != before:
+            log.info(
+                "downlink budget %s -> %s (%s; sent %.0f bit/s, lost %s, estimate %s)",
+                _kbit(before),
+                _kbit(budget),
+                self.link.state,
+                bitrate,
+                feedback.fraction_lost,
+                feedback.estimate,
+            )
+        return budget
+
+    @staticmethod
+    def _estimate(now: float, legs: Sequence[LegFeedback], audio_tracks: int) -> float | None:
+        fresh = [
+            leg.receiver_estimate
+            for leg in legs
+            if leg.receiver_estimate is not None
+            and now - leg.receiver_estimate.received_at <= FEEDBACK_MAX_AGE
+        ]
+        if not fresh:
+            return None
+        # Chrome sends one REMB for the whole transport, listing every SSRC it receives: that is
+        # the total. aiortc estimates each receiver's stream on its own: the total is the sum.
+        shared = [estimate.bitrate for estimate in fresh if estimate.ssrc_count > 1]
+        total = max(shared) if shared else sum(estimate.bitrate for estimate in fresh)
+        return max(0.0, float(total - AUDIO_ALLOWANCE * audio_tracks))
+
+
+def _kbit(bitrate: float | None) -> str:
+    return "none" if bitrate is None else f"{bitrate / 1000:.0f} kbit/s"
+
+
 @dataclass(frozen=True, slots=True)
 class SubscriberView:
     """What one subscriber said about its video: its profile, its render hints and priorities
@@ -140,9 +246,15 @@ def allocate_layers(
     track_sids: Iterable[str],
     view: SubscriberView,
     dominant_speaker: str | None,
+    *,
+    bandwidth_estimate: float | None = None,
+    publish_priorities: Mapping[str, Priority] | None = None,
 ) -> SubscriberLayers:
     """Decide every video track in ``track_sids`` the subscriber receives and apply it to its
-    legs: the layer of each simulcast track, and which tracks are switched off."""
+    legs: the layer of each simulcast track, and which tracks are switched off, within
+    ``bandwidth_estimate`` (bits per second for video, None: no limit but the profile's).
+    ``publish_priorities``: each track's publish priority (standard when not given)."""
+    publish_priorities = publish_priorities or {}
     chosen: list[tuple[SimulcastTrack, list[int], VideoSubscription]] = []
     for sid in track_sids:
         try:
@@ -158,13 +270,23 @@ def allocate_layers(
             (state for state in forwarder.layer_states() if state.width > 0),
             key=lambda state: (state.width * state.height, state.bitrate),
         )
+        leg = forwarder.leg(subscriber_sid)
+        forwarded = leg.forwarded_layer if leg is not None else None
         layers = [
-            LayerOption(rank, state.width, state.height, state.bitrate, state.active)
+            LayerOption(
+                rank,
+                state.width,
+                state.height,
+                state.bitrate,
+                state.active,
+                forwarded=state.index == forwarded,
+            )
             for rank, state in enumerate(sized)
         ]
         subscription = VideoSubscription(
             sid,
             layers,
+            publish_priority=publish_priorities.get(sid, "standard"),
             subscribe_priority=view.priorities.get(sid),
             render_hint=view.hints.get(sid, RenderHint()),
             dominant_speaker=forwarder.publisher_id == dominant_speaker,
@@ -174,7 +296,9 @@ def allocate_layers(
     off: set[str] = set()
     if not chosen:
         return SubscriberLayers(wanted, frozenset())
-    allocation = allocate(view.profile, [s for _, _, s in chosen], bandwidth_estimate=None)
+    allocation = allocate(
+        view.profile, [s for _, _, s in chosen], bandwidth_estimate=bandwidth_estimate
+    )
     for (forwarder, indexes, _), decision in zip(chosen, allocation.tracks, strict=True):
         sid = forwarder.track_id
         switched_off = decision.layer is None and decision.reason != "no-media"

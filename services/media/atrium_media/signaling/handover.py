@@ -15,7 +15,7 @@ from typing import Protocol
 from pydantic import BaseModel
 
 from atrium_media.signaling.session import ClientTrack, ParticipantSession
-from atrium_shared.models import ParticipantInfo
+from atrium_shared.models import ParticipantInfo, TrackPriority
 
 
 class TrackRecord(BaseModel):
@@ -25,6 +25,7 @@ class TrackRecord(BaseModel):
     enabled: bool
     sid: str | None = None
     failed: dict[str, object] | None = None
+    priority: TrackPriority = "standard"
 
 
 class SubscriptionRecord(BaseModel):
@@ -91,6 +92,7 @@ def snapshot(session: ParticipantSession) -> SessionRecord:
                 enabled=t.enabled,
                 sid=t.sid,
                 failed=t.failed,
+                priority=t.priority,
             )
             for t in session.tracks.values()
         ],
@@ -136,6 +138,7 @@ def restore(record: SessionRecord, session: ParticipantSession) -> None:
             enabled=t.enabled,
             sid=t.sid,
             failed=t.failed,
+            priority=t.priority,
         )
         for t in record.tracks
     }

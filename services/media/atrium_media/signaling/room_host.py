@@ -23,7 +23,7 @@ from atrium_media.extensions import (
     NetworkQualityRequest,
     build_network_quality_message,
 )
-from atrium_media.extensions.allocation import Dimensions, VideoBandwidthProfile
+from atrium_media.extensions.allocation import Dimensions, Priority, VideoBandwidthProfile
 from atrium_media.extensions.msp import ClientMessage
 from atrium_media.extensions.track_msp import (
     ClientResetRequest,
@@ -62,6 +62,7 @@ from atrium_media.signaling.session import (
     ClientTrack,
     ParticipantSession,
     Subscription,
+    signaled_priority,
 )
 from atrium_shared.errors import SERVER_REMOTE_DESCRIPTION_FAILED, AtriumError
 from atrium_shared.models import RoomInfo, TrackInfo
@@ -332,7 +333,8 @@ class RoomHost:
     async def _apply_participant_state(
         self, session: ParticipantSession, state: dict[str, Any]
     ) -> None:
-        """Diff the client's full track list: publish, unpublish, enable, disable."""
+        """Diff the client's full track list: publish, unpublish, enable, disable, publish
+        priority."""
         revision = int(state.get("revision", 0))
         if revision and revision <= session.client_revision:
             return
@@ -344,6 +346,7 @@ class RoomHost:
                 kind=str(t.get("kind")),
                 name=str(t.get("name") or tid),
                 enabled=bool(t.get("enabled", True)),
+                priority=signaled_priority(t.get("priority")),
             )
             for tid, t in signaled.items()
             if tid not in session.tracks
@@ -353,6 +356,13 @@ class RoomHost:
             t
             for tid, t in session.tracks.items()
             if tid in signaled and bool(signaled[tid].get("enabled", True)) != t.enabled
+        ]
+        reprioritized = [
+            (t, priority)
+            for tid, t in session.tracks.items()
+            if tid in signaled
+            and (priority := signaled_priority(signaled[tid].get("priority"), t.priority))
+            != t.priority
         ]
         changed = False
         if added:
@@ -367,6 +377,7 @@ class RoomHost:
                             name=t.name,
                             kind=t.kind,
                             enabled=t.enabled,
+                            priority=t.priority,
                             codec=session.published_codec(t.client_id),
                         )
                         for t in added
@@ -409,10 +420,29 @@ class RoomHost:
                 if track.wired and track.kind != "data":
                     self.router.set_enabled(track.sid, track.enabled)
             changed = True
+        for track, priority in reprioritized:
+            track.priority = priority
+            if track.sid:
+                await self._reprioritize(session, track.sid, priority)
+            changed = True
+        if reprioritized:
+            self._reallocate()  # the layers and switch-offs follow publish priorities
         if changed:
             session.state_revision += 1
             for other in self.others(session):
                 self.spawn(other.send({"type": "update", "participants": [session.remote_state()]}))
+
+    async def _reprioritize(
+        self, publisher: ParticipantSession, track_sid: str, priority: Priority
+    ) -> None:
+        """Tell the track service a track's new publish priority. Who receives the track may
+        change with it (SubscribeRules' ``priority`` filter): those decisions arrive as
+        SubscriptionsChanged. A refusal (the track just went away) or an outage is logged, and
+        the client's update goes on."""
+        try:
+            await self.control.set_priority(publisher.participant.account_sid, track_sid, priority)
+        except AtriumError as exc:
+            log.warning("priority of %s not recorded: %s", track_sid, exc.message)
 
     # Media wiring -----------------------------------------------------------------------------
     def _on_datachannel(self, session: ParticipantSession, channel: RTCDataChannel) -> None:
@@ -493,6 +523,8 @@ class RoomHost:
         dominant = self.speakers.dominant
         sessions = [s for s in self.sessions.values() if not s.closed]
         wanted_layers: dict[str, set[int]] = {}  # per simulcast track: what anybody wants
+        now = time.monotonic()
+        priorities = self._publish_priorities(sessions)
         for session in sessions:
             video = [s.track_sid for s in session.subscriptions.values() if s.kind == "video"]
             if session.video_profile is not None:
@@ -500,7 +532,13 @@ class RoomHost:
                     session.video_profile, session.render_hints, session.subscribe_priorities
                 )
                 decided = allocate_layers(
-                    self.router, session.participant.sid, video, view, dominant
+                    self.router,
+                    session.participant.sid,
+                    video,
+                    view,
+                    dominant,
+                    bandwidth_estimate=self._downlink_budget(session, video, now),
+                    publish_priorities=priorities,
                 )
                 wanted = decided.wanted
                 self._tell_switch_offs(session, decided.switched_off)
@@ -513,6 +551,29 @@ class RoomHost:
         for session in sessions:
             if session.msp.grants(PUBLISHER_HINTS) and session.msp.is_ready(PUBLISHER_HINTS):
                 self._hint_publisher(session, wanted_layers)
+
+    @staticmethod
+    def _publish_priorities(sessions: list[ParticipantSession]) -> dict[str, Priority]:
+        """The publish priority of every video track published in the room, by MT SID."""
+        return {
+            track.sid: track.priority
+            for session in sessions
+            for track in session.tracks.values()
+            if track.sid is not None and track.kind == "video"
+        }
+
+    def _downlink_budget(
+        self, session: ParticipantSession, video: list[str], now: float
+    ) -> float | None:
+        """What the subscriber's link takes for video now, from its legs' RTCP."""
+        legs = []
+        for sid in video:
+            with contextlib.suppress(UnknownTrack):
+                leg = self.router.published_track(sid).leg(session.participant.sid)
+                if leg is not None:
+                    legs.append(leg)
+        audio = sum(1 for s in session.subscriptions.values() if s.kind == "audio")
+        return session.downlink.update(now, legs, audio)
 
     @staticmethod
     def _tell_switch_offs(session: ParticipantSession, switched_off: frozenset[str]) -> None:
@@ -560,6 +621,7 @@ class RoomHost:
             name=track.name,
             kind=track.kind,
             enabled=track.enabled,
+            priority=track.priority,
             date_created=now,
             date_updated=now,
         )

@@ -28,6 +28,7 @@ from aiortc.sdp import candidate_from_sdp
 
 from atrium_media import aiortc_compat as compat
 from atrium_media.extensions.allocation import Priority, RenderHint, VideoBandwidthProfile
+from atrium_media.signaling.bandwidth import Downlink
 from atrium_media.signaling.link_quality import LinkQuality
 from atrium_media.signaling.media_signaling import MediaSignaling
 from atrium_media.signaling.sdp import (
@@ -38,7 +39,7 @@ from atrium_media.signaling.sdp import (
     sending_tracks,
 )
 from atrium_shared.errors import SERVER_REMOTE_DESCRIPTION_FAILED, AtriumError
-from atrium_shared.models import ParticipantInfo
+from atrium_shared.models import TRACK_PRIORITIES, ParticipantInfo
 from atrium_shared.signaling_api import session_token
 
 log = logging.getLogger("atrium.media.session")
@@ -73,6 +74,16 @@ async def _refused_as_53403(sdp: str) -> AsyncIterator[None]:
 Send = Callable[[str, str, list[dict[str, Any]], int | None], Awaitable[None]]
 
 
+def signaled_priority(value: object, current: Priority = "standard") -> Priority:
+    """A track's publish priority as its client signals it (``participant.tracks[].priority``):
+    one of low, standard, high; anything else (absent, misspelt, a newer SDK's value) leaves it
+    as it was, standard for a new track."""
+    for priority in TRACK_PRIORITIES:
+        if value == priority:
+            return priority
+    return current
+
+
 @dataclass
 class ClientTrack:
     """A track the client signals in its ``participant.tracks``."""
@@ -82,6 +93,7 @@ class ClientTrack:
     name: str
     enabled: bool
     sid: str | None = None  # MT SID once the track service registered it
+    priority: Priority = "standard"  # its publish priority (RSP ``priority``)
     failed: dict[str, Any] | None = None  # {code, message} when the service refused it
     wired: bool = False  # its media (or data channel) is hooked into the room's router
 
@@ -158,6 +170,8 @@ class ParticipantSession:
     render_hints: dict[str, RenderHint] = field(default_factory=dict)
     subscribe_priorities: dict[str, Priority | None] = field(default_factory=dict)
     switched_off: frozenset[str] = frozenset()
+    # What its link takes (from its RTCP): the budget of its layer allocation.
+    downlink: Downlink = field(default_factory=Downlink)
     # When this client was first told about each remote participant (monotonic seconds). A
     # network quality answer names a remote only once the client surely knows it: twilio-video.js
     # applies a remote level only to participants it already has, and only when the level
@@ -257,7 +271,7 @@ class ParticipantSession:
                     "kind": t.kind,
                     "name": t.name,
                     "enabled": t.enabled,
-                    "priority": "standard",
+                    "priority": t.priority,
                 }
                 for t in self.tracks.values()
                 if t.sid is not None
