@@ -4,18 +4,12 @@ brings it back; the server switches tracks off by itself for ``max_tracks``, a s
 priority changes which track that is, and a profile replaced with ``set_bandwidth_profile()``
 switches them back on.
 
-aiortc encodes one layer, and the worker's allocation ranks only tracks whose layers it knows
-(simulcast: sizes read from each layer's key frames; a single stream has none), so a single
-stream is only switched off by the subscriber's own render hints. The server-initiated cases
-therefore use publishers whose offers (as the worker receives them) announce a second simulcast
-SSRC that never sends: one real layer, known size, as a simulcast publisher whose upper layers
-are off.
+aiortc encodes one layer: every publisher here sends a single stream, which the worker's
+allocation sees as one layer (its measured rate, its size unknown), on or switched off.
 """
 
 from __future__ import annotations
 
-import random
-import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
@@ -200,37 +194,9 @@ async def test_switch_off_stops_the_forwarding_and_switch_on_brings_it_back(
 
 
 # The server switches tracks off ------------------------------------------------------------------
-def announce_second_layer(sdp: str) -> str:
-    """The offer with a SIM group on each sending video m-line: its SSRC, then one that never
-    sends (what the worker reads as a two-layer simulcast publisher)."""
-    sections = re.split(r"(?=\r\nm=)", sdp)
-    for index, section in enumerate(sections):
-        if not section.startswith("\r\nm=video") or "a=sendonly" not in section:
-            continue
-        fid = re.search(r"a=ssrc-group:FID (\d+) (\d+)", section)
-        first = re.search(r"a=ssrc:(\d+) cname:(\S+)", section)
-        assert first is not None, section
-        primary = fid.group(1) if fid else first.group(1)
-        fake = random.randrange(1 << 20, 1 << 31)
-        sections[index] = (
-            section.rstrip("\r\n")
-            + f"\r\na=ssrc:{fake} cname:{first.group(2)}\r\na=ssrc-group:SIM {primary} {fake}"
-        )
-    munged = "".join(sections)
-    return munged if munged.endswith("\r\n") else munged + "\r\n"
-
-
-async def join_as_simulcast(stack: Stack, tenant: Tenant, identity: str, room: str) -> Room:
-    """Join, then publish a camera whose offer announces a second (silent) simulcast layer."""
+async def join_publishing(stack: Stack, tenant: Tenant, identity: str, room: str) -> Room:
+    """Join and publish a camera (one layer: aiortc does not encode simulcast)."""
     joined, _ = await join(stack, tenant, identity, room)
-    describe_local = joined._local_description_entry
-
-    def munged() -> dict[str, Any]:
-        entry = describe_local()
-        entry["description"]["sdp"] = announce_second_layer(entry["description"]["sdp"])
-        return entry
-
-    joined._local_description_entry = munged  # type: ignore[method-assign]
     await joined.local_participant.publish_track(create_local_video_track(name="cam"))
     return joined
 
@@ -242,17 +208,17 @@ def states(tracks: list[RemoteVideoTrack]) -> list[bool]:
 async def test_max_tracks_switches_off_the_lower_ranked_track_and_priority_and_the_profile_move_it(
     stack: Stack, tenant: Tenant
 ) -> None:
-    ann = await join_as_simulcast(stack, tenant, "ann", "max-tracks")
+    ann = await join_publishing(stack, tenant, "ann", "max-tracks")
     cat: Room | None = None
     ben: Room | None = None
     try:
-        cat = await join_as_simulcast(stack, tenant, "cat", "max-tracks")
+        cat = await join_publishing(stack, tenant, "cat", "max-tracks")
         ben, _ = await join(
             stack, tenant, "ben", "max-tracks", bandwidth_profile={"video": {"max_tracks": 1}}
         )
         tracks = [await video_of(ben, "ann"), await video_of(ben, "cat")]
         await extensions_ready(ben)
-        # Once the worker knows each layer's size, only max_tracks (1) of them stay on.
+        # Once the worker measured each stream's rate, only max_tracks (1) of them stay on.
         await eventually(
             lambda: sorted(states(tracks)) == [False, True],
             timeout=20,

@@ -51,6 +51,9 @@ class FakeForwarder:
     def leg(self, subscriber_id: str) -> None:
         return None  # no RTCP feedback: these tests decide without a downlink budget
 
+    def stream_state(self) -> LayerState | None:
+        return None if self.is_simulcast or not self.layers else self.layers[0]
+
 
 @dataclass
 class FakeRouter:
@@ -104,6 +107,32 @@ def test_single_stream_tracks_are_left_alone() -> None:
     decided = allocate_layers(router, "PAbob", ["MTcam"], view(320, 180), None)
     assert decided.wanted == {} and decided.switched_off == frozenset()
     assert cam.legs == {} and cam.enabled == {"PAbob": True}
+
+
+def test_single_stream_tracks_beyond_max_tracks_or_the_budget_are_switched_off() -> None:
+    """SDK publishers, H.264 and VP8 without simulcast: one layer, on or off."""
+    one = FakeForwarder("MTone", (state(0, (0, 0), bitrate=400_000),))
+    two = FakeForwarder("MTtwo", (state(0, (0, 0), bitrate=400_000),))
+    router = FakeRouter({"MTone": one, "MTtwo": two})
+    tracks = ["MTone", "MTtwo"]
+    limited = video_profile_of(
+        {"bandwidth_profile": {"video": {"max_tracks": 1}}}, track_switch_off=True
+    )
+    assert limited is not None
+    decided = allocate_layers(router, "PAbob", tracks, SubscriberView(limited), None)
+    assert decided.switched_off == {"MTtwo"}
+    assert one.enabled["PAbob"] and not two.enabled["PAbob"]
+    grid = video_profile_of({"bandwidth_profile": {"video": {}}}, track_switch_off=True)
+    assert grid is not None
+    decided = allocate_layers(
+        router, "PAbob", tracks, SubscriberView(grid), None, bandwidth_estimate=600_000
+    )
+    assert decided.switched_off == {"MTtwo"}  # one fits in 600 kbit/s, not two
+    decided = allocate_layers(
+        router, "PAbob", tracks, SubscriberView(grid), None, bandwidth_estimate=1_200_000
+    )
+    assert decided.switched_off == frozenset()
+    assert one.enabled["PAbob"] and two.enabled["PAbob"] and decided.wanted == {}
 
 
 def test_a_track_the_subscriber_switched_off_is_not_forwarded_and_comes_back() -> None:

@@ -88,6 +88,8 @@ KEYFRAME_RETRY_SECONDS = 1.0
 AUTO_LAYER = -1
 # How often a simulcast track re-reads which of its layers are arriving (for AUTO_LAYER legs).
 _LAYER_STATES_SECONDS = 0.25
+# How often a single stream's rate is sampled for the bandwidth allocation.
+_STREAM_RATE_SECONDS = 1.0
 _DEAD_TRANSPORT_STATES = ("closed", "failed")
 _SENDING_DIRECTIONS = ("sendonly", "sendrecv")
 
@@ -623,6 +625,10 @@ class TrackForwarder:
         self.media_ssrc: int | None = None
         self.packets_received = 0
         self.bytes_received = 0
+        # A single stream's rate, for the bandwidth allocation: (when, bytes received by then)
+        # at the last sample, and the rate it gave (bits per second).
+        self._rate_sample: tuple[float, int] = (time.monotonic(), 0)
+        self._stream_bitrate = 0
         self.keyframe_requests_sent = 0
         self.packets_forwarded = 0
         self.bytes_forwarded = 0
@@ -746,6 +752,23 @@ class TrackForwarder:
         if self._simulcast is None:
             return ()
         return self._simulcast.monitor.layers(time.monotonic())
+
+    def stream_state(self) -> LayerState | None:
+        """A single video stream seen as one layer, for the allocation: its rate over about
+        the last second, its size unknown (0x0: nothing in its packets is parsed for it), active
+        while packets arrive. None for audio and data, and for a simulcast track (see
+        :meth:`layer_states`)."""
+        if self.kind != "video" or self._simulcast is not None:
+            return None
+        now = time.monotonic()
+        sampled_at, sampled_bytes = self._rate_sample
+        if now - sampled_at >= _STREAM_RATE_SECONDS:
+            self._stream_bitrate = round(
+                8 * (self.bytes_received - sampled_bytes) / (now - sampled_at)
+            )
+            self._rate_sample = (now, self.bytes_received)
+        active = self.enabled and self._stream_bitrate > 0
+        return LayerState(0, self.media_ssrc or 0, 0, 0, self._stream_bitrate, active)
 
     def set_leg_layer(self, subscriber_id: str, layer: int | None) -> None:
         """Forward ``layer`` (an index into the layers' SSRCs, or AUTO_LAYER) to the subscriber,

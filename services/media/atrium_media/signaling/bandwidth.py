@@ -86,6 +86,8 @@ class LegFeedback(Protocol):
     receiver_estimate: ReceiverEstimate | None
     reported_loss: ReportedLoss | None
 
+    enabled: bool
+
     @property
     def forwarded_layer(self) -> int | None: ...
 
@@ -106,6 +108,8 @@ class SimulcastTrack(Protocol):
     def set_leg_enabled(self, subscriber_id: str, enabled: bool) -> None: ...
 
     def leg(self, subscriber_id: str) -> LegFeedback | None: ...
+
+    def stream_state(self) -> LayerState | None: ...
 
 
 class PublishedTracks(Protocol):
@@ -265,13 +269,18 @@ def allocate_layers(
         # from the key frames, not assumed from the offer: twilio-video scales its encodings
         # only in adaptive simulcast; with `{codec: 'VP8', simulcast: true}` Chrome (156) sends
         # every SIM SSRC at the camera's size. A layer is a choice once its size is known. A
-        # single stream has no layer to choose (no sizes): only switch-off applies to it.
-        sized = sorted(
-            (state for state in forwarder.layer_states() if state.width > 0),
-            key=lambda state: (state.width * state.height, state.bitrate),
-        )
+        # single stream is one layer of unknown size: on (at its measured rate) or switched off.
         leg = forwarder.leg(subscriber_sid)
-        forwarded = leg.forwarded_layer if leg is not None else None
+        if forwarder.is_simulcast:
+            sized = sorted(
+                (state for state in forwarder.layer_states() if state.width > 0),
+                key=lambda state: (state.width * state.height, state.bitrate),
+            )
+            forwarded = leg.forwarded_layer if leg is not None else None
+        else:
+            single = forwarder.stream_state()
+            sized = [] if single is None else [single]
+            forwarded = 0 if leg is not None and leg.enabled else None
         layers = [
             LayerOption(
                 rank,
