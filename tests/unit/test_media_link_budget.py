@@ -150,6 +150,7 @@ class FakeLeg:
     receiver_estimate: ReceiverEstimate | None = None
     reported_loss: ReportedLoss | None = None
     forwarded_layer: int | None = None
+    enabled: bool = True
 
 
 def test_downlink_rates_come_from_the_bytes_sent_between_ticks() -> None:
