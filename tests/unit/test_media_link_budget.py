@@ -18,6 +18,7 @@ from atrium_media.extensions.allocation import (
 from atrium_media.extensions.link_budget import (
     CUT_FACTOR,
     CUT_GRACE_SECONDS,
+    FURTHER_CUT_LIMIT,
     MAX_HOLD_SECONDS,
     MIN_BUDGET,
     MIN_HOLD_SECONDS,
@@ -55,8 +56,12 @@ def test_no_second_cut_while_the_first_has_not_taken_effect() -> None:
     # Past the grace, still sending the old layer (its switch waits for a key frame): no cut.
     late = CUT_GRACE_SECONDS + 1
     assert link.update(late, LinkFeedback(first * 2, 0.5, None)) == first
-    assert link.update(late + 0.5, LinkFeedback(first, 0.5, None)) == pytest.approx(
-        first * 0.5 * CUT_FACTOR
+    # Then a further cut, of at most half the budget.
+    assert link.update(late + 0.5, LinkFeedback(first, 0.8, None)) == pytest.approx(
+        first * FURTHER_CUT_LIMIT
+    )
+    assert link.update(late + 4, LinkFeedback(first * 0.5, 0.1, None)) == pytest.approx(
+        first * 0.5 * 0.9 * CUT_FACTOR
     )
 
 
@@ -90,17 +95,34 @@ def test_after_the_hold_a_probe_lifts_the_budget_about_one_layer() -> None:
     assert link.state == "probing"
 
 
-def test_a_probe_that_passes_keeps_its_budget_and_the_next_climbs_from_it() -> None:
+def test_a_probe_passes_once_it_took_effect_without_loss_and_the_next_climbs_from_it() -> None:
+    link = LinkBudget()
+    held = link.update(0.0, LinkFeedback(1_000_000, 0.5, None))
+    probe = link.update(MIN_HOLD_SECONDS, LinkFeedback(150_000, CLEAN, None))
+    assert held is not None and probe is not None
+    # The larger layer starts at its key frame, a while into the probe: the probe runs on.
+    upgraded_at = MIN_HOLD_SECONDS + 3.0
+    assert link.update(MIN_HOLD_SECONDS + PROBE_SECONDS, LinkFeedback(150_000, CLEAN, None))
+    assert link.update(upgraded_at + 1, LinkFeedback(held * 1.5, CLEAN, None)) == probe
+    assert link.state == "probing"
+    passed_at = upgraded_at + 1 + PROBE_SECONDS
+    assert link.update(passed_at, LinkFeedback(held * 1.5, CLEAN, None)) == probe
+    assert link.state == "holding"
+    # The hold after a passed probe is the shortest again.
+    next_probe = link.update(passed_at + MIN_HOLD_SECONDS, LinkFeedback(held * 1.5, CLEAN, None))
+    assert next_probe == pytest.approx(probe * PROBE_FACTOR + PROBE_FLOOR)
+
+
+def test_a_probe_that_takes_no_effect_passes_after_twice_as_long() -> None:
+    """Nothing larger fits its budget yet (the next probe climbs from it), or nothing larger is
+    wanted (the probes change nothing)."""
     link = LinkBudget()
     link.update(0.0, LinkFeedback(1_000_000, 0.5, None))
     probe = link.update(MIN_HOLD_SECONDS, LinkFeedback(150_000, CLEAN, None))
-    passed_at = MIN_HOLD_SECONDS + PROBE_SECONDS
-    assert link.update(passed_at, LinkFeedback(450_000, CLEAN, None)) == probe
-    assert link.state == "holding"
-    # The hold after a passed probe is the shortest again.
-    next_probe = link.update(passed_at + MIN_HOLD_SECONDS, LinkFeedback(450_000, CLEAN, None))
-    assert probe is not None
-    assert next_probe == pytest.approx(probe * PROBE_FACTOR + PROBE_FLOOR)
+    link.update(MIN_HOLD_SECONDS + 2 * PROBE_SECONDS - 0.1, LinkFeedback(150_000, CLEAN, None))
+    assert link.state == "probing"
+    assert link.update(MIN_HOLD_SECONDS + 2 * PROBE_SECONDS, LinkFeedback(150_000, CLEAN, None))
+    assert link.state == "holding" and link.budget == probe
 
 
 def test_a_probe_that_loses_packets_restores_the_budget_and_waits_twice_as_long() -> None:

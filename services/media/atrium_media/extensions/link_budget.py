@@ -16,15 +16,16 @@ So the budget is decided by congestion, and the estimate bounds a cut:
 * **Unconstrained** (no congestion seen yet): no budget; only ``maxSubscriptionBitrate`` limits
   what the subscriber gets, as with no feedback at all.
 * **Congested**: at least :data:`CONGESTION_LOSS` of the packets were lost (NACKed, or in its
-  receiver reports), or
-  its estimate fell sharply (it saw queuing delay grow). The budget becomes what got through
-  (what was sent, less what was lost) or, on a fall of the estimate, the estimate, times
-  :data:`CUT_FACTOR`; the allocation then picks smaller layers, or switches tracks off.
-  Congestion reported while the cut has not taken effect yet (the worker still sends more than
-  the budget: a layer switch waits for a key frame) does not cut again.
-* **Holding**: for ``hold`` seconds after a cut, the budget stays (or follows further cuts).
+  receiver reports), or its estimate fell sharply (it saw queuing delay grow). The budget
+  becomes what got through (what was sent, less what was lost) or, on a fall of the estimate,
+  the estimate, times :data:`CUT_FACTOR`; the allocation then picks smaller layers, or switches
+  tracks off. Congestion reported while the cut has not taken effect yet (the worker still sends
+  more than the budget: a layer switch waits for a key frame) does not cut again.
+* **Holding**: for ``hold`` seconds after a cut, the budget stays (or follows further cuts,
+  each keeping at least :data:`FURTHER_CUT_LIMIT` of it).
 * **Probing**: after the hold, the budget is lifted (:data:`PROBE_FACTOR` times the budget or
-  what is sent, plus :data:`PROBE_FLOOR`) for :data:`PROBE_SECONDS`. Congestion during the
+  what is sent, plus :data:`PROBE_FLOOR`) until :data:`PROBE_SECONDS` after it took effect
+  (more is sent than before: a larger layer started). Congestion during the
   probe (NACKs or reports of loss) puts back the budget that held before it and doubles the hold
   (up to :data:`MAX_HOLD_SECONDS`); a probe that passes keeps its budget and resets the hold,
   and the next probe climbs from it, until the subscriber has all it wants (a probe beyond that
@@ -41,6 +42,7 @@ __all__ = [
     "CONGESTION_LOSS",
     "CUT_FACTOR",
     "CUT_GRACE_SECONDS",
+    "FURTHER_CUT_LIMIT",
     "MAX_HOLD_SECONDS",
     "MIN_HOLD_SECONDS",
     "PROBE_FACTOR",
@@ -79,6 +81,9 @@ PROBE_SECONDS = 5.0
 """How long a probe lasts before it counts as passed: time for the new layer's key frame, and
 for the receiver to report loss if the link cannot take it."""
 
+FURTHER_CUT_LIMIT = 0.5
+"""A cut of a budget already cut keeps at least this share of it."""
+
 MIN_HOLD_SECONDS = 4.0
 MAX_HOLD_SECONDS = 60.0
 
@@ -111,6 +116,7 @@ class LinkBudget:
         self._hold = MIN_HOLD_SECONDS
         self._since = 0.0  # when the current state began
         self._held_budget: float | None = None  # the budget before a probe
+        self._upgraded_at: float | None = None  # when the probe took effect
         self._last_estimate: float | None = None
 
     def update(self, now: float, feedback: LinkFeedback) -> float | None:
@@ -125,7 +131,7 @@ class LinkBudget:
             pass
         elif self._congested(feedback):
             self._on_congestion(now, feedback)
-        elif self.state == "probing" and now - self._since >= PROBE_SECONDS:
+        elif self.state == "probing" and self._probe_passed(now, feedback):
             self._hold = MIN_HOLD_SECONDS
             self._enter("holding", now)
         elif self.state == "holding" and now - self._since >= self._hold:
@@ -152,13 +158,30 @@ class LinkBudget:
             else:
                 through = feedback.estimate or feedback.sent_bitrate  # the receiver's cut
             cut = max(MIN_BUDGET, through * CUT_FACTOR)
-            self.budget = cut if self.budget is None else min(self.budget, cut)
+            if self.budget is not None:
+                # A further cut at most halves the budget: loss reported just after a switch
+                # down still counts packets of the larger layer.
+                cut = min(self.budget, max(cut, self.budget * FURTHER_CUT_LIMIT))
+            self.budget = cut
         self._enter("holding", now)
+
+    def _probe_passed(self, now: float, feedback: LinkFeedback) -> bool:
+        """A probe passes PROBE_SECONDS after it took effect (more is sent than the budget it
+        lifted: the larger layers start at their next key frame) without congestion; one that
+        takes no effect in twice that (nothing larger fits the lifted budget yet, or nothing
+        larger is wanted) passes too, so that the next probe climbs from it."""
+        held = self._held_budget
+        if self._upgraded_at is None and (held is None or feedback.sent_bitrate > held):
+            self._upgraded_at = now
+        if self._upgraded_at is not None:
+            return now - self._upgraded_at >= PROBE_SECONDS
+        return now - self._since >= 2 * PROBE_SECONDS
 
     def _probe(self, now: float, feedback: LinkFeedback) -> None:
         self._held_budget = self.budget
         base = max(feedback.sent_bitrate, self.budget or 0.0)
         self.budget = base * PROBE_FACTOR + PROBE_FLOOR
+        self._upgraded_at = None
         self._enter("probing", now)
 
     def _enter(self, state: str, now: float) -> None:
