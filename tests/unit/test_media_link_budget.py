@@ -7,7 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
+from aiortc.rtp import RTP_HISTORY_SIZE, RtpPacket
 
+from atrium_media import aiortc_compat as compat
 from atrium_media.extensions.allocation import (
     STAY_DISCOUNT,
     LayerOption,
@@ -29,6 +31,7 @@ from atrium_media.extensions.link_budget import (
     LinkFeedback,
 )
 from atrium_media.forwarding import ForwardingLeg, ReceiverEstimate, ReportedLoss
+from atrium_media.forwarding.track import RETRANSMIT_SHARE
 from atrium_media.signaling.bandwidth import AUDIO_ALLOWANCE, Downlink
 
 CLEAN = 0.0
@@ -164,9 +167,27 @@ def test_nacks_count_each_lost_packet_once() -> None:
     assert leg.packets_nacked == 4
 
 
+def test_resends_are_spaced_per_packet_and_capped_by_what_was_sent() -> None:
+    history: list[RtpPacket | None] = [None] * RTP_HISTORY_SIZE
+    for seq in range(100):
+        history[seq % RTP_HISTORY_SIZE] = RtpPacket(sequence_number=seq, payload=b"x" * 100)
+    leg = object.__new__(ForwardingLeg)
+    leg._sender_state = {compat.SENDER_RTP_HISTORY: history}
+    leg._retransmitted = [(-1, float("-inf"))] * RTP_HISTORY_SIZE
+    leg.packets_retransmitted = leg.bytes_retransmitted = 0
+    leg._retransmit_credit = 10 * RETRANSMIT_SHARE  # 10 packets sent: 3 resends
+    assert leg._may_retransmit(50)
+    assert not leg._may_retransmit(50)  # asked again within a round trip
+    assert not leg._may_retransmit(500)  # not in the history
+    assert leg._may_retransmit(51) and leg._may_retransmit(52)
+    assert not leg._may_retransmit(53)  # the credit is spent
+    assert (leg.packets_retransmitted, leg.bytes_retransmitted) == (3, 300)
+
+
 @dataclass
 class FakeLeg:
     bytes_sent: int = 0
+    bytes_retransmitted: int = 0
     packets_sent: int = 0
     packets_nacked: int = 0
     receiver_estimate: ReceiverEstimate | None = None

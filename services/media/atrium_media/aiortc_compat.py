@@ -80,6 +80,7 @@ def check_static() -> None:
     _require_method(RTCRtpReceiver, "_send_rtcp_pli", ("media_ssrc",), True)
     _require_method(RTCRtpSender, "_send_keyframe", (), False)
     _require_method(RTCRtpSender, "_handle_rtcp_packet", ("packet",), True)
+    _require_method(RTCRtpSender, "_retransmit", ("sequence_number",), True)
     _require_method(RTCDtlsTransport, "_send_rtp", ("data",), True)
     _require_method(RTCDtlsTransport, "_get_stats", (), False)
     if not hasattr(aioice.ice, "get_host_addresses"):

@@ -83,6 +83,11 @@ AudioLevelListener = Callable[[str, int, bool], None]
 LayerSsrcPair = tuple[int, int | None]
 
 DEFAULT_PLI_INTERVAL = 0.3
+# Resends per leg: at most this share of the packets sent (a burst of up to the maximum), and
+# one resend of a packet per spacing (a receiver asks again every round trip).
+RETRANSMIT_SHARE = 0.3
+RETRANSMIT_CREDIT_MAX = 64.0
+RETRANSMIT_SPACING_SECONDS = 0.1
 KEYFRAME_RETRY_SECONDS = 1.0
 # A simulcast leg's layer before the allocation chose one: the highest layer that is arriving.
 AUTO_LAYER = -1
@@ -286,6 +291,20 @@ class ForwardingLeg:
                 self._on_nack(packet.lost)
 
         sender._handle_rtcp_packet = handle_rtcp_packet  # type: ignore[method-assign]
+        # Retransmissions answer NACKs, within a budget: on a congested link every loss asked
+        # again and again would otherwise be resent each time, and the resends add to the
+        # congestion that lost the packets (a storm that starves the stream itself).
+        self._retransmit_credit = 0.0
+        self._retransmitted = [(-1, float("-inf"))] * RTP_HISTORY_SIZE  # (seq, when)
+        self.packets_retransmitted = 0
+        self.bytes_retransmitted = 0
+        retransmit = sender._retransmit
+
+        async def limited_retransmit(sequence_number: int) -> None:
+            if self._may_retransmit(sequence_number):
+                await retransmit(sequence_number)
+
+        sender._retransmit = limited_retransmit  # type: ignore[method-assign]
         # Simulcast tracks only: the splicer of the publisher's layers onto this leg's one
         # stream (made on the leg's first packet), and the layer the allocation chose for it
         # (None: switched off; AUTO_LAYER until it chose).
@@ -333,6 +352,25 @@ class ForwardingLeg:
             return  # another application-layer feedback, not a REMB
         if self.sender._ssrc in ssrcs:
             self.receiver_estimate = ReceiverEstimate(bitrate, len(ssrcs), time.monotonic())
+
+    def _may_retransmit(self, seq: int) -> bool:
+        """At most one resend of a packet per RETRANSMIT_SPACING_SECONDS, and resends at most
+        RETRANSMIT_SHARE of the packets sent (a credit earned per packet, spent per resend)."""
+        now = time.monotonic()
+        slot = seq % RTP_HISTORY_SIZE
+        last_seq, last_at = self._retransmitted[slot]
+        if last_seq == seq and now - last_at < RETRANSMIT_SPACING_SECONDS:
+            return False
+        if self._retransmit_credit < 1.0:
+            return False
+        packet = self._sender_state[compat.SENDER_RTP_HISTORY][slot]
+        if packet is None or packet.sequence_number != seq:
+            return False
+        self._retransmit_credit -= 1.0
+        self._retransmitted[slot] = (seq, now)
+        self.packets_retransmitted += 1
+        self.bytes_retransmitted += len(packet.payload)
+        return True
 
     def _on_nack(self, lost: Sequence[int]) -> None:
         """Count each lost packet once: a receiver asks again for a packet every round trip
@@ -390,6 +428,7 @@ class ForwardingLeg:
         self.pause_epoch()
         self.sender.__dict__.pop("_send_keyframe", None)
         self.sender.__dict__.pop("_handle_rtcp_packet", None)
+        self.sender.__dict__.pop("_retransmit", None)
 
     async def forward(
         self,
@@ -520,6 +559,9 @@ class ForwardingLeg:
             return 0
         self.packets_sent += 1
         self.bytes_sent += len(payload)
+        self._retransmit_credit = min(
+            RETRANSMIT_CREDIT_MAX, self._retransmit_credit + RETRANSMIT_SHARE
+        )
         if not repaired:
             state[compat.SENDER_NTP_TIMESTAMP] = ntp_time
             state[compat.SENDER_RTP_TIMESTAMP] = ts

@@ -81,6 +81,7 @@ class LegFeedback(Protocol):
     """What the downlink needs of a forwarding leg (a ForwardingLeg)."""
 
     bytes_sent: int
+    bytes_retransmitted: int
     packets_sent: int
     packets_nacked: int
     receiver_estimate: ReceiverEstimate | None
@@ -166,7 +167,7 @@ class Downlink:
 
     def update(self, now: float, legs: Sequence[LegFeedback], audio_tracks: int) -> float | None:
         totals = (
-            sum(leg.bytes_sent for leg in legs),
+            sum(leg.bytes_sent + leg.bytes_retransmitted for leg in legs),
             sum(leg.packets_sent for leg in legs),
             sum(leg.packets_nacked for leg in legs),
         )
