@@ -64,13 +64,31 @@ async def test_subscribe_rules_with_a_priority_filter_follow_the_publish_priorit
         assert await distinct_video(track) >= 3
         await matches_rest(stack, tenant, bob)
 
-        # Alice lowers the camera and raises the screen: Bob's subscriptions swap.
+        # Alice lowers the camera and raises the screen: Bob's subscriptions swap, and his
+        # publications say so.
+        changes: list[tuple[str, str]] = []
+        bob.on(
+            "track_publish_priority_changed",
+            lambda priority, publication, _participant: changes.append(
+                (publication.track_name, priority)
+            ),
+        )
         cam.set_priority("low")
         screen.set_priority("high")
         await eventually(
             lambda: flowing(bob) == {screen.track_sid},
             timeout=10,
             message="bob follows the new priorities",
+        )
+        await eventually(
+            lambda: sorted(changes) == [("cam", "low"), ("screen", "high")],
+            timeout=10,
+            message=f"bob is told of both priority changes (got {changes})",
+        )
+        now_seen = remote_publications(bob, "alice")
+        assert (now_seen["cam"].publish_priority, now_seen["screen"].publish_priority) == (
+            "low",
+            "high",
         )
         assert bob_seen.count("track_unsubscribed", cam.track_sid) == 1
         assert bob_seen.count("track_subscribed", screen.track_sid) == 1

@@ -93,6 +93,7 @@ PARTICIPANT_EVENTS = (
     "track_message",
     "track_switched_off",
     "track_switched_on",
+    "track_publish_priority_changed",
 )
 # RemoteParticipant events the Room re-emits under another name (as twilio-video.js).
 RENAMED_PARTICIPANT_EVENTS = {
@@ -808,6 +809,12 @@ class Room(EventEmitter):
                     existing.track._set_enabled(enabled)
                 existing.emit("track_enabled" if enabled else "track_disabled")
                 participant.emit("track_enabled" if enabled else "track_disabled", existing)
+            priority = str(info.get("priority") or "standard")
+            if existing is not None and existing.publish_priority != priority:
+                # setPriority() on the publisher's side (twilio-video's publishPriorityChanged).
+                existing.publish_priority = priority
+                existing.emit("publish_priority_changed", priority)
+                participant.emit("track_publish_priority_changed", priority, existing)
         if state == "reconnecting":
             participant._reconnecting()
         elif state == "connected":
