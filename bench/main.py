@@ -63,12 +63,21 @@ from bench.media import (
 from bench.pipeline import PipelineProbe
 from bench.procs import REPO_ROOT, Process, ProcessFailed
 from bench.report import Comparison, MediaFigure, fmt, print_report, write_json
+from bench.simulcast import (
+    SIMULCAST_NOTE,
+    SimulcastConfig,
+    measure_simulcast,
+    simulcast_figures,
+)
+from bench.simulcast import unavailable as simulcast_unavailable
 from bench.stats import Summary, match_arrivals, summarize
 from bench.subscribe_rules import measure_subscribe_rules, subscribe_rules_figures
 from bench.subscribe_rules import unavailable as rules_unavailable
 from bench.webhook import WebhookServer
 
 RESULTS_PATH = REPO_ROOT / "bench" / "results" / "latest.json"
+# A --simulcast-only run writes its own file and leaves the last full run's figures alone.
+SIMULCAST_RESULTS_PATH = REPO_ROOT / "bench" / "results" / "simulcast.json"
 READY_TIMEOUT = 45.0
 SERVICE_MODULES = {
     "room": "atrium_room.app",
@@ -94,6 +103,7 @@ class Config:
     media: bool = True  # worker CPU, media latency, join latency
     media_seconds: float = 4.0  # measured window per CPU / latency measurement
     joins: int = 10
+    simulcast_only: bool = False  # of the media phases, only the simulcast one
 
 
 @dataclass
@@ -474,6 +484,9 @@ async def media_phases(
     """Worker CPU per forwarded stream, media latency, join latency (bench/media.py, join.py)."""
     out = MediaResults()
     console = progress.console
+    if config.simulcast_only:
+        await _simulcast(stack, bench, out, progress)
+        return out
     cpu_config = CpuConfig(seconds=config.media_seconds)
 
     task = progress.add_task(
@@ -595,6 +608,8 @@ async def media_phases(
             f"({joins.joins - joins.failures}/{joins.joins} ok)"
         )
 
+    await _simulcast(stack, bench, out, progress)  # Chromium simulcast (bench/simulcast.py)
+
     stack.check_alive()  # SubscribeRules: rules POST -> first frame (bench/subscribe_rules.py)
     rules = (
         rules_unavailable(stack.media_unavailable)
@@ -634,6 +649,47 @@ async def media_phases(
         f" ({failover.unavailable or 'ok'})"
     )
     return out
+
+
+async def _simulcast(stack: Stack, bench: Bench, out: MediaResults, progress: Progress) -> None:
+    """3-layer vs 1-layer worker CPU, layer switch latency, switched-off bytes (Chromium)."""
+    stack.check_alive()
+    config = SimulcastConfig()
+    if stack.media_unavailable:
+        result = simulcast_unavailable(stack.media_unavailable)
+    else:
+        media = next((p for p in stack.processes if p.name == "media"), None)
+        pid = media.process.pid if media is not None and media.process is not None else None
+        task = progress.add_task("simulcast (headless Chromium)", total=None)
+        result = await measure_simulcast(
+            stack.gateway_url,
+            bench.token,
+            pid,
+            config,
+            on_step=lambda step: progress.update(task, description=f"simulcast: {step}"),
+        )
+        progress.update(task, visible=False)
+    out.figures += simulcast_figures(result, config.subscribers)
+    out.data["simulcast"] = {**result.as_dict(), "config": asdict(config)}
+    console = progress.console
+    for mode, sample in result.cpu.items():
+        console.print(
+            f"  [green]done[/] simulcast CPU {mode}: {sample.cpu_percent:.1f}% total, "
+            f"{sample.cpu_percent_per_leg:.2f}%/leg, {sample.kbps_per_leg:.0f} kbit/s and "
+            f"{sample.fps_per_leg:.1f} fps per leg ({'/'.join(sorted(set(sample.received_sizes)))})"
+        )
+    if result.unavailable:
+        console.print(f"  [yellow]simulcast n/a:[/] {result.unavailable}")
+    else:
+        console.print(
+            f"  [green]done[/] simulcast in {result.elapsed_s}s; switch: p50 "
+            f"{fmt('p50_ms', result.switch.p50_ms)}, "
+            f"p95 {fmt('p95_ms', result.switch.p95_ms)}; switchOn p50 "
+            f"{fmt('p50_ms', result.switch_on.p50_ms)}; switched off "
+            f"{result.off_bytes_per_s} B/s vs on {result.on_bytes_per_s} B/s"
+        )
+    for error in result.errors:
+        console.print(f"  [red]simulcast:[/] {error}")
 
 
 async def _failover(stack: Stack, bench: Bench) -> FailoverResult:
@@ -793,15 +849,18 @@ def _notes(
 ) -> list[str]:
     busy = _busy_note(load_before)
     notes = [busy] if busy else []
-    notes += [
-        "create-room: closed loop, httpx.AsyncClient + Basic auth, POST /v1/Rooms with a unique "
-        f"UniqueName; up to {config.requests} requests or {config.max_seconds:.0f}s per level "
-        "after warm-up. Floor: FastAPI/uvicorn subprocess doing one Redis SET.",
-        "callback: create request sent -> room-created webhook received (in-process receiver); "
-        "floor: the bench POSTs a Twilio-like form straight to the same receiver.",
-        f"Load generator, services, NATS and Redis share this machine's {os.cpu_count()} CPUs.",
-    ]
-    if media.figures:
+    if config.rest:
+        notes += [
+            "create-room: closed loop, httpx.AsyncClient + Basic auth, POST /v1/Rooms with a "
+            f"unique UniqueName; up to {config.requests} requests or {config.max_seconds:.0f}s "
+            "per level after warm-up. Floor: FastAPI/uvicorn subprocess doing one Redis SET.",
+            "callback: create request sent -> room-created webhook received (in-process "
+            "receiver); floor: the bench POSTs a Twilio-like form straight to the same receiver.",
+        ]
+    notes.append(
+        f"Load generator, services, NATS and Redis share this machine's {os.cpu_count()} CPUs."
+    )
+    if media.figures and not config.simulcast_only:
         notes += [
             "worker CPU: publisher (aiortc, 640x480 30 fps VP8 of changing blocky pictures) and "
             "subscribers (frames counted, not decoded) in the bench process; the worker side "
@@ -834,6 +893,8 @@ def _notes(
             "publishes the fake camera; twilio-video SDK via gateway /signaling and the room, "
             "participant, track and media service subprocesses.",
         ]
+    if "simulcast" in media.data:
+        notes.append(SIMULCAST_NOTE)
     for comparison in comparisons:
         missing = comparison.extra.get("missing")
         if missing:
@@ -852,6 +913,9 @@ def parse_args(argv: list[str] | None) -> Config:
     phases = parser.add_mutually_exclusive_group()
     phases.add_argument("--no-media", action="store_true", help="REST and callback phases only")
     phases.add_argument("--media-only", action="store_true", help="media phases only")
+    phases.add_argument(
+        "--simulcast-only", action="store_true", help="the simulcast media phase only"
+    )
     args = parser.parse_args(argv)
     levels = tuple(int(level) for level in args.levels.split(",") if level.strip())
     return Config(
@@ -859,10 +923,11 @@ def parse_args(argv: list[str] | None) -> Config:
         requests=args.requests,
         max_seconds=args.max_seconds,
         callbacks=args.callbacks,
-        rest=not args.media_only,
+        rest=not (args.media_only or args.simulcast_only),
         media=not args.no_media,
         media_seconds=args.media_seconds,
         joins=args.joins,
+        simulcast_only=args.simulcast_only,
     )
 
 
@@ -893,8 +958,9 @@ def main(argv: list[str] | None = None) -> int:
             "config": asdict(config),
             "notes": notes,
         }
-        write_json(RESULTS_PATH, meta, comparisons, media.data if config.media else None)
-        console.print(f"wrote {RESULTS_PATH.relative_to(REPO_ROOT)}")
+        results = SIMULCAST_RESULTS_PATH if config.simulcast_only else RESULTS_PATH
+        write_json(results, meta, comparisons, media.data if config.media else None)
+        console.print(f"wrote {results.relative_to(REPO_ROOT)}")
         succeeded = True
         return 0
     except KeyboardInterrupt as exc:

@@ -150,13 +150,15 @@ def print_report(
     notes: list[str],
     media: list[MediaFigure] | None = None,
 ) -> None:
-    console.print()
-    console.print(
-        table(
-            comparisons,
-            "Atrium vs floor (127.0.0.1; floor = bare FastAPI + 1 Redis SET; ratio = Atrium/floor)",
+    if comparisons:  # none in a media-only run
+        console.print()
+        console.print(
+            table(
+                comparisons,
+                "Atrium vs floor (127.0.0.1; floor = bare FastAPI + 1 Redis SET; "
+                "ratio = Atrium/floor)",
+            )
         )
-    )
     if media:
         console.print()
         console.print(media_table(media, MEDIA_TITLE))
