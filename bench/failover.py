@@ -73,18 +73,6 @@ async def _wait(condition: Any, timeout: float) -> bool:
     return False
 
 
-def _video_of(room: Any, identity: str) -> Any:
-    from atrium_video import RemoteVideoTrack
-
-    participant = room.get_participant(identity)
-    if participant is None:
-        return None
-    for publication in participant.video_tracks.values():
-        if isinstance(publication.track, RemoteVideoTrack):
-            return publication.track
-    return None
-
-
 async def measure_failover(
     signaling_url: str,
     account_sid: str,
@@ -97,6 +85,7 @@ async def measure_failover(
 ) -> FailoverResult:
     """``workers``: the media worker processes by worker id (two or more; one is killed)."""
     from atrium_video import connect, create_local_audio_track, create_local_video_track
+    from tests.support.sdk import subscribed_video
 
     redis = Redis.from_url(redis_url, decode_responses=True)
     joined: list[tuple[str, Any, Any]] = []  # (room name, first, second)
@@ -120,7 +109,7 @@ async def measure_failover(
             for room, peer in ((first, f"{name}-b"), (second, f"{name}-a")):
                 ok = await _wait(
                     lambda room=room, peer=peer: (
-                        (t := _video_of(room, peer)) is not None and t.frames_received >= 10
+                        (t := subscribed_video(room, peer)) is not None and t.frames_received >= 10
                     ),
                     timeout,
                 )
@@ -134,8 +123,8 @@ async def measure_failover(
         if victim not in workers:
             return unavailable(f"room on an unknown worker {victim}")
         moving = [(n, a, b) for n, a, b in joined if placements[n] == victim]
-        tracks = [
-            _video_of(room, peer)
+        tracks: list[Any] = [  # each one subscribed: waited for above
+            subscribed_video(room, peer)
             for name, first, second in moving
             for room, peer in ((first, f"{name}-b"), (second, f"{name}-a"))
         ]
@@ -167,7 +156,8 @@ async def measure_failover(
             extra.append(newcomer)
             ok = await _wait(
                 lambda newcomer=newcomer: (
-                    (t := _video_of(newcomer, f"{name}-a")) is not None and t.frames_received >= 1
+                    (t := subscribed_video(newcomer, f"{name}-a")) is not None
+                    and t.frames_received >= 1
                 ),
                 timeout,
             )

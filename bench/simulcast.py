@@ -583,23 +583,13 @@ def _install_sink(room: Any, track: Any) -> Any:
     raise RuntimeError("no receiver for the subscribed video track")
 
 
-def _video_track(room: Any, identity: str) -> Any:
-    from atrium_video import RemoteVideoTrack
-
-    participant = room.get_participant(identity)
-    if participant is None:
-        return None
-    for publication in participant.video_tracks.values():
-        if isinstance(publication.track, RemoteVideoTrack):
-            return publication.track
-    return None
-
-
 async def _wait_for_video(room: Any, timeout: float) -> Any:
     """The publisher's RemoteVideoTrack in the SDK ``room``, once subscribed (None: timeout)."""
+    from tests.support.sdk import subscribed_video
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        track = _video_track(room, PUBLISHER)
+        track = subscribed_video(room, PUBLISHER)
         if track is not None:
             return track
         await asyncio.sleep(0.05)

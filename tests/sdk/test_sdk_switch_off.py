@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from atrium_video import RemoteVideoTrack, Room, create_local_video_track
-from tests.support.sdk import Events, Recorder, describe, join
+from tests.support.sdk import Events, Recorder, describe, join, subscribed_video
 from tests.support.stack import REALTIME, Stack
 from tests.support.tenants import Tenant
 from tests.support.waiting import eventually
@@ -54,13 +54,7 @@ async def video_of(room: Room, identity: str) -> RemoteVideoTrack:
     """``identity``'s video track as ``room`` receives it, once subscribed."""
 
     def probe() -> RemoteVideoTrack | None:
-        other = room.get_participant(identity)
-        if other is None:
-            return None
-        for publication in other.video_tracks.values():
-            if isinstance(publication.track, RemoteVideoTrack):
-                return publication.track
-        return None
+        return subscribed_video(room, identity)
 
     found = await eventually(
         probe, timeout=30, message=f"{room.local_participant.identity} subscribes to {identity}"

@@ -155,6 +155,17 @@ async def distinct_video(track: RemoteVideoTrack, frames: int = 15) -> int:
     return len(seen)
 
 
+def subscribed_video(room: Room, identity: str) -> RemoteVideoTrack | None:
+    """``identity``'s video track as ``room`` receives it, or None until subscribed."""
+    other = room.get_participant(identity)
+    if other is None:
+        return None
+    for found in other.video_tracks.values():
+        if isinstance(found.track, RemoteVideoTrack):
+            return found.track
+    return None
+
+
 def remote(room: Room, identity: str, kind: str) -> Any:
     """The track of ``kind`` that ``identity`` publishes, as ``room`` receives it."""
     return publication(room, identity, kind).track

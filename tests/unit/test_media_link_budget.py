@@ -168,7 +168,7 @@ def test_nacks_count_each_lost_packet_once() -> None:
 
 
 def test_resends_are_spaced_per_packet_and_capped_by_what_was_sent() -> None:
-    history: list[RtpPacket | None] = [None] * RTP_HISTORY_SIZE
+    history: dict[int, RtpPacket] = {}  # aiortc's sender history: a dict, slots filled as sent
     for seq in range(100):
         history[seq % RTP_HISTORY_SIZE] = RtpPacket(sequence_number=seq, payload=b"x" * 100)
     leg = object.__new__(ForwardingLeg)
@@ -178,7 +178,8 @@ def test_resends_are_spaced_per_packet_and_capped_by_what_was_sent() -> None:
     leg._retransmit_credit = 10 * RETRANSMIT_SHARE  # 10 packets sent: 3 resends
     assert leg._may_retransmit(50)
     assert not leg._may_retransmit(50)  # asked again within a round trip
-    assert not leg._may_retransmit(500)  # not in the history
+    assert not leg._may_retransmit(500)  # not in the history (another packet in its slot)
+    assert not leg._may_retransmit(120)  # a slot never filled
     assert leg._may_retransmit(51) and leg._may_retransmit(52)
     assert not leg._may_retransmit(53)  # the credit is spent
     assert (leg.packets_retransmitted, leg.bytes_retransmitted) == (3, 300)

@@ -283,12 +283,15 @@ class ForwardingLeg:
 
         async def handle_rtcp_packet(packet: Any) -> None:
             await handle_rtcp(packet)  # receiver reports, NACKs, PLI: aiortc's own handling
-            if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
-                self._on_remb(packet)
-            elif isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
-                self._on_receiver_reports(packet)
-            elif isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
-                self._on_nack(packet.lost)
+            try:  # inside aiortc's RTCP loop: nothing may escape (it would end that loop)
+                if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+                    self._on_remb(packet)
+                elif isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
+                    self._on_receiver_reports(packet)
+                elif isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
+                    self._on_nack(packet.lost)
+            except Exception:
+                logger.exception("RTCP feedback of a leg to %s not read", self.subscriber_id)
 
         sender._handle_rtcp_packet = handle_rtcp_packet  # type: ignore[method-assign]
         # Retransmissions answer NACKs, within a budget: on a congested link every loss asked
@@ -301,7 +304,14 @@ class ForwardingLeg:
         retransmit = sender._retransmit
 
         async def limited_retransmit(sequence_number: int) -> None:
-            if self._may_retransmit(sequence_number):
+            # Runs inside aiortc's RTCP loop: an exception here would end the transport's
+            # receive loop, so none may escape.
+            try:
+                allowed = self._may_retransmit(sequence_number)
+            except Exception:
+                logger.exception("resend budget of a leg to %s failed", self.subscriber_id)
+                allowed = True
+            if allowed:
                 await retransmit(sequence_number)
 
         sender._retransmit = limited_retransmit  # type: ignore[method-assign]
@@ -363,7 +373,7 @@ class ForwardingLeg:
             return False
         if self._retransmit_credit < 1.0:
             return False
-        packet = self._sender_state[compat.SENDER_RTP_HISTORY][slot]
+        packet = self._sender_state[compat.SENDER_RTP_HISTORY].get(slot)  # a dict in aiortc
         if packet is None or packet.sequence_number != seq:
             return False
         self._retransmit_credit -= 1.0
